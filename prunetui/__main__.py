@@ -1,0 +1,3 @@
+from prunetui.cli import main
+
+raise SystemExit(main())

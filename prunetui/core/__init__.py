@@ -1,0 +1,1 @@
+"""The pruning engine: no Textual, no plotting, no printing."""

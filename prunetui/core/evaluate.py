@@ -1,0 +1,40 @@
+"""Top-1 accuracy on an evaluation split."""
+
+import threading
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from prunetui.core.events import Progress, Report, batch_count, check_cancel, ignore
+
+
+def model_device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.inference_mode()
+def evaluate(
+    model: nn.Module,
+    batches: Iterable,
+    report: Report = ignore,
+    cancel: threading.Event | None = None,
+) -> float:
+    """Top-1 accuracy in % over `batches` of (images, labels), on the model's device.
+
+    Raises Cancelled between batches when `cancel` is set. The model is left in eval mode.
+    """
+    model.eval()
+    device = model_device(model)
+    total = batch_count(batches)
+    correct = seen = 0
+    for i, (images, labels) in enumerate(batches):
+        check_cancel(cancel)
+        images = images.to(device, non_blocking=True)
+        labels = labels.to(device, non_blocking=True)
+        correct += int((model(images).argmax(dim=1) == labels).sum())
+        seen += labels.numel()
+        report(Progress("evaluate", i + 1, total))
+    if seen == 0:
+        raise ValueError("the evaluation split is empty")
+    return correct / seen * 100.0

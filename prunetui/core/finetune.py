@@ -1,0 +1,104 @@
+"""Finetune a pruned model with its masks held; the best epoch is the result."""
+
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from prunetui.core.evaluate import evaluate, model_device
+from prunetui.core.events import Cancelled, EpochEnd, Progress, Report, batch_count, check_cancel, ignore
+from prunetui.core.pruning import Masks, apply_masks
+
+
+@dataclass(frozen=True)
+class FinetuneSettings:
+    """PRODUCT.md's defaults: SGD, cosine schedule over the whole run, cross-entropy."""
+
+    epochs: int = 5
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+
+
+@dataclass
+class FinetuneResult:
+    epochs: list[EpochEnd] = field(default_factory=list)
+    best_accuracy: float | None = None
+    best_epoch: int | None = None
+    cancelled: bool = False
+
+    @property
+    def completed(self) -> int:
+        return len(self.epochs)
+
+
+def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A detached copy of every parameter and buffer."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+@torch.no_grad()
+def restore(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Copy `state` back into the model's own tensors (in place: optimizers and masks stay valid)."""
+    for k, v in model.state_dict().items():
+        v.copy_(state[k])
+
+
+def _train_epoch(model, batches, optimizer, scheduler, masks, criterion, epoch, report, cancel) -> None:
+    model.train()
+    device = model_device(model)
+    total = batch_count(batches)
+    for i, (images, labels) in enumerate(batches):
+        check_cancel(cancel)
+        images = images.to(device, non_blocking=True)
+        labels = labels.to(device, non_blocking=True)
+        optimizer.zero_grad(set_to_none=True)
+        criterion(model(images), labels).backward()
+        optimizer.step()
+        scheduler.step()
+        apply_masks(model, masks)
+        report(Progress(f"train epoch {epoch}", i + 1, total))
+
+
+def finetune(
+    model: nn.Module,
+    train_batches: Iterable,
+    eval_batches: Iterable,
+    masks: Masks,
+    settings: FinetuneSettings = FinetuneSettings(),
+    report: Report = ignore,
+    cancel: threading.Event | None = None,
+) -> FinetuneResult:
+    """Train `settings.epochs` epochs, re-applying `masks` after every optimizer step.
+
+    When it returns the model holds the best epoch's weights. Cancelled before the first epoch
+    ends, the model is put back exactly as it was; cancelled later, it keeps the best epoch so far.
+    """
+    start_state = snapshot(model)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay
+    )
+    steps = max(1, settings.epochs * max(1, batch_count(train_batches)))
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+    criterion = nn.CrossEntropyLoss()
+    result = FinetuneResult()
+    best_state = start_state
+    try:
+        for epoch in range(1, settings.epochs + 1):
+            started = time.perf_counter()
+            _train_epoch(model, train_batches, optimizer, scheduler, masks, criterion, epoch, report, cancel)
+            accuracy = evaluate(model, eval_batches, cancel=cancel)
+            if result.best_accuracy is None or accuracy > result.best_accuracy:
+                result.best_accuracy, result.best_epoch = accuracy, epoch
+                best_state = snapshot(model)
+            event = EpochEnd(epoch, accuracy, result.best_accuracy, time.perf_counter() - started)
+            result.epochs.append(event)
+            report(event)
+    except Cancelled:
+        result.cancelled = True
+    restore(model, best_state)
+    model.eval()
+    return result

@@ -1,0 +1,117 @@
+"""Sparsity profiles as TOML: load, validate, save atomically."""
+
+import difflib
+import math
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tomli_w
+
+from prunetui.core.atomic import write_atomic
+from prunetui.errors import UserError
+
+MAX_PROFILE_BYTES = 4 * 2**20  # a profile is a few lines; anything this big is not one
+
+
+@dataclass
+class Profile:
+    name: str
+    sparsity: dict[str, float] = field(default_factory=dict)  # unlisted layers are 0
+    model: str | None = None
+    description: str | None = None
+
+
+def _flatten(table: Mapping, prefix: str = "") -> dict[str, object]:
+    """Undo TOML's nesting of unquoted dotted keys: backbone.conv3.weight = 0.8 -> one flat key."""
+    flat = {}
+    for key, value in table.items():
+        full = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, full + "."))
+        else:
+            flat[full] = value
+    return flat
+
+
+def _check_value(layer: str, value: object, source: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise UserError(f"{source}: sparsity of {layer} must be a number in [0, 1], got {value!r}")
+    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        raise UserError(f"{source}: sparsity of {layer} must be in [0, 1], got {value}")
+    return float(value)
+
+
+def _optional_string(data: dict, key: str, source: str) -> str | None:
+    value = data.get(key)
+    if value is not None and not isinstance(value, str):
+        raise UserError(f"{source}: '{key}' must be a string")
+    return value
+
+
+def parse_profile(text: str, source: str = "profile", default_name: str = "profile") -> Profile:
+    """Parse and validate a profile's TOML text (layer names are checked later, against a model)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"{source}: not valid TOML ({e})") from None
+    table = data.get("sparsity")
+    if table is None:
+        raise UserError(f"{source}: no [sparsity] table (layer = sparsity lines)")
+    if not isinstance(table, Mapping):
+        raise UserError(f"{source}: 'sparsity' must be a table of layer = sparsity")
+    sparsity = {layer: _check_value(layer, v, source) for layer, v in _flatten(table).items()}
+    name = _optional_string(data, "name", source) or default_name
+    return Profile(
+        name=name,
+        sparsity=sparsity,
+        model=_optional_string(data, "model", source),
+        description=_optional_string(data, "description", source),
+    )
+
+
+def load_profile(path: str | Path) -> Profile:
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"profile not found: {path}")
+    if not path.is_file():
+        raise UserError(f"profile is not a file: {path}")
+    if path.stat().st_size > MAX_PROFILE_BYTES:
+        raise UserError(f"{path}: too large to be a profile ({path.stat().st_size} bytes)")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read profile {path}: {e}") from None
+    return parse_profile(text, source=str(path), default_name=path.stem)
+
+
+def check_layers(profile: Profile, layer_names: Iterable[str]) -> None:
+    """Every layer the profile names must be a prunable tensor of the model."""
+    names = list(layer_names)
+    for layer in profile.sparsity:
+        if layer not in names:
+            close = difflib.get_close_matches(layer, names, n=3, cutoff=0.5) or names[:3]
+            raise UserError(f"profile '{profile.name}': unknown layer {layer}; closest: {', '.join(close)}")
+
+
+def profile_toml(profile: Profile) -> str:
+    data: dict[str, object] = {"name": profile.name}
+    if profile.model:
+        data["model"] = profile.model
+    if profile.description:
+        data["description"] = profile.description
+    data["sparsity"] = {layer: round(float(s), 6) for layer, s in profile.sparsity.items()}
+    return tomli_w.dumps(data)
+
+
+def save_profile(profile: Profile, path: str | Path, overwrite: bool = False) -> Path:
+    """Write atomically; refuse to replace an existing file unless `overwrite`."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise UserError(f"{path} exists (choose another name or allow overwriting)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return write_atomic(path, lambda f: f.write(profile_toml(profile)))
+    except OSError as e:
+        raise UserError(f"cannot save profile {path}: {e.strerror or e}") from None

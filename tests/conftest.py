@@ -1,0 +1,49 @@
+"""Shared fixtures: a tiny CNN and tiny real-shaped data, fast on 2 CPU cores."""
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from prunetui.core.session import Splits
+
+
+def tiny_cnn() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Conv2d(8, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(16, 4),
+    )
+
+
+def tiny_splits(n: int = 96, batch_size: int = 16) -> Splits:
+    """Four classes that differ in which quadrant is bright: learnable in a few steps."""
+    g = torch.Generator().manual_seed(1)
+    labels = torch.arange(n) % 4
+    images = torch.rand(n, 1, 8, 8, generator=g) * 0.3
+    for i, label in enumerate(labels.tolist()):
+        r, c = divmod(label, 2)
+        images[i, 0, r * 4 : r * 4 + 4, c * 4 : c * 4 + 4] += 1.0
+    dataset = TensorDataset(images, labels)
+    return Splits(
+        train=DataLoader(
+            dataset, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(2)
+        ),
+        eval=DataLoader(dataset, batch_size=batch_size),
+    )
+
+
+@pytest.fixture
+def model() -> nn.Module:
+    return tiny_cnn()
+
+
+@pytest.fixture
+def splits() -> Splits:
+    return tiny_splits()

@@ -1,0 +1,91 @@
+import threading
+
+import pytest
+import torch
+
+from prunetui.core.evaluate import evaluate
+from prunetui.core.events import EpochEnd, Progress
+from prunetui.core.finetune import FinetuneSettings, finetune, snapshot
+from prunetui.core.pruning import prune
+
+
+def pruned_weights_are_zero(model, masks) -> bool:
+    params = dict(model.named_parameters())
+    return all(torch.all(params[name][~mask] == 0) for name, mask in masks.items())
+
+
+def test_masks_hold_through_finetune(model, splits):
+    masks = prune(model, {"0.weight": 0.5, "3.weight": 0.8, "7.weight": 0.6})
+    result = finetune(model, splits.train, splits.eval, masks, FinetuneSettings(epochs=2))
+    assert result.completed == 2
+    assert pruned_weights_are_zero(model, masks)
+    assert any(torch.any(p != 0) for p in model.parameters())  # it did not just zero everything
+
+
+def test_best_epoch_is_what_remains(model, splits):
+    masks = prune(model, {"3.weight": 0.7})
+    states = {}
+
+    def report(event):
+        if isinstance(event, EpochEnd):
+            states[event.epoch] = snapshot(model)
+
+    # a high lr makes the accuracy wander, so the best epoch is rarely the last
+    result = finetune(model, splits.train, splits.eval, masks, FinetuneSettings(epochs=4, lr=0.3), report)
+    assert [e.epoch for e in result.epochs] == [1, 2, 3, 4]
+    best = max(result.epochs, key=lambda e: e.accuracy)
+    assert result.best_epoch == best.epoch and result.best_accuracy == best.accuracy
+    assert all(torch.equal(v, states[best.epoch][k]) for k, v in model.state_dict().items())
+    assert evaluate(model, splits.eval) == pytest.approx(result.best_accuracy)
+    assert result.epochs[-1].best_accuracy == result.best_accuracy
+
+
+def test_epoch_line_is_the_blogs_format():
+    assert EpochEnd(1, 93.06, 93.06, 1.0).line() == "Epoch 1 Accuracy 93.06% / Best Accuracy: 93.06%"
+
+
+def test_cancel_stops_within_one_batch_and_restores(model, splits):
+    masks = prune(model, {"3.weight": 0.5})
+    before = snapshot(model)
+    cancel = threading.Event()
+    trained = []
+
+    def report(event):
+        if isinstance(event, Progress) and event.stage.startswith("train"):
+            trained.append(event.done)
+            if event.done == 2:
+                cancel.set()
+
+    result = finetune(model, splits.train, splits.eval, masks, FinetuneSettings(epochs=3), report, cancel)
+    assert result.cancelled and result.completed == 0
+    assert trained == [1, 2]  # no batch ran after the cancel
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_cancel_after_an_epoch_keeps_the_best_so_far(model, splits):
+    masks = prune(model, {"3.weight": 0.5})
+    cancel = threading.Event()
+
+    def report(event):
+        if isinstance(event, EpochEnd):
+            cancel.set()
+
+    result = finetune(model, splits.train, splits.eval, masks, FinetuneSettings(epochs=3), report, cancel)
+    assert result.cancelled and result.completed == 1
+    assert evaluate(model, splits.eval) == pytest.approx(result.best_accuracy)
+    assert pruned_weights_are_zero(model, masks)
+
+
+def test_learning_rate_follows_a_cosine_over_the_whole_run(model, splits, monkeypatch):
+    seen = []
+    real_step = torch.optim.SGD.step
+
+    def step(self, *args, **kwargs):
+        seen.append(self.param_groups[0]["lr"])
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", step)
+    finetune(model, splits.train, splits.eval, {}, FinetuneSettings(epochs=2, lr=0.1))
+    assert seen[0] == pytest.approx(0.1)
+    assert seen == sorted(seen, reverse=True)  # decays monotonically over both epochs
+    assert seen[-1] < 0.01
