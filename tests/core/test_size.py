@@ -1,19 +1,22 @@
+from pathlib import Path
+
 import pytest
 import torch
 
+from prunetui.core.profile import check_layers, load_profile
 from prunetui.core.pruning import prune
 from prunetui.core.size import dense_size_mib, percent_of_dense, projected_size_mib, sparse_size_mib
 from prunetui.sources.vgg import VGG
 
-LAYERS = [f"backbone.conv{i}.weight" for i in range(8)] + ["classifier.weight"]
+PROFILES = Path(__file__).parents[2] / "profiles"
 
-# The blog's five runs: per-layer sparsities, then the size and % of dense it reports.
+# The blog's five runs, shipped as profiles, and the size and % of dense the blog reports for each.
 BLOG_RUNS = {
-    "run1": ([0, 0, 0, 0, 0.30, 0.60, 0.60, 0.80, 0], "15.85", "45.03"),
-    "run2": ([0, 0, 0.70, 0.65, 0.60, 0.65, 0.75, 0.90, 0], "9.55", "27.14"),
-    "run3": ([0, 0, 0, 0.65, 0.60, 0.65, 0.75, 0.90, 0], "10.34", "29.37"),
-    "run4": ([0, 0, 0, 0.80, 0.91, 0.93, 0.95, 0.95, 0], "3.84", "10.90"),
-    "run5": ([0, 0.50, 0.55, 0.80, 0.91, 0.93, 0.95, 0.95, 0], "3.08", "8.75"),
+    "run1": ("15.85", "45.03"),
+    "run2": ("9.55", "27.14"),
+    "run3": ("10.34", "29.37"),
+    "run4": ("3.84", "10.90"),
+    "run5": ("3.08", "8.75"),
 }
 
 
@@ -34,10 +37,12 @@ def test_lab_vgg_dense_size():
 
 @pytest.mark.parametrize("run", list(BLOG_RUNS))
 def test_blog_runs_sizes(run):
-    sparsities, size, percent = BLOG_RUNS[run]
+    size, percent = BLOG_RUNS[run]
     model = trained_like_vgg()
     dense = dense_size_mib(model)
-    targets = dict(zip(LAYERS, sparsities, strict=True))
+    profile = load_profile(PROFILES / f"vgg-cifar-{run}.toml")
+    check_layers(profile, [name for name, p in model.named_parameters() if p.dim() > 1])
+    targets = profile.sparsity
     projected = projected_size_mib(dict(model.named_parameters()), targets)
     prune(model, targets)
     sparse = sparse_size_mib(model)

@@ -1,0 +1,147 @@
+"""Command line: bare `prunetui` opens the TUI; `info`, `scan`, `prune` run headless.
+
+torch and the engine are imported lazily so `--help` and bad arguments answer at once.
+"""
+
+import argparse
+import json
+import sys
+import tempfile
+import traceback
+from collections.abc import Sequence
+
+from prunetui.errors import UserError
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 1
+EXIT_INTERRUPTED = 130
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one `error:` line and exit 2."""
+
+    def error(self, message: str):
+        raise UserError(message)
+
+
+def _add_common(parser: argparse.ArgumentParser, top_level: bool) -> None:
+    # Options may come before or after the command; a subcommand must not reset what the top level set.
+    default = None if top_level else argparse.SUPPRESS
+    parser.add_argument(
+        "--model",
+        default=default,
+        metavar="SPEC",
+        help="demo (default), vgg-cifar, torchvision:NAME[:CLASSES], module.path:factory or file.py:factory",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        default=default,
+        metavar="PATH",
+        help="state_dict, {'state_dict': ...} or a prunetui export (loaded weights_only)",
+    )
+    parser.add_argument(
+        "--data",
+        default=default,
+        metavar="SPEC",
+        help="digits (demo default), cifar10:DIR, "
+        "mnist:DIR, fashion-mnist:DIR, imagefolder:DIR, tensor:FILE.pt, random:N:CxHxW",
+    )
+    parser.add_argument("--device", default=default, metavar="DEV", help="auto, cpu (default), cuda[:N], mps")
+    parser.add_argument("--profile", default=default, metavar="TOML", help="sparsity profile to load")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="prunetui", description="Interactive pruning workbench for PyTorch CNNs.")
+    _add_common(parser, top_level=True)
+    commands = parser.add_subparsers(dest="command", parser_class=Parser)
+
+    info = commands.add_parser("info", help="layers, sizes and sparsity of the model")
+    _add_common(info, top_level=False)
+    info.add_argument("--json", action="store_true", help="one JSON document on stdout")
+
+    scan = commands.add_parser("scan", help="sensitivity scan: accuracy with each layer alone pruned")
+    _add_common(scan, top_level=False)
+    scan.add_argument(
+        "--sparsities", default="0.4:1.0:0.1", help="0.4,0.5 or start:stop:step (stop excluded)"
+    )
+    scan.add_argument("--layers", help="comma-separated layer names (default: every prunable layer)")
+    scan.add_argument("--json", action="store_true", help="one JSON document on stdout")
+
+    prune = commands.add_parser("prune", help="prune to a profile, optionally finetune, report and export")
+    _add_common(prune, top_level=False)
+    prune.add_argument(
+        "--finetune", type=int, default=0, metavar="EPOCHS", help="finetune epochs (default 0)"
+    )
+    prune.add_argument("--lr", type=float, default=0.01, help="finetune learning rate (default 0.01)")
+    prune.add_argument("--out", metavar="PATH", help="write the pruned checkpoint here")
+    prune.add_argument("--force", action="store_true", help="let --out replace an existing file")
+    prune.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    return parser
+
+
+def parse_sparsities(text: str) -> list[float]:
+    """`0.4,0.5` or `start:stop:step` (like the lab's np.arange(0.4, 1.0, 0.1))."""
+    try:
+        if ":" in text:
+            start, stop, step = (float(x) for x in text.split(":"))
+            if step <= 0:
+                raise ValueError
+            values, i = [], 0
+            while start + i * step < stop - 1e-9:
+                values.append(round(start + i * step, 6))
+                i += 1
+        else:
+            values = [float(x) for x in text.split(",")]
+    except ValueError:
+        raise UserError(f"bad --sparsities '{text}': expected 0.4,0.5 or start:stop:step") from None
+    if not values or any(not 0.0 <= v <= 1.0 for v in values):
+        raise UserError(f"bad --sparsities '{text}': need at least one value, each in [0, 1]")
+    return values
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return run(args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception:
+        return _report_crash()
+
+
+def _report_crash() -> int:
+    with tempfile.NamedTemporaryFile("w", prefix="prunetui-crash-", suffix=".log", delete=False) as f:
+        traceback.print_exc(file=f)
+    kind, value = sys.exc_info()[:2]
+    print(f"error: internal error ({kind.__name__}: {value}); full traceback in {f.name}", file=sys.stderr)
+    return EXIT_INTERNAL
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.command == "prune" and not args.profile:
+        raise UserError("prune needs --profile")
+    if args.command == "prune" and args.finetune < 0:
+        raise UserError(f"--finetune must be 0 or more epochs, got {args.finetune}")
+    if args.command == "prune" and not args.lr > 0:
+        raise UserError(f"--lr must be positive, got {args.lr}")
+    sparsities = parse_sparsities(args.sparsities) if args.command == "scan" else None
+
+    from prunetui import commands  # torch is imported from here on
+
+    opened = commands.open_session(args)
+    if args.command is None:
+        from prunetui.tui.app import run_app
+
+        return run_app(opened.session, opened.profile, device_label=str(opened.session.device))
+    output = {
+        "info": lambda: commands.info(opened, args.json),
+        "scan": lambda: commands.scan(opened, sparsities, args.layers, args.json),
+        "prune": lambda: commands.prune(opened, args.finetune, args.lr, args.out, args.force, args.json),
+    }[args.command]()
+    if args.json:
+        print(json.dumps(output, indent=2))
+    return 0

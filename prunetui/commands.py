@@ -1,0 +1,199 @@
+"""The headless commands behind `prunetui info | scan | prune`: open a session, run a job, report.
+
+Each command returns the JSON document PRODUCT.md specifies; human lines go to stdout, or to stderr
+when the caller prints JSON on stdout.
+"""
+
+import argparse
+import difflib
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from prunetui.core.device import resolve_device
+from prunetui.core.events import EpochEnd, Event, ScanPoint
+from prunetui.core.export import export_checkpoint
+from prunetui.core.finetune import FinetuneSettings
+from prunetui.core.profile import Profile, load_profile
+from prunetui.core.session import Session
+from prunetui.errors import UserError
+from prunetui.sources import load_data, load_model
+
+
+@dataclass
+class Opened:
+    session: Session
+    profile: Profile | None
+    model_spec: str
+    data_spec: str | None
+
+
+def open_session(args: argparse.Namespace) -> Opened:
+    """Model, checkpoint, data, device and profile from the command line, validated."""
+    model_spec = args.model or "demo"
+    device = resolve_device(args.device or "cpu")
+    profile = load_profile(args.profile) if args.profile else None
+    model, label = load_model(model_spec, args.checkpoint)
+    data_spec = args.data or ("digits" if model_spec == "demo" else None)
+    data = load_data(data_spec) if data_spec else None
+    session = Session(model.to(device), data, label)
+    if profile is not None:
+        session.apply_profile(profile)
+        if profile.model and profile.model != label:
+            print(
+                f"warning: profile '{profile.name}' was made for {profile.model}, not {label}",
+                file=sys.stderr,
+            )
+    return Opened(session, profile, model_spec, data_spec)
+
+
+def _console(as_json: bool) -> Console:
+    return Console(stderr=as_json, highlight=False)
+
+
+def _require_data(opened: Opened, what: str) -> None:
+    if opened.session.data is None:
+        raise UserError(f"{what} needs --data for model '{opened.model_spec}'")
+
+
+def info(opened: Opened, as_json: bool) -> dict:
+    session = opened.session
+    layers = session.layers()
+    sparse = session.current_size()
+    if not as_json:
+        table = Table(title=f"{session.label} on {session.device}")
+        for column in ("Layer", "Kind", "Shape", "Params", "Share", "Zeros"):
+            table.add_column(column, justify="left" if column in ("Layer", "Kind") else "right")
+        for info in layers:
+            shape = "x".join(map(str, info.shape))
+            table.add_row(
+                info.name,
+                info.kind,
+                shape,
+                f"{info.params:,}",
+                f"{info.share:.1%}",
+                f"{info.zero_fraction:.1%}",
+            )
+        console = _console(False)
+        console.print(table)
+        console.print(
+            f"dense size={session.dense_size:.2f} MiB, current size={sparse:.2f} MiB "
+            f"= {session.percent(sparse):.2f}% of dense"
+        )
+    return {
+        "model": session.label,
+        "device": str(session.device),
+        "dense_size_mib": session.dense_size,
+        "sparse_size_mib": sparse,
+        "percent_of_dense": session.percent(sparse),
+        "layers": [
+            {
+                "name": i.name,
+                "kind": i.kind,
+                "shape": list(i.shape),
+                "params": i.params,
+                "zero_fraction": i.zero_fraction,
+            }
+            for i in layers
+        ],
+    }
+
+
+def _check_layer_names(names: list[str], known: list[str]) -> None:
+    for layer in names:
+        if layer not in known:
+            close = difflib.get_close_matches(layer, known, n=3, cutoff=0.5) or known[:3]
+            raise UserError(f"unknown layer {layer}; closest: {', '.join(close)}")
+
+
+def scan(opened: Opened, sparsities: list[float], layers: str | None, as_json: bool) -> dict:
+    _require_data(opened, "scan")
+    session = opened.session
+    names = [n.strip() for n in layers.split(",") if n.strip()] if layers else session.layer_names
+    _check_layer_names(names, session.layer_names)
+    console = _console(as_json)
+    row: list[str] = []
+
+    def report(event: Event) -> None:
+        if isinstance(event, ScanPoint):
+            row.append(f"{event.accuracy:6.2f}")
+            if len(row) == len(sparsities):
+                console.print(f"{event.layer:<32} " + " ".join(row))
+                row.clear()
+
+    console.print(f"{'sparsity':<32} " + " ".join(f"{s:6.2f}" for s in sparsities))
+    result = session.scan(sparsities, names, report)
+    console.print(f"Scan finished in {result.seconds:.1f} s")
+    return {
+        "model": session.label,
+        "sparsities": result.sparsities,
+        "dense_accuracy": result.base_accuracy,
+        "layers": result.layers,
+        "seconds": result.seconds,
+    }
+
+
+def _size_line(session: Session) -> str:
+    size = session.current_size()
+    return f"Sparse model has size={size:.2f} MiB = {session.percent(size):.2f}% of dense model size"
+
+
+def prune(opened: Opened, epochs: int, lr: float, out: str | None, force: bool, as_json: bool) -> dict:
+    session, console = opened.session, _console(as_json)
+    if epochs:
+        _require_data(opened, "finetune")
+    if out and not force and Path(out).exists():
+        raise UserError(f"{out} exists (use --force to replace it)")
+    has_data = session.data is not None
+    accuracy_dense = session.evaluate() if has_data else None
+    if has_data:
+        console.print(f"Dense model has accuracy={accuracy_dense:.2f}%")
+    console.print(f"Dense model has size={session.dense_size:.2f} MiB")
+    session.prune()
+    accuracy_before = session.evaluate() if has_data else None
+    console.print(_size_line(session))
+    if has_data:
+        console.print(f"Sparse model has accuracy={accuracy_before:.2f}% before finetuning")
+    epochs_log, accuracy_after = [], None
+    if epochs:
+        console.print("Finetuning Fine-grained Pruned Sparse Model")
+        started = time.perf_counter()
+
+        def report(event: Event) -> None:
+            if isinstance(event, EpochEnd):
+                console.print(f"    {event.line()}")
+
+        result = session.finetune(FinetuneSettings(epochs=epochs, lr=lr), report)
+        epochs_log = [
+            {"epoch": e.epoch, "accuracy": e.accuracy, "best": e.best_accuracy} for e in result.epochs
+        ]
+        accuracy_after = result.best_accuracy
+        console.print(_size_line(session))
+        console.print(
+            f"Sparse model has accuracy={accuracy_after:.2f}% after finetuning "
+            f"({time.perf_counter() - started:.0f} s)"
+        )
+    profile_name = opened.profile.name if opened.profile else "custom"
+    if out:
+        path = export_checkpoint(session, out, profile_name)
+        console.print(f"Wrote {path}")
+    size = session.current_size()
+    actual = session.pruned_sparsity()
+    return {
+        "model": session.label,
+        "profile": profile_name,
+        "dense_size_mib": session.dense_size,
+        "sparse_size_mib": size,
+        "percent_of_dense": session.percent(size),
+        "accuracy_dense": accuracy_dense,
+        "accuracy_before": accuracy_before,
+        "accuracy_after": accuracy_after,
+        "epochs": epochs_log,
+        "layers": [
+            {"name": n, "target": session.targets[n], "sparsity": actual[n]} for n in session.layer_names
+        ],
+    }

@@ -1,0 +1,231 @@
+"""Data specs -> train and eval loaders. Nothing is ever downloaded."""
+
+import functools
+import os
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import torch
+from torch.utils.data import DataLoader, Dataset, TensorDataset, default_collate
+
+from prunetui.errors import UserError
+from prunetui.sources.checkpoints import read_torch_file
+
+DATA_HELP = (
+    "Data spec: 'digits' (default: scikit-learn's 8x8 handwritten digits, fixed train/test split), "
+    "'cifar10:DIR', 'mnist:DIR', 'fashion-mnist:DIR' (torchvision folders, never downloaded), "
+    "'imagefolder:DIR' (DIR/train and DIR/val, one folder per class), 'tensor:FILE.pt' (a dict with "
+    "'images' N x C x H x W float and 'labels' N long, used for both splits), "
+    "'random:N:CxHxW' (synthetic, e.g. random:256:3x32x32)."
+)
+
+_NEVER_DOWNLOADS = "(prunetui never downloads data)"
+_MNIST_FILES = [
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+]
+_CIFAR_FILES = [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta"]
+_RANDOM_FORM = re.compile(r"^(\d+):(\d+)x(\d+)x(\d+)$")
+_RANDOM_MAX_ELEMENTS = 2**30  # 4 GiB of float32
+
+
+@dataclass
+class Data:
+    train: Iterable[tuple[torch.Tensor, torch.Tensor]]  # shuffled DataLoader over the train split
+    eval: Iterable[tuple[torch.Tensor, torch.Tensor]]  # ordered DataLoader over the eval split
+    spec: str
+    num_classes: int
+    input_shape: tuple[int, int, int]  # C, H, W of one image
+
+
+class _Splits(NamedTuple):
+    train: Dataset
+    eval: Dataset
+    num_classes: int
+
+
+def load_data(
+    spec: str = "digits", batch_size: int = 128, eval_batch_size: int = 512, num_workers: int = 0
+) -> Data:
+    """Parse `spec` and build its train and eval loaders."""
+    if batch_size < 1 or eval_batch_size < 1:
+        raise UserError(f"batch sizes must be positive, got {batch_size} and {eval_batch_size}")
+    kind, _, argument = spec.strip().partition(":")
+    reader = _READERS.get(kind)
+    if reader is None:
+        raise UserError(f"unknown data spec '{spec}': expected one of {', '.join(_READERS)} (see --help)")
+    splits = reader(argument, spec)
+    for name, dataset in (("train", splits.train), ("eval", splits.eval)):
+        if len(dataset) == 0:
+            raise UserError(f"data spec '{spec}': the {name} split is empty")
+    input_shape = tuple(splits.eval[0][0].shape)
+    collate = functools.partial(_collate_same_shape, shape=input_shape, spec=spec)
+    return Data(
+        train=DataLoader(splits.train, batch_size, shuffle=True, num_workers=num_workers, collate_fn=collate),
+        eval=DataLoader(
+            splits.eval, eval_batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate
+        ),
+        spec=spec,
+        num_classes=splits.num_classes,
+        input_shape=input_shape,
+    )
+
+
+def _collate_same_shape(batch: list[Any], shape: tuple[int, ...], spec: str) -> Any:
+    # Image folders may mix sizes; say so plainly instead of failing inside torch.stack.
+    for image, _ in batch:
+        if tuple(image.shape) != shape:
+            raise UserError(
+                f"data spec '{spec}': images differ in size ({_shape_text(image.shape)} vs "
+                f"{_shape_text(shape)}); prunetui does not resize, so give all images one size"
+            )
+    return default_collate(batch)
+
+
+def _shape_text(shape: Iterable[int]) -> str:
+    return "x".join(str(size) for size in shape)
+
+
+def _required(argument: str, spec: str, form: str) -> str:
+    if not argument:
+        raise UserError(f"data spec '{spec}': expected {form}")
+    return os.path.expanduser(argument)
+
+
+def _digits(argument: str, spec: str) -> _Splits:
+    if argument:
+        raise UserError(f"data spec '{spec}': 'digits' takes no argument")
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    images = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    labels = torch.tensor(digits.target, dtype=torch.long)
+    x_train, x_test, y_train, y_test = train_test_split(
+        images, labels, test_size=0.25, random_state=0, stratify=labels
+    )
+    return _Splits(TensorDataset(x_train, y_train), TensorDataset(x_test, y_test), 10)
+
+
+def _cifar10(argument: str, spec: str) -> _Splits:
+    root = _required(argument, spec, "cifar10:DIR")
+    _expect_files(spec, os.path.join(root, "cifar-10-batches-py"), _CIFAR_FILES)
+    from torchvision import datasets, transforms
+
+    train_transform = transforms.Compose(
+        [transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(), transforms.ToTensor()]
+    )
+    try:
+        # torchvision checks each file's md5 against the official release; that check is also what
+        # makes unpickling these files safe, so it stays on.
+        train = datasets.CIFAR10(root, train=True, transform=train_transform, download=False)
+        test = datasets.CIFAR10(root, train=False, transform=transforms.ToTensor(), download=False)
+    except RuntimeError as error:
+        raise UserError(
+            f"data spec '{spec}': the files in {root}/cifar-10-batches-py are not the official CIFAR-10 "
+            "release (md5 check failed)"
+        ) from error
+    return _Splits(train, test, 10)
+
+
+def _mnist_like(class_name: str, kind: str) -> Callable[[str, str], _Splits]:
+    def read(argument: str, spec: str) -> _Splits:
+        root = _required(argument, spec, f"{kind}:DIR")
+        _expect_files(spec, os.path.join(root, class_name, "raw"), _MNIST_FILES)
+        from torchvision import datasets, transforms
+
+        dataset_class = getattr(datasets, class_name)
+        try:
+            train = dataset_class(root, train=True, transform=transforms.ToTensor(), download=False)
+            test = dataset_class(root, train=False, transform=transforms.ToTensor(), download=False)
+        except Exception as error:  # torchvision asserts on a malformed idx file
+            raise UserError(
+                f"data spec '{spec}': cannot read the idx files: {type(error).__name__}"
+            ) from error
+        return _Splits(train, test, 10)
+
+    return read
+
+
+def _expect_files(spec: str, folder: str, names: list[str]) -> None:
+    for name in names:
+        path = os.path.join(folder, name)
+        if not os.path.isfile(path):
+            raise UserError(f"data spec '{spec}': expected {path} {_NEVER_DOWNLOADS}")
+
+
+def _imagefolder(argument: str, spec: str) -> _Splits:
+    root = _required(argument, spec, "imagefolder:DIR")
+    train, val = (_image_split(spec, os.path.join(root, split)) for split in ("train", "val"))
+    if train.classes != val.classes:
+        raise UserError(
+            f"data spec '{spec}': train and val must have the same class folders "
+            f"(train: {', '.join(train.classes)}; val: {', '.join(val.classes)})"
+        )
+    return _Splits(train, val, len(train.classes))
+
+
+def _image_split(spec: str, folder: str) -> Any:
+    if not os.path.isdir(folder):
+        raise UserError(f"data spec '{spec}': expected a folder {folder} with one subfolder per class")
+    from torchvision import datasets, transforms
+
+    try:
+        return datasets.ImageFolder(folder, transform=transforms.ToTensor())
+    except FileNotFoundError as error:  # no class folders, or no images in them
+        raise UserError(f"data spec '{spec}': no images in {folder} (one subfolder per class)") from error
+
+
+def _tensor_file(argument: str, spec: str) -> _Splits:
+    path = _required(argument, spec, "tensor:FILE.pt")
+    content = read_torch_file(path, what="data file", hint="save a dict of plain tensors instead")
+    if not isinstance(content, dict) or not {"images", "labels"} <= content.keys():
+        raise UserError(f"data spec '{spec}': expected a dict with 'images' and 'labels' tensors")
+    images, labels = content["images"], content["labels"]
+    _check_tensors(spec, images, labels)
+    dataset = TensorDataset(images.float(), labels)
+    return _Splits(dataset, dataset, int(labels.max()) + 1)
+
+
+def _check_tensors(spec: str, images: Any, labels: Any) -> None:
+    if not isinstance(images, torch.Tensor) or images.dim() != 4 or not images.is_floating_point():
+        raise UserError(f"data spec '{spec}': 'images' must be a float tensor N x C x H x W")
+    if not isinstance(labels, torch.Tensor) or labels.dim() != 1 or labels.dtype != torch.long:
+        raise UserError(f"data spec '{spec}': 'labels' must be a long (int64) tensor of N class indices")
+    if len(images) != len(labels):
+        raise UserError(f"data spec '{spec}': {len(images)} images but {len(labels)} labels")
+    if len(labels) == 0:
+        raise UserError(f"data spec '{spec}': the file holds no images")
+    if int(labels.min()) < 0:
+        raise UserError(f"data spec '{spec}': labels must be class indices >= 0")
+
+
+def _random(argument: str, spec: str) -> _Splits:
+    match = _RANDOM_FORM.match(argument)
+    if match is None:
+        raise UserError(f"data spec '{spec}': expected random:N:CxHxW, e.g. random:256:3x32x32")
+    count, channels, height, width = (int(group) for group in match.groups())
+    if min(count, channels, height, width) < 1:
+        raise UserError(f"data spec '{spec}': N, C, H and W must be positive")
+    if count * channels * height * width > _RANDOM_MAX_ELEMENTS:
+        raise UserError(f"data spec '{spec}': too large (over 4 GiB of images)")
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randn(count, channels, height, width, generator=generator)
+    labels = torch.randint(0, 10, (count,), generator=generator)
+    dataset = TensorDataset(images, labels)
+    return _Splits(dataset, dataset, 10)
+
+
+_READERS: dict[str, Callable[[str, str], _Splits]] = {
+    "digits": _digits,
+    "cifar10": _cifar10,
+    "mnist": _mnist_like("MNIST", "mnist"),
+    "fashion-mnist": _mnist_like("FashionMNIST", "fashion-mnist"),
+    "imagefolder": _imagefolder,
+    "tensor": _tensor_file,
+    "random": _random,
+}

@@ -1,0 +1,155 @@
+"""The command line contract: JSON keys, stdout holding only JSON, exit codes, one error line."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from prunetui.cli import main, parse_sparsities
+from prunetui.errors import UserError
+from prunetui.sources.vgg import VGG
+
+ROOT = Path(__file__).parents[1]
+PROFILES = ROOT / "profiles"
+EPOCH_LINE = re.compile(r"^ *Epoch (\d+) Accuracy \d+\.\d\d% / Best Accuracy: \d+\.\d\d%$")
+
+
+def run_json(capsys, *argv) -> tuple[dict, str]:
+    assert main([*argv, "--json"]) == 0
+    out, err = capsys.readouterr()
+    return json.loads(out), err  # json.loads fails if stdout holds anything else
+
+
+def test_info_json(capsys):
+    doc, _ = run_json(capsys, "info")
+    assert set(doc) == {"model", "device", "dense_size_mib", "sparse_size_mib", "percent_of_dense", "layers"}
+    assert doc["model"] == "demo" and doc["device"] == "cpu"
+    assert doc["percent_of_dense"] == pytest.approx(100.0)
+    assert len(doc["layers"]) >= 6
+    assert set(doc["layers"][0]) == {"name", "kind", "shape", "params", "zero_fraction"}
+    params = [layer["params"] for layer in doc["layers"]]
+    assert max(params) >= 10 * min(params)
+
+
+def test_scan_json_subset(capsys):
+    layers = "backbone.conv1.weight,classifier.weight"
+    doc, err = run_json(capsys, "scan", "--sparsities", "0.5,0.9", "--layers", layers)
+    assert {"model", "sparsities", "dense_accuracy", "layers", "seconds"} <= set(doc)
+    assert doc["sparsities"] == [0.5, 0.9]
+    assert list(doc["layers"]) == layers.split(",")
+    assert all(len(accuracies) == 2 for accuracies in doc["layers"].values())
+    assert doc["dense_accuracy"] >= 97.0
+    assert doc["layers"]["backbone.conv1.weight"][1] < doc["dense_accuracy"]  # 90% of conv1 hurts
+    assert "Scan finished in" in err
+
+
+def test_sparsity_grid_forms():
+    assert parse_sparsities("0.4:1.0:0.1") == [0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+    assert parse_sparsities("0.5, 0.75") == [0.5, 0.75]
+    for bad in ("0.4:1:0", "a,b", "1.5", "0.1:0.2", ""):
+        with pytest.raises(UserError):
+            parse_sparsities(bad)
+
+
+def test_prune_finetune_keeps_masks_and_logs_epochs(capsys, tmp_path):
+    out = tmp_path / "pruned.pt"
+    profile = PROFILES / "demo-aggressive.toml"
+    doc, err = run_json(capsys, "prune", "--profile", str(profile), "--finetune", "2", "--out", str(out))
+    assert set(doc) == {
+        "model", "profile", "dense_size_mib", "sparse_size_mib", "percent_of_dense", "accuracy_dense",
+        "accuracy_before", "accuracy_after", "epochs", "layers",
+    }  # fmt: skip
+    epoch_lines = [line for line in err.splitlines() if EPOCH_LINE.match(line)]
+    assert len(epoch_lines) == 2
+    assert [e["epoch"] for e in doc["epochs"]] == [1, 2]
+    assert doc["accuracy_after"] == max(e["accuracy"] for e in doc["epochs"])
+    assert doc["accuracy_after"] > doc["accuracy_before"]
+    saved = torch.load(out, weights_only=True)
+    for layer in doc["layers"]:
+        zeros = float((saved["state_dict"][layer["name"]] == 0).float().mean())
+        assert zeros >= layer["target"] - 1e-3  # the masks held through finetuning
+        assert layer["sparsity"] == pytest.approx(zeros)
+    assert saved["prunetui"]["profile"] == "demo-aggressive"
+
+
+def test_prune_vgg_lab_checkpoint_reports_the_blogs_sizes(capsys, tmp_path):
+    torch.manual_seed(0)
+    model = VGG()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 1:
+                p.uniform_(0.5, 1.5)  # trained BN/bias values are nonzero
+    checkpoint = tmp_path / "vgg.cifar.pretrained.pth"
+    torch.save({"epoch": 200, "state_dict": model.state_dict()}, checkpoint)
+    doc, _ = run_json(
+        capsys, "prune", "--model", "vgg-cifar", "--checkpoint", str(checkpoint),
+        "--profile", str(PROFILES / "vgg-cifar-run4.toml"),
+    )  # fmt: skip
+    assert f"{doc['dense_size_mib']:.2f}" == "35.20"
+    assert f"{doc['sparse_size_mib']:.2f}" == "3.84"
+    assert f"{doc['percent_of_dense']:.2f}" == "10.90"
+    assert doc["accuracy_dense"] is None and doc["accuracy_after"] is None  # no --data given
+    assert doc["profile"] == "run4"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["prune", "--profile", "profiles/demo-gentle.toml", "--finetune", "-1"], "--finetune"),
+        (["prune", "--profile", "profiles/demo-gentle.toml", "--lr", "0"], "--lr"),
+        (["prune"], "needs --profile"),
+        (["scan", "--sparsities", "0.4,x"], "--sparsities"),
+        (["info", "--device", "gpu"], "bad device"),
+        (["info", "--device", "cuda:7"], "cuda"),
+        (["info", "--profile", "nope.toml"], "profile not found"),
+        (["scan", "--layers", "backbone.conv9.weight"], "closest: backbone.conv"),
+        (["scan", "--model", "vgg-cifar"], "needs --data"),
+        (["info", "--model", "nonsense"], "unknown model spec"),
+        (["info", "--data", "cifar10:/nowhere"], "cifar"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_input_is_one_error_line_and_exit_2(capsys, monkeypatch, argv, message):
+    monkeypatch.chdir(ROOT)
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert len(err.splitlines()) == 1 and err.startswith("error: ")
+    assert message in err
+
+
+def test_out_never_overwrites_without_force(capsys, tmp_path):
+    out = tmp_path / "x.pt"
+    out.write_bytes(b"precious")
+    argv = ["prune", "--profile", str(PROFILES / "demo-gentle.toml"), "--out", str(out)]
+    assert main(argv) == 2
+    assert out.read_bytes() == b"precious"
+    assert main([*argv, "--force"]) == 0
+    assert "state_dict" in torch.load(out, weights_only=True)
+
+
+def test_internal_error_names_the_traceback_file(capsys, monkeypatch):
+    def broken(*_args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("prunetui.commands.info", broken)
+    assert main(["info"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: internal error (RuntimeError: boom); full traceback in ")
+    log = Path(err.strip().rsplit(" ", 1)[1])
+    assert "Traceback" in log.read_text()
+    log.unlink()
+
+
+def test_module_entry_point_in_a_real_process(tmp_path):
+    ok = subprocess.run([sys.executable, "-m", "prunetui", "info", "--json"], capture_output=True, text=True)
+    assert ok.returncode == 0 and json.loads(ok.stdout)["model"] == "demo"
+    bad = subprocess.run(
+        [sys.executable, "-m", "prunetui", "scan", "--finetune", "3"], capture_output=True, text=True
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
