@@ -76,6 +76,15 @@ def build_parser() -> Parser:
     prune.add_argument("--out", metavar="PATH", help="write the pruned checkpoint here")
     prune.add_argument("--force", action="store_true", help="let --out replace an existing file")
     prune.add_argument("--json", action="store_true", help="one JSON document on stdout")
+
+    runs = commands.add_parser("runs", help="the runs recorded in this directory for this model")
+    _add_common(runs, top_level=False)
+    runs.add_argument("--json", action="store_true", help="one JSON document on stdout")
+
+    resume = commands.add_parser("resume", help="go on with an interrupted finetune run")
+    _add_common(resume, top_level=False)
+    resume.add_argument("run_id", metavar="RUN", help="the run's number in `prunetui runs`, or its id")
+    resume.add_argument("--json", action="store_true", help="one JSON document on stdout")
     return parser
 
 
@@ -141,6 +150,8 @@ def run(args: argparse.Namespace) -> int:
         "info": lambda: commands.info(opened, args.json),
         "scan": lambda: commands.scan(opened, sparsities, args.layers, args.json),
         "prune": lambda: commands.prune(opened, args.finetune, args.lr, args.out, args.force, args.json),
+        "runs": lambda: commands.runs(opened, args.json),
+        "resume": lambda: commands.resume(opened, args.run_id, args.json),
     }[args.command]()
     if args.json:
         print(json.dumps(output, indent=2))

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -19,7 +20,8 @@ from prunetui.core.events import EpochEnd, Event, ScanPoint
 from prunetui.core.export import export_checkpoint
 from prunetui.core.finetune import FinetuneSettings
 from prunetui.core.profile import Profile, load_profile
-from prunetui.core.session import Session
+from prunetui.core.runs import RunRecord, RunStore
+from prunetui.core.session import Origin, Session
 from prunetui.errors import UserError
 from prunetui.sources import load_data, load_model
 
@@ -40,7 +42,8 @@ def open_session(args: argparse.Namespace) -> Opened:
     model, label = load_model(model_spec, args.checkpoint)
     data_spec = args.data or ("digits" if model_spec == "demo" else None)
     data = load_data(data_spec) if data_spec else None
-    session = Session(model.to(device), data, label)
+    origin = Origin(data_spec=data_spec, checkpoint=args.checkpoint)
+    session = Session(model.to(device), data, label, origin, RunStore(Path.cwd()))
     if profile is not None:
         session.apply_profile(profile)
         if profile.model and profile.model != label:
@@ -147,7 +150,7 @@ def prune(opened: Opened, epochs: int, lr: float, out: str | None, force: bool, 
     if epochs:
         _require_data(opened, "finetune")
     if out and not force and Path(out).exists():
-        raise UserError(f"{out} exists (use --force to replace it)")
+        raise UserError(f"{out} exists (use --force to replace it)")  # checked before the long work
     has_data = session.data is not None
     accuracy_dense = session.evaluate() if has_data else None
     if has_data:
@@ -179,8 +182,11 @@ def prune(opened: Opened, epochs: int, lr: float, out: str | None, force: bool, 
         )
     profile_name = opened.profile.name if opened.profile else "custom"
     if out:
-        path = export_checkpoint(session, out, profile_name)
-        console.print(f"Wrote {path}")
+        written = export_checkpoint(session, out, profile_name, overwrite=force)
+        console.print(
+            f"Wrote {written.path}: {written.dense_bytes / 2**20:.2f} MiB on disk as saved, "
+            f"{written.sparse_bytes / 2**20:.2f} MiB as bitmask + nonzero values; figures in {written.side_file}"
+        )
     size = session.current_size()
     actual = session.pruned_sparsity()
     return {
@@ -197,3 +203,52 @@ def prune(opened: Opened, epochs: int, lr: float, out: str | None, force: bool, 
             {"name": n, "target": session.targets[n], "sparsity": actual[n]} for n in session.layer_names
         ],
     }
+
+
+def _run_row(run: RunRecord) -> dict:
+    return {
+        "id": run.id, "name": run.name, "kind": run.kind, "status": run.status, "started": run.started,
+        "parent": run.parent, "size_mib": run.sparse_size_mib, "percent_of_dense": run.percent_of_dense,
+        "accuracy_dense": run.accuracy_dense, "accuracy_before": run.accuracy_before,
+        "accuracy_after": run.accuracy_after, "epochs": len(run.epochs), "profile": run.profile,
+    }  # fmt: skip
+
+
+def _accuracy(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+def runs(opened: Opened, as_json: bool) -> dict:
+    """The runs recorded in this working directory for this model, oldest first."""
+    session = opened.session
+    records = session.runs()
+    if not as_json:
+        table = Table(title=f"runs of {session.label} in {Path.cwd()}", box=box.SIMPLE_HEAD, pad_edge=False)
+        for column in ("#", "Name", "Status", "MiB", "%dense", "Before", "After", "Change", "Ep"):
+            table.add_column(
+                column, justify="left" if column in ("Name", "Status") else "right", no_wrap=True
+            )
+        for number, run in enumerate(records, 1):
+            change = run.accuracy_change
+            table.add_row(
+                str(number), run.name, run.status, f"{run.sparse_size_mib:.2f}", f"{run.percent_of_dense:.2f}",
+                _accuracy(run.accuracy_before), _accuracy(run.accuracy_after),
+                "" if change is None else f"{change:+.2f}", str(len(run.epochs) or ""),
+            )  # fmt: skip
+        _console(False).print(table if records else "No runs recorded here yet for this model.")
+    return {"model": session.label, "runs": [_run_row(r) for r in records]}
+
+
+def resume(opened: Opened, run_id: str, as_json: bool) -> dict:
+    """Go on with an interrupted finetune from its last completed epoch."""
+    session, console = opened.session, _console(as_json)
+    _require_data(opened, "resume")
+
+    def report(event: Event) -> None:
+        if isinstance(event, EpochEnd):
+            console.print(f"    {event.line()}")
+
+    result = session.resume(run_id, report)
+    console.print(_size_line(session))
+    console.print(f"Sparse model has accuracy={result.best_accuracy:.2f}% after finetuning")
+    return _run_row(session.current_run)

@@ -22,7 +22,7 @@ def tiny_cnn() -> nn.Module:
     )
 
 
-def tiny_splits(n: int = 96, batch_size: int = 16) -> Splits:
+def tiny_splits(n: int = 96, batch_size: int = 16, shuffle: bool = True) -> Splits:
     """Four classes that differ in which quadrant is bright: learnable in a few steps."""
     g = torch.Generator().manual_seed(1)
     labels = torch.arange(n) % 4
@@ -33,7 +33,7 @@ def tiny_splits(n: int = 96, batch_size: int = 16) -> Splits:
     dataset = TensorDataset(images, labels)
     return Splits(
         train=DataLoader(
-            dataset, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(2)
+            dataset, batch_size=batch_size, shuffle=shuffle, generator=torch.Generator().manual_seed(2)
         ),
         eval=DataLoader(dataset, batch_size=batch_size),
     )

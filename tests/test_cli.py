@@ -18,6 +18,12 @@ PROFILES = ROOT / "profiles"
 EPOCH_LINE = re.compile(r"^ *Epoch (\d+) Accuracy \d+\.\d\d% / Best Accuracy: \d+\.\d\d%$")
 
 
+@pytest.fixture(autouse=True)
+def in_tmp_dir(tmp_path, monkeypatch):
+    """Runs are recorded in the working directory: keep each test's apart."""
+    monkeypatch.chdir(tmp_path)
+
+
 def run_json(capsys, *argv) -> tuple[dict, str]:
     assert main([*argv, "--json"]) == 0
     out, err = capsys.readouterr()
@@ -99,8 +105,8 @@ def test_prune_vgg_lab_checkpoint_reports_the_blogs_sizes(capsys, tmp_path):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["prune", "--profile", "profiles/demo-gentle.toml", "--finetune", "-1"], "--finetune"),
-        (["prune", "--profile", "profiles/demo-gentle.toml", "--lr", "0"], "--lr"),
+        (["prune", "--profile", str(PROFILES / "demo-gentle.toml"), "--finetune", "-1"], "--finetune"),
+        (["prune", "--profile", str(PROFILES / "demo-gentle.toml"), "--lr", "0"], "--lr"),
         (["prune"], "needs --profile"),
         (["scan", "--sparsities", "0.4,x"], "--sparsities"),
         (["info", "--device", "gpu"], "bad device"),
@@ -111,10 +117,10 @@ def test_prune_vgg_lab_checkpoint_reports_the_blogs_sizes(capsys, tmp_path):
         (["info", "--model", "nonsense"], "unknown model spec"),
         (["info", "--data", "cifar10:/nowhere"], "cifar"),
         (["frobnicate"], "invalid choice"),
+        (["resume", "3"], "no run of this model matches '3'"),
     ],
 )
-def test_bad_input_is_one_error_line_and_exit_2(capsys, monkeypatch, argv, message):
-    monkeypatch.chdir(ROOT)
+def test_bad_input_is_one_error_line_and_exit_2(capsys, argv, message):
     assert main(argv) == 2
     out, err = capsys.readouterr()
     assert out == ""
@@ -153,3 +159,29 @@ def test_module_entry_point_in_a_real_process(tmp_path):
     )
     assert bad.returncode == 2
     assert bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
+
+
+def test_runs_lists_what_prune_and_finetune_recorded(capsys):
+    profile = str(PROFILES / "demo-gentle.toml")
+    assert main(["prune", "--profile", profile, "--finetune", "1"]) == 0
+    capsys.readouterr()
+    doc, _ = run_json(capsys, "runs")
+    prune_run, finetune_run = doc["runs"]
+    assert (prune_run["kind"], finetune_run["kind"]) == ("prune", "finetune")
+    assert finetune_run["parent"] == prune_run["id"] and finetune_run["status"] == "finished"
+    assert finetune_run["epochs"] == 1 and finetune_run["accuracy_after"] is not None
+    assert prune_run["profile"]["backbone.conv4.weight"] == 0.7
+    assert main(["runs"]) == 0
+    assert "demo-gentle+ft1" in capsys.readouterr().out
+    other, _ = run_json(capsys, "runs", "--model", "vgg-cifar")
+    assert other["runs"] == []  # runs belong to the model they were made with
+
+
+def test_export_reports_real_disk_sizes_and_writes_a_profile_side_file(capsys, tmp_path):
+    out = tmp_path / "pruned.pt"
+    profile = str(PROFILES / "demo-aggressive.toml")
+    assert main(["prune", "--profile", profile, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    dense_mib, sparse_mib = (float(x) for x in re.findall(r"(\d+\.\d+) MiB (?:on disk|as bitmask)", printed))
+    assert sparse_mib < dense_mib * 0.5  # 84% of the weights are zero
+    assert main(["info", "--profile", str(out) + ".toml"]) == 0  # the side file is a profile

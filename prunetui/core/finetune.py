@@ -2,8 +2,8 @@
 
 import threading
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
@@ -47,6 +47,28 @@ def restore(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
         v.copy_(state[k])
 
 
+def _resume_state(model, optimizer, scheduler, result: FinetuneResult, best_state: dict) -> dict:
+    return {
+        "model": snapshot(model),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "best_model": best_state,
+        "epochs": [asdict(e) for e in result.epochs],
+        "best_epoch": result.best_epoch,
+    }
+
+
+def _load_resume_state(model, optimizer, scheduler, result: FinetuneResult, state: dict) -> dict:
+    """Put model, optimizer, schedule and epoch log back as `_resume_state` saved them; the best weights."""
+    restore(model, state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    result.epochs = [EpochEnd(**e) for e in state["epochs"]]
+    result.best_epoch = state["best_epoch"]
+    result.best_accuracy = max((e.accuracy for e in result.epochs), default=None)
+    return state["best_model"]
+
+
 def _train_epoch(model, batches, optimizer, scheduler, masks, criterion, epoch, report, cancel) -> None:
     model.train()
     device = model_device(model)
@@ -71,11 +93,15 @@ def finetune(
     settings: FinetuneSettings = FinetuneSettings(),
     report: Report = ignore,
     cancel: threading.Event | None = None,
+    save_state: Callable[[dict], None] | None = None,
+    resume: dict | None = None,
 ) -> FinetuneResult:
     """Train `settings.epochs` epochs, re-applying `masks` after every optimizer step.
 
     When it returns the model holds the best epoch's weights. Cancelled before the first epoch
     ends, the model is put back exactly as it was; cancelled later, it keeps the best epoch so far.
+    `save_state(state)` receives everything needed to go on after each completed epoch; passing that
+    state back as `resume` continues the run where it stopped, schedule and momentum included.
     """
     start_state = snapshot(model)
     optimizer = torch.optim.SGD(
@@ -86,8 +112,10 @@ def finetune(
     criterion = nn.CrossEntropyLoss()
     result = FinetuneResult()
     best_state = start_state
+    if resume is not None:
+        best_state = _load_resume_state(model, optimizer, scheduler, result, resume)
     try:
-        for epoch in range(1, settings.epochs + 1):
+        for epoch in range(result.completed + 1, settings.epochs + 1):
             started = time.perf_counter()
             _train_epoch(model, train_batches, optimizer, scheduler, masks, criterion, epoch, report, cancel)
             accuracy = evaluate(model, eval_batches, cancel=cancel)
@@ -96,6 +124,8 @@ def finetune(
                 best_state = snapshot(model)
             event = EpochEnd(epoch, accuracy, result.best_accuracy, time.perf_counter() - started)
             result.epochs.append(event)
+            if save_state is not None:
+                save_state(_resume_state(model, optimizer, scheduler, result, best_state))
             report(event)
     except Cancelled:
         result.cancelled = True

@@ -1,10 +1,12 @@
 """The one object both front ends drive: a model, its data, its dense weights, targets and masks."""
 
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
+import torch
 from torch import nn
 
 from prunetui.core import pruning
@@ -13,6 +15,7 @@ from prunetui.core.events import Report, ignore
 from prunetui.core.finetune import FinetuneResult, FinetuneSettings, finetune, restore, snapshot
 from prunetui.core.layers import LayerInfo, describe_layers, prunable_parameters
 from prunetui.core.profile import Profile, check_layers
+from prunetui.core.runs import RunRecord, RunStore, fingerprint, new_run_id, now_iso
 from prunetui.core.sensitivity import DEFAULT_SPARSITIES, ScanResult, scan
 from prunetui.core.size import (
     dense_size_mib,
@@ -21,6 +24,7 @@ from prunetui.core.size import (
     projected_size_mib,
     sparse_size_mib,
 )
+from prunetui.errors import UserError
 
 
 @dataclass
@@ -31,11 +35,26 @@ class Splits:
     eval: Iterable
 
 
+@dataclass(frozen=True)
+class Origin:
+    """Where the model and data came from, as the user named them: recorded in every run."""
+
+    data_spec: str | None = None
+    checkpoint: str | None = None
+
+
 class Session:
     """Model + data + masks. Jobs (evaluate, prune, finetune, scan) take a report callback and a cancel
     event; run them one at a time."""
 
-    def __init__(self, model: nn.Module, data: Splits | None = None, label: str = "model"):
+    def __init__(
+        self,
+        model: nn.Module,
+        data: Splits | None = None,
+        label: str = "model",
+        origin: Origin = Origin(),
+        store: RunStore | None = None,
+    ):
         self.model = model.eval()
         self.data = data
         self.label = label
@@ -48,6 +67,11 @@ class Session:
         self.dense_accuracy: float | None = None
         self.accuracy: float | None = None  # of the model as it is now, when known
         self._kept: dict[tuple[str, float], int] = {}
+        self.origin = origin
+        self.store = store  # None: runs are not recorded
+        self.model_state = fingerprint(self.dense_state)
+        self.profile_name = "custom"
+        self.current_run: RunRecord | None = None  # the run whose weights the model holds now
 
     # --- sizes -----------------------------------------------------------------------------------
     def current_size(self) -> float:
@@ -79,6 +103,7 @@ class Session:
         """Targets become the profile's (unlisted layers 0). Unknown layer names raise UserError."""
         check_layers(profile, self.layer_names)
         self.targets = {name: profile.sparsity.get(name, 0.0) for name in self.layer_names}
+        self.profile_name = profile.name
 
     def profile(self, name: str, description: str | None = None) -> Profile:
         sparsity = {layer: s for layer, s in self.targets.items() if s > 0}
@@ -94,13 +119,22 @@ class Session:
         self.accuracy = evaluate(self.model, self._require_data().eval, report, cancel)
         if not self.masks and self.dense_accuracy is None:
             self.dense_accuracy = self.accuracy
+        run = self.current_run
+        if run is not None and run.kind == "prune" and run.accuracy_before is None:
+            run.accuracy_before = self.accuracy  # the record describes exactly this state
+            self._save(run)
         return self.accuracy
 
-    def prune(self) -> None:
-        """Restore the dense weights, then prune them to the current targets and keep the masks."""
+    def prune(self, targets: dict[str, float] | None = None, run_name: str | None = None) -> None:
+        """Restore the dense weights, then prune them to `targets` (default: the current targets) and
+        keep the masks. A front end that lets targets change while a job runs passes a copy."""
+        targets = dict(self.targets if targets is None else targets)
         restore(self.model, self.dense_state)
-        self.masks = pruning.prune(self.model, self.targets)
+        self.masks = pruning.prune(self.model, targets)
         self.accuracy = None if self.masks else self.dense_accuracy
+        self.current_run = self._new_run("prune", run_name or self.profile_name, targets)
+        self.current_run.status = "finished"
+        self._save(self.current_run)
 
     def finetune(
         self,
@@ -108,11 +142,110 @@ class Session:
         report: Report = ignore,
         cancel: threading.Event | None = None,
     ) -> FinetuneResult:
+        """Finetune with the masks held; recorded as a run that continues the current one."""
         data = self._require_data()
-        result = finetune(self.model, data.train, data.eval, self.masks, settings, report, cancel)
+        parent = self.current_run
+        name = f"{parent.name if parent else self.profile_name}+ft{settings.epochs}"
+        profile = parent.profile if parent else pruning.mask_sparsity(self.masks)
+        record = self._new_run("finetune", name, profile)
+        record.parent = parent.id if parent else None
+        record.accuracy_before = self.accuracy
+        record.epochs_planned, record.lr = settings.epochs, settings.lr
+        self._save(record)
+        return self._run_finetune(data, record, settings, report, cancel, resume=None)
+
+    def resume(
+        self, run_id: str, report: Report = ignore, cancel: threading.Event | None = None
+    ) -> FinetuneResult:
+        """Go on with an interrupted finetune from its last completed epoch (same model required)."""
+        record = self._find_run(run_id)
+        if record.kind != "finetune" or record.resume_file is None:
+            raise UserError(f"run {run_id} has nothing to resume (status {record.status})")
+        path = self.store.resume_path(record)
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=True)
+        except (OSError, RuntimeError, EOFError) as e:
+            raise UserError(f"cannot read the saved state of run {run_id}: {e}") from None
+        self.masks = state["masks"]
+        self.targets = {name: record.profile.get(name, 0.0) for name in self.layer_names}
+        settings = FinetuneSettings(**state["settings"])
+        return self._run_finetune(self._require_data(), record, settings, report, cancel, resume=state)
+
+    def _run_finetune(self, data, record, settings, report, cancel, resume) -> FinetuneResult:
+        started = time.perf_counter() - record.seconds
+
+        def save_state(state: dict) -> None:
+            state["masks"], state["settings"] = self.masks, asdict(settings)
+            if self.store is not None:
+                self.store.save_resume_state(record, state)
+            self._update_finetune_run(record, state["epochs"], started)
+
+        try:
+            result = finetune(
+                self.model, data.train, data.eval, self.masks, settings, report, cancel, save_state, resume
+            )
+        except BaseException as e:
+            record.status, record.error = "failed", f"{type(e).__name__}: {e}"
+            self._save(record)
+            raise
         if result.best_accuracy is not None:
             self.accuracy = result.best_accuracy
+            self.current_run = record
+        record.status = "cancelled" if result.cancelled else "finished"
+        self._update_finetune_run(record, [asdict(e) for e in result.epochs], started)
+        if not result.cancelled and self.store is not None:
+            self.store.drop_resume_state(record)
+        self._save(record)
         return result
+
+    def _update_finetune_run(self, record: RunRecord, epochs: list[dict], started: float) -> None:
+        record.epochs = [
+            {"epoch": e["epoch"], "accuracy": e["accuracy"], "best": e["best_accuracy"]} for e in epochs
+        ]
+        record.accuracy_after = max((e["accuracy"] for e in epochs), default=None)
+        record.sparse_size_mib = self.current_size()
+        record.percent_of_dense = self.percent(record.sparse_size_mib)
+        record.seconds = round(time.perf_counter() - started, 3)
+        self._save(record)
+
+    # --- runs ------------------------------------------------------------------------------------
+    def _new_run(self, kind: str, name: str, profile: dict[str, float]) -> RunRecord:
+        size = self.current_size()
+        return RunRecord(
+            id=new_run_id(),
+            name=name,
+            kind=kind,
+            model=self.label,
+            model_state=self.model_state,
+            profile={layer: s for layer, s in profile.items() if s > 0},
+            dense_size_mib=self.dense_size,
+            sparse_size_mib=size,
+            percent_of_dense=self.percent(size),
+            started=now_iso(),
+            data=self.origin.data_spec,
+            device=str(self.device),
+            checkpoint=self.origin.checkpoint,
+            accuracy_dense=self.dense_accuracy,
+        )
+
+    def _save(self, record: RunRecord) -> None:
+        if self.store is not None:
+            self.store.save(record)
+
+    def runs(self) -> list[RunRecord]:
+        """The recorded runs of this model (same dense weights), oldest first."""
+        return self.store.load_all(self.model_state) if self.store is not None else []
+
+    def _find_run(self, run_id: str) -> RunRecord:
+        """By number in `runs()` (1 = oldest), by id, or by a unique prefix of an id."""
+        records = self.runs()
+        if run_id.isdigit() and 1 <= int(run_id) <= len(records):
+            return records[int(run_id) - 1]
+        matches = [r for r in records if r.id.startswith(run_id)]
+        if len(matches) != 1:
+            found = "no run of this model matches" if not matches else f"{len(matches)} runs match"
+            raise UserError(f"{found} '{run_id}' (see prunetui runs)")
+        return matches[0]
 
     def scan(
         self,
@@ -133,17 +266,18 @@ class Session:
         restore(self.model, self.dense_state)
         self.masks = {}
         self.accuracy = self.dense_accuracy
+        self.current_run = None
 
     @contextmanager
     def transaction(self):
         """Run a job; if it raises, put the weights, masks and accuracy back as they were."""
         state = snapshot(self.model)
-        masks, accuracy, dense_accuracy = dict(self.masks), self.accuracy, self.dense_accuracy
+        kept = dict(self.masks), self.accuracy, self.dense_accuracy, self.current_run, dict(self.targets)
         try:
             yield
         except BaseException:
             restore(self.model, state)
-            self.masks, self.accuracy, self.dense_accuracy = masks, accuracy, dense_accuracy
+            self.masks, self.accuracy, self.dense_accuracy, self.current_run, self.targets = kept
             raise
 
     def pruned_sparsity(self) -> dict[str, float]:

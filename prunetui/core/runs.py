@@ -1,0 +1,115 @@
+"""Run records: one small JSON file per prune or finetune in `.prunetui/runs/`, written atomically."""
+
+import hashlib
+import json
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+
+from prunetui.core.atomic import write_atomic
+
+STATE_DIR = ".prunetui"
+
+
+@dataclass
+class RunRecord:
+    """What one prune or finetune did, enough to compare runs and to resume an interrupted one."""
+
+    id: str
+    name: str  # the profile's name, "+ft" added for a finetune
+    kind: str  # "prune" or "finetune"
+    model: str  # the model's label, e.g. "vgg-cifar"
+    model_state: str  # fingerprint of the dense weights the run started from
+    profile: dict[str, float]
+    dense_size_mib: float
+    sparse_size_mib: float
+    percent_of_dense: float
+    started: str
+    status: str = "unfinished"  # "unfinished" until it ends: "finished", "cancelled" or "failed"
+    data: str | None = None
+    device: str = "cpu"
+    checkpoint: str | None = None  # the checkpoint the model was opened from
+    parent: str | None = None  # id of the run whose weights this one continued from
+    accuracy_dense: float | None = None
+    accuracy_before: float | None = None
+    accuracy_after: float | None = None
+    epochs: list[dict] = field(default_factory=list)  # [{epoch, accuracy, best}]
+    epochs_planned: int = 0
+    lr: float | None = None
+    seconds: float = 0.0
+    resume_file: str | None = None  # weights + optimizer after the last completed epoch
+    error: str | None = None
+
+    @property
+    def accuracy_change(self) -> float | None:
+        final = self.accuracy_after if self.accuracy_after is not None else self.accuracy_before
+        if final is None or self.accuracy_dense is None:
+            return None
+        return final - self.accuracy_dense
+
+
+def fingerprint(state: dict[str, torch.Tensor]) -> str:
+    """A short hash of tensor names, shapes and bytes: the same weights give the same fingerprint."""
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        tensor = state[key].detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{key}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()[:16]
+
+
+def new_run_id() -> str:
+    """Sortable by time, unique enough for one working directory: 20261125-142233-9f1c."""
+    return f"{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class RunStore:
+    """The runs of one working directory: `<workdir>/.prunetui/runs/<id>.json` (+ `<id>.pt` to resume)."""
+
+    def __init__(self, workdir: str | Path = "."):
+        self.folder = Path(workdir) / STATE_DIR / "runs"
+
+    def save(self, record: RunRecord) -> Path:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(asdict(record), indent=1)
+        return write_atomic(self.folder / f"{record.id}.json", lambda f: f.write(text))
+
+    def load_all(self, model_state: str | None = None) -> list[RunRecord]:
+        """Every readable record, oldest first; only those of `model_state` when given.
+
+        A file that cannot be read (hand-edited, from another version) is skipped, not fatal.
+        """
+        records = []
+        for path in sorted(self.folder.glob("*.json")):
+            try:
+                record = RunRecord(**json.loads(path.read_text(encoding="utf-8")))
+            except (OSError, ValueError, TypeError):
+                continue
+            if model_state is None or record.model_state == model_state:
+                records.append(record)
+        return records
+
+    def resume_path(self, record: RunRecord) -> Path:
+        return self.folder / f"{record.id}.pt"
+
+    def save_resume_state(self, record: RunRecord, state: dict) -> None:
+        """Weights, masks' layers and optimizer after an epoch, so a killed run can go on from there."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = write_atomic(self.resume_path(record), lambda f: torch.save(state, f), binary=True)
+        record.resume_file = path.name
+
+    def drop_resume_state(self, record: RunRecord) -> None:
+        self.resume_path(record).unlink(missing_ok=True)
+        record.resume_file = None
+
+
+def elapsed_since(started: float) -> float:
+    return round(time.perf_counter() - started, 3)
