@@ -85,6 +85,19 @@ def build_parser() -> Parser:
     _add_common(resume, top_level=False)
     resume.add_argument("run_id", metavar="RUN", help="the run's number in `prunetui runs`, or its id")
     resume.add_argument("--json", action="store_true", help="one JSON document on stdout")
+
+    suggest = commands.add_parser("suggest", help="propose targets for a size budget or a tolerated drop")
+    _add_common(suggest, top_level=False)
+    goal = suggest.add_mutually_exclusive_group(required=True)
+    goal.add_argument("--budget", help="largest size: a percent of dense (25%%) or MiB (4.5)")
+    goal.add_argument("--max-drop", type=float, metavar="POINTS", help="tolerated predicted accuracy drop")
+    suggest.add_argument("--per-layer", action="store_true", help="--max-drop applies to each layer alone")
+    suggest.add_argument(
+        "--lock", metavar="LAYERS", help="comma-separated layers kept at their --profile target"
+    )
+    suggest.add_argument("--sparsities", default="0.4:1.0:0.05", help="scan grid (default 0.4:1.0:0.05)")
+    suggest.add_argument("--out", metavar="TOML", help="write the suggested profile here")
+    suggest.add_argument("--json", action="store_true", help="one JSON document on stdout")
     return parser
 
 
@@ -137,7 +150,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--finetune must be 0 or more epochs, got {args.finetune}")
     if args.command == "prune" and not args.lr > 0:
         raise UserError(f"--lr must be positive, got {args.lr}")
-    sparsities = parse_sparsities(args.sparsities) if args.command == "scan" else None
+    sparsities = parse_sparsities(args.sparsities) if args.command in ("scan", "suggest") else None
+    if args.command == "suggest" and args.per_layer and args.max_drop is None:
+        raise UserError("--per-layer goes with --max-drop")
 
     from prunetui import commands  # torch is imported from here on
 
@@ -152,6 +167,14 @@ def run(args: argparse.Namespace) -> int:
         "prune": lambda: commands.prune(opened, args.finetune, args.lr, args.out, args.force, args.json),
         "runs": lambda: commands.runs(opened, args.json),
         "resume": lambda: commands.resume(opened, args.run_id, args.json),
+        "suggest": lambda: commands.suggest(
+            opened,
+            commands.Goal(args.budget, args.max_drop, args.per_layer),
+            sparsities,
+            args.lock,
+            args.out,
+            args.json,
+        ),
     }[args.command]()
     if args.json:
         print(json.dumps(output, indent=2))

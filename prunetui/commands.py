@@ -19,7 +19,7 @@ from prunetui.core.device import resolve_device
 from prunetui.core.events import EpochEnd, Event, ScanPoint
 from prunetui.core.export import export_checkpoint
 from prunetui.core.finetune import FinetuneSettings
-from prunetui.core.profile import Profile, load_profile
+from prunetui.core.profile import Profile, load_profile, save_profile
 from prunetui.core.runs import RunRecord, RunStore
 from prunetui.core.session import Origin, Session
 from prunetui.errors import UserError
@@ -252,3 +252,78 @@ def resume(opened: Opened, run_id: str, as_json: bool) -> dict:
     console.print(_size_line(session))
     console.print(f"Sparse model has accuracy={result.best_accuracy:.2f}% after finetuning")
     return _run_row(session.current_run)
+
+
+@dataclass(frozen=True)
+class Goal:
+    """What `suggest` aims for: a size budget, or a tolerated predicted drop (overall or per layer)."""
+
+    budget: str | None = None  # "25%" of dense, or MiB ("4.5" / "4.5MiB")
+    max_drop: float | None = None
+    per_layer: bool = False
+
+
+def budget_mib(text: str, dense_mib: float) -> float:
+    try:
+        if text.strip().endswith("%"):
+            value = float(text.strip()[:-1]) / 100 * dense_mib
+        else:
+            value = float(text.strip().removesuffix("MiB").removesuffix("mib"))
+    except ValueError:
+        raise UserError(f"bad --budget '{text}': expected a percent of dense (25%) or MiB (4.5)") from None
+    if not 0 < value <= dense_mib:
+        raise UserError(f"bad --budget '{text}': must be above 0 and at most the dense size")
+    return value
+
+
+def suggest(
+    opened: Opened, goal: Goal, sparsities: list[float], lock: str | None, out: str | None, as_json: bool
+) -> dict:
+    """Scan, then propose targets for the goal; prune to them to measure the real accuracy too."""
+    from prunetui.core import suggest as allocate
+
+    _require_data(opened, "suggest")
+    session, console = opened.session, _console(as_json)
+    locked_names = [n.strip() for n in lock.split(",") if n.strip()] if lock else []
+    _check_layer_names(locked_names, session.layer_names)
+    if out and Path(out).exists():
+        raise UserError(f"{out} exists (choose another name)")
+    result = session.scan(sparsities, [n for n in session.layer_names if n not in locked_names])
+    console.print(f"Scanned {len(result.layers)} layers in {result.seconds:.1f} s")
+    table = allocate.ScanTable(
+        result.sparsities, result.base_accuracy, result.layers, {i.name: i.params for i in session.layers()}
+    )
+    locked = {n: session.targets[n] for n in locked_names}
+    if goal.budget is not None:
+        proposal = allocate.suggest_for_budget(
+            table, budget_mib(goal.budget, session.dense_size), session.projected_size, locked
+        )
+    elif goal.per_layer:
+        proposal = allocate.suggest_per_layer_drop(table, goal.max_drop, session.projected_size, locked)
+    else:
+        proposal = allocate.suggest_for_max_drop(table, goal.max_drop, session.projected_size, locked)
+    session.targets = dict(proposal.targets)
+    session.prune(run_name="suggested")
+    measured = session.evaluate()
+    for name in session.layer_names:
+        console.print(f"  {name}: {proposal.targets[name]:.2f}")
+    console.print(
+        f"Suggested profile: {proposal.size_mib:.2f} MiB = {session.percent(proposal.size_mib):.2f}% of dense; "
+        f"accuracy before finetuning predicted {proposal.predicted_accuracy:.2f}% "
+        f"(sum of per-layer scan drops), measured {measured:.2f}%"
+    )
+    if out:
+        save_profile(session.profile(Path(out).stem, "suggested by prunetui from a sensitivity scan"), out)
+        console.print(f"Wrote {out}")
+    return {
+        "model": session.label,
+        "goal": {"budget": goal.budget, "max_drop": goal.max_drop, "per_layer": goal.per_layer},
+        "sparsities": result.sparsities,
+        "base_accuracy": result.base_accuracy,
+        "predicted_accuracy": proposal.predicted_accuracy,
+        "accuracy_before": measured,
+        "sparse_size_mib": proposal.size_mib,
+        "percent_of_dense": session.percent(proposal.size_mib),
+        "targets": proposal.targets,
+        "locked": locked_names,
+    }

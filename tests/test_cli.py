@@ -185,3 +185,33 @@ def test_export_reports_real_disk_sizes_and_writes_a_profile_side_file(capsys, t
     dense_mib, sparse_mib = (float(x) for x in re.findall(r"(\d+\.\d+) MiB (?:on disk|as bitmask)", printed))
     assert sparse_mib < dense_mib * 0.5  # 84% of the weights are zero
     assert main(["info", "--profile", str(out) + ".toml"]) == 0  # the side file is a profile
+
+
+def test_suggest_meets_a_25_percent_budget_and_beats_uniform(capsys, tmp_path):
+    from prunetui.core.session import Session
+    from prunetui.sources import load_data, load_model
+
+    out = tmp_path / "suggested.toml"
+    doc, err = run_json(
+        capsys, "suggest", "--budget", "25%", "--sparsities", "0.4:1.0:0.1", "--out", str(out)
+    )
+    assert doc["percent_of_dense"] <= 25.0
+    assert "predicted" in err and "measured" in err
+    model, label = load_model("demo")
+    session = Session(model, load_data("digits"), label)
+    uniform = next(
+        u / 100 for u in range(50, 100) if session.projected_size(dict.fromkeys(session.layer_names, u / 100))
+        <= doc["sparse_size_mib"]
+    )  # fmt: skip
+    session.targets = dict.fromkeys(session.layer_names, uniform)
+    session.prune()
+    assert doc["accuracy_before"] > session.evaluate() + 10  # by a wide margin, not by noise
+    assert main(["info", "--profile", str(out)]) == 0  # the written profile loads
+
+
+def test_suggest_goal_errors(capsys):
+    assert main(["suggest", "--budget", "0.001%"]) == 2
+    assert "cannot reach" in capsys.readouterr().err
+    assert main(["suggest", "--budget", "abc"]) == 2
+    assert main(["suggest", "--per-layer", "--budget", "20%"]) == 2
+    assert main(["suggest"]) == 2
