@@ -68,7 +68,7 @@ def new_run_id() -> str:
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 class RunStore:
@@ -95,7 +95,7 @@ class RunStore:
                 continue
             if model_state is None or record.model_state == model_state:
                 records.append(record)
-        return records
+        return sorted(records, key=lambda r: r.started)
 
     def resume_path(self, record: RunRecord) -> Path:
         return self.folder / f"{record.id}.pt"
