@@ -24,6 +24,7 @@ from prunetui.core.runs import RunRecord, RunStore
 from prunetui.core.session import Origin, Session
 from prunetui.errors import UserError
 from prunetui.sources import load_data, load_model
+from prunetui.sources.fit import check_model_fits_data
 
 
 @dataclass
@@ -42,8 +43,11 @@ def open_session(args: argparse.Namespace) -> Opened:
     model, label = load_model(model_spec, args.checkpoint)
     data_spec = args.data or ("digits" if model_spec == "demo" else None)
     data = load_data(data_spec) if data_spec else None
+    model = model.to(device)
+    if data is not None:
+        check_model_fits_data(model, data, device)
     origin = Origin(data_spec=data_spec, checkpoint=args.checkpoint)
-    session = Session(model.to(device), data, label, origin, RunStore(Path.cwd()))
+    session = Session(model, data, label, origin, RunStore(Path.cwd()))
     if profile is not None:
         session.apply_profile(profile)
         if profile.model and profile.model != label:
@@ -222,6 +226,8 @@ def runs(opened: Opened, as_json: bool) -> dict:
     """The runs recorded in this working directory for this model, oldest first."""
     session = opened.session
     records = session.runs()
+    for path in session.store.unreadable:
+        print(f"warning: skipped unreadable run record {path}", file=sys.stderr)
     if not as_json:
         table = Table(title=f"runs of {session.label} in {Path.cwd()}", box=box.SIMPLE_HEAD, pad_edge=False)
         for column in ("#", "Name", "Status", "MiB", "%dense", "Before", "After", "Change", "Ep"):

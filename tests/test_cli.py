@@ -118,6 +118,8 @@ def test_prune_vgg_lab_checkpoint_reports_the_blogs_sizes(capsys, tmp_path):
         (["info", "--data", "cifar10:/nowhere"], "cifar"),
         (["frobnicate"], "invalid choice"),
         (["resume", "3"], "no run of this model matches '3'"),
+        (["info", "--data", "random:8:3x32x32"], "cannot take 3x32x32 images"),
+        (["info", "--model", "torchvision:resnet18:5", "--data", "random:8:3x32x32"], "has 5 outputs"),
     ],
 )
 def test_bad_input_is_one_error_line_and_exit_2(capsys, argv, message):
@@ -215,3 +217,26 @@ def test_suggest_goal_errors(capsys):
     assert main(["suggest", "--budget", "abc"]) == 2
     assert main(["suggest", "--per-layer", "--budget", "20%"]) == 2
     assert main(["suggest"]) == 2
+
+
+def test_sighup_during_finetune_leaves_a_resumable_run(tmp_path, capsys):
+    """A closed SSH session sends SIGHUP: the epochs done so far must survive it."""
+    import os
+    import signal
+
+    profile = str(PROFILES / "demo-gentle.toml")
+    argv = [sys.executable, "-m", "prunetui", "prune", "--profile", profile, "--finetune", "3"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.PIPE, text=True, env=env) as process:
+        for line in process.stdout:
+            if EPOCH_LINE.match(line):
+                process.send_signal(signal.SIGHUP)
+                break
+        assert process.wait(timeout=60) == -signal.SIGHUP
+    doc, _ = run_json(capsys, "runs")
+    finetune_run = doc["runs"][-1]
+    assert finetune_run["kind"] == "finetune" and finetune_run["status"] == "unfinished"
+    assert finetune_run["epochs"] >= 1
+    assert main(["resume", str(len(doc["runs"])), "--json"]) == 0
+    resumed = json.loads(capsys.readouterr().out)
+    assert resumed["status"] == "finished" and resumed["epochs"] == 3

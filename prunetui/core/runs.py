@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from prunetui.core.atomic import write_atomic
+from prunetui.errors import UserError
 
 STATE_DIR = ".prunetui"
 
@@ -76,22 +77,32 @@ class RunStore:
 
     def __init__(self, workdir: str | Path = "."):
         self.folder = Path(workdir) / STATE_DIR / "runs"
+        self.unreadable: list[Path] = []  # records the last load_all could not read
 
     def save(self, record: RunRecord) -> Path:
-        self.folder.mkdir(parents=True, exist_ok=True)
         text = json.dumps(asdict(record), indent=1)
-        return write_atomic(self.folder / f"{record.id}.json", lambda f: f.write(text))
+        return self._write(self.folder / f"{record.id}.json", lambda f: f.write(text), binary=False)
+
+    def _write(self, path: Path, write, binary: bool) -> Path:
+        """Atomic, so a full disk or a kill keeps the previous version; the failure is the user's to see."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            return write_atomic(path, write, binary=binary)
+        except OSError as e:
+            raise UserError(f"cannot save run state {path}: {e.strerror or e}") from None
 
     def load_all(self, model_state: str | None = None) -> list[RunRecord]:
         """Every readable record, oldest first; only those of `model_state` when given.
 
-        A file that cannot be read (hand-edited, from another version) is skipped, not fatal.
+        A file that cannot be read (hand-edited, from another version) is listed in `unreadable`
+        for the front end to mention, and the other records are still returned.
         """
-        records = []
+        records, self.unreadable = [], []
         for path in sorted(self.folder.glob("*.json")):
             try:
                 record = RunRecord(**json.loads(path.read_text(encoding="utf-8")))
             except (OSError, ValueError, TypeError):
+                self.unreadable.append(path)
                 continue
             if model_state is None or record.model_state == model_state:
                 records.append(record)
@@ -102,8 +113,7 @@ class RunStore:
 
     def save_resume_state(self, record: RunRecord, state: dict) -> None:
         """Weights, masks' layers and optimizer after an epoch, so a killed run can go on from there."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = write_atomic(self.resume_path(record), lambda f: torch.save(state, f), binary=True)
+        path = self._write(self.resume_path(record), lambda f: torch.save(state, f), binary=True)
         record.resume_file = path.name
 
     def drop_resume_state(self, record: RunRecord) -> None:

@@ -65,8 +65,10 @@ def test_runs_of_another_model_are_not_shown(tmp_path):
 def test_unreadable_record_is_skipped(tmp_path):
     session = open_session(tmp_path)
     session.prune()
-    (tmp_path / ".prunetui" / "runs" / "garbage.json").write_text("{not json")
+    garbage = tmp_path / ".prunetui" / "runs" / "garbage.json"
+    garbage.write_text("{not json")
     assert len(session.runs()) == 1
+    assert session.store.unreadable == [garbage]
 
 
 def test_fingerprint_follows_the_weights():
@@ -130,3 +132,19 @@ def test_resume_refuses_a_finished_or_unknown_run(tmp_path):
         session.resume(session.runs()[0].id)
     with pytest.raises(UserError, match="no run"):
         session.resume("nope")
+
+
+def test_a_full_disk_while_recording_is_a_clear_error_and_keeps_the_old_record(tmp_path, monkeypatch):
+    session = open_session(tmp_path)
+    session.prune(run_name="kept")
+    [run] = session.runs()
+
+    def disk_full(*_args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("os.fsync", disk_full)
+    run.name = "changed"
+    with pytest.raises(UserError, match="cannot save run state .*No space left"):
+        session.store.save(run)
+    monkeypatch.undo()
+    assert [r.name for r in session.runs()] == ["kept"]
