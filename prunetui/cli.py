@@ -5,16 +5,18 @@ torch and the engine are imported lazily so `--help` and bad arguments answer at
 
 import argparse
 import json
+import re
 import sys
 import tempfile
 import traceback
 from collections.abc import Sequence
 
-from prunetui.errors import UserError
+from prunetui.errors import JobFailed, UserError
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 1
 EXIT_INTERRUPTED = 130
+ENDPOINT = re.compile(r"\S+:\d{1,5}")
 
 
 class Parser(argparse.ArgumentParser):
@@ -50,6 +52,23 @@ def _add_common(parser: argparse.ArgumentParser, top_level: bool) -> None:
     parser.add_argument("--profile", default=default, metavar="TOML", help="sparsity profile to load")
 
 
+def _add_processes(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("several processes or machines (torchrun)")
+    group.add_argument(
+        "--nproc", type=int, default=1, metavar="N", help="processes on this machine, one per GPU (default 1)"
+    )
+    group.add_argument(
+        "--nnodes",
+        type=int,
+        default=1,
+        metavar="M",
+        help="machines taking part; run the same command on each",
+    )
+    group.add_argument(
+        "--rdzv-endpoint", metavar="HOST:PORT", help="where the machines meet (on one of them)"
+    )
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="prunetui", description="Interactive pruning workbench for PyTorch CNNs.")
     _add_common(parser, top_level=True)
@@ -65,6 +84,7 @@ def build_parser() -> Parser:
         "--sparsities", default="0.4:1.0:0.1", help="0.4,0.5 or start:stop:step (stop excluded)"
     )
     scan.add_argument("--layers", help="comma-separated layer names (default: every prunable layer)")
+    _add_processes(scan)
     scan.add_argument("--json", action="store_true", help="one JSON document on stdout")
 
     prune = commands.add_parser("prune", help="prune to a profile, optionally finetune, report and export")
@@ -75,6 +95,7 @@ def build_parser() -> Parser:
     prune.add_argument("--lr", type=float, default=0.01, help="finetune learning rate (default 0.01)")
     prune.add_argument("--out", metavar="PATH", help="write the pruned checkpoint here")
     prune.add_argument("--force", action="store_true", help="let --out replace an existing file")
+    _add_processes(prune)
     prune.add_argument("--json", action="store_true", help="one JSON document on stdout")
 
     runs = commands.add_parser("runs", help="the runs recorded in this directory for this model")
@@ -84,6 +105,7 @@ def build_parser() -> Parser:
     resume = commands.add_parser("resume", help="go on with an interrupted finetune run")
     _add_common(resume, top_level=False)
     resume.add_argument("run_id", metavar="RUN", help="the run's number in `prunetui runs`, or its id")
+    _add_processes(resume)
     resume.add_argument("--json", action="store_true", help="one JSON document on stdout")
 
     suggest = commands.add_parser("suggest", help="propose targets for a size budget or a tolerated drop")
@@ -128,6 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except JobFailed as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_INTERNAL
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -153,6 +178,8 @@ def run(args: argparse.Namespace) -> int:
     sparsities = parse_sparsities(args.sparsities) if args.command in ("scan", "suggest") else None
     if args.command == "suggest" and args.per_layer and args.max_drop is None:
         raise UserError("--per-layer goes with --max-drop")
+    if args.command in ("scan", "prune", "resume"):
+        _check_processes(args)
 
     from prunetui import commands  # torch is imported from here on
 
@@ -163,10 +190,12 @@ def run(args: argparse.Namespace) -> int:
         return run_app(opened.session, opened.profile, device_label=str(opened.session.device))
     output = {
         "info": lambda: commands.info(opened, args.json),
-        "scan": lambda: commands.scan(opened, sparsities, args.layers, args.json),
-        "prune": lambda: commands.prune(opened, args.finetune, args.lr, args.out, args.force, args.json),
+        "scan": lambda: commands.scan(opened, sparsities, args.layers, args.json, **commands.processes(args)),
+        "prune": lambda: commands.prune(
+            opened, args.finetune, args.lr, args.out, args.force, args.json, **commands.processes(args)
+        ),
         "runs": lambda: commands.runs(opened, args.json),
-        "resume": lambda: commands.resume(opened, args.run_id, args.json),
+        "resume": lambda: commands.resume(opened, args.run_id, args.json, **commands.processes(args)),
         "suggest": lambda: commands.suggest(
             opened,
             commands.Goal(args.budget, args.max_drop, args.per_layer),
@@ -179,3 +208,17 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(output, indent=2))
     return 0
+
+
+def _check_processes(args: argparse.Namespace) -> None:
+    if args.nproc < 1:
+        raise UserError(f"--nproc must be 1 or more, got {args.nproc}")
+    if args.nnodes < 1:
+        raise UserError(f"--nnodes must be 1 or more, got {args.nnodes}")
+    if args.nnodes > 1 and not args.rdzv_endpoint:
+        raise UserError("--nnodes above 1 needs --rdzv-endpoint HOST:PORT, the same on every machine")
+    if args.rdzv_endpoint is not None and not ENDPOINT.fullmatch(args.rdzv_endpoint):
+        raise UserError(f"bad --rdzv-endpoint '{args.rdzv_endpoint}': expected HOST:PORT")
+    distributed = args.nproc > 1 or args.nnodes > 1 or args.rdzv_endpoint is not None
+    if args.command == "prune" and distributed and not args.finetune:
+        raise UserError("--nproc, --nnodes and --rdzv-endpoint go with --finetune (the part they speed up)")

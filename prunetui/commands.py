@@ -10,6 +10,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Console
@@ -24,6 +25,9 @@ from prunetui.core.runs import RunRecord, RunStore
 from prunetui.core.session import Origin, Session
 from prunetui.errors import UserError
 from prunetui.sources import load_data, load_model
+
+if TYPE_CHECKING:
+    from prunetui.dist.launch import Rendezvous
 from prunetui.sources.fit import check_model_fits_data
 
 
@@ -117,7 +121,24 @@ def _check_layer_names(names: list[str], known: list[str]) -> None:
             raise UserError(f"unknown layer {layer}; closest: {', '.join(close)}")
 
 
-def scan(opened: Opened, sparsities: list[float], layers: str | None, as_json: bool) -> dict:
+def processes(args: argparse.Namespace) -> dict:
+    """--nproc, --nnodes and --rdzv-endpoint as the keyword arguments of Session's jobs."""
+    rendezvous = None
+    if args.nnodes > 1 or args.rdzv_endpoint is not None:
+        from prunetui.dist.launch import Rendezvous
+
+        rendezvous = Rendezvous(args.nnodes, args.rdzv_endpoint)
+    return {"nproc": args.nproc, "rendezvous": rendezvous}
+
+
+def scan(
+    opened: Opened,
+    sparsities: list[float],
+    layers: str | None,
+    as_json: bool,
+    nproc: int = 1,
+    rendezvous: "Rendezvous | None" = None,
+) -> dict:
     _require_data(opened, "scan")
     session = opened.session
     names = [n.strip() for n in layers.split(",") if n.strip()] if layers else session.layer_names
@@ -133,7 +154,7 @@ def scan(opened: Opened, sparsities: list[float], layers: str | None, as_json: b
                 row.clear()
 
     console.print(f"{'sparsity':<32} " + " ".join(f"{s:6.2f}" for s in sparsities))
-    result = session.scan(sparsities, names, report)
+    result = session.scan(sparsities, names, report, nproc=nproc, rendezvous=rendezvous)
     console.print(f"Scan finished in {result.seconds:.1f} s")
     return {
         "model": session.label,
@@ -149,7 +170,16 @@ def _size_line(session: Session) -> str:
     return f"Sparse model has size={size:.2f} MiB = {session.percent(size):.2f}% of dense model size"
 
 
-def prune(opened: Opened, epochs: int, lr: float, out: str | None, force: bool, as_json: bool) -> dict:
+def prune(
+    opened: Opened,
+    epochs: int,
+    lr: float,
+    out: str | None,
+    force: bool,
+    as_json: bool,
+    nproc: int = 1,
+    rendezvous: "Rendezvous | None" = None,
+) -> dict:
     session, console = opened.session, _console(as_json)
     if epochs:
         _require_data(opened, "finetune")
@@ -174,7 +204,8 @@ def prune(opened: Opened, epochs: int, lr: float, out: str | None, force: bool, 
             if isinstance(event, EpochEnd):
                 console.print(f"    {event.line()}")
 
-        result = session.finetune(FinetuneSettings(epochs=epochs, lr=lr), report)
+        settings = FinetuneSettings(epochs=epochs, lr=lr)
+        result = session.finetune(settings, report, nproc=nproc, rendezvous=rendezvous)
         epochs_log = [
             {"epoch": e.epoch, "accuracy": e.accuracy, "best": e.best_accuracy} for e in result.epochs
         ]
@@ -245,7 +276,9 @@ def runs(opened: Opened, as_json: bool) -> dict:
     return {"model": session.label, "runs": [_run_row(r) for r in records]}
 
 
-def resume(opened: Opened, run_id: str, as_json: bool) -> dict:
+def resume(
+    opened: Opened, run_id: str, as_json: bool, nproc: int = 1, rendezvous: "Rendezvous | None" = None
+) -> dict:
     """Go on with an interrupted finetune from its last completed epoch."""
     session, console = opened.session, _console(as_json)
     _require_data(opened, "resume")
@@ -254,7 +287,7 @@ def resume(opened: Opened, run_id: str, as_json: bool) -> dict:
         if isinstance(event, EpochEnd):
             console.print(f"    {event.line()}")
 
-    result = session.resume(run_id, report)
+    result = session.resume(run_id, report, nproc=nproc, rendezvous=rendezvous)
     console.print(_size_line(session))
     console.print(f"Sparse model has accuracy={result.best_accuracy:.2f}% after finetuning")
     return _run_row(session.current_run)

@@ -5,6 +5,7 @@ import time
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -25,6 +26,9 @@ from prunetui.core.size import (
     sparse_size_mib,
 )
 from prunetui.errors import UserError
+
+if TYPE_CHECKING:
+    from prunetui.dist.launch import Launcher, Rendezvous
 
 
 @dataclass
@@ -141,9 +145,14 @@ class Session:
         settings: FinetuneSettings = FinetuneSettings(),
         report: Report = ignore,
         cancel: threading.Event | None = None,
+        nproc: int = 1,
+        rendezvous: "Rendezvous | None" = None,
     ) -> FinetuneResult:
-        """Finetune with the masks held; recorded as a run that continues the current one."""
+        """Finetune with the masks held; recorded as a run that continues the current one.
+
+        With `nproc` > 1 or a `rendezvous` it runs as a torch.distributed job (see prunetui.dist)."""
         data = self._require_data()
+        train = self._finetuner(nproc, rendezvous)
         parent = self.current_run
         name = f"{parent.name if parent else self.profile_name}+ft{settings.epochs}"
         profile = parent.profile if parent else pruning.mask_sparsity(self.masks)
@@ -152,12 +161,18 @@ class Session:
         record.accuracy_before = self.accuracy
         record.epochs_planned, record.lr = settings.epochs, settings.lr
         self._save(record)
-        return self._run_finetune(data, record, settings, report, cancel, resume=None)
+        return self._run_finetune(data, record, settings, report, cancel, None, train)
 
     def resume(
-        self, run_id: str, report: Report = ignore, cancel: threading.Event | None = None
+        self,
+        run_id: str,
+        report: Report = ignore,
+        cancel: threading.Event | None = None,
+        nproc: int = 1,
+        rendezvous: "Rendezvous | None" = None,
     ) -> FinetuneResult:
         """Go on with an interrupted finetune from its last completed epoch (same model required)."""
+        train = self._finetuner(nproc, rendezvous)
         record = self._find_run(run_id)
         if record.kind != "finetune" or record.resume_file is None:
             raise UserError(f"run {run_id} has nothing to resume (status {record.status})")
@@ -169,9 +184,26 @@ class Session:
         self.masks = state["masks"]
         self.targets = {name: record.profile.get(name, 0.0) for name in self.layer_names}
         settings = FinetuneSettings(**state["settings"])
-        return self._run_finetune(self._require_data(), record, settings, report, cancel, resume=state)
+        return self._run_finetune(self._require_data(), record, settings, report, cancel, state, train)
 
-    def _run_finetune(self, data, record, settings, report, cancel, resume) -> FinetuneResult:
+    def _finetuner(self, nproc: int, rendezvous: "Rendezvous | None"):
+        launcher = self._launcher(nproc, rendezvous)
+        return finetune if launcher is None else launcher.finetune
+
+    def _launcher(self, nproc: int, rendezvous: "Rendezvous | None") -> "Launcher | None":
+        """What runs a job over several processes, or None to run it in this one."""
+        if nproc == 1 and rendezvous is None:
+            return None
+        if self.origin.data_spec is None:
+            raise UserError(
+                "distributed jobs need a model spec and a data spec: each process rebuilds the model and "
+                "the data from them (open the model with --model and --data)"
+            )
+        from prunetui.dist.launch import Launcher  # torch.distributed only when asked for
+
+        return Launcher(self.label, self.origin.data_spec, nproc, rendezvous)
+
+    def _run_finetune(self, data, record, settings, report, cancel, resume, train=finetune) -> FinetuneResult:
         started = time.perf_counter() - record.seconds
 
         def save_state(state: dict) -> None:
@@ -181,7 +213,7 @@ class Session:
             self._update_finetune_run(record, state["epochs"], started)
 
         try:
-            result = finetune(
+            result = train(
                 self.model, data.train, data.eval, self.masks, settings, report, cancel, save_state, resume
             )
         except BaseException as e:
@@ -253,10 +285,15 @@ class Session:
         layers: Sequence[str] | None = None,
         report: Report = ignore,
         cancel: threading.Event | None = None,
+        nproc: int = 1,
+        rendezvous: "Rendezvous | None" = None,
     ) -> ScanResult:
-        """Scan the model as it is now (dense, or pruned and finetuned)."""
+        """Scan the model as it is now (dense, or pruned and finetuned); over several processes with
+        `nproc` > 1 or a `rendezvous`, the layers dealt to them."""
         data = self._require_data()
-        result = scan(self.model, data.eval, sparsities, layers, report, cancel, self.accuracy)
+        launcher = self._launcher(nproc, rendezvous)
+        run_scan = scan if launcher is None else launcher.scan
+        result = run_scan(self.model, data.eval, sparsities, layers, report, cancel, self.accuracy)
         if result.base_accuracy is not None:
             self.accuracy = result.base_accuracy
         return result

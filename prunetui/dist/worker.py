@@ -1,0 +1,231 @@
+"""The program torchrun runs on every rank: `python -m prunetui.dist.worker JOBFILE`.
+
+Every rank builds the model from its spec, loads the weights and masks the parent saved beside the
+job file, and the data from its spec, then:
+- finetune: DistributedDataParallel (batch norms synchronised), a DistributedSampler giving each rank
+  1/N of every global batch, the masks re-applied after every step, the evaluation split sharded and
+  the correct counts summed;
+- scan: the layers dealt round-robin to the ranks, each scanned over the whole evaluation split, the
+  rows gathered.
+The first process of each machine (local rank 0) reports to the parent and writes the state after every
+epoch beside the job file, so each machine's parent gets the whole job. Every rank's own output goes
+to `rank<N>.log` there.
+"""
+
+import json
+import os
+import sys
+import time
+import traceback
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, Subset
+
+from prunetui.core.atomic import write_atomic
+from prunetui.core.evaluate import count_correct
+from prunetui.core.events import EpochEnd, Event, Progress, ScanPoint
+from prunetui.core.finetune import (
+    FinetuneResult,
+    FinetuneSettings,
+    _load_resume_state,
+    _resume_state,
+    _train_epoch,
+    snapshot,
+)
+from prunetui.core.runs import fingerprint
+from prunetui.core.sensitivity import scan
+from prunetui.dist.protocol import encode, event_message
+from prunetui.dist.syncbn import sync_batchnorm
+from prunetui.errors import UserError
+from prunetui.sources import load_data, load_model
+
+PROGRESS_INTERVAL = 0.1  # seconds between progress lines
+
+
+class Channel:
+    """The JSON lines to the parent. Lines are single writes under the pipe's atomic size, so ranks
+    sharing the pipe never interleave within a line."""
+
+    def __init__(self, fd: int, leader: bool):
+        self.fd, self.leader = fd, leader
+        self._last_progress = 0.0
+
+    def send(self, message: dict, every_rank: bool = False) -> None:
+        if not (self.leader or every_rank):
+            return
+        data = encode(message)
+        while data:
+            data = data[os.write(self.fd, data) :]
+
+    def report(self, event: Event) -> None:
+        """The core report callback: scan points from every rank, the rest from the leader, progress
+        at most every PROGRESS_INTERVAL."""
+        if isinstance(event, Progress) and event.done != event.total:
+            now = time.monotonic()
+            if now - self._last_progress < PROGRESS_INTERVAL:
+                return
+            self._last_progress = now
+        self.send(event_message(event), every_rank=isinstance(event, ScanPoint))
+
+
+def take_stdout(log: Path) -> int:
+    """Send this process's stdout and stderr to `log`; return a new descriptor for the old stdout."""
+    channel = os.dup(1)
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    return channel
+
+
+def start_process_group(device_type: str) -> torch.device:
+    """gloo on CPU, nccl on CUDA (one GPU per process: the local rank's)."""
+    if device_type == "cuda":
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+        torch.cuda.set_device(device)
+        dist.init_process_group("nccl")
+        return device
+    dist.init_process_group("gloo")
+    return torch.device("cpu")
+
+
+def load_inputs(job: dict, folder: Path, device: torch.device) -> tuple[nn.Module, dict]:
+    """The model from its spec with the parent's weights, and the parent's saved inputs (masks, resume)."""
+    model, _ = load_model(job["model"])
+    inputs = torch.load(folder / "inputs.pt", map_location=device, weights_only=True)
+    model.to(device).load_state_dict(inputs["model"])
+    return model, inputs
+
+
+def check_same_masks(masks: dict[str, torch.Tensor]) -> None:
+    """Every rank must hold the very same masks; a difference is an error, not a silent divergence."""
+    prints: list[str | None] = [None] * dist.get_world_size()
+    dist.all_gather_object(prints, fingerprint(masks))
+    if len(set(prints)) > 1:
+        raise RuntimeError(f"the masks differ between ranks (fingerprints by rank: {', '.join(prints)})")
+
+
+def train_loader(data, job: dict) -> DataLoader:
+    """Each rank's 1/N of every global batch; all ranks draw the same permutation: rank 0's seed (each
+    machine's parent drew its own)."""
+    seed = [job["seed"]]
+    dist.broadcast_object_list(seed, src=0)
+    sampler = DistributedSampler(data.train.dataset, shuffle=job["shuffle"], seed=seed[0])
+    per_rank = max(1, job["batch_size"] // dist.get_world_size())
+    return DataLoader(
+        data.train.dataset,
+        per_rank,
+        sampler=sampler,
+        num_workers=job["num_workers"],
+        collate_fn=data.train.collate_fn,
+    )
+
+
+def eval_shard(data, job: dict) -> DataLoader:
+    """Every N-th evaluation image, from this rank's offset: the shards cover the split exactly once."""
+    dataset = data.eval.dataset
+    shard = Subset(dataset, range(dist.get_rank(), len(dataset), dist.get_world_size()))
+    return DataLoader(
+        shard, job["eval_batch_size"], num_workers=job["num_workers"], collate_fn=data.eval.collate_fn
+    )
+
+
+def global_accuracy(model: nn.Module, shard: DataLoader, device: torch.device) -> float:
+    """Top-1 % over the whole split: each rank counts its shard, the counts are summed."""
+    counts = torch.tensor(count_correct(model, shard), dtype=torch.long, device=device)
+    dist.all_reduce(counts)
+    correct, seen = counts.tolist()
+    if seen == 0:
+        raise ValueError("the evaluation split is empty")
+    return correct / seen * 100.0
+
+
+def sgd_with_cosine(model: nn.Module, settings: FinetuneSettings, steps_per_epoch: int) -> tuple:
+    """core.finetune's optimizer and schedule over the same parameters in the same order, so a resume
+    state passes between the two."""
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay
+    )
+    steps = max(1, settings.epochs * max(1, steps_per_epoch))
+    return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+
+
+def finetune(job: dict, folder: Path, device: torch.device, channel: Channel) -> None:
+    model, inputs = load_inputs(job, folder, device)
+    check_same_masks(inputs["masks"])
+    data = load_data(job["data"])
+    batches, shard = train_loader(data, job), eval_shard(data, job)
+    settings = FinetuneSettings(**job["settings"])
+    model = sync_batchnorm(model, device)
+    ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    masks = {f"module.{name}": mask for name, mask in inputs["masks"].items()}  # DDP's parameter names
+    optimizer, scheduler = sgd_with_cosine(model, settings, len(batches))
+    result, best_state = FinetuneResult(), snapshot(model)
+    if inputs["resume"] is not None:
+        best_state = _load_resume_state(model, optimizer, scheduler, result, inputs["resume"])
+    for epoch in range(result.completed + 1, settings.epochs + 1):
+        started = time.perf_counter()
+        batches.sampler.set_epoch(epoch)
+        _train_epoch(
+            ddp, batches, optimizer, scheduler, masks, nn.CrossEntropyLoss(), epoch, channel.report, None
+        )
+        accuracy = global_accuracy(model, shard, device)
+        if result.best_accuracy is None or accuracy > result.best_accuracy:
+            result.best_accuracy, result.best_epoch = accuracy, epoch
+            best_state = snapshot(model)
+        event = EpochEnd(epoch, accuracy, result.best_accuracy, time.perf_counter() - started)
+        result.epochs.append(event)
+        if channel.leader:  # written before the line that announces it
+            state = _resume_state(model, optimizer, scheduler, result, best_state)
+            write_atomic(folder / f"state-{epoch}.pt", lambda f, s=state: torch.save(s, f), binary=True)
+        channel.report(event)
+    channel.send({"type": "result", "epochs": result.completed, "best_epoch": result.best_epoch})
+
+
+def scan_layers(job: dict, folder: Path, device: torch.device, channel: Channel) -> None:
+    model, _ = load_inputs(job, folder, device)
+    data = load_data(job["data"], eval_batch_size=job["eval_batch_size"], num_workers=job["num_workers"])
+    rank, world = dist.get_rank(), dist.get_world_size()
+    mine = job["layers"][rank::world]
+    result = scan(model, data.eval, job["sparsities"], mine, channel.report, None, job["base_accuracy"])
+    parts: list[dict | None] = [None] * world
+    dist.all_gather_object(parts, result.layers)
+    rows = {name: row for part in parts for name, row in part.items()}
+    gathered = asdict(result) | {"layers": {name: rows[name] for name in job["layers"]}}
+    channel.send({"type": "result", "scan": gathered})
+
+
+JOBS = {"finetune": finetune, "scan": scan_layers}
+
+
+def error_text(error: BaseException) -> str:
+    return str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    job_file = Path((argv or sys.argv[1:])[0])
+    folder, job = job_file.parent, json.loads(job_file.read_text(encoding="utf-8"))
+    rank = int(os.environ["RANK"])
+    channel = Channel(take_stdout(folder / f"rank{rank}.log"), leader=os.environ["LOCAL_RANK"] == "0")
+    channel.send({"type": "started", "rank": rank, "pid": os.getpid()}, every_rank=True)
+    try:
+        device = start_process_group(job["device"])
+        JOBS[job["kind"]](job, folder, device, channel)
+        dist.barrier()  # no rank tears the group down while another still uses it
+    except Exception as error:
+        traceback.print_exc()
+        channel.send({"type": "error", "rank": rank, "message": error_text(error)}, every_rank=True)
+        return 1
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

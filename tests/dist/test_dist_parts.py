@@ -1,0 +1,113 @@
+"""The distributed jobs' parts that need no process group: messages, scan point order, the checks made
+before anything is launched, and the CPU SyncBatchNorm outside a process group."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import tiny_cnn, tiny_splits
+from torch import nn
+
+from prunetui.cli import main
+from prunetui.core.events import EpochEnd, Progress, ScanPoint
+from prunetui.core.session import Origin, Session
+from prunetui.dist.launch import Launcher, LayerOrder, Rendezvous, finetune_result
+from prunetui.dist.protocol import decode, encode, event_message, to_event
+from prunetui.dist.syncbn import CpuSyncBatchNorm, sync_batchnorm
+from prunetui.errors import UserError
+
+PROFILE = Path(__file__).parents[2] / "profiles" / "demo-gentle.toml"
+
+
+def test_events_survive_the_json_lines():
+    for event in (
+        Progress("train epoch 1", 3, 11),
+        ScanPoint("a.weight", 0.5, 97.25),
+        EpochEnd(2, 98.5, 99.0, 1.5),
+    ):
+        assert to_event(decode(encode(event_message(event)))) == event
+    assert to_event({"type": "result", "epochs": 2}) is None
+
+
+def test_lines_that_are_not_messages_are_ignored():
+    for line in (b"hello\n", b"[1, 2]\n", b'{"no_type": 1}\n', b"\n"):
+        assert decode(line) is None
+
+
+def test_scan_points_are_reported_in_layer_order():
+    reported = []
+    order = LayerOrder(["a", "b", "c"], [0.5, 0.9], reported.append)
+    order.add(ScanPoint("b", 0.5, 1.0))  # rank 1's first point waits for layer a
+    order.add(ScanPoint("a", 0.5, 2.0))
+    assert [(p.layer, p.sparsity) for p in reported] == [("a", 0.5)]
+    order.add(ScanPoint("a", 0.9, 3.0))
+    assert [(p.layer, p.sparsity) for p in reported] == [("a", 0.5), ("a", 0.9), ("b", 0.5)]
+    assert order.complete_rows() == {"a": [2.0, 3.0]}
+    order.fill({"a": [2.0, 3.0], "b": [1.0, 4.0], "c": [5.0, 6.0]})  # the rows only the result held
+    assert [p.layer for p in reported] == ["a", "a", "b", "b", "c", "c"]
+    assert order.complete_rows() == {"a": [2.0, 3.0], "b": [1.0, 4.0], "c": [5.0, 6.0]}
+
+
+def test_no_epoch_means_no_result_and_unchanged_weights():
+    result = finetune_result(None, cancelled=True)
+    assert result.epochs == [] and result.best_accuracy is None and result.cancelled
+
+
+def test_a_session_built_in_code_cannot_go_distributed(model, splits):
+    session = Session(model, splits, "tiny")
+    with pytest.raises(UserError, match="need a model spec and a data spec"):
+        session.finetune(nproc=2)
+    with pytest.raises(UserError, match="need a model spec and a data spec"):
+        session.scan(nproc=2)
+    with pytest.raises(UserError, match="1 or more"):
+        Session(tiny_cnn(), tiny_splits(), "demo", Origin(data_spec="digits")).scan(nproc=0)
+
+
+def test_torchrun_command_for_one_machine_and_for_several():
+    one = Launcher("demo", "digits", 4).command()
+    assert one[:3] == [sys.executable, "-m", "torch.distributed.run"]
+    assert "--standalone" in one and one[one.index("--nproc-per-node") + 1] == "4"
+    assert one[-2:] == ["-m", "prunetui.dist.worker"]
+    several = Launcher("demo", "digits", 8, Rendezvous(2, "10.0.0.1:29500")).command()
+    assert "--standalone" not in several
+    assert several[several.index("--nnodes") + 1] == "2"
+    assert several[several.index("--rdzv-endpoint") + 1] == "10.0.0.1:29500"
+    assert several[several.index("--rdzv-backend") + 1] == "c10d"
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["scan", "--nproc", "0"], "--nproc must be 1 or more"),
+        (["prune", "--profile", str(PROFILE), "--nproc", "2"], "go with --finetune"),
+        (["scan", "--nnodes", "2"], "needs --rdzv-endpoint"),
+        (["scan", "--nnodes", "2", "--rdzv-endpoint", "host"], "expected HOST:PORT"),
+        (["scan", "--nproc", "two"], "invalid int value"),
+    ],
+)
+def test_bad_process_options_are_one_error_line(capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith("error: ") and message in err
+
+
+def test_cpu_sync_batchnorm_is_batchnorm_outside_a_process_group():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.BatchNorm1d(144))
+    reference = {k: v.clone() for k, v in model.state_dict().items()}
+    names = [name for name, _ in model.named_parameters()]
+    images = torch.randn(8, 1, 8, 8)
+    expected = model.train()(images)
+    model.load_state_dict(reference)
+    converted = sync_batchnorm(model, torch.device("cpu"))
+    assert isinstance(converted[1], CpuSyncBatchNorm) and isinstance(converted[3], CpuSyncBatchNorm)
+    assert [name for name, _ in converted.named_parameters()] == names
+    assert torch.equal(converted(images), expected)
+
+
+def test_the_dist_package_imports_no_ui():
+    check = "import sys, prunetui.dist.launch, prunetui.dist.worker; print('textual' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
