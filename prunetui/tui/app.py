@@ -1,0 +1,647 @@
+"""The TUI: a layer table, plots, a log, and keys that drive a core Session.
+
+Jobs (dense evaluation, scan, prune, finetune, reset, export) run one at a time in a thread worker.
+The thread only posts messages; `busy` is owned by the UI and cleared only by JobEnded.
+"""
+
+import threading
+from collections.abc import Callable, Iterable
+from functools import partial
+from pathlib import Path
+
+from textual import events, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, TabbedContent, TabPane
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from prunetui.core.events import Cancelled, EpochEnd, ScanPoint
+from prunetui.core.finetune import FinetuneSettings
+from prunetui.core.profile import Profile, load_profile, save_profile
+from prunetui.core.pruning import compound, magnitude_threshold
+from prunetui.core.session import Session
+from prunetui.errors import UserError
+from prunetui.tui import jobs
+from prunetui.tui.log_handler import route_logging
+from prunetui.tui.messages import (
+    FinetuneStarted,
+    JobEnded,
+    JobFailed,
+    JobLine,
+    JobProgress,
+    JobReport,
+    ModelChanged,
+    PreviewReady,
+    ScanStarted,
+)
+from prunetui.tui.paths import (
+    PROFILES,
+    default_export_path,
+    export_files,
+    profile_path,
+    shown,
+    user_path,
+)
+from prunetui.tui.scan_curves import ScanCurves
+from prunetui.tui.screens.ask_dialog import AskDialog
+from prunetui.tui.screens.confirm_dialog import ConfirmDialog
+from prunetui.tui.screens.finetune_dialog import FinetuneDialog
+from prunetui.tui.screens.help_screen import HelpScreen
+from prunetui.tui.screens.open_profile_dialog import OpenProfileDialog
+from prunetui.tui.stats import ModelStats, model_stats
+from prunetui.tui.text import parse_fraction, parse_profile_name
+from prunetui.tui.widgets.finetune_plot import FinetunePlot
+from prunetui.tui.widgets.job_log import JobLog
+from prunetui.tui.widgets.layer_table import LayerTable
+from prunetui.tui.widgets.params_plot import ParamsPlot
+from prunetui.tui.widgets.sensitivity_plot import SensitivityPlot
+from prunetui.tui.widgets.status_line import Status, StatusLine
+from prunetui.tui.widgets.weights_plot import WeightsPlot
+
+BUSY = "a job is running (x cancels it)"
+NUDGE = 0.05
+WIDE = 110  # columns: below this the panes stack vertically
+SHAPE_COLUMN_WIDTH = 150  # columns: below this the table drops its Shape column
+PLOT_TABS = ["weights-tab", "params-tab", "sensitivity-tab", "finetune-tab"]
+TARGET_DIGITS = Binding.Group("Set target 0.0-0.9")
+
+
+def _digit_binding(digit: int) -> Binding:
+    value = digit / 10
+    return Binding(
+        str(digit), f"set_target({value})", f"Set target to {value:.1f}", show=False, group=TARGET_DIGITS
+    )
+
+
+class PruneApp(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "prunetui"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (WIDE, "-wide")]
+    # Descriptions are short for the footer; tooltips say more in the help screen and the palette.
+    BINDINGS = [
+        Binding("s", "scan", "Scan", tooltip="Sensitivity scan of every layer", id="scan"),
+        Binding("p", "prune", "Prune", tooltip="Prune the dense weights to the targets", id="prune"),
+        Binding("f", "finetune", "Finetune", tooltip="Finetune with the masks held…", id="finetune"),
+        Binding(
+            "x,escape", "cancel_job", "Cancel", tooltip="Cancel the running job", key_display="x", id="cancel"
+        ),
+        Binding("c", "compound", "Compound", tooltip="Compound rule on the selected layer…", id="compound"),
+        Binding(
+            "ctrl+s", "save_profile", "Save", tooltip="Save the targets as a profile…", id="save-profile"
+        ),
+        Binding("question_mark", "help", "Help", tooltip="Every key", key_display="?", id="help"),
+        Binding("q", "quit", "Quit", tooltip="Quit (asks while a job runs)", id="quit"),
+        # not in the footer: it would overflow at 80 columns
+        Binding("o", "open_profile", "Open", tooltip="Open a profile…", show=False, id="open-profile"),
+        Binding(
+            "w", "export", "Export", tooltip="Export the model as a checkpoint…", show=False, id="export"
+        ),
+        Binding("j", "select(1)", "Next layer", show=False, id="next-layer"),
+        Binding("k", "select(-1)", "Previous layer", show=False, id="previous-layer"),
+        Binding(
+            "plus,equals_sign",
+            f"nudge({NUDGE})",
+            f"Target +{NUDGE}",
+            show=False,
+            key_display="+",
+            id="nudge-up",
+        ),
+        Binding(
+            "minus", f"nudge({-NUDGE})", f"Target -{NUDGE}", show=False, key_display="-", id="nudge-down"
+        ),
+        *(_digit_binding(d) for d in range(10)),
+        Binding("enter", "exact_target", "Exact target", tooltip="Type the target…", show=False, id="exact"),
+        Binding(
+            "C",
+            "compound_all",
+            "Compound all",
+            tooltip="Compound rule on every layer with a target > 0…",
+            show=False,
+            id="compound-all",
+        ),
+        Binding(
+            "r", "reset", "Reset", tooltip="Reset the model to the dense weights", show=False, id="reset"
+        ),
+        Binding("t", "next_plot", "Next plot", show=False, id="next-plot"),
+        Binding(
+            "z", "toggle_zeros", "Zeros", tooltip="Histogram: show or hide zeros", show=False, id="zeros"
+        ),
+    ]
+
+    def __init__(
+        self,
+        session: Session,
+        profile: Profile | None = None,
+        workdir: Path | None = None,
+        device_label: str = "cpu",
+    ) -> None:
+        super().__init__()
+        self.session = session
+        self.start_profile = profile
+        self.workdir = Path(workdir) if workdir is not None else Path.cwd()
+        self.device_label = device_label
+        self.busy = False
+        self.job_title = ""
+        self.cancel_event: threading.Event | None = None
+        self.quit_when_idle = False
+        self.stats: ModelStats | None = None
+        self.curves = ScanCurves()
+        self.epochs: list[EpochEnd] = []
+        self.accuracy_before_finetune: float | None = None
+        self.nonzero_only = False
+        self.projected_mib: float | None = None  # of the targets, once the preview worker has it
+        self._thresholds: dict[tuple[str, float], float] = {}  # (layer, target) -> |w| threshold
+        self._restore_logging: Callable[[], None] = lambda: None
+
+    # --- layout ----------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield StatusLine(id="status")
+        with Vertical(id="panes"):
+            with Vertical(id="table-pane"):
+                yield LayerTable(id="layers")
+            with TabbedContent(id="plots"):
+                with TabPane("Weights", id="weights-tab"):
+                    yield WeightsPlot()
+                with TabPane("Params", id="params-tab"):
+                    yield ParamsPlot()
+                with TabPane("Sensitivity", id="sensitivity-tab"):
+                    yield SensitivityPlot()
+                with TabPane("Finetune", id="finetune-tab"):
+                    yield FinetunePlot()
+            yield JobLog(id="job-log")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self._restore_logging = route_logging(self.post_message)
+        self.query_one("#table-pane").border_title = "Layers"
+        self.query_one("#plots").border_title = "Plots"
+        self.query_one(JobLog).border_title = "Log"
+        self.query_one(LayerTable).focus()
+        if self.start_profile is not None:
+            self._apply_start_profile(self.start_profile)
+        self.query_one(SensitivityPlot).draw(self.curves, None)
+        self.query_one(FinetunePlot).draw(self.epochs, None)
+        self.refresh_status()
+        self.request_preview()
+        self.start_job("Dense evaluation", partial(jobs.evaluate_dense, self.session))
+
+    def on_unmount(self) -> None:
+        self._restore_logging()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.query_one(LayerTable).compact = event.size.width < SHAPE_COLUMN_WIDTH
+
+    def _apply_start_profile(self, profile: Profile) -> None:
+        try:
+            self._check_model(profile)
+            self.session.apply_profile(profile)
+        except UserError as error:
+            self.show_error(str(error))
+            return
+        self.write_log(f"Profile {profile.name} applied to the targets")
+
+    # --- small helpers ---------------------------------------------------------------------------
+    @property
+    def selected_layer(self) -> str | None:
+        return self.query_one(LayerTable).selected
+
+    def write_log(self, text: str, style: str = "") -> None:
+        self.query_one(JobLog).write(text, style)
+
+    def show_error(self, text: str) -> None:
+        self.write_log(text, "bold red")
+        self.notify(text, severity="error", timeout=8)
+
+    def refresh_status(self) -> None:
+        session = self.session
+        self.query_one(StatusLine).status = Status(
+            model_label=session.label,
+            device_label=self.device_label,
+            dense_accuracy=session.dense_accuracy,
+            accuracy=session.accuracy,
+            size_mib=self.stats.size_mib if self.stats else None,
+            dense_mib=session.dense_size,
+            projected_mib=self.projected_mib,
+        )
+
+    def request_preview(self) -> None:
+        """Projected size and threshold cost tens of ms on a large model: computed off the UI thread."""
+        self._preview(dict(self.session.targets), self.selected_layer)
+
+    @work(thread=True, exclusive=True, group="preview", exit_on_error=False)
+    def _preview(self, targets: dict[str, float], layer_name: str | None) -> None:
+        projected_mib = self.session.projected_size(targets)  # reads only the dense weights
+        if layer_name is not None:
+            key = (layer_name, targets[layer_name])
+            if key not in self._thresholds:
+                self._thresholds[key] = magnitude_threshold(self.session.dense_state[layer_name], key[1])
+        if not get_current_worker().is_cancelled:
+            self.post_message(PreviewReady(targets, projected_mib))
+
+    def on_preview_ready(self, message: PreviewReady) -> None:
+        if message.targets != self.session.targets:
+            return  # the targets changed meanwhile: a newer preview is on its way
+        self.projected_mib = message.projected_mib
+        self.refresh_status()
+        self.draw_weights()
+
+    def draw_weights(self) -> None:
+        layer_name = self.selected_layer
+        if self.stats is None or layer_name is None:
+            return
+        target = self.session.targets[layer_name]
+        self.query_one(WeightsPlot).draw(
+            layer_name,
+            self.stats.histograms[layer_name],
+            target,
+            self._thresholds.get((layer_name, target), 0.0),  # the preview fills it in
+            self.nonzero_only,
+        )
+
+    def draw_sensitivity(self) -> None:
+        self.query_one(SensitivityPlot).draw(self.curves, self.selected_layer)
+
+    def show_plot(self, tab_id: str) -> None:
+        self.query_one(TabbedContent).active = tab_id
+
+    # --- targets ---------------------------------------------------------------------------------
+    def set_target(self, layer_name: str, value: float) -> None:
+        target = self.session.set_target(layer_name, value)
+        self.query_one(LayerTable).show_target(layer_name, target)
+        if layer_name == self.selected_layer:
+            self.draw_weights()
+        self.request_preview()
+
+    def action_select(self, step: int) -> None:
+        table = self.query_one(LayerTable)
+        if table.row_count:
+            table.move_cursor(row=max(0, min(table.cursor_row + step, table.row_count - 1)))
+
+    def action_nudge(self, delta: float) -> None:
+        if layer_name := self.selected_layer:
+            self.set_target(layer_name, self.session.targets[layer_name] + delta)
+
+    def action_set_target(self, value: float) -> None:
+        if layer_name := self.selected_layer:
+            self.set_target(layer_name, value)
+
+    def action_exact_target(self) -> None:
+        layer_name = self.selected_layer
+        if layer_name is None:
+            return
+        current = self.session.targets[layer_name]
+        dialog = AskDialog(
+            "Target sparsity",
+            f"{layer_name}: a number in [0, 1] or a percentage",
+            parse_fraction,
+            f"{current:g}",
+        )
+        self.push_screen(dialog, partial(self._exact_target_chosen, layer_name))
+
+    def _exact_target_chosen(self, layer_name: str, value: float | None) -> None:
+        if value is not None:
+            self.set_target(layer_name, value)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_exact_target()
+
+    def action_compound(self) -> None:
+        layer_name = self.selected_layer
+        if layer_name is not None:
+            self._ask_beta(f"{layer_name}: target = current + (1 - current) × beta", [layer_name])
+
+    def action_compound_all(self) -> None:
+        pruned = [layer for layer, target in self.session.targets.items() if target > 0]
+        if not pruned:
+            self.notify("No layer has a target > 0 yet", severity="warning")
+            return
+        self._ask_beta(
+            f"{len(pruned)} layers with a target > 0: target = current + (1 - current) × beta", pruned
+        )
+
+    def _ask_beta(self, prompt: str, layer_names: list[str]) -> None:
+        dialog = AskDialog("Compound rule", prompt, parse_fraction)
+        self.push_screen(dialog, partial(self._compound_chosen, layer_names))
+
+    def _compound_chosen(self, layer_names: list[str], beta: float | None) -> None:
+        if beta is None:
+            return
+        for layer_name in layer_names:
+            self.set_target(layer_name, compound(self.session.targets[layer_name], beta))
+        self.write_log(f"Compound rule, beta {beta:g}, applied to {len(layer_names)} layer(s)")
+
+    # --- jobs ------------------------------------------------------------------------------------
+    def start_job(self, title: str, job: jobs.Job, changes_model: bool = True) -> bool:
+        if self.busy:
+            self.notify(BUSY, severity="warning")
+            return False
+        self.busy = True
+        self.job_title = title
+        self.cancel_event = threading.Event()
+        self.query_one(JobLog).begin(title)
+        self._run_job(title, job, jobs.JobContext(self.post_message, self.cancel_event), changes_model)
+        return True
+
+    @work(thread=True, exit_on_error=False, group="job")
+    def _run_job(self, title: str, job: jobs.Job, ctx: jobs.JobContext, changes_model: bool) -> None:
+        try:
+            try:
+                with self.session.transaction():
+                    job(ctx)
+            except Cancelled:
+                ctx.say(f"{title} cancelled: the model is as it was", "yellow")
+            except Exception as error:  # shown, never fatal: the transaction put the model back
+                ctx.post(JobFailed(f"{title} failed: {jobs.error_text(error)}"))
+            if changes_model:
+                ctx.post(ModelChanged(model_stats(self.session)))
+        finally:
+            ctx.post(JobEnded())
+
+    def _needs_data(self, what: str) -> bool:
+        if self.session.data is None:
+            self.show_error(f"{what} needs data: start prunetui with --data")
+            return True
+        return False
+
+    def action_scan(self) -> None:
+        if not self._needs_data("Scan"):
+            self.start_job("Scan", partial(jobs.scan, self.session), changes_model=False)
+
+    def action_prune(self) -> None:
+        self.start_job("Prune", partial(jobs.prune, self.session, dict(self.session.targets)))
+
+    def action_finetune(self) -> None:
+        if self._needs_data("Finetune"):
+            return
+        if self.busy:
+            self.notify(BUSY, severity="warning")
+            return
+        note = ""
+        if self._prune_first() is not None:
+            note = "Not pruned yet: the targets are applied first (as p does)."
+        self.push_screen(FinetuneDialog(note), self._finetune_chosen)
+
+    def _prune_first(self) -> dict[str, float] | None:
+        """The targets to prune to before finetuning: when nothing is pruned yet and some target is set."""
+        targets = dict(self.session.targets)
+        return targets if not self.session.masks and any(targets.values()) else None
+
+    def _finetune_chosen(self, settings: FinetuneSettings | None) -> None:
+        if settings is None:
+            return
+        job = partial(jobs.finetune, self.session, settings, self._prune_first())
+        if self.start_job("Finetune", job):
+            self.epochs = []
+            self.accuracy_before_finetune = None
+            self.query_one(FinetunePlot).draw(self.epochs, None)
+            self.show_plot("finetune-tab")
+
+    def action_reset(self) -> None:
+        if self.busy:
+            self.notify(BUSY, severity="warning")
+            return
+        reset = partial(self.start_job, "Reset", partial(jobs.reset, self.session))
+        if not self.session.masks:
+            reset()
+            return
+        question = "Back to the dense weights? The pruned weights are lost unless exported (w)."
+        self.push_screen(ConfirmDialog(question), lambda yes: yes and reset())
+
+    def action_cancel_job(self) -> None:
+        if not self.busy or self.cancel_event is None:
+            return
+        if not self.cancel_event.is_set():
+            self.cancel_event.set()
+            self.write_log(f"Cancelling {self.job_title}…", "yellow")
+
+    # --- job messages ----------------------------------------------------------------------------
+    def on_job_progress(self, message: JobProgress) -> None:
+        self.query_one(JobLog).show_progress(message.progress)
+
+    def on_job_line(self, message: JobLine) -> None:
+        self.write_log(message.text, message.style)
+
+    def on_job_failed(self, message: JobFailed) -> None:
+        self.show_error(message.text)
+
+    def on_scan_started(self, message: ScanStarted) -> None:
+        self.curves = ScanCurves(base_accuracy=message.base_accuracy)
+        self.query_one(LayerTable).clear_safe()
+        self.draw_sensitivity()
+        self.show_plot("sensitivity-tab")
+
+    def on_finetune_started(self, message: FinetuneStarted) -> None:
+        self.accuracy_before_finetune = message.accuracy_before
+        self.query_one(FinetunePlot).draw(self.epochs, message.accuracy_before)
+
+    def on_job_report(self, message: JobReport) -> None:
+        event = message.event
+        if isinstance(event, EpochEnd):
+            self.write_log(event.line())
+            self.epochs.append(event)
+            self.query_one(FinetunePlot).draw(self.epochs, self.accuracy_before_finetune)
+        elif isinstance(event, ScanPoint):
+            self.curves.add(event.layer, event.sparsity, event.accuracy)
+            safe = self.curves.safe_sparsity(event.layer)
+            if safe is not None:
+                self.query_one(LayerTable).show_safe(event.layer, safe)
+            self.draw_sensitivity()
+
+    def on_model_changed(self, message: ModelChanged) -> None:
+        self.stats = message.stats
+        self.query_one(LayerTable).show_layers(self.stats.layers, self.session.targets)
+        self.query_one(ParamsPlot).draw(self.stats.layers)
+        self.draw_weights()
+        self.refresh_status()
+        self.request_preview()  # a failed job puts the targets back too
+
+    def on_job_ended(self, message: JobEnded) -> None:
+        self.busy = False
+        self.cancel_event = None
+        self.query_one(JobLog).end()
+        self.refresh_status()
+        if self.quit_when_idle:
+            self.exit(0)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        # A job catches its own errors; this is the net under the net (computing the stats, the preview).
+        if event.state == WorkerState.ERROR:
+            what = self.job_title if event.worker.group == "job" else "Size preview"
+            self.show_error(f"{what} failed: {jobs.error_text(event.worker.error)}")
+
+    # --- selection, plots ------------------------------------------------------------------------
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.draw_weights()
+        self.draw_sensitivity()
+        self.request_preview()
+
+    def action_next_plot(self) -> None:
+        tabs = self.query_one(TabbedContent)
+        tabs.active = PLOT_TABS[(PLOT_TABS.index(tabs.active) + 1) % len(PLOT_TABS)]
+
+    def action_toggle_zeros(self) -> None:
+        self.nonzero_only = not self.nonzero_only
+        self.draw_weights()
+        self.show_plot("weights-tab")
+
+    # --- profiles and export ---------------------------------------------------------------------
+    @property
+    def profiles_dir(self) -> Path:
+        return self.workdir / PROFILES
+
+    def action_save_profile(self) -> None:
+        dialog = AskDialog(
+            "Save profile",
+            f"Name (saved as {PROFILES}/NAME.toml in {self.workdir})",
+            parse_profile_name,
+            self._profile_name_suggestion(),
+        )
+        self.push_screen(dialog, self._profile_name_chosen)
+
+    def _profile_name_suggestion(self) -> str:
+        """The current profile's name, or the first free runN."""
+        if self.session.profile_name != "custom":
+            return self.session.profile_name
+        taken = {p.stem for p in self.profiles_dir.glob("*.toml")}
+        return next(f"run{n}" for n in range(1, len(taken) + 2) if f"run{n}" not in taken)
+
+    def _profile_name_chosen(self, profile_name: str | None) -> None:
+        if profile_name is None:
+            return
+        path = self.profiles_dir / f"{profile_name}.toml"
+        if not path.exists():
+            self._save_profile(profile_name, path, overwrite=False)
+            return
+        question = f"{shown(path, self.workdir)} exists. Overwrite it?"
+        self.push_screen(
+            ConfirmDialog(question),
+            lambda yes: yes and self._save_profile(profile_name, path, overwrite=True),
+        )
+
+    def _save_profile(self, profile_name: str, path: Path, overwrite: bool) -> None:
+        try:
+            save_profile(self.session.profile(profile_name), path, overwrite=overwrite)
+        except UserError as error:
+            self.show_error(str(error))
+            return
+        self.session.profile_name = profile_name
+        self.write_log(f"Saved profile {shown(path, self.workdir)}")
+
+    def action_open_profile(self) -> None:
+        files = sorted(shown(p, self.workdir) for p in self.profiles_dir.glob("*.toml"))
+        self.push_screen(OpenProfileDialog(files, self._open_profile), self._profile_opened)
+
+    def _check_model(self, profile: Profile) -> None:
+        if profile.model is not None and profile.model != self.session.label:
+            raise UserError(
+                f"profile '{profile.name}' is for model {profile.model}, not {self.session.label}"
+            )
+
+    def _open_profile(self, text: str) -> Profile:
+        """Load, check and apply a profile; a UserError leaves the targets as they were."""
+        profile = load_profile(profile_path(text, self.workdir))
+        self._check_model(profile)
+        self.session.apply_profile(profile)
+        return profile
+
+    def _profile_opened(self, profile: Profile | None) -> None:
+        if profile is None:
+            return
+        self.query_one(LayerTable).show_targets(self.session.targets)
+        self.draw_weights()
+        self.request_preview()
+        self.write_log(f"Opened profile {profile.name}: {len(profile.sparsity)} layer targets")
+
+    def action_export(self) -> None:
+        if self.busy:
+            self.notify(BUSY, severity="warning")
+            return
+        profile_name = self.session.profile_name
+        default = default_export_path(self.workdir, self.session.label, profile_name)
+        dialog = AskDialog(
+            "Export checkpoint",
+            "Path (relative to the working directory)",
+            self._parse_export_path,
+            shown(default, self.workdir),
+        )
+        self.push_screen(dialog, partial(self._export_path_chosen, profile_name))
+
+    def _parse_export_path(self, text: str) -> Path:
+        try:
+            return user_path(text, self.workdir)
+        except UserError as error:
+            raise ValueError(str(error)) from None
+
+    def _export_path_chosen(self, profile_name: str, path: Path | None) -> None:
+        if path is None:
+            return
+        existing = [shown(p, self.workdir) for p in export_files(path) if p.exists()]
+
+        def export(overwrite: bool) -> None:
+            job = partial(jobs.export, self.session, path, profile_name, overwrite)
+            self.start_job("Export", job, changes_model=False)
+
+        if not existing:
+            export(overwrite=False)
+            return
+        question = f"{' and '.join(existing)} exist{'s' if len(existing) == 1 else ''}. Overwrite?"
+        self.push_screen(ConfirmDialog(question), lambda yes: yes and export(overwrite=True))
+
+    # --- help, palette, quit ---------------------------------------------------------------------
+    def _key_names(self, binding: Binding) -> list[str]:
+        return [self.get_key_display(binding.with_key(key)) for key in binding.key.split(",")]
+
+    def help_rows(self) -> list[tuple[str, str]]:
+        """(keys, description) for every binding of the main screen, digits folded into one row."""
+        rows = [("↑ ↓", "Select layer")]
+        seen_groups = set()
+        for binding in self.BINDINGS:
+            if binding.group is not None:
+                if binding.group not in seen_groups:
+                    seen_groups.add(binding.group)
+                    rows.append(("0-9", binding.group.description))
+                continue
+            rows.append((" ".join(self._key_names(binding)), binding.tooltip or binding.description))
+        rows.append(("tab", "Next pane (arrows then work inside it)"))
+        rows.append(("^p", "Command palette: every action by name"))
+        return rows
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for binding in self.BINDINGS:
+            if binding.action == "quit":
+                continue  # the default commands already have Quit
+            yield SystemCommand(
+                binding.tooltip or binding.description,
+                f"key: {', '.join(self._key_names(binding))}",
+                partial(self.run_action, binding.action),
+                discover=binding.group is None,
+            )
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.help_rows()))
+
+    async def action_quit(self) -> None:
+        if not self.busy:
+            self.exit(0)
+            return
+        question = f"{self.job_title} is running. Cancel it and quit?"
+        self.push_screen(ConfirmDialog(question), self._quit_confirmed)
+
+    def _quit_confirmed(self, yes: bool | None) -> None:
+        if not yes:
+            return
+        if not self.busy:
+            self.exit(0)
+            return
+        self.quit_when_idle = True
+        self.action_cancel_job()
+
+
+def run_app(session: Session, profile: Profile | None = None, device_label: str = "cpu") -> int:
+    """Run the TUI on `session` in the current working directory; returns the exit code."""
+    app = PruneApp(session, profile=profile, device_label=device_label)
+    app.run()
+    return app.return_code or 0

@@ -1,0 +1,71 @@
+"""Messages a job thread posts to the app. The thread never touches a widget; the app reacts to these."""
+
+from textual.message import Message
+
+from prunetui.core.events import EpochEnd, Progress, ScanPoint
+from prunetui.tui.stats import ModelStats
+
+
+class JobProgress(Message):
+    """Replaceable: a newer progress message supersedes one still waiting in the queue."""
+
+    def __init__(self, progress: Progress) -> None:
+        super().__init__()
+        self.progress = progress
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, JobProgress)
+
+
+class JobReport(Message):
+    """A result a job reports as it goes: a scan point or the end of an epoch."""
+
+    def __init__(self, event: ScanPoint | EpochEnd) -> None:
+        super().__init__()
+        self.event = event
+
+
+class JobLine(Message):
+    """A line for the log."""
+
+    def __init__(self, text: str, style: str = "") -> None:
+        super().__init__()
+        self.text = text
+        self.style = style
+
+
+class ScanStarted(Message):
+    def __init__(self, base_accuracy: float) -> None:
+        super().__init__()
+        self.base_accuracy = base_accuracy
+
+
+class FinetuneStarted(Message):
+    def __init__(self, accuracy_before: float | None) -> None:
+        super().__init__()
+        self.accuracy_before = accuracy_before
+
+
+class ModelChanged(Message):
+    def __init__(self, stats: ModelStats) -> None:
+        super().__init__()
+        self.stats = stats
+
+
+class PreviewReady(Message):
+    """The projected size of `targets` is known (and the threshold of the selected layer's target)."""
+
+    def __init__(self, targets: dict[str, float], projected_mib: float) -> None:
+        super().__init__()
+        self.targets = targets
+        self.projected_mib = projected_mib
+
+
+class JobFailed(Message):
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+
+class JobEnded(Message):
+    """Posted from the job thread's own `finally`: only this clears the app's busy flag."""

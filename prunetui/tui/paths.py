@@ -1,0 +1,41 @@
+"""Where profiles and checkpoints go: everything relative is relative to the working directory."""
+
+from pathlib import Path
+
+from prunetui.errors import UserError
+from prunetui.tui.text import filename_part
+
+PROFILES = "profiles"
+
+
+def user_path(text: str, workdir: Path) -> Path:
+    text = text.strip()
+    if not text:
+        raise UserError("type a path")
+    path = Path(text).expanduser()
+    return path if path.is_absolute() else workdir / path
+
+
+def profile_path(text: str, workdir: Path) -> Path:
+    """A bare name (`run1`) means profiles/run1.toml."""
+    path = Path(text.strip())
+    if len(path.parts) == 1 and not path.suffix:
+        return workdir / PROFILES / f"{path}.toml"
+    return user_path(text, workdir)
+
+
+def default_export_path(workdir: Path, model_label: str, profile_name: str) -> Path:
+    return workdir / f"{filename_part(model_label)}-{filename_part(profile_name)}.pt"
+
+
+def export_files(path: Path) -> list[Path]:
+    """What exporting to `path` writes: the checkpoint and its side file (as core/export.py names it)."""
+    return [path, path.with_name(path.name + ".toml")]
+
+
+def shown(path: Path, workdir: Path) -> str:
+    """`path` relative to the working directory when it is inside it."""
+    try:
+        return str(path.relative_to(workdir))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,39 @@
+"""Accuracy per epoch of the current finetune run, the best epoch marked."""
+
+from prunetui.core.events import EpochEnd
+from prunetui.tui.widgets.titled_plot import TitledPlot
+
+
+def accuracy_range(accuracies: list[float]) -> tuple[float, float]:
+    """The epochs' own range with a margin (a flat run still gets a sensible axis)."""
+    low, high = min(accuracies), max(accuracies)
+    margin = max(0.5, (high - low) * 0.15)
+    return max(0.0, low - margin), min(100.0, high + margin)
+
+
+class FinetunePlot(TitledPlot):
+    def draw(self, epochs: list[EpochEnd], accuracy_before: float | None) -> None:
+        plt = self.plt
+        plt.clear_data()
+        plt.xlabel("epoch")
+        if not epochs:
+            self.set_title("no finetune run yet: f finetunes", "no finetune yet: f")
+            self.refresh()
+            return
+        numbers = [e.epoch for e in epochs]
+        accuracies = [e.accuracy for e in epochs]
+        plt.plot(numbers, accuracies, color="cyan+", marker="hd")
+        best = max(epochs, key=lambda e: e.accuracy)  # the first of equals, as the run keeps it
+        plt.scatter([best.epoch], [best.accuracy], color="green+", marker="*")
+        low, high = accuracy_range(accuracies)
+        plt.ylim(low, high)
+        before = ""
+        if accuracy_before is not None:
+            before = f" · before {accuracy_before:.2f}%"
+            if low <= accuracy_before <= high:
+                plt.hline(accuracy_before, "red")
+                before += " (red)"
+        best_text = f"best {best.accuracy:.2f}% at epoch {best.epoch} (*)"
+        self.set_title(best_text + before, best_text)
+        plt.xticks(numbers)
+        self.refresh()

@@ -1,0 +1,141 @@
+"""The layer table: one row per prunable tensor, keyed by its parameter name."""
+
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widgets import DataTable
+
+from prunetui.core.layers import LayerInfo
+from prunetui.tui.text import shape_text
+
+LABELS = {
+    "layer": "Layer",
+    "shape": "Shape",
+    "params": "Params",
+    "share": "Share",
+    "zeros": "Zeros",
+    "target": "Target",
+    "safe": "Safe",
+}
+# Room for the widest value a column can take ("100.0%"), so that widths never change after pruning.
+MIN_WIDTHS = {"share": 6, "zeros": 6}
+
+
+def _number(text: str, style: str = "") -> Text:
+    return Text(text, style=style, justify="right")
+
+
+def target_cell(target: float, zero_fraction: float) -> Text:
+    """Highlighted while the model does not have it yet (prune applies it); dim when 0."""
+    if abs(target - zero_fraction) > 0.005:
+        return _number(f"{target:.2f}", "bold yellow")
+    return _number(f"{target:.2f}", "dim" if target == 0 else "")
+
+
+def cell_width(cell: Text | str) -> int:
+    return cell.cell_len if isinstance(cell, Text) else Text(cell).cell_len
+
+
+class LayerTable(DataTable):
+    """`compact` drops the Shape column; the Safe column appears once a layer has been scanned.
+
+    Its size is set from its content when the rows or columns change: sizing a DataTable with
+    `auto` (from its virtual size) sometimes left it 0 rows high here under load.
+    """
+
+    compact = reactive(False)
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(cursor_type="row", **kwargs)
+        self._infos: dict[str, LayerInfo] = {}
+        self._targets: dict[str, float] = {}
+        self._safe: dict[str, float] = {}
+
+    @property
+    def selected(self) -> str | None:
+        if self.row_count == 0:
+            return None
+        return self.ordered_rows[self.cursor_row].key.value
+
+    def _columns(self) -> list[str]:
+        columns = ["layer"] + ([] if self.compact else ["shape"]) + ["params", "share", "zeros", "target"]
+        return columns + (["safe"] if self._safe else [])
+
+    def _cell(self, column: str, layer_name: str) -> Text | str:
+        info = self._infos[layer_name]
+        match column:
+            case "layer":
+                return layer_name
+            case "shape":
+                return _number(shape_text(info.shape))
+            case "params":
+                return _number(f"{info.params:,}")
+            case "share":
+                return _number(f"{info.share * 100:.1f}%")
+            case "zeros":
+                return _number(f"{info.zero_fraction * 100:.1f}%")
+            case "target":
+                return target_cell(self._targets.get(layer_name, 0.0), info.zero_fraction)
+            case _:
+                safe = self._safe.get(layer_name)
+                return _number("" if safe is None else f"{safe:.2f}", "green")
+
+    def _width(self, column: str) -> int:
+        widest = max((cell_width(self._cell(column, layer_name)) for layer_name in self._infos), default=0)
+        return max(len(LABELS[column]), widest, MIN_WIDTHS.get(column, 0))
+
+    def _rebuild(self) -> None:
+        """Columns changed: rebuild everything, keeping the cursor on the same layer."""
+        row = self.cursor_row
+        self.clear(columns=True)
+        columns = self._columns()
+        widths = [self._width(column) for column in columns]
+        for column, width in zip(columns, widths, strict=True):
+            self.add_column(LABELS[column], key=column, width=width)
+        for layer_name in self._infos:
+            self.add_row(*(self._cell(column, layer_name) for column in columns), key=layer_name)
+        if self.row_count:
+            self.move_cursor(row=min(row, self.row_count - 1), animate=False)
+        gutter = self.styles.scrollbar_size_vertical
+        self.styles.width = sum(widths) + 2 * self.cell_padding * len(columns) + gutter
+        self.styles.height = self.row_count + 1  # the header
+
+    def _update(self, layer_name: str, column: str) -> None:
+        if layer_name in self._infos and column in self._columns():
+            self.update_cell(layer_name, column, self._cell(column, layer_name))
+
+    def watch_compact(self) -> None:
+        if self._infos:
+            self._rebuild()
+
+    def show_layers(self, infos: list[LayerInfo], targets: dict[str, float]) -> None:
+        """New statistics after a job; the first call fills the table."""
+        first = not self._infos
+        self._infos = {info.name: info for info in infos}
+        self._targets = dict(targets)
+        if first:
+            self._rebuild()
+            return
+        for layer_name in self._infos:
+            self._update(layer_name, "zeros")
+            self._update(layer_name, "target")
+
+    def show_target(self, layer_name: str, target: float) -> None:
+        self._targets[layer_name] = target
+        self._update(layer_name, "target")
+
+    def show_targets(self, targets: dict[str, float]) -> None:
+        for layer_name, target in targets.items():
+            self.show_target(layer_name, target)
+
+    def show_safe(self, layer_name: str, safe: float) -> None:
+        had_column = bool(self._safe)
+        self._safe[layer_name] = safe
+        if had_column:
+            self._update(layer_name, "safe")
+        else:
+            self._rebuild()
+
+    def clear_safe(self) -> None:
+        if self._safe:
+            self._safe = {}
+            self._rebuild()

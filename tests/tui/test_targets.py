@@ -1,0 +1,98 @@
+"""Selecting layers and editing their targets by keyboard."""
+
+import pytest
+
+from prunetui.tui.screens.ask_dialog import AskDialog
+from prunetui.tui.widgets.layer_table import LayerTable
+from prunetui.tui.widgets.parsed_input import ParsedInput
+from prunetui.tui.widgets.status_line import StatusLine
+
+from .conftest import LAYERS, wait_idle
+
+
+def target_cell(app, layer_name: str) -> str:
+    return str(app.query_one(LayerTable).get_cell(layer_name, "target"))
+
+
+async def test_rows_are_the_prunable_tensors_and_keys_select(app):
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_idle(pilot)
+        table = app.query_one(LayerTable)
+        assert [row.key.value for row in table.ordered_rows] == LAYERS
+        assert app.selected_layer == "conv1.weight"
+        await pilot.press("j", "j")
+        assert app.selected_layer == "conv3.weight"
+        await pilot.press("k")
+        assert app.selected_layer == "conv2.weight"
+        await pilot.press("down", "down", "down")
+        assert app.selected_layer == "fc.weight"  # stops at the last row
+        await pilot.press("up")
+        assert app.selected_layer == "conv3.weight"
+
+
+async def test_nudge_and_digits_set_the_selected_target_and_the_projected_size(app):
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_idle(pilot)
+        status = app.query_one(StatusLine)
+        assert status.status.projected_mib == pytest.approx(app.session.dense_size)
+        await pilot.press("j", "+", "+", "=")
+        assert app.session.targets["conv2.weight"] == pytest.approx(0.15)
+        await pilot.press("-")
+        assert app.session.targets["conv2.weight"] == pytest.approx(0.10)
+        await pilot.press("j", "9")
+        assert app.session.targets["conv3.weight"] == 0.9
+        assert target_cell(app, "conv3.weight") == "0.90"
+        assert status.status.projected_mib == pytest.approx(app.session.projected_size())
+        assert status.status.projected_mib < 0.5 * app.session.dense_size  # conv3 is 60% of the model
+        assert status.status.size_mib == pytest.approx(app.session.dense_size)  # nothing pruned yet
+        await pilot.press("0", "-")  # clamped at 0
+        assert app.session.targets["conv3.weight"] == 0.0
+        assert app.session.targets["conv1.weight"] == 0.0
+
+
+async def test_exact_value_accepts_numbers_and_percentages(app):
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_idle(pilot)
+        await pilot.press("j", "enter")
+        assert isinstance(app.screen, AskDialog)
+        assert app.screen.query_one(ParsedInput).value == "0"  # the current target
+        await pilot.press("backspace", *"85%", "enter")
+        assert not isinstance(app.screen, AskDialog)
+        assert app.session.targets["conv2.weight"] == 0.85
+        await pilot.press("enter")
+        app.screen.query_one(ParsedInput).value = ".333"
+        await pilot.press("enter")
+        assert app.session.targets["conv2.weight"] == 0.333
+
+
+async def test_exact_value_rejects_bad_input_with_the_reason_and_stays_open(app):
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_idle(pilot)
+        await pilot.press("enter")
+        dialog = app.screen
+        for typed, reason in [
+            ("1.5", "must be in [0, 1]"),
+            ("85", "write 85%"),
+            ("abc", "not a number"),
+            ("-0.1", "must be in [0, 1]"),
+            ("", "type a number"),
+        ]:
+            dialog.query_one(ParsedInput).value = typed
+            await pilot.press("enter")
+            assert app.screen is dialog
+            assert reason in str(dialog.query_one(".reason").render())
+        await pilot.press("escape")
+        assert not isinstance(app.screen, AskDialog)
+        assert app.session.targets["conv1.weight"] == 0.0
+
+
+async def test_compound_rule_on_selected_and_on_all_targeted_layers(app):
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_idle(pilot)
+        await pilot.press("j", "5", "c", *"0.5", "enter")
+        assert app.session.targets["conv2.weight"] == 0.75  # 0.5 + 0.5 * 0.5
+        await pilot.press("j", "8", "C", *"50%", "enter")
+        assert app.session.targets["conv2.weight"] == pytest.approx(0.875)
+        assert app.session.targets["conv3.weight"] == pytest.approx(0.9)
+        assert app.session.targets["conv1.weight"] == 0.0  # no target: left alone
+        assert target_cell(app, "conv3.weight") == "0.90"
