@@ -84,6 +84,9 @@ def build_parser() -> Parser:
         "--sparsities", default="0.4:1.0:0.1", help="0.4,0.5 or start:stop:step (stop excluded)"
     )
     scan.add_argument("--layers", help="comma-separated layer names (default: every prunable layer)")
+    scan.add_argument("--eval-size", type=int, metavar="N", help="evaluate on the first N images only")
+    scan.add_argument("--no-cache", action="store_true", help="scan again even if .prunetui/scans has it")
+    _add_amp(scan)
     _add_processes(scan)
     scan.add_argument("--json", action="store_true", help="one JSON document on stdout")
 
@@ -95,6 +98,7 @@ def build_parser() -> Parser:
     prune.add_argument("--lr", type=float, default=0.01, help="finetune learning rate (default 0.01)")
     prune.add_argument("--out", metavar="PATH", help="write the pruned checkpoint here")
     prune.add_argument("--force", action="store_true", help="let --out replace an existing file")
+    _add_amp(prune)
     _add_processes(prune)
     prune.add_argument("--json", action="store_true", help="one JSON document on stdout")
 
@@ -168,6 +172,12 @@ def _report_crash() -> int:
     return EXIT_INTERNAL
 
 
+def _add_amp(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--amp", choices=["bf16", "fp16"], help="mixed precision (autocast); numbers may differ slightly"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     if args.command == "prune" and not args.profile:
         raise UserError("prune needs --profile")
@@ -176,6 +186,8 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "prune" and not args.lr > 0:
         raise UserError(f"--lr must be positive, got {args.lr}")
     sparsities = parse_sparsities(args.sparsities) if args.command in ("scan", "suggest") else None
+    if args.command == "scan" and args.eval_size is not None and args.eval_size < 1:
+        raise UserError(f"--eval-size must be a positive number of images, got {args.eval_size}")
     if args.command == "suggest" and args.per_layer and args.max_drop is None:
         raise UserError("--per-layer goes with --max-drop")
     if args.command in ("scan", "prune", "resume"):
@@ -190,9 +202,23 @@ def run(args: argparse.Namespace) -> int:
         return run_app(opened.session, opened.profile, device_label=str(opened.session.device))
     output = {
         "info": lambda: commands.info(opened, args.json),
-        "scan": lambda: commands.scan(opened, sparsities, args.layers, args.json, **commands.processes(args)),
+        "scan": lambda: commands.scan(
+            opened,
+            sparsities,
+            args.layers,
+            args.json,
+            **commands.processes(args),
+            **commands.scan_options(args),
+        ),
         "prune": lambda: commands.prune(
-            opened, args.finetune, args.lr, args.out, args.force, args.json, **commands.processes(args)
+            opened,
+            args.finetune,
+            args.lr,
+            args.out,
+            args.force,
+            args.json,
+            **commands.processes(args),
+            amp=args.amp,
         ),
         "runs": lambda: commands.runs(opened, args.json),
         "resume": lambda: commands.resume(opened, args.run_id, args.json, **commands.processes(args)),

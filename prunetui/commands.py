@@ -16,12 +16,16 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from prunetui.core.accel import Acceleration
 from prunetui.core.device import resolve_device
+from prunetui.core.evaldata import standard_error
 from prunetui.core.events import EpochEnd, Event, ScanPoint
 from prunetui.core.export import export_checkpoint
 from prunetui.core.finetune import FinetuneSettings
 from prunetui.core.profile import Profile, load_profile, save_profile
 from prunetui.core.runs import RunRecord, RunStore
+from prunetui.core.scan_cache import scan_folder
+from prunetui.core.sensitivity import ScanOptions, ScanResult
 from prunetui.core.session import Origin, Session
 from prunetui.errors import UserError
 from prunetui.sources import load_data, load_model
@@ -52,6 +56,7 @@ def open_session(args: argparse.Namespace) -> Opened:
         check_model_fits_data(model, data, device)
     origin = Origin(data_spec=data_spec, checkpoint=args.checkpoint)
     session = Session(model, data, label, origin, RunStore(Path.cwd()))
+    session.scan_cache_folder = scan_folder(Path.cwd())
     if profile is not None:
         session.apply_profile(profile)
         if profile.model and profile.model != label:
@@ -131,6 +136,12 @@ def processes(args: argparse.Namespace) -> dict:
     return {"nproc": args.nproc, "rendezvous": rendezvous}
 
 
+def scan_options(args: argparse.Namespace) -> dict:
+    """--eval-size, --amp and --no-cache as the keyword arguments of `scan`."""
+    options = ScanOptions(eval_size=args.eval_size, accel=Acceleration(amp=args.amp))
+    return {"options": options, "use_cache": not args.no_cache}
+
+
 def scan(
     opened: Opened,
     sparsities: list[float],
@@ -138,6 +149,8 @@ def scan(
     as_json: bool,
     nproc: int = 1,
     rendezvous: "Rendezvous | None" = None,
+    options: ScanOptions | None = None,
+    use_cache: bool = True,
 ) -> dict:
     _require_data(opened, "scan")
     session = opened.session
@@ -154,15 +167,32 @@ def scan(
                 row.clear()
 
     console.print(f"{'sparsity':<32} " + " ".join(f"{s:6.2f}" for s in sparsities))
-    result = session.scan(sparsities, names, report, nproc=nproc, rendezvous=rendezvous)
-    console.print(f"Scan finished in {result.seconds:.1f} s")
+    result = session.scan(
+        sparsities, names, report, nproc=nproc, rendezvous=rendezvous, options=options, use_cache=use_cache
+    )
+    console.print(f"Scan finished in {result.seconds:.1f} s ({_scan_details(result)})")
     return {
         "model": session.label,
         "sparsities": result.sparsities,
         "dense_accuracy": result.base_accuracy,
         "layers": result.layers,
         "seconds": result.seconds,
+        "path": result.path,
+        "cached": result.cached,
+        "eval_images": result.images,
+        "standard_error": result.standard_error(),
     }
+
+
+def _scan_details(result: ScanResult) -> str:
+    """Where the numbers came from and how precise they are: the standard error of the dense accuracy,
+    and the largest any point can have (at 50%)."""
+    source = "from the cache" if result.cached else f"{result.path} path"
+    error = result.standard_error()
+    if error is None:
+        return source
+    largest = standard_error(50.0, result.images)
+    return f"{source}, {result.images} images, standard error ±{error:.2f} points, at most ±{largest:.2f}"
 
 
 def _size_line(session: Session) -> str:
@@ -179,6 +209,7 @@ def prune(
     as_json: bool,
     nproc: int = 1,
     rendezvous: "Rendezvous | None" = None,
+    amp: str | None = None,
 ) -> dict:
     session, console = opened.session, _console(as_json)
     if epochs:
@@ -204,7 +235,7 @@ def prune(
             if isinstance(event, EpochEnd):
                 console.print(f"    {event.line()}")
 
-        settings = FinetuneSettings(epochs=epochs, lr=lr)
+        settings = FinetuneSettings(epochs=epochs, lr=lr, amp=amp)
         result = session.finetune(settings, report, nproc=nproc, rendezvous=rendezvous)
         epochs_log = [
             {"epoch": e.epoch, "accuracy": e.accuracy, "best": e.best_accuracy} for e in result.epochs

@@ -24,17 +24,30 @@ def evaluate(
 
     Raises Cancelled between batches when `cancel` is set. The model is left in eval mode.
     """
+    correct, seen = count_correct(model, batches, report, cancel)
+    if seen == 0:
+        raise ValueError("the evaluation split is empty")
+    return correct / seen * 100.0
+
+
+@torch.inference_mode()
+def count_correct(
+    model: nn.Module,
+    batches: Iterable,
+    report: Report = ignore,
+    cancel: threading.Event | None = None,
+) -> tuple[int, int]:
+    """(correct top-1 predictions, images seen) over `batches`, counted on the device (one sync at the end)."""
     model.eval()
     device = model_device(model)
     total = batch_count(batches)
-    correct = seen = 0
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    seen = 0
     for i, (images, labels) in enumerate(batches):
         check_cancel(cancel)
         images = images.to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
-        correct += int((model(images).argmax(dim=1) == labels).sum())
+        correct += (model(images).argmax(dim=1) == labels).sum()
         seen += labels.numel()
         report(Progress("evaluate", i + 1, total))
-    if seen == 0:
-        raise ValueError("the evaluation split is empty")
-    return correct / seen * 100.0
+    return int(correct), seen

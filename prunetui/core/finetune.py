@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
+from prunetui.core.accel import Acceleration, autocast, grad_scaler, model_memory_format, wants_channels_last
 from prunetui.core.evaluate import evaluate, model_device
 from prunetui.core.events import Cancelled, EpochEnd, Progress, Report, batch_count, check_cancel, ignore
 from prunetui.core.pruning import Masks, apply_masks
@@ -21,6 +22,12 @@ class FinetuneSettings:
     lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 1e-4
+    amp: str | None = None  # "bf16" or "fp16" autocast (fp16 with loss scaling on CUDA), None for fp32
+    channels_last: bool | None = None  # None: chosen for the device (core.accel)
+
+    @property
+    def acceleration(self) -> Acceleration:
+        return Acceleration(self.amp, self.channels_last)
 
 
 @dataclass
@@ -69,20 +76,45 @@ def _load_resume_state(model, optimizer, scheduler, result: FinetuneResult, stat
     return state["best_model"]
 
 
-def _train_epoch(model, batches, optimizer, scheduler, masks, criterion, epoch, report, cancel) -> None:
+def _train_epoch(
+    model,
+    batches,
+    optimizer,
+    scheduler,
+    masks,
+    criterion,
+    epoch,
+    report,
+    cancel,
+    accel: Acceleration | None = None,
+    scaler: torch.amp.GradScaler | None = None,
+) -> None:
+    """One pass over `batches`; nothing here waits for the device (no .item()), so a GPU runs ahead."""
+    accel = accel or Acceleration()
     model.train()
     device = model_device(model)
+    scaler = scaler or grad_scaler(accel, device)
     total = batch_count(batches)
     for i, (images, labels) in enumerate(batches):
         check_cancel(cancel)
         images = images.to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
-        criterion(model(images), labels).backward()
-        optimizer.step()
+        with autocast(accel, device):
+            loss = criterion(model(images), labels)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         scheduler.step()
         apply_masks(model, masks)
         report(Progress(f"train epoch {epoch}", i + 1, total))
+
+
+def masks_like_params(model: nn.Module, masks: Masks) -> Masks:
+    """Each mask as a 0/1 tensor of its parameter's device, dtype and memory layout, made once, so that
+    re-applying it after every step is one multiply."""
+    params = dict(model.named_parameters())
+    return {name: torch.empty_like(params[name]).copy_(mask) for name, mask in masks.items()}
 
 
 def finetune(
@@ -114,21 +146,38 @@ def finetune(
     best_state = start_state
     if resume is not None:
         best_state = _load_resume_state(model, optimizer, scheduler, result, resume)
-    try:
-        for epoch in range(result.completed + 1, settings.epochs + 1):
-            started = time.perf_counter()
-            _train_epoch(model, train_batches, optimizer, scheduler, masks, criterion, epoch, report, cancel)
-            accuracy = evaluate(model, eval_batches, cancel=cancel)
-            if result.best_accuracy is None or accuracy > result.best_accuracy:
-                result.best_accuracy, result.best_epoch = accuracy, epoch
-                best_state = snapshot(model)
-            event = EpochEnd(epoch, accuracy, result.best_accuracy, time.perf_counter() - started)
-            result.epochs.append(event)
-            if save_state is not None:
-                save_state(_resume_state(model, optimizer, scheduler, result, best_state))
-            report(event)
-    except Cancelled:
-        result.cancelled = True
-    restore(model, best_state)
+    accel, device = settings.acceleration, model_device(model)
+    scaler = grad_scaler(accel, device)  # one for the run: its loss scale carries over between epochs
+    with model_memory_format(model, wants_channels_last(accel, device)):
+        device_masks = masks_like_params(model, masks)
+        try:
+            for epoch in range(result.completed + 1, settings.epochs + 1):
+                started = time.perf_counter()
+                _train_epoch(
+                    model,
+                    train_batches,
+                    optimizer,
+                    scheduler,
+                    device_masks,
+                    criterion,
+                    epoch,
+                    report,
+                    cancel,
+                    accel,
+                    scaler,
+                )
+                with autocast(accel, device):
+                    accuracy = evaluate(model, eval_batches, cancel=cancel)
+                if result.best_accuracy is None or accuracy > result.best_accuracy:
+                    result.best_accuracy, result.best_epoch = accuracy, epoch
+                    best_state = snapshot(model)
+                event = EpochEnd(epoch, accuracy, result.best_accuracy, time.perf_counter() - started)
+                result.epochs.append(event)
+                if save_state is not None:
+                    save_state(_resume_state(model, optimizer, scheduler, result, best_state))
+                report(event)
+        except Cancelled:
+            result.cancelled = True
+        restore(model, best_state)
     model.eval()
     return result

@@ -1,19 +1,40 @@
-"""Sensitivity scan: prune one layer at a time, evaluate, restore its weights in place."""
+"""Sensitivity scan: prune one layer at a time, evaluate, restore its weights in place.
 
+Two scanners give the same grid: the fast one (core.fast_scan: held data, only the layers after the
+pruned one re-run) by default, and the lab's plain loop (a full evaluation per point) as the reference.
+"""
+
+import contextlib
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from prunetui.core.evaluate import evaluate
+from prunetui.core.accel import Acceleration
+from prunetui.core.evaldata import EvalBatches, standard_error
+from prunetui.core.evaluate import count_correct, model_device
 from prunetui.core.events import Cancelled, Progress, Report, ScanPoint, ignore
+from prunetui.core.fast_scan import fast_scanner
 from prunetui.core.layers import prunable_parameters
 from prunetui.core.pruning import magnitude_mask
 
 DEFAULT_SPARSITIES = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # the lab's np.arange(0.4, 1.0, 0.1)
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    """How to scan. The fast path's settings (batch size, budgets, channels_last) never change a count
+    by more than a last-bit tie; autocast (`accel.amp`) can, and is off unless asked for."""
+
+    fast: bool = True  # False: the lab's loop, a full evaluation per point (the reference)
+    eval_size: int | None = None  # evaluate on the first N images only (deterministic)
+    batch_size: int | None = None  # None: chosen for the device
+    activation_budget: int | None = None  # bytes of cached activations; None: chosen for the device
+    data_budget: int | None = None  # bytes of eval images held on the device, else streamed
+    accel: Acceleration = Acceleration()  # autocast and channels_last
 
 
 @dataclass
@@ -23,6 +44,15 @@ class ScanResult:
     layers: dict[str, list[float]] = field(default_factory=dict)  # accuracy per sparsity
     seconds: float = 0.0
     cancelled: bool = False
+    path: str = "plain"  # "split": each layer's input computed once; "full": whole forward per point; "plain": the lab's loop
+    images: int | None = None  # evaluation images each accuracy was measured on
+    cached: bool = False  # every layer came from the scan cache
+
+    def standard_error(self) -> float | None:
+        """Standard error of the base accuracy in points, a guide to how much a point's noise is."""
+        if self.base_accuracy is None or not self.images:
+            return None
+        return standard_error(self.base_accuracy, self.images)
 
 
 def lower_bound(base_accuracy: float) -> float:
@@ -38,19 +68,54 @@ def highest_safe_sparsity(
     return max(safe, default=0.0)
 
 
-@torch.no_grad()
-def _scan_layer(model, param, sparsities, batches, report, cancel, name) -> list[float]:
-    original = param.detach().clone()
-    accuracies = []
-    try:
-        for s in sparsities:
-            param.copy_(original * magnitude_mask(original, s))
-            accuracy = evaluate(model, batches, cancel=cancel)
-            accuracies.append(accuracy)
-            report(ScanPoint(name, s, accuracy))
-    finally:
-        param.copy_(original)
-    return accuracies
+class PlainScanner:
+    """The lab's loop: a full evaluation of the model for every (layer, sparsity) point."""
+
+    path = "plain"
+
+    def __init__(self, model: nn.Module, batches: Iterable):
+        self.model, self.batches = model, batches
+        self.images: int | None = None
+
+    def base_accuracy(self, cancel: threading.Event | None) -> float:
+        return self._evaluate(cancel)
+
+    @torch.no_grad()
+    def scan_layer(self, name, param, sparsities, report, cancel) -> list[float]:
+        original = param.detach().clone()
+        accuracies = []
+        try:
+            for s in sparsities:
+                param.copy_(original * magnitude_mask(original, s))
+                accuracies.append(self._evaluate(cancel))
+                report(ScanPoint(name, s, accuracies[-1]))
+        finally:
+            param.copy_(original)
+        return accuracies
+
+    def _evaluate(self, cancel: threading.Event | None) -> float:
+        correct, self.images = count_correct(self.model, self.batches, cancel=cancel)
+        if self.images == 0:
+            raise ValueError("the evaluation split is empty")
+        return correct / self.images * 100.0
+
+
+@contextlib.contextmanager
+def _scanner(model: nn.Module, batches: Iterable, options: ScanOptions, cancel) -> Iterator:
+    if not options.fast:
+        yield PlainScanner(model, EvalBatches(None, batches, model_device(model), options.eval_size))
+        return
+    with fast_scanner(
+        model,
+        batches,
+        options.accel,
+        options.eval_size,
+        options.batch_size,
+        options.activation_budget,
+        options.data_budget,
+        cancel,
+    ) as scanner:
+        yield scanner
 
 
 def scan(
@@ -61,26 +126,36 @@ def scan(
     report: Report = ignore,
     cancel: threading.Event | None = None,
     base_accuracy: float | None = None,
+    *,
+    options: ScanOptions | None = None,
 ) -> ScanResult:
     """Accuracy of `model` with each layer alone pruned to each sparsity, the others untouched.
 
-    `layers` defaults to every prunable tensor. A cancelled scan returns the layers it finished.
+    `layers` defaults to every prunable tensor. `base_accuracy`, when given, must be the model's accuracy
+    on the same images (mind `options.eval_size`). A cancelled scan returns the layers it finished.
     The model's weights are exactly as before when this returns, cancelled or not.
     """
     started = time.perf_counter()
+    options = options or ScanOptions()
     params = prunable_parameters(model)
     names = list(layers) if layers is not None else list(params)
     result = ScanResult(sparsities=[float(s) for s in sparsities], base_accuracy=None)
+    model.eval()
     try:
-        result.base_accuracy = (
-            base_accuracy if base_accuracy is not None else evaluate(model, batches, cancel=cancel)
-        )
-        for i, name in enumerate(names):
-            report(Progress("scan", i, len(names)))
-            result.layers[name] = _scan_layer(
-                model, params[name], result.sparsities, batches, report, cancel, name
-            )
-        report(Progress("scan", len(names), len(names)))
+        with _scanner(model, batches, options, cancel) as scanner:
+            result.path = scanner.path
+            try:
+                result.base_accuracy = (
+                    base_accuracy if base_accuracy is not None else scanner.base_accuracy(cancel)
+                )
+                for i, name in enumerate(names):
+                    report(Progress("scan", i, len(names)))
+                    result.layers[name] = scanner.scan_layer(
+                        name, params[name], result.sparsities, report, cancel
+                    )
+                report(Progress("scan", len(names), len(names)))
+            finally:
+                result.images = scanner.images
     except Cancelled:
         result.cancelled = True
     result.seconds = time.perf_counter() - started

@@ -5,6 +5,8 @@ import time
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
@@ -17,7 +19,8 @@ from prunetui.core.finetune import FinetuneResult, FinetuneSettings, finetune, r
 from prunetui.core.layers import LayerInfo, describe_layers, prunable_parameters
 from prunetui.core.profile import Profile, check_layers
 from prunetui.core.runs import RunRecord, RunStore, fingerprint, new_run_id, now_iso
-from prunetui.core.sensitivity import DEFAULT_SPARSITIES, ScanResult, scan
+from prunetui.core.scan_cache import ScanCache, cached_scan, load_cached, scan_key
+from prunetui.core.sensitivity import DEFAULT_SPARSITIES, ScanOptions, ScanResult, scan
 from prunetui.core.size import (
     dense_size_mib,
     kept_count,
@@ -76,6 +79,7 @@ class Session:
         self.model_state = fingerprint(self.dense_state)
         self.profile_name = "custom"
         self.current_run: RunRecord | None = None  # the run whose weights the model holds now
+        self.scan_cache_folder: Path | None = None  # scans are cached here when set (and the data spec known)
 
     # --- sizes -----------------------------------------------------------------------------------
     def current_size(self) -> float:
@@ -287,16 +291,47 @@ class Session:
         cancel: threading.Event | None = None,
         nproc: int = 1,
         rendezvous: "Rendezvous | None" = None,
+        options: ScanOptions | None = None,
+        use_cache: bool = True,
     ) -> ScanResult:
         """Scan the model as it is now (dense, or pruned and finetuned); over several processes with
-        `nproc` > 1 or a `rendezvous`, the layers dealt to them."""
+        `nproc` > 1 or a `rendezvous`, the layers dealt to them. Layers already in the scan cache are
+        served from it. On an evaluation subset (`options.eval_size`) the session's accuracy is kept."""
         data = self._require_data()
+        options = options or ScanOptions()
         launcher = self._launcher(nproc, rendezvous)
-        run_scan = scan if launcher is None else launcher.scan
-        result = run_scan(self.model, data.eval, sparsities, layers, report, cancel, self.accuracy)
-        if result.base_accuracy is not None:
+        if launcher is not None and options != ScanOptions():
+            raise UserError("scan options (eval size, amp) are not available for distributed scans")
+        run_scan = partial(scan, options=options) if launcher is None else launcher.scan
+        whole = options.eval_size is None
+        cache = self._scan_cache(sparsities, options) if use_cache else None
+        result = cached_scan(
+            cache,
+            self.model,
+            data.eval,
+            sparsities,
+            layers,
+            report,
+            cancel,
+            self.accuracy if whole else None,
+            run_scan,
+        )
+        if result.base_accuracy is not None and whole:
             self.accuracy = result.base_accuracy
         return result
+
+    def stored_scan(
+        self, sparsities: Sequence[float] = DEFAULT_SPARSITIES, options: ScanOptions | None = None
+    ) -> ScanResult | None:
+        """The cached scan of the model as it is now with this grid and options, if one was stored."""
+        cache = self._scan_cache(sparsities, options or ScanOptions())
+        return load_cached(cache) if cache is not None else None
+
+    def _scan_cache(self, sparsities: Sequence[float], options: ScanOptions) -> ScanCache | None:
+        if self.scan_cache_folder is None or self.origin.data_spec is None:
+            return None
+        key = scan_key(self.model, self.origin.data_spec, sparsities, options.eval_size, options.accel.amp)
+        return ScanCache(self.scan_cache_folder, key)
 
     def reset(self) -> None:
         """Back to the dense weights, no masks (targets are kept)."""

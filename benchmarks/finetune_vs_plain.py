@@ -1,0 +1,157 @@
+"""Finetune as the TUI drives it against a plain PyTorch loop, same model, data, masks and epochs.
+
+    python benchmarks/finetune_vs_plain.py [--images 512] [--epochs 2] [--rounds 2] [--device cpu]
+
+Ours: `prunetui.core.finetune.finetune` in a worker thread with the TUI worker's own report function
+(`prunetui.tui.jobs.JobContext.report`: progress throttled to ~10 messages/s, one message per epoch),
+its messages posted to a queue that the main thread drains, as the app's event loop does; the main
+thread also measures how late a 20 ms timer fires (what a key press waits). Plain: the lab's loop in
+the main thread (SGD, cosine schedule per step, masks re-applied after every step, evaluation and a
+copy of the best weights each epoch). The lab's VGG, 50% of every layer pruned, random 3x32x32 data.
+After an untimed epoch of each, rounds run in ABBA order; the ratio is of mean epoch time (wall and CPU).
+"""
+
+import argparse
+import copy
+import queue
+import threading
+
+import torch
+from timing import LatenessProbe, abba, means, timed
+from torch import nn
+
+from prunetui.core.device import resolve_device
+from prunetui.core.finetune import FinetuneSettings, finetune
+from prunetui.core.pruning import prune
+from prunetui.sources import load_data
+from prunetui.sources.vgg import VGG
+from prunetui.tui.jobs import JobContext
+
+
+# --- the plain loop, as the lab writes it ----------------------------------------------------------
+@torch.inference_mode()
+def plain_evaluate(model: nn.Module, dataloader, device) -> float:
+    model.eval()
+    correct = seen = 0
+    for inputs, targets in dataloader:
+        inputs, targets = inputs.to(device), targets.to(device)
+        correct += (model(inputs).argmax(dim=1) == targets).sum()
+        seen += targets.size(0)
+    return (correct / seen * 100).item()
+
+
+def plain_finetune(model: nn.Module, data, masks: dict, settings: FinetuneSettings, device) -> float:
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, settings.epochs * len(data.train))
+    criterion = nn.CrossEntropyLoss()
+    params = dict(model.named_parameters())
+    float_masks = {name: mask.to(device=device, dtype=torch.float32) for name, mask in masks.items()}
+    best_accuracy, best_state = 0.0, None
+    for _ in range(settings.epochs):
+        model.train()
+        for inputs, targets in data.train:
+            inputs, targets = inputs.to(device), targets.to(device)
+            optimizer.zero_grad()
+            criterion(model(inputs), targets).backward()
+            optimizer.step()
+            scheduler.step()
+            with torch.no_grad():
+                for name, mask in float_masks.items():
+                    params[name] *= mask
+        accuracy = plain_evaluate(model, data.eval, device)
+        if accuracy > best_accuracy:
+            best_accuracy, best_state = accuracy, copy.deepcopy(model.state_dict())
+    model.load_state_dict(best_state)
+    return best_accuracy
+
+
+# --- ours, as the TUI runs it ------------------------------------------------------------------------
+def tui_finetune(model: nn.Module, data, masks: dict, settings: FinetuneSettings) -> tuple[float, str, int]:
+    """(best accuracy, lateness summary, messages posted)."""
+    messages: queue.SimpleQueue = queue.SimpleQueue()
+    ctx = JobContext(messages.put, threading.Event())
+    outcome = {}
+    worker = threading.Thread(
+        target=lambda: outcome.update(
+            result=finetune(model, data.train, data.eval, masks, settings, ctx.report)
+        )
+    )
+    posted = 0
+    with LatenessProbe() as probe:
+        worker.start()
+        while worker.is_alive() or not messages.empty():
+            try:
+                messages.get(timeout=0.02)
+                posted += 1
+            except queue.Empty:
+                pass
+        worker.join()
+    return outcome["result"].best_accuracy, probe.summary(), posted
+
+
+def pruned_vgg(device, sparsity: float = 0.5) -> tuple[nn.Module, dict]:
+    torch.manual_seed(0)
+    model = VGG().to(device)
+    masks = prune(model, {name: sparsity for name, p in model.named_parameters() if p.dim() > 1})
+    return model, masks
+
+
+def warm_up(data, settings: FinetuneSettings, device) -> None:
+    """One untimed epoch of each (first-call kernel selection and allocations), so no round runs cold."""
+    one_epoch = FinetuneSettings(epochs=1, channels_last=settings.channels_last)
+    model, masks = pruned_vgg(device)
+    plain_finetune(model, data, masks, one_epoch, device)
+    model, masks = pruned_vgg(device)
+    tui_finetune(model, data, masks, one_epoch)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--images", type=int, default=512, help="random train images, 3x32x32")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2, help="plain/ours pairs, in ABBA order")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--channels-last",
+        choices=["auto", "off"],
+        default="auto",
+        help="off: our finetune runs the plain loop's kernels, so the ratio is the worker's own overhead",
+    )
+    args = parser.parse_args()
+
+    device = resolve_device(args.device)
+    data = load_data(f"random:{args.images}:3x32x32", batch_size=64, eval_batch_size=256)
+    settings = FinetuneSettings(
+        epochs=args.epochs, channels_last=False if args.channels_last == "off" else None
+    )
+    print(
+        f"lab VGG on {device}, {args.images} random images of 3x32x32, batch 64, {args.epochs} epochs, "
+        f"{torch.get_num_threads()} threads, channels_last {args.channels_last}"
+    )
+    warm_up(data, settings, device)
+    times = {"reference": [], "ours": []}
+    for which in abba(args.rounds):
+        model, masks = pruned_vgg(device)
+        if which == "reference":
+            accuracy, wall, cpu = timed(plain_finetune, model, data, masks, settings, device)
+            extra = ""
+        else:
+            (accuracy, lateness, posted), wall, cpu = timed(tui_finetune, model, data, masks, settings)
+            extra = f"; {posted} messages; {lateness}"
+        times[which].append((wall / args.epochs, cpu / args.epochs))
+        name = "plain" if which == "reference" else "ours"
+        print(
+            f"  {name:<5} {wall / args.epochs:6.2f} s/epoch wall {cpu / args.epochs:6.2f} CPU, best {accuracy:.2f}%{extra}"
+        )
+    (plain_wall, plain_cpu), (ours_wall, ours_cpu) = means(times["reference"]), means(times["ours"])
+    print(f"plain loop: {plain_wall:6.2f} s/epoch wall, {plain_cpu:6.2f} s/epoch CPU")
+    print(f"prunetui:   {ours_wall:6.2f} s/epoch wall, {ours_cpu:6.2f} s/epoch CPU")
+    print(
+        f"ratio prunetui / plain: {ours_wall / plain_wall:.3f} wall, {ours_cpu / plain_cpu:.3f} CPU (goal <= 1.05)"
+    )
+
+
+if __name__ == "__main__":
+    main()

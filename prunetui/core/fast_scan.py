@@ -1,0 +1,253 @@
+"""The fast sensitivity scan: compute what feeds a layer once, run only the rest for each sparsity.
+
+For each layer the scanner holds the state just before the layer's first use (the activations every
+later node reads) for as many batches as the activation budget allows, then for each sparsity swaps the
+pruned weight in place and runs the remaining nodes. When one chunk holds every batch, the states are
+kept from layer to layer and advanced instead of recomputed. Models fx cannot trace run the full
+forward for every point ("full" path), still on held data.
+"""
+
+import itertools
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from prunetui.core.accel import Acceleration, autocast, model_memory_format, wants_channels_last
+from prunetui.core.evaldata import (
+    Batch,
+    EvalBatches,
+    default_activation_budget,
+    default_batch_size,
+    hold_eval_data,
+)
+from prunetui.core.events import Report, ScanPoint, check_cancel
+from prunetui.core.pruning import magnitude_mask
+from prunetui.core.split import (
+    FIRST,
+    SplitGraph,
+    advance,
+    copy_state,
+    first_use,
+    input_state,
+    run_to_end,
+    state_bytes,
+    trace,
+)
+
+# The traced graph runs the model's own ops, so its output matches to the bit on CPU; the tolerance only
+# absorbs nondeterministic GPU kernels, never a wrong trace.
+VERIFY_TOLERANCE = {"rtol": 1e-4, "atol": 1e-5}
+
+
+@dataclass
+class _Held:
+    """States of every batch at one split index, kept from layer to layer when they fit the budget."""
+
+    index: int
+    states: list
+
+
+class FastScanner:
+    """Scans one layer at a time on held data; `path` says whether the graph was split ("split") or not."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        data: EvalBatches,
+        graph: SplitGraph | None,
+        accel: Acceleration,
+        activation_budget: int,
+    ):
+        self.model, self.data, self.accel, self.budget = model, data, accel, activation_budget
+        self.device = next(model.parameters()).device
+        self.graph = graph
+        self.images: int | None = None  # counted on the first pass over the data
+        self._batch_bytes: list[int] = []  # bytes of the first batch's state at each node index
+        self._held: _Held | None = None
+
+    @property
+    def path(self) -> str:
+        return "full" if self.graph is None else "split"
+
+    @torch.inference_mode()
+    def prepare(self, cancel: threading.Event | None) -> None:
+        """On the first batch: measure the state at each node index, and fall back to the full path when
+        the traced graph does not compute what the model computes."""
+        check_cancel(cancel)
+        images, _ = next(iter(self.data))
+        self._batch_bytes = [0, images.element_size() * images.numel()]  # the full path's state: the input
+        if self.graph is not None:
+            sizes = self._graph_state_sizes(images)
+            self.graph = self.graph if sizes is not None else None
+            self._batch_bytes = sizes or self._batch_bytes
+
+    def _graph_state_sizes(self, images: torch.Tensor) -> list[int] | None:
+        with autocast(self.accel, self.device):
+            expected = self.model(images.clone())
+            state = input_state(self.graph, images.clone())
+            sizes = [0, state_bytes(state)]
+            for i in range(FIRST, self.graph.end):
+                state = advance(self.graph, state, i, i + 1)
+                sizes.append(state_bytes(state))
+        logits = state[self.graph.nodes[-1]]
+        if isinstance(logits, torch.Tensor) and torch.allclose(logits, expected, **VERIFY_TOLERANCE):
+            return sizes
+        return None
+
+    @torch.inference_mode()
+    def base_accuracy(self, cancel: threading.Event | None) -> float:
+        correct = seen = 0
+        for images, labels in self.data:
+            check_cancel(cancel)
+            with autocast(self.accel, self.device):
+                correct += _correct(self.model(images.clone()), labels)
+            seen += len(labels)
+        self.images = seen
+        return _accuracy(correct, seen)
+
+    @torch.inference_mode()
+    def scan_layer(
+        self,
+        name: str,
+        param: nn.Parameter,
+        sparsities: Sequence[float],
+        report: Report,
+        cancel: threading.Event | None,
+    ) -> list[float]:
+        """Accuracy with `param` alone pruned to each sparsity; its values are restored exactly."""
+        index = self._split_index(param)
+        original = param.detach().clone()
+        correct = [0] * len(sparsities)
+        seen = 0
+        accuracies = []
+        try:
+            for chunk, last in _mark_last(self._chunks(index)):
+                states = self._states_at(chunk, index, cancel)
+                seen += sum(len(labels) for _, labels in chunk)
+                for j, sparsity in enumerate(sparsities):
+                    param.copy_(original * magnitude_mask(original, sparsity))
+                    correct[j] += self._count_correct(states, chunk, index, cancel)
+                    if last:
+                        accuracies.append(_accuracy(correct[j], seen))
+                        report(ScanPoint(name, sparsity, accuracies[-1]))
+        finally:
+            param.copy_(original)
+        self.images = seen
+        return accuracies
+
+    def _split_index(self, param: nn.Parameter) -> int:
+        if self.graph is None:
+            return FIRST
+        index = first_use(self.graph, param)
+        return FIRST if index is None else index  # a parameter the graph never reads changes nothing
+
+    def _chunks(self, index: int) -> Iterator[list[Batch]]:
+        """Groups of batches whose states at `index` fit the activation budget: one group when all do."""
+        per_chunk = self._batches_per_chunk(index)
+        if self.data.held is not None and per_chunk >= len(self.data.held):
+            return iter([self.data.held])
+        self._held = None  # it will not be reused: give its memory to the chunks
+        return _grouped(self.data, per_chunk)
+
+    def _batches_per_chunk(self, index: int) -> int:
+        if self.graph is None and self.data.held is not None:
+            return len(self.data.held)  # the full path's states are the held images themselves
+        return max(1, int(self.budget // max(1, self._batch_bytes[index])))
+
+    def _states_at(self, chunk: list[Batch], index: int, cancel: threading.Event | None) -> list:
+        """Each batch's state at `index`, advanced from the held states when they are earlier."""
+        if self.graph is None:
+            return [images for images, _ in chunk]
+        single = chunk is self.data.held
+        if single and self._held is not None and self._held.index <= index:
+            start, states = self._held.index, self._held.states
+        else:
+            start, states = FIRST, [input_state(self.graph, images.clone()) for images, _ in chunk]
+        with autocast(self.accel, self.device):
+            for k, state in enumerate(states):
+                check_cancel(cancel)
+                states[k] = advance(self.graph, state, start, index)
+        self._held = _Held(index, states) if single else None
+        return states
+
+    def _count_correct(self, states: list, chunk: list[Batch], index: int, cancel) -> torch.Tensor:
+        correct = 0
+        with autocast(self.accel, self.device):
+            for state, (_, labels) in zip(states, chunk, strict=True):
+                check_cancel(cancel)
+                correct += _correct(self._logits(state, index), labels)
+        return correct
+
+    def _logits(self, state, index: int) -> torch.Tensor:
+        """The suffix on a copy of the state: a node may modify its inputs in place (`out += identity`)."""
+        if self.graph is None:
+            return self.model(state.clone())
+        return run_to_end(self.graph, copy_state(state), index)
+
+
+@contextmanager
+def fast_scanner(
+    model: nn.Module,
+    batches: Iterable,
+    accel: Acceleration,
+    eval_size: int | None = None,
+    batch_size: int | None = None,
+    activation_budget: int | None = None,
+    data_budget: int | None = None,
+    cancel: threading.Event | None = None,
+) -> Iterator[FastScanner]:
+    """A prepared FastScanner for `model` (in eval mode) on the first `eval_size` images of `batches`.
+
+    While the block runs the model may hold its weights channels_last; they get their layout back after.
+    """
+    device = next(model.parameters()).device
+    channels_last = wants_channels_last(accel, device)
+    with model_memory_format(model, channels_last):
+        data = hold_eval_data(
+            batches,
+            device,
+            batch_size or default_batch_size(device),
+            eval_size,
+            data_budget,
+            channels_last,
+            cancel,
+        )
+        budget = default_activation_budget(device) if activation_budget is None else activation_budget
+        scanner = FastScanner(model, data, trace(model), accel, budget)
+        scanner.prepare(cancel)
+        yield scanner
+
+
+def _correct(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Kept on the device: no host sync per batch."""
+    return (logits.argmax(dim=1) == labels).sum()
+
+
+def _accuracy(correct, seen: int) -> float:
+    if seen == 0:
+        raise ValueError("the evaluation split is empty")
+    return int(correct) / seen * 100.0
+
+
+def _grouped(batches: Iterable[Batch], size: int) -> Iterator[list[Batch]]:
+    iterator = iter(batches)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+def _mark_last(items: Iterable) -> Iterator[tuple[object, bool]]:
+    """Each item with whether it is the last one."""
+    iterator = iter(items)
+    previous = next(iterator, _END)
+    for item in iterator:
+        yield previous, False
+        previous = item
+    if previous is not _END:
+        yield previous, True
+
+
+_END = object()

@@ -1,0 +1,65 @@
+"""`prunetui scan`: the fast path by default, the cache, the evaluation subset and its standard error."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from prunetui.cli import main
+
+PRODUCT_KEYS = {"model", "sparsities", "dense_accuracy", "layers", "seconds"}
+LAYER = ["--layers", "backbone.conv2.weight", "--sparsities", "0.5,0.9"]
+
+
+@pytest.fixture(autouse=True)
+def in_tmp_dir(tmp_path, monkeypatch):
+    """The cache lives in the working directory: keep each test's apart."""
+    monkeypatch.chdir(tmp_path)
+
+
+def scan_json(capsys, *argv) -> tuple[dict, str]:
+    assert main(["scan", *argv, "--json"]) == 0
+    out, err = capsys.readouterr()
+    return json.loads(out), err
+
+
+def test_repeated_scan_is_served_from_the_cache(capsys, tmp_path):
+    first, err = scan_json(capsys, *LAYER)
+    assert set(first) >= PRODUCT_KEYS and first["path"] == "split" and first["cached"] is False
+    assert "split path" in err
+    second, err = scan_json(capsys, *LAYER)
+    assert second["cached"] is True and "from the cache" in err
+    assert second["layers"] == first["layers"] and second["dense_accuracy"] == first["dense_accuracy"]
+    assert len(list((tmp_path / ".prunetui" / "scans").glob("*.json"))) == 1
+    again, _ = scan_json(capsys, *LAYER, "--no-cache")
+    assert again["cached"] is False and again["layers"] == first["layers"]
+
+
+def test_eval_subset_reports_its_standard_error(capsys):
+    doc, err = scan_json(capsys, *LAYER, "--eval-size", "50")
+    p = doc["dense_accuracy"]
+    assert doc["eval_images"] == 50
+    assert doc["standard_error"] == pytest.approx(math.sqrt(p * (100 - p) / 50))
+    assert "50 images, standard error" in err
+    full, _ = scan_json(capsys, *LAYER)
+    assert full["eval_images"] == 450 and full["cached"] is False  # another subset, another cache entry
+
+
+def test_amp_option_runs_on_cpu(capsys):
+    doc, _ = scan_json(capsys, *LAYER, "--amp", "bf16")
+    assert doc["path"] == "split" and len(doc["layers"]["backbone.conv2.weight"]) == 2
+
+
+@pytest.mark.parametrize("argv", [["--eval-size", "0"], ["--amp", "fp8"]])
+def test_bad_scan_options_are_one_error_line(capsys, argv):
+    assert main(["scan", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and len(err.strip().splitlines()) == 1
+
+
+def test_prune_finetunes_under_autocast(capsys):
+    profile = str(Path(__file__).parents[1] / "profiles" / "demo-gentle.toml")
+    assert main(["prune", "--profile", profile, "--finetune", "1", "--amp", "bf16", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["accuracy_after"] is not None and len(doc["epochs"]) == 1
