@@ -1,17 +1,19 @@
 """The TUI: a layer table, plots, a log, and keys that drive a core Session.
 
-Jobs (dense evaluation, scan, prune, finetune, reset, export) run one at a time in a thread worker.
+Jobs (dense evaluation, scan, prune, finetune, resume, reset, export) run one at a time in a thread
+worker; suggestions and size previews are computed in workers of their own.
 The thread only posts messages; `busy` is owned by the UI and cleared only by JobEnded.
 """
 
 import os
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
 import torch
-from textual import events, work
+from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -20,12 +22,13 @@ from textual.widgets import DataTable, Footer, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from prunetui.core.events import Cancelled, EpochEnd, ScanPoint
-from prunetui.core.finetune import FinetuneSettings
 from prunetui.core.profile import Profile, load_profile, save_profile
 from prunetui.core.pruning import compound, magnitude_threshold
+from prunetui.core.runs import RunRecord
 from prunetui.core.session import Session
+from prunetui.core.suggest import ScanTable, Suggestion
 from prunetui.errors import UserError
-from prunetui.tui import jobs
+from prunetui.tui import jobs, keys
 from prunetui.tui.log_handler import route_logging
 from prunetui.tui.messages import (
     FinetuneStarted,
@@ -36,7 +39,10 @@ from prunetui.tui.messages import (
     JobReport,
     ModelChanged,
     PreviewReady,
+    RunsLoaded,
+    ScanLoaded,
     ScanStarted,
+    SuggestionReady,
 )
 from prunetui.tui.paths import (
     PROFILES,
@@ -46,91 +52,48 @@ from prunetui.tui.paths import (
     shown,
     user_path,
 )
+from prunetui.tui.runs_view import (
+    is_resumable,
+    pareto_best,
+    profile_name_of,
+    run_targets,
+    targets_diff,
+)
 from prunetui.tui.scan_curves import ScanCurves
 from prunetui.tui.screens.ask_dialog import AskDialog
 from prunetui.tui.screens.confirm_dialog import ConfirmDialog
-from prunetui.tui.screens.finetune_dialog import FinetuneDialog
+from prunetui.tui.screens.finetune_dialog import FinetuneDialog, FinetuneRequest
 from prunetui.tui.screens.help_screen import HelpScreen
 from prunetui.tui.screens.open_profile_dialog import OpenProfileDialog
+from prunetui.tui.screens.targets_diff_screen import TargetsDiffScreen
 from prunetui.tui.stats import ModelStats, model_stats
-from prunetui.tui.text import parse_fraction, parse_profile_name
+from prunetui.tui.suggestion import GOAL_FORMS, Goal, parse_goal, propose, scan_table
+from prunetui.tui.text import accuracy_text, parse_fraction, parse_profile_name
 from prunetui.tui.widgets.finetune_plot import FinetunePlot
 from prunetui.tui.widgets.job_log import JobLog
 from prunetui.tui.widgets.layer_table import LayerTable
 from prunetui.tui.widgets.params_plot import ParamsPlot
+from prunetui.tui.widgets.runs_plot import RunsPlot
+from prunetui.tui.widgets.runs_table import RunsTable
 from prunetui.tui.widgets.sensitivity_plot import SensitivityPlot
+from prunetui.tui.widgets.size_warning import SizeWarning, too_small
 from prunetui.tui.widgets.status_line import Status, StatusLine
 from prunetui.tui.widgets.weights_plot import WeightsPlot
 
 BUSY = "a job is running (x cancels it)"
-NUDGE = 0.05
+SUGGESTION_PENDING = "accept (y) or discard (n) the suggested targets first"
 WIDE = 110  # columns: below this the panes stack vertically
+TALL = 30  # rows: below this the Runs tab shows its table only, not the plot
 SHAPE_COLUMN_WIDTH = 150  # columns: below this the table drops its Shape column
-PLOT_TABS = ["weights-tab", "params-tab", "sensitivity-tab", "finetune-tab"]
-TARGET_DIGITS = Binding.Group("Set target 0.0-0.9")
-
-
-def _digit_binding(digit: int) -> Binding:
-    value = digit / 10
-    return Binding(
-        str(digit), f"set_target({value})", f"Set target to {value:.1f}", show=False, group=TARGET_DIGITS
-    )
+PLOT_TABS = ["weights-tab", "params-tab", "sensitivity-tab", "finetune-tab", "runs-tab"]
 
 
 class PruneApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "prunetui"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (WIDE, "-wide")]
-    # Descriptions are short for the footer; tooltips say more in the help screen and the palette.
-    BINDINGS = [
-        Binding("s", "scan", "Scan", tooltip="Sensitivity scan of every layer", id="scan"),
-        Binding("p", "prune", "Prune", tooltip="Prune the dense weights to the targets", id="prune"),
-        Binding("f", "finetune", "Finetune", tooltip="Finetune with the masks held…", id="finetune"),
-        Binding(
-            "x,escape", "cancel_job", "Cancel", tooltip="Cancel the running job", key_display="x", id="cancel"
-        ),
-        Binding("c", "compound", "Compound", tooltip="Compound rule on the selected layer…", id="compound"),
-        Binding(
-            "ctrl+s", "save_profile", "Save", tooltip="Save the targets as a profile…", id="save-profile"
-        ),
-        Binding("question_mark", "help", "Help", tooltip="Every key", key_display="?", id="help"),
-        Binding("q", "quit", "Quit", tooltip="Quit (asks while a job runs)", id="quit"),
-        # not in the footer: it would overflow at 80 columns
-        Binding("o", "open_profile", "Open", tooltip="Open a profile…", show=False, id="open-profile"),
-        Binding(
-            "w", "export", "Export", tooltip="Export the model as a checkpoint…", show=False, id="export"
-        ),
-        Binding("j", "select(1)", "Next layer", show=False, id="next-layer"),
-        Binding("k", "select(-1)", "Previous layer", show=False, id="previous-layer"),
-        Binding(
-            "plus,equals_sign",
-            f"nudge({NUDGE})",
-            f"Target +{NUDGE}",
-            show=False,
-            key_display="+",
-            id="nudge-up",
-        ),
-        Binding(
-            "minus", f"nudge({-NUDGE})", f"Target -{NUDGE}", show=False, key_display="-", id="nudge-down"
-        ),
-        *(_digit_binding(d) for d in range(10)),
-        Binding("enter", "exact_target", "Exact target", tooltip="Type the target…", show=False, id="exact"),
-        Binding(
-            "C",
-            "compound_all",
-            "Compound all",
-            tooltip="Compound rule on every layer with a target > 0…",
-            show=False,
-            id="compound-all",
-        ),
-        Binding(
-            "r", "reset", "Reset", tooltip="Reset the model to the dense weights", show=False, id="reset"
-        ),
-        Binding("t", "next_plot", "Next plot", show=False, id="next-plot"),
-        Binding(
-            "z", "toggle_zeros", "Zeros", tooltip="Histogram: show or hide zeros", show=False, id="zeros"
-        ),
-    ]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (TALL, "-tall")]
+    BINDINGS = keys.BINDINGS
 
     def __init__(
         self,
@@ -156,9 +119,15 @@ class PruneApp(App[int]):
         self.projected_mib: float | None = None  # of the targets, once the preview worker has it
         self._thresholds: dict[tuple[str, float], float] = {}  # (layer, target) -> |w| threshold
         self._restore_logging: Callable[[], None] = lambda: None
+        self.runs: list[RunRecord] = []  # of this model in the working directory, oldest first
+        self.unreadable_runs: set[Path] = set()
+        self.locked_layers: set[str] = set()
+        self.pending_suggestion: Suggestion | None = None  # shown in the table, not applied yet
+        self.accepted_suggestion: Suggestion | None = None  # its prediction is compared when pruned
 
     # --- layout ----------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
+        yield SizeWarning(id="size-warning")
         yield StatusLine(id="status")
         with Vertical(id="panes"):
             with Vertical(id="table-pane"):
@@ -172,6 +141,9 @@ class PruneApp(App[int]):
                     yield SensitivityPlot()
                 with TabPane("Finetune", id="finetune-tab"):
                     yield FinetunePlot()
+                with TabPane("Runs", id="runs-tab"):
+                    yield RunsTable(id="runs")
+                    yield RunsPlot()
             yield JobLog(id="job-log")
         yield Footer(compact=True)
 
@@ -185,15 +157,20 @@ class PruneApp(App[int]):
             self._apply_start_profile(self.start_profile)
         self.query_one(SensitivityPlot).draw(self.curves, None)
         self.query_one(FinetunePlot).draw(self.epochs, None)
+        self.query_one(RunsPlot).draw(self.runs, [])
         self.refresh_status()
         self.request_preview()
-        self.start_job("Dense evaluation", partial(jobs.evaluate_dense, self.session))
+        self.start_job("Dense evaluation", partial(jobs.open_session, self.session))
 
     def on_unmount(self) -> None:
         self._restore_logging()
 
     def on_resize(self, event: events.Resize) -> None:
-        self.query_one(LayerTable).compact = event.size.width < SHAPE_COLUMN_WIDTH
+        width, height = event.size
+        self.query_one(LayerTable).compact = width < SHAPE_COLUMN_WIDTH
+        warning = self.query_one(SizeWarning)
+        warning.show_size(width, height)
+        warning.screen.set_class(too_small(width, height), "-too-small")
 
     def _apply_start_profile(self, profile: Profile) -> None:
         try:
@@ -216,8 +193,12 @@ class PruneApp(App[int]):
         self.write_log(text, "bold red")
         self.notify(text, severity="error", timeout=8)
 
+    def show_warning(self, text: str) -> None:
+        self.write_log(text, "yellow")
+        self.notify(text, severity="warning")
+
     def refresh_status(self) -> None:
-        session = self.session
+        session, suggestion = self.session, self.pending_suggestion
         self.query_one(StatusLine).status = Status(
             model_label=session.label,
             device_label=self.device_label,
@@ -226,6 +207,8 @@ class PruneApp(App[int]):
             size_mib=self.stats.size_mib if self.stats else None,
             dense_mib=session.dense_size,
             projected_mib=self.projected_mib,
+            suggested_mib=suggestion.size_mib if suggestion else None,
+            predicted_accuracy=suggestion.predicted_accuracy if suggestion else None,
         )
 
     def request_preview(self) -> None:
@@ -306,8 +289,12 @@ class PruneApp(App[int]):
         if value is not None:
             self.set_target(layer_name, value)
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        self.action_exact_target()
+    @on(DataTable.RowSelected, "#layers")
+    def _layer_row_selected(self) -> None:
+        if self.pending_suggestion is not None:
+            self.action_accept_suggestion()
+        else:
+            self.action_exact_target()
 
     def action_compound(self) -> None:
         layer_name = self.selected_layer
@@ -358,6 +345,7 @@ class PruneApp(App[int]):
                 ctx.post(JobFailed(f"{title} failed: {jobs.error_text(error)}"))
             if changes_model:
                 ctx.post(ModelChanged(model_stats(self.session)))
+                jobs.load_runs(self.session, ctx)  # a prune or finetune records a run
         finally:
             ctx.post(JobEnded())
 
@@ -371,8 +359,18 @@ class PruneApp(App[int]):
         if not self._needs_data("Scan"):
             self.start_job("Scan", partial(jobs.scan, self.session), changes_model=False)
 
+    def _predicted_accuracy(self) -> float | None:
+        """What the accepted suggestion predicted, while the targets are still the suggested ones."""
+        accepted = self.accepted_suggestion
+        if accepted is not None and accepted.targets == self.session.targets:
+            return accepted.predicted_accuracy
+        return None
+
     def action_prune(self) -> None:
-        self.start_job("Prune", partial(jobs.prune, self.session, dict(self.session.targets)))
+        targets = dict(self.session.targets)
+        self.start_job(
+            "Prune", partial(jobs.prune, self.session, targets, predicted=self._predicted_accuracy())
+        )
 
     def action_finetune(self) -> None:
         if self._needs_data("Finetune"):
@@ -383,22 +381,36 @@ class PruneApp(App[int]):
         note = ""
         if self._prune_first() is not None:
             note = "Not pruned yet: the targets are applied first (as p does)."
-        self.push_screen(FinetuneDialog(note), self._finetune_chosen)
+        self.push_screen(FinetuneDialog(note, gpus=self._gpu_count()), self._finetune_chosen)
+
+    def _gpu_count(self) -> int:
+        """GPUs a finetune can spread over: those visible when the model is on CUDA."""
+        return torch.cuda.device_count() if self.session.device.type == "cuda" else 1
 
     def _prune_first(self) -> dict[str, float] | None:
         """The targets to prune to before finetuning: when nothing is pruned yet and some target is set."""
         targets = dict(self.session.targets)
         return targets if not self.session.masks and any(targets.values()) else None
 
-    def _finetune_chosen(self, settings: FinetuneSettings | None) -> None:
-        if settings is None:
+    def _finetune_chosen(self, request: FinetuneRequest | None) -> None:
+        if request is None:
             return
-        job = partial(jobs.finetune, self.session, settings, self._prune_first())
+        job = partial(
+            jobs.finetune,
+            self.session,
+            request.settings,
+            self._prune_first(),
+            nproc=request.nproc,
+            predicted=self._predicted_accuracy(),
+        )
         if self.start_job("Finetune", job):
-            self.epochs = []
-            self.accuracy_before_finetune = None
-            self.query_one(FinetunePlot).draw(self.epochs, None)
-            self.show_plot("finetune-tab")
+            self._show_new_finetune()
+
+    def _show_new_finetune(self) -> None:
+        self.epochs = []
+        self.accuracy_before_finetune = None
+        self.query_one(FinetunePlot).draw(self.epochs, None)
+        self.show_plot("finetune-tab")
 
     def action_reset(self) -> None:
         if self.busy:
@@ -412,6 +424,9 @@ class PruneApp(App[int]):
         self.push_screen(ConfirmDialog(question), lambda yes: yes and reset())
 
     def action_cancel_job(self) -> None:
+        if self.pending_suggestion is not None:
+            self.action_discard_suggestion()
+            return
         if not self.busy or self.cancel_event is None:
             return
         if not self.cancel_event.is_set():
@@ -470,11 +485,12 @@ class PruneApp(App[int]):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         # A job catches its own errors; this is the net under the net (computing the stats, the preview).
         if event.state == WorkerState.ERROR:
-            what = self.job_title if event.worker.group == "job" else "Size preview"
+            what = {"job": self.job_title, "suggest": "Suggest"}.get(event.worker.group, "Size preview")
             self.show_error(f"{what} failed: {jobs.error_text(event.worker.error)}")
 
     # --- selection, plots ------------------------------------------------------------------------
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+    @on(DataTable.RowHighlighted, "#layers")
+    def _layer_row_highlighted(self) -> None:
         self.draw_weights()
         self.draw_sensitivity()
         self.request_preview()
@@ -591,13 +607,193 @@ class PruneApp(App[int]):
         question = f"{' and '.join(existing)} exist{'s' if len(existing) == 1 else ''}. Overwrite?"
         self.push_screen(ConfirmDialog(question), lambda yes: yes and export(overwrite=True))
 
+    # --- suggestions and locks -------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        pending = self.pending_suggestion is not None
+        if action in keys.SUGGESTION_ACTIONS:
+            return pending
+        return not (pending and action in keys.BLOCKED_BY_SUGGESTION)
+
+    def _suggestion_shown(self, suggestion: Suggestion | None) -> None:
+        self.pending_suggestion = suggestion
+        self.query_one(LayerTable).show_proposal(suggestion.targets if suggestion else None)
+        self.refresh_status()
+        self.refresh_bindings()
+
+    def action_toggle_lock(self) -> None:
+        layer_name = self.selected_layer
+        if layer_name is None:
+            return
+        self.locked_layers ^= {layer_name}
+        self.query_one(LayerTable).show_locks(self.locked_layers)
+        if layer_name in self.locked_layers:
+            self.write_log(
+                f"Locked {layer_name} at {self.session.targets[layer_name]:.2f}: suggestions keep it"
+            )
+        else:
+            self.write_log(f"Unlocked {layer_name}")
+
+    def _unscanned_layers(self) -> list[str]:
+        scanned = self.curves.complete_rows(self.curves.sparsities())
+        return [n for n in self.session.layer_names if n not in scanned and n not in self.locked_layers]
+
+    def action_suggest(self) -> None:
+        missing = self._unscanned_layers()
+        if self.curves.base_accuracy is None or missing:
+            which = f" ({len(missing)} not scanned)" if self.curves.base_accuracy is not None else ""
+            self.show_warning(f"Suggest needs a scan of every unlocked layer{which}: run a scan first (s)")
+            return
+        locks = "No layer is locked (l locks the selected one: suggestions keep its target)"
+        if self.locked_layers:
+            locks = f"{len(self.locked_layers)} locked layer(s) keep their targets (l unlocks)"
+        dialog = AskDialog(
+            "Suggest targets",
+            f"Goal (dense is {self.session.dense_size:.2f} MiB), one of:\n{GOAL_FORMS}\n{locks}",
+            partial(parse_goal, dense_mib=self.session.dense_size),
+            "25%",
+        )
+        self.push_screen(dialog, self._goal_chosen)
+
+    def _goal_chosen(self, goal: Goal | None) -> None:
+        if goal is None:
+            return
+        session = self.session
+        locked = {name: session.targets[name] for name in self.locked_layers}
+        params = {name: session.dense_state[name].numel() for name in session.layer_names}
+        self.write_log(f"Suggesting targets for {goal.text}…")
+        self._suggest(goal, scan_table(self.curves, params), locked)
+
+    @work(thread=True, exclusive=True, group="suggest", exit_on_error=False)
+    def _suggest(self, goal: Goal, table: ScanTable, locked: dict[str, float]) -> None:
+        """Off the UI thread: the search calls projected_size many times."""
+        try:
+            suggestion = propose(goal, table, self.session.projected_size, locked)
+        except UserError as error:
+            self.post_message(JobFailed(f"Suggest: {error}"))
+            return
+        if not get_current_worker().is_cancelled:  # else a newer goal was asked for meanwhile
+            self.post_message(SuggestionReady(goal, suggestion))
+
+    def on_suggestion_ready(self, message: SuggestionReady) -> None:
+        suggestion, session = message.suggestion, self.session
+        changed = sum(1 for n, t in suggestion.targets.items() if abs(t - session.targets[n]) > 5e-5)
+        self.write_log(
+            f"Suggested for {message.goal.text}: {suggestion.size_mib:.2f} MiB = "
+            f"{session.percent(suggestion.size_mib):.2f}% of dense, predicted accuracy "
+            f"{accuracy_text(suggestion.predicted_accuracy)} before finetuning (sum of scan drops); "
+            f"{changed} target(s) change",
+            "magenta",
+        )
+        self.write_log("y or enter accepts, n or escape discards", "magenta")
+        self._suggestion_shown(suggestion)
+
+    def action_accept_suggestion(self) -> None:
+        suggestion = self.pending_suggestion
+        if suggestion is None:
+            return
+        self._suggestion_shown(None)
+        for layer_name, target in suggestion.targets.items():
+            self.set_target(layer_name, target)
+        self.accepted_suggestion = replace(suggestion, targets=dict(self.session.targets))  # as rounded
+        self.write_log("Suggested targets accepted (p prunes to them)")
+
+    def action_discard_suggestion(self) -> None:
+        self._suggestion_shown(None)
+        self.write_log("Suggested targets discarded")
+
+    # --- runs ------------------------------------------------------------------------------------
+    def on_runs_loaded(self, message: RunsLoaded) -> None:
+        for path in set(message.unreadable) - self.unreadable_runs:
+            self.write_log(f"warning: skipped unreadable run record {shown(path, self.workdir)}", "yellow")
+        self.unreadable_runs = set(message.unreadable)
+        self.runs = message.records
+        best = pareto_best(self.runs)
+        self.query_one(RunsTable).show_runs(self.runs, best)
+        self.query_one(RunsPlot).draw(self.runs, best)
+
+    def on_scan_loaded(self, message: ScanLoaded) -> None:
+        self.curves = ScanCurves.from_result(message.result)
+        table = self.query_one(LayerTable)
+        for layer_name in self.curves.points:
+            table.show_safe(layer_name, self.curves.safe_sparsity(layer_name))
+        self.draw_sensitivity()
+        folder = shown(self.session.scan_cache_folder, self.workdir)
+        self.write_log(f"Last scan of this model ({len(self.curves.points)} layers) read from {folder}")
+
+    def _selected_run(self) -> RunRecord | None:
+        """The run under the runs table's cursor; says so when there is none yet."""
+        self.show_plot("runs-tab")
+        run = self.query_one(RunsTable).selected_run
+        if run is None:
+            self.notify("No runs yet: p prunes, f finetunes", severity="warning")
+        return run
+
+    def _run_label(self, run: RunRecord) -> str:
+        return f"run {self.query_one(RunsTable).number_of(run)} ({run.name})"
+
+    def action_show_runs(self) -> None:
+        self.show_plot("runs-tab")
+        self.query_one(RunsTable).focus()
+
+    @on(DataTable.RowSelected, "#runs")
+    def _run_row_selected(self) -> None:
+        self.action_load_run()
+
+    def action_load_run(self) -> None:
+        if not self.check_action("load_run", ()):
+            self.notify(SUGGESTION_PENDING, severity="warning")
+            return
+        run = self._selected_run()
+        if run is None:
+            return
+        self.session.targets = run_targets(run, self.session.layer_names)
+        self.session.profile_name = profile_name_of(run)
+        self.query_one(LayerTable).show_targets(self.session.targets)
+        self.draw_weights()
+        self.request_preview()
+        self.write_log(f"Targets from {self._run_label(run)}")
+
+    def action_mark_run(self) -> None:
+        if self._selected_run() is None:
+            return
+        marked = self.query_one(RunsTable).toggle_mark()
+        if marked is None:
+            self.write_log("No run marked: d compares the selected run with the current targets")
+        else:
+            self.write_log(f"Marked {self._run_label(marked)}: d compares it with the selected run")
+
+    def action_diff_runs(self) -> None:
+        run = self._selected_run()
+        if run is None:
+            return
+        table, layer_names = self.query_one(RunsTable), self.session.layer_names
+        marked = table.marked_run
+        reference = run_targets(marked, layer_names) if marked else dict(self.session.targets)
+        rows = targets_diff(layer_names, reference, run_targets(run, layer_names))
+        title = f"{self._run_label(marked) if marked else 'Current targets'} → {self._run_label(run)}"
+        labels = (f"run {table.number_of(marked)}" if marked else "targets", f"run {table.number_of(run)}")
+        self.push_screen(TargetsDiffScreen(title, labels, rows))
+
+    def action_resume_run(self) -> None:
+        run = self._selected_run()
+        if run is None:
+            return
+        if not is_resumable(run):
+            self.notify(
+                f"{self._run_label(run)} has nothing to resume ({run.kind}, {run.status})", severity="warning"
+            )
+            return
+        number = self.query_one(RunsTable).number_of(run)
+        if self.start_job("Resume", partial(jobs.resume, self.session, run, number)):
+            self._show_new_finetune()
+
     # --- help, palette, quit ---------------------------------------------------------------------
     def _key_names(self, binding: Binding) -> list[str]:
         return [self.get_key_display(binding.with_key(key)) for key in binding.key.split(",")]
 
     def help_rows(self) -> list[tuple[str, str]]:
         """(keys, description) for every binding of the main screen, digits folded into one row."""
-        rows = [("↑ ↓", "Select layer")]
+        rows = [("↑ ↓", "Select layer (or run, in the runs table)"), ("⏎ on a run", keys.LOAD_RUN)]
         seen_groups = set()
         for binding in self.BINDINGS:
             if binding.group is not None:
@@ -621,6 +817,7 @@ class PruneApp(App[int]):
                 partial(self.run_action, binding.action),
                 discover=binding.group is None,
             )
+        yield SystemCommand(keys.LOAD_RUN, "key: ⏎ in the runs table", self.action_load_run)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.help_rows()))

@@ -9,17 +9,29 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
 from textual.message import Message
 
 from prunetui.core.events import Event, Progress
 from prunetui.core.export import export_checkpoint
-from prunetui.core.finetune import FinetuneSettings
-from prunetui.core.sensitivity import DEFAULT_SPARSITIES
+from prunetui.core.finetune import FinetuneResult, FinetuneSettings
+from prunetui.core.runs import RunRecord
+from prunetui.core.scan_cache import ScanCache, load_cached, scan_key
+from prunetui.core.sensitivity import DEFAULT_SPARSITIES, ScanOptions, ScanResult
 from prunetui.core.session import Session
-from prunetui.errors import UserError
-from prunetui.tui.messages import FinetuneStarted, JobLine, JobProgress, JobReport, ScanStarted
+from prunetui.errors import JobFailed, UserError
+from prunetui.tui.messages import (
+    FinetuneStarted,
+    JobLine,
+    JobProgress,
+    JobReport,
+    RunsLoaded,
+    ScanLoaded,
+    ScanStarted,
+)
 
 PROGRESS_INTERVAL = 0.1  # seconds: about 10 progress messages a second at most
+SUGGESTED_RUN = "suggested"
 
 
 class JobContext:
@@ -44,14 +56,64 @@ class JobContext:
 Job = Callable[[JobContext], None]
 
 
+OUT_OF_MEMORY_HINT = "try a smaller batch or --device cpu"
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    return isinstance(error, torch.OutOfMemoryError) or (
+        isinstance(error, RuntimeError) and "out of memory" in str(error)
+    )
+
+
+def _first_sentences(text: str, count: int = 2) -> str:
+    """torch's out-of-memory message runs to a paragraph: its first sentences say what happened."""
+    return ". ".join(text.splitlines()[0].split(". ")[:count]).rstrip(".")
+
+
 def error_text(error: BaseException) -> str:
-    """A UserError is shown as is; anything else with its type, so a bug report can name it."""
-    return str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
+    """A UserError or JobFailed (the processes' own lines) is shown as is; out of memory with what to do;
+    anything else with its type, so a bug report can name it."""
+    if is_out_of_memory(error):
+        return f"out of GPU memory: {_first_sentences(str(error))}, {OUT_OF_MEMORY_HINT}"
+    if isinstance(error, JobFailed) and "out of memory" in str(error):
+        return f"{error}\n{OUT_OF_MEMORY_HINT}"
+    if isinstance(error, UserError | JobFailed):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
 
 
 def _say_size(session: Session, ctx: JobContext) -> None:
     size = session.current_size()
     ctx.say(f"Sparse model has size={size:.2f} MiB = {session.percent(size):.2f}% of dense model size")
+
+
+def last_scan(session: Session) -> ScanResult | None:
+    """The cached scan of the model as it is now, with the grid and options `s` uses, if one was stored.
+
+    core/scan_cache.py has no "last scan of this model" lookup: the key is made here as Session.scan
+    makes it for the default options."""
+    if session.scan_cache_folder is None or session.origin.data_spec is None:
+        return None
+    options = ScanOptions()
+    key = scan_key(
+        session.model, session.origin.data_spec, DEFAULT_SPARSITIES, options.eval_size, options.accel.amp
+    )
+    result = load_cached(ScanCache(session.scan_cache_folder, key))
+    return result if result is not None and result.base_accuracy is not None and result.layers else None
+
+
+def load_runs(session: Session, ctx: JobContext) -> None:
+    records = session.runs()
+    ctx.post(RunsLoaded(records, list(session.store.unreadable) if session.store is not None else []))
+
+
+def open_session(session: Session, ctx: JobContext) -> None:
+    """At start: the runs recorded here and the last scan of this model at once, then the dense accuracy."""
+    load_runs(session, ctx)
+    scan = last_scan(session)
+    if scan is not None:
+        ctx.post(ScanLoaded(scan))
+    evaluate_dense(session, ctx)
 
 
 def evaluate_dense(session: Session, ctx: JobContext) -> None:
@@ -74,23 +136,49 @@ def scan(session: Session, ctx: JobContext) -> None:
         ctx.say(f"Scan finished in {result.seconds:.0f} s")
 
 
-def prune(session: Session, targets: dict[str, float], ctx: JobContext) -> None:
-    session.prune(targets)
+def prune(
+    session: Session, targets: dict[str, float], ctx: JobContext, predicted: float | None = None
+) -> None:
+    """`predicted`: the accuracy a suggestion predicted for `targets` (then the run is named "suggested",
+    as `prunetui suggest` names it), to compare with the measured one."""
+    session.prune(targets, run_name=SUGGESTED_RUN if predicted is not None else None)
     _say_size(session, ctx)
     if session.data is not None:
         accuracy = session.evaluate(ctx.report, ctx.cancel)
         ctx.say(f"Sparse model has accuracy={accuracy:.2f}% before finetuning")
+        if predicted is not None:
+            ctx.say(
+                f"Predicted {predicted:.2f}% before finetuning (sum of scan drops); measured {accuracy:.2f}%"
+            )
 
 
 def finetune(
-    session: Session, settings: FinetuneSettings, targets: dict[str, float] | None, ctx: JobContext
+    session: Session,
+    settings: FinetuneSettings,
+    targets: dict[str, float] | None,
+    ctx: JobContext,
+    nproc: int = 1,
+    predicted: float | None = None,
 ) -> None:
     """`targets`: prune to these first (the model was not pruned yet), or None to finetune it as it is."""
     if targets is not None:
-        prune(session, targets, ctx)
+        prune(session, targets, ctx, predicted)
     ctx.post(FinetuneStarted(session.accuracy))
-    ctx.say(f"Finetuning {settings.epochs} epochs, lr {settings.lr:g}, {len(session.masks)} layers masked")
-    result = session.finetune(settings, ctx.report, ctx.cancel)
+    processes = f", {nproc} processes" if nproc > 1 else ""
+    ctx.say(
+        f"Finetuning {settings.epochs} epochs, lr {settings.lr:g}, {len(session.masks)} layers masked{processes}"
+    )
+    _say_finetune_result(session, session.finetune(settings, ctx.report, ctx.cancel, nproc=nproc), ctx)
+
+
+def resume(session: Session, run: RunRecord, number: int, ctx: JobContext) -> None:
+    """Go on with an interrupted finetune run from its last completed epoch."""
+    ctx.post(FinetuneStarted(run.accuracy_before))
+    ctx.say(f"Resuming run {number} ({run.name}) after epoch {len(run.epochs)} of {run.epochs_planned}")
+    _say_finetune_result(session, session.resume(run.id, ctx.report, ctx.cancel), ctx)
+
+
+def _say_finetune_result(session: Session, result: FinetuneResult, ctx: JobContext) -> None:
     if result.cancelled and result.best_accuracy is None:
         ctx.say("Finetune cancelled before the first epoch ended: weights unchanged", "yellow")
         return

@@ -1,9 +1,15 @@
 """Messages a job thread posts to the app. The thread never touches a widget; the app reacts to these."""
 
+from pathlib import Path
+
 from textual.message import Message
 
 from prunetui.core.events import EpochEnd, Progress, ScanPoint
+from prunetui.core.runs import RunRecord
+from prunetui.core.sensitivity import ScanResult
+from prunetui.core.suggest import Suggestion
 from prunetui.tui.stats import ModelStats
+from prunetui.tui.suggestion import Goal
 
 
 class JobProgress(Message):
@@ -50,6 +56,30 @@ class ModelChanged(Message):
     def __init__(self, stats: ModelStats) -> None:
         super().__init__()
         self.stats = stats
+
+
+class RunsLoaded(Message):
+    """The run records of this model in the working directory, oldest first."""
+
+    def __init__(self, records: list[RunRecord], unreadable: list[Path]) -> None:
+        super().__init__()
+        self.records = records
+        self.unreadable = unreadable
+
+
+class ScanLoaded(Message):
+    """A scan of the model as it is now, read from the scan cache (not computed)."""
+
+    def __init__(self, result: ScanResult) -> None:
+        super().__init__()
+        self.result = result
+
+
+class SuggestionReady(Message):
+    def __init__(self, goal: Goal, suggestion: Suggestion) -> None:
+        super().__init__()
+        self.goal = goal
+        self.suggestion = suggestion
 
 
 class PreviewReady(Message):

@@ -75,3 +75,13 @@ def parse_profile_name(text: str) -> str:
     if _SAFE_FILENAME.search(name) or name.startswith("."):
         raise ValueError("use letters, digits, '.', '_' or '-' only (it becomes a file name)")
     return name
+
+
+def parse_process_count(text: str, maximum: int) -> int:
+    try:
+        count = int(text.strip())
+    except ValueError:
+        raise ValueError(f"processes must be a whole number, got {text.strip() or 'nothing'}") from None
+    if not 1 <= count <= maximum:
+        raise ValueError(f"processes must be between 1 and {maximum} (one per GPU), got {count}")
+    return count

@@ -8,7 +8,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from prunetui.core.session import Session, Splits
+from prunetui.core.runs import RunStore
+from prunetui.core.scan_cache import scan_folder
+from prunetui.core.session import Origin, Session, Splits
 from prunetui.tui.app import PruneApp
 
 MODEL_LABEL = "tiny"
@@ -101,11 +103,19 @@ def trained_state() -> dict[str, torch.Tensor]:
         return train_tiny_net()
 
 
-def make_session(state: dict[str, torch.Tensor], with_data: bool = True, slow: bool = False) -> Session:
+def make_session(
+    state: dict[str, torch.Tensor], with_data: bool = True, slow: bool = False, workdir=None
+) -> Session:
+    """With a `workdir`, runs are recorded in it and scans cached there, as `prunetui` does in the cwd."""
     torch.manual_seed(0)
     model = TinyNet()
     model.load_state_dict(state)
-    return Session(model, tiny_splits(slow) if with_data else None, label=MODEL_LABEL)
+    splits = tiny_splits(slow) if with_data else None
+    if workdir is None:
+        return Session(model, splits, label=MODEL_LABEL)
+    session = Session(model, splits, MODEL_LABEL, Origin(data_spec="tiny"), RunStore(workdir))
+    session.scan_cache_folder = scan_folder(workdir)
+    return session
 
 
 @pytest.fixture
@@ -122,6 +132,12 @@ def make_app(session: Session, workdir, **kwargs) -> PruneApp:
 @pytest.fixture
 def app(session, tmp_path) -> PruneApp:
     return make_app(session, tmp_path)
+
+
+@pytest.fixture
+def recording_app(trained_state, tmp_path) -> PruneApp:
+    """Records its runs and caches its scans in tmp_path."""
+    return make_app(make_session(trained_state, workdir=tmp_path), tmp_path)
 
 
 @pytest.fixture

@@ -136,6 +136,7 @@ async def test_finetune_dialog_validates_its_fields(app):
         dialog = app.screen
         assert dialog.query_one("#epochs", ParsedInput).value == "5"
         assert dialog.query_one("#lr", ParsedInput).value == "0.01"
+        assert not dialog.query("#nproc")  # no GPUs here: one process
         dialog.query_one("#lr", ParsedInput).value = "fast"
         await pilot.press("enter")
         assert app.screen is dialog
@@ -181,33 +182,54 @@ async def test_a_second_job_while_busy_is_refused(slow_app, monkeypatch):
         assert any("Finetune cancelled" in line for line in log_lines(app))
 
 
+OUT_OF_MEMORY = torch.OutOfMemoryError(
+    "CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79.19 GiB of which "
+    "3.06 MiB is free. Including non-PyTorch memory, this process has 79.18 GiB memory in use."
+)
+OUT_OF_MEMORY_SHOWN = (
+    "failed: out of GPU memory: CUDA out of memory. Tried to allocate 2.00 GiB, "
+    "try a smaller batch or --device cpu"
+)
+
+
 @pytest.mark.parametrize(
-    ("error", "shown"),
+    ("key", "method", "error", "shown"),
     [
-        (RuntimeError("CUDA out of memory"), "Prune failed: RuntimeError: CUDA out of memory"),
-        (UserError("disk full, free some space"), "Prune failed: disk full, free some space"),
+        ("p", "prune", OUT_OF_MEMORY, f"Prune {OUT_OF_MEMORY_SHOWN}"),
+        ("p", "prune", UserError("disk full, free some space"), "Prune failed: disk full, free some space"),
+        ("f", "finetune", OUT_OF_MEMORY, f"Finetune {OUT_OF_MEMORY_SHOWN}"),
+        ("s", "scan", OUT_OF_MEMORY, f"Scan {OUT_OF_MEMORY_SHOWN}"),
     ],
 )
-async def test_a_failing_job_leaves_the_model_as_it_was(app, monkeypatch, error, shown):
+async def test_a_failing_job_leaves_the_model_as_it_was(app, monkeypatch, key, method, error, shown):
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_idle(pilot)
-        before = {k: v.clone() for k, v in app.session.model.state_dict().items()}
-
-        def prune_then_fail(targets=None):
-            with torch.no_grad():
-                app.session.model.conv2.weight.zero_()  # half done when it fails
-            raise error
-
-        monkeypatch.setattr(app.session, "prune", prune_then_fail)
         app.set_target("conv2.weight", 0.5)
         await pilot.press("p")
         await wait_idle(pilot)
-        after = app.session.model.state_dict()
-        assert all(torch.equal(before[k], after[k]) for k in before)
-        assert app.session.masks == {}
+        session = app.session
+        weights = {k: v.clone() for k, v in session.model.state_dict().items()}
+        masks = {k: v.clone() for k, v in session.masks.items()}
+
+        def half_done_then_fail(*args, **kwargs):
+            with torch.no_grad():
+                session.model.conv3.weight.zero_()
+            session.masks = {}
+            raise error
+
+        monkeypatch.setattr(session, method, half_done_then_fail)
+        if key == "f":
+            await start_finetune(pilot, epochs=1)
+        else:
+            await pilot.press(key)
+        await wait_idle(pilot)
+        after = session.model.state_dict()
+        assert all(torch.equal(weights[k], after[k]) for k in weights)
+        assert session.masks.keys() == masks.keys()
+        assert all(torch.equal(masks[k], session.masks[k]) for k in masks)
         assert shown in log_lines(app)
         await pilot.press("j", "6")  # still alive and responsive
-        assert app.session.targets["conv2.weight"] == 0.6
+        assert session.targets["conv2.weight"] == 0.6
 
 
 async def test_reset_goes_back_to_the_dense_weights(app):
@@ -274,10 +296,10 @@ async def test_quit_when_idle_exits_at_once(app):
 async def test_warnings_and_log_records_go_to_the_log_pane(app, monkeypatch):
     real_prune = app.session.prune
 
-    def prune_with_a_warning(targets=None):
+    def prune_with_a_warning(targets=None, run_name=None):
         warnings.warn("weights look odd", UserWarning, stacklevel=1)
         logging.getLogger("somelib").warning("native library says hi")
-        real_prune(targets)
+        real_prune(targets, run_name)
 
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_idle(pilot)

@@ -4,6 +4,7 @@ from textual.command import CommandPalette
 from textual.widgets import Input
 
 from prunetui.core.pruning import magnitude_threshold
+from prunetui.tui.keys import LOAD_RUN
 from prunetui.tui.screens.help_screen import HelpScreen
 from prunetui.tui.widgets.layer_table import LayerTable
 from prunetui.tui.widgets.params_plot import ParamsPlot
@@ -67,7 +68,8 @@ async def test_help_lists_every_key(app):
         assert isinstance(app.screen, HelpScreen)
         rows = dict(app.help_rows())
         expected = ["s", "p", "f", "x esc", "c", "C", "^s", "o", "w", "r", "q", "?", "+ =", "-", "0-9", "⏎"]
-        for keys in [*expected, "z", "t", "j", "k"]:
+        new = ["a", "y ⏎", "n", "l", "u", "m", "d", "R", "⏎ on a run"]
+        for keys in [*expected, *new, "z", "t", "j", "k"]:
             assert keys in rows, keys
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
@@ -82,6 +84,7 @@ async def test_every_action_is_in_the_command_palette(app):
             if binding.action != "quit":
                 assert (binding.tooltip or binding.description) in titles, binding.action
         assert "Quit" in titles
+        assert LOAD_RUN in titles
         app.set_target("conv2.weight", 0.8)
         await pilot.press("ctrl+p")
         assert isinstance(app.screen, CommandPalette)

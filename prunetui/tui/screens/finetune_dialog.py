@@ -1,4 +1,8 @@
-"""Finetune settings: epochs and learning rate (PRODUCT.md's defaults: 5 epochs, lr 0.01)."""
+"""Finetune settings: epochs, learning rate (PRODUCT.md's defaults: 5 epochs, lr 0.01), and the number
+of processes when several GPUs can share the work."""
+
+from dataclasses import dataclass
+from functools import partial
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -7,16 +11,24 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
 from prunetui.core.finetune import FinetuneSettings
-from prunetui.tui.text import parse_epochs, parse_learning_rate
+from prunetui.tui.text import parse_epochs, parse_learning_rate, parse_process_count
 from prunetui.tui.widgets.parsed_input import ParsedInput
 
 
-class FinetuneDialog(ModalScreen[FinetuneSettings | None]):
+@dataclass(frozen=True)
+class FinetuneRequest:
+    settings: FinetuneSettings
+    nproc: int = 1  # processes, one per GPU
+
+
+class FinetuneDialog(ModalScreen[FinetuneRequest | None]):
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
 
-    def __init__(self, note: str = "") -> None:
+    def __init__(self, note: str = "", gpus: int = 1) -> None:
+        """`gpus` > 1 offers a process count from 1 to `gpus`."""
         super().__init__()
         self.note = note
+        self.gpus = gpus
 
     def compose(self) -> ComposeResult:
         defaults = FinetuneSettings()
@@ -28,6 +40,9 @@ class FinetuneDialog(ModalScreen[FinetuneSettings | None]):
             yield ParsedInput(parse_epochs, str(defaults.epochs), id="epochs")
             yield Label("Learning rate", classes="dialog-prompt")
             yield ParsedInput(parse_learning_rate, f"{defaults.lr:g}", id="lr")
+            if self.gpus > 1:
+                yield Label(f"Processes (1-{self.gpus}, one per GPU)", classes="dialog-prompt")
+                yield ParsedInput(partial(parse_process_count, maximum=self.gpus), "1", id="nproc")
             yield Label("", classes="reason")
             yield Label("enter starts · tab next field · escape cancels", classes="dialog-keys")
 
@@ -38,7 +53,8 @@ class FinetuneDialog(ModalScreen[FinetuneSettings | None]):
         try:
             epochs = self.query_one("#epochs", ParsedInput).parsed()
             lr = self.query_one("#lr", ParsedInput).parsed()
+            nproc = self.query_one("#nproc", ParsedInput).parsed() if self.gpus > 1 else 1
         except ValueError as error:
             self.query_one(".reason", Label).update(str(error))
             return
-        self.dismiss(FinetuneSettings(epochs=epochs, lr=lr))
+        self.dismiss(FinetuneRequest(FinetuneSettings(epochs=epochs, lr=lr), nproc))

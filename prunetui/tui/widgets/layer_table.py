@@ -24,11 +24,20 @@ def _number(text: str, style: str = "") -> Text:
     return Text(text, style=style, justify="right")
 
 
-def target_cell(target: float, zero_fraction: float) -> Text:
-    """Highlighted while the model does not have it yet (prune applies it); dim when 0."""
-    if abs(target - zero_fraction) > 0.005:
-        return _number(f"{target:.2f}", "bold yellow")
-    return _number(f"{target:.2f}", "dim" if target == 0 else "")
+def target_cell(
+    target: float, zero_fraction: float, proposed: float | None = None, locked: bool = False
+) -> Text:
+    """Highlighted while the model does not have it yet (prune applies it); dim when 0.
+    A suggested change shows as `0.60→0.75`; a locked target has an `L` after it."""
+    if proposed is not None and abs(proposed - target) > 5e-5:
+        cell = _number(f"{target:.2f}→{proposed:.2f}", "bold magenta")
+    elif abs(target - zero_fraction) > 0.005:
+        cell = _number(f"{target:.2f}", "bold yellow")
+    else:
+        cell = _number(f"{target:.2f}", "dim" if target == 0 else "")
+    if locked:
+        cell.append(" L", style="bold cyan")
+    return cell
 
 
 def cell_width(cell: Text | str) -> int:
@@ -37,6 +46,7 @@ def cell_width(cell: Text | str) -> int:
 
 class LayerTable(DataTable):
     """`compact` drops the Shape column; the Safe column appears once a layer has been scanned.
+    The Target column shows locks and a pending suggestion, and widens for them.
 
     Its size is set from its content when the rows or columns change: sizing a DataTable with
     `auto` (from its virtual size) sometimes left it 0 rows high here under load.
@@ -49,6 +59,9 @@ class LayerTable(DataTable):
         self._infos: dict[str, LayerInfo] = {}
         self._targets: dict[str, float] = {}
         self._safe: dict[str, float] = {}
+        self._locked: set[str] = set()
+        self._proposal: dict[str, float] | None = None
+        self._widths: dict[str, int] = {}
 
     @property
     def selected(self) -> str | None:
@@ -74,7 +87,9 @@ class LayerTable(DataTable):
             case "zeros":
                 return _number(f"{info.zero_fraction * 100:.1f}%")
             case "target":
-                return target_cell(self._targets.get(layer_name, 0.0), info.zero_fraction)
+                proposed = self._proposal.get(layer_name) if self._proposal is not None else None
+                target = self._targets.get(layer_name, 0.0)
+                return target_cell(target, info.zero_fraction, proposed, layer_name in self._locked)
             case _:
                 safe = self._safe.get(layer_name)
                 return _number("" if safe is None else f"{safe:.2f}", "green")
@@ -89,6 +104,7 @@ class LayerTable(DataTable):
         self.clear(columns=True)
         columns = self._columns()
         widths = [self._width(column) for column in columns]
+        self._widths = dict(zip(columns, widths, strict=True))
         for column, width in zip(columns, widths, strict=True):
             self.add_column(LABELS[column], key=column, width=width)
         for layer_name in self._infos:
@@ -126,6 +142,25 @@ class LayerTable(DataTable):
     def show_targets(self, targets: dict[str, float]) -> None:
         for layer_name, target in targets.items():
             self.show_target(layer_name, target)
+
+    def _show_targets_column(self) -> None:
+        """Every target cell again; the whole table when the column's width changes."""
+        if not self._infos:
+            return
+        if self._width("target") != self._widths.get("target"):
+            self._rebuild()
+            return
+        for layer_name in self._infos:
+            self._update(layer_name, "target")
+
+    def show_locks(self, locked: set[str]) -> None:
+        self._locked = set(locked)
+        self._show_targets_column()
+
+    def show_proposal(self, proposal: dict[str, float] | None) -> None:
+        """Suggested targets next to the current ones (None: no suggestion pending)."""
+        self._proposal = dict(proposal) if proposal is not None else None
+        self._show_targets_column()
 
     def show_safe(self, layer_name: str, safe: float) -> None:
         had_column = bool(self._safe)

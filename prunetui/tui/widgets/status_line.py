@@ -18,6 +18,8 @@ class Status:
     size_mib: float | None  # None until the first statistics arrive
     dense_mib: float
     projected_mib: float | None  # None until the preview worker has it
+    suggested_mib: float | None = None  # of a pending suggestion
+    predicted_accuracy: float | None = None  # of a pending suggestion, from the scan
 
 
 def _size_text(size_mib: float | None, dense_mib: float) -> str:
@@ -26,18 +28,30 @@ def _size_text(size_mib: float | None, dense_mib: float) -> str:
     return f"{size_mib:.2f} MiB {size_mib / dense_mib * 100:.1f}%"
 
 
+def _targets_field(status: Status, captions: bool) -> tuple[str, str, str]:
+    """(caption, value, style): the projected size of the targets, or of a pending suggestion."""
+    if status.suggested_mib is None:
+        caption = "targets → " if captions else "→ "
+        return caption, _size_text(status.projected_mib, status.dense_mib), "bold"
+    size = _size_text(status.suggested_mib, status.dense_mib)
+    predicted = accuracy_text(status.predicted_accuracy)
+    if captions:
+        return "suggested → ", f"{size} · predicted {predicted}", "bold magenta"
+    return "→ ", f"{size} ≈{predicted}", "bold magenta"
+
+
 def status_text(status: Status, captions: bool) -> Text:
     fields = [
-        ("dense ", accuracy_text(status.dense_accuracy)),
-        ("now ", accuracy_text(status.accuracy)),
-        ("size " if captions else "", _size_text(status.size_mib, status.dense_mib)),
-        ("targets → " if captions else "→ ", _size_text(status.projected_mib, status.dense_mib)),
+        ("dense ", accuracy_text(status.dense_accuracy), "bold"),
+        ("now ", accuracy_text(status.accuracy), "bold"),
+        ("size " if captions else "", _size_text(status.size_mib, status.dense_mib), "bold"),
+        _targets_field(status, captions),
     ]
     text = Text.assemble((status.model_label, "bold"), " ", (status.device_label, "italic"))
-    for caption, value in fields:
+    for caption, value, style in fields:
         text.append("  │  " if captions else "  ", style="dim")
         text.append(caption, style="dim")
-        text.append(value, style="bold")
+        text.append(value, style=style)
     return text
 
 

@@ -1,0 +1,132 @@
+"""The main screen's keys. Descriptions are short for the footer; tooltips say more in the help screen
+and the command palette. The footer holds what fits at 80 columns; the help screen lists everything."""
+
+from textual.binding import Binding
+
+NUDGE = 0.05
+TARGET_DIGITS = Binding.Group("Set target 0.0-0.9")
+LOAD_RUN = "Targets from the selected run (Runs tab)"
+SUGGESTION_ACTIONS = {"accept_suggestion", "discard_suggestion"}
+# What changes or uses the targets waits while a suggestion is shown (hidden from the footer meanwhile).
+BLOCKED_BY_SUGGESTION = {
+    "nudge", "set_target", "exact_target", "compound", "compound_all", "open_profile", "prune",
+    "finetune", "suggest", "toggle_lock", "load_run", "resume_run",
+}  # fmt: skip
+
+
+def _digit_binding(digit: int) -> Binding:
+    value = digit / 10
+    return Binding(
+        str(digit), f"set_target({value})", f"Set target to {value:.1f}", show=False, group=TARGET_DIGITS
+    )
+
+
+BINDINGS = [
+    Binding("s", "scan", "Scan", tooltip="Sensitivity scan of every layer", id="scan"),
+    Binding("a", "suggest", "Suggest", tooltip="Suggest targets for a size or accuracy goal…", id="suggest"),
+    # only while a suggestion is shown (escape discards it too: see action_cancel_job);
+    # before the `enter` of exact_target, so that enter accepts first
+    Binding(
+        "y,enter",
+        "accept_suggestion",
+        "Accept",
+        tooltip="Accept the suggested targets",
+        key_display="y",
+        id="accept-suggestion",
+    ),
+    Binding(
+        "n",
+        "discard_suggestion",
+        "Discard",
+        tooltip="Discard the suggested targets",
+        id="discard-suggestion",
+    ),
+    Binding("p", "prune", "Prune", tooltip="Prune the dense weights to the targets", id="prune"),
+    Binding("f", "finetune", "Finetune", tooltip="Finetune with the masks held…", id="finetune"),
+    Binding(
+        "x,escape",
+        "cancel_job",
+        "Cancel",
+        tooltip="Cancel the running job (or discard a suggestion)",
+        key_display="x",
+        id="cancel",
+    ),
+    Binding("question_mark", "help", "Help", tooltip="Every key", key_display="?", id="help"),
+    Binding("q", "quit", "Quit", tooltip="Quit (asks while a job runs)", id="quit"),
+    # not in the footer: it would overflow at 80 columns
+    Binding(
+        "c",
+        "compound",
+        "Compound",
+        tooltip="Compound rule on the selected layer…",
+        show=False,
+        id="compound",
+    ),
+    Binding(
+        "ctrl+s",
+        "save_profile",
+        "Save",
+        tooltip="Save the targets as a profile…",
+        show=False,
+        id="save-profile",
+    ),
+    Binding("o", "open_profile", "Open", tooltip="Open a profile…", show=False, id="open-profile"),
+    Binding("w", "export", "Export", tooltip="Export the model as a checkpoint…", show=False, id="export"),
+    Binding("j", "select(1)", "Next layer", show=False, id="next-layer"),
+    Binding("k", "select(-1)", "Previous layer", show=False, id="previous-layer"),
+    Binding(
+        "plus,equals_sign",
+        f"nudge({NUDGE})",
+        f"Target +{NUDGE}",
+        show=False,
+        key_display="+",
+        id="nudge-up",
+    ),
+    Binding("minus", f"nudge({-NUDGE})", f"Target -{NUDGE}", show=False, key_display="-", id="nudge-down"),
+    *(_digit_binding(d) for d in range(10)),
+    Binding("enter", "exact_target", "Exact target", tooltip="Type the target…", show=False, id="exact"),
+    Binding(
+        "C",
+        "compound_all",
+        "Compound all",
+        tooltip="Compound rule on every layer with a target > 0…",
+        show=False,
+        id="compound-all",
+    ),
+    Binding("r", "reset", "Reset", tooltip="Reset the model to the dense weights", show=False, id="reset"),
+    Binding("t", "next_plot", "Next plot", show=False, id="next-plot"),
+    Binding("z", "toggle_zeros", "Zeros", tooltip="Histogram: show or hide zeros", show=False, id="zeros"),
+    Binding(
+        "l",
+        "toggle_lock",
+        "Lock",
+        tooltip="Lock the selected layer's target for suggestions (again unlocks)",
+        show=False,
+        id="lock",
+    ),
+    Binding("u", "show_runs", "Runs", tooltip="Show the runs and move to their table", show=False, id="runs"),
+    Binding(
+        "m",
+        "mark_run",
+        "Mark run",
+        tooltip="Mark the selected run to compare (d)",
+        show=False,
+        id="mark-run",
+    ),
+    Binding(
+        "d",
+        "diff_runs",
+        "Diff runs",
+        tooltip="Diff the targets: marked run (or current) vs selected run",
+        show=False,
+        id="diff-runs",
+    ),
+    Binding(
+        "R",
+        "resume_run",
+        "Resume run",
+        tooltip="Resume the selected interrupted finetune run",
+        show=False,
+        id="resume-run",
+    ),
+]
