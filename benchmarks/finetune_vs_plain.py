@@ -1,6 +1,7 @@
 """Finetune as the TUI drives it against a plain PyTorch loop, same model, data, masks and epochs.
 
     python benchmarks/finetune_vs_plain.py [--images 512] [--epochs 2] [--rounds 2] [--device cpu]
+                                           [--channels-last off] [--app [--app-threads N]]
 
 Ours: `prunetui.core.finetune.finetune` in a worker thread with the TUI worker's own report function
 (`prunetui.tui.jobs.JobContext.report`: progress throttled to ~10 messages/s, one message per epoch),
@@ -9,12 +10,18 @@ thread also measures how late a 20 ms timer fires (what a key press waits). Plai
 the main thread (SGD, cosine schedule per step, masks re-applied after every step, evaluation and a
 copy of the best weights each epoch). The lab's VGG, 50% of every layer pruned, random 3x32x32 data.
 After an untimed epoch of each, rounds run in ABBA order; the ratio is of mean epoch time (wall and CPU).
+With --app, ours is the TUI itself, headless, driven by key presses, with the torch threads `run_app`
+sets; a j/k key posted every 0.2 s is timed until the layer table's cursor moves.
 """
 
 import argparse
+import asyncio
 import copy
 import queue
+import statistics
+import tempfile
 import threading
+import time
 
 import torch
 from timing import LatenessProbe, abba, means, timed
@@ -91,6 +98,64 @@ def tui_finetune(model: nn.Module, data, masks: dict, settings: FinetuneSettings
     return outcome["result"].best_accuracy, probe.summary(), posted
 
 
+# --- ours, in the real app -------------------------------------------------------------------------
+def app_finetune(
+    data, settings: FinetuneSettings, device, threads: int | None = None
+) -> tuple[float, float, float, list[float]]:
+    """The TUI itself, headless: prune, then `f`, the epochs typed into the dialog, `enter`; torch threads
+    set as `run_app` sets them unless `threads` is given. (best accuracy, wall seconds, CPU seconds, seconds each `j` pressed
+    meanwhile took to be answered)."""
+    from prunetui.core.session import Session
+    from prunetui.tui.app import PruneApp
+
+    torch.manual_seed(0)
+    session = Session(VGG().to(device), data, "vgg-cifar")
+    for name in session.layer_names:
+        session.set_target(name, 0.5)
+    session.prune()
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or before)  # run_app leaves torch's default: every core
+    try:
+        with tempfile.TemporaryDirectory() as workdir:
+            return asyncio.run(_drive_app(PruneApp(session, workdir=workdir), settings.epochs))
+    finally:
+        torch.set_num_threads(before)
+
+
+async def _drive_app(app, epochs: int) -> tuple[float, float, float, list[float]]:
+    app.animation_level = "none"
+    latencies = []
+    async with app.run_test(size=(120, 40)) as pilot:
+        while app.busy or app.session.accuracy is None:  # the dense evaluation at start
+            await pilot.pause(0.05)
+        await pilot.press("f")
+        app.screen.query_one("#epochs").value = str(epochs)
+        wall, cpu = time.perf_counter(), time.process_time()
+        await pilot.press("enter")
+        key = "j"
+        while app.busy:
+            latencies.append(await _key_answer_seconds(app, key))
+            key = "k" if key == "j" else "j"
+            await asyncio.sleep(0.2)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return app.session.accuracy, wall, cpu, latencies
+
+
+async def _key_answer_seconds(app, key: str, timeout: float = 5.0) -> float:
+    """From posting `key` (j/k: move the layer table's cursor) until the cursor has moved.
+
+    (Pilot.press cannot time this: it waits until the whole process idles, which training never does.)
+    """
+    from prunetui.tui.widgets.layer_table import LayerTable
+
+    table = app.query_one(LayerTable)
+    row, pressed = table.cursor_row, time.perf_counter()
+    app.simulate_key(key)
+    while table.cursor_row == row and time.perf_counter() - pressed < timeout:
+        await asyncio.sleep(0.001)
+    return time.perf_counter() - pressed
+
+
 def pruned_vgg(device, sparsity: float = 0.5) -> tuple[nn.Module, dict]:
     torch.manual_seed(0)
     model = VGG().to(device)
@@ -119,6 +184,14 @@ def main() -> None:
         default="auto",
         help="off: our finetune runs the plain loop's kernels, so the ratio is the worker's own overhead",
     )
+    parser.add_argument(
+        "--app",
+        action="store_true",
+        help="ours: the real TUI, headless, driven by key presses, its thread count",
+    )
+    parser.add_argument(
+        "--app-threads", type=int, help="with --app: torch threads (default: torch's, as in run_app)"
+    )
     args = parser.parse_args()
 
     device = resolve_device(args.device)
@@ -137,6 +210,10 @@ def main() -> None:
         if which == "reference":
             accuracy, wall, cpu = timed(plain_finetune, model, data, masks, settings, device)
             extra = ""
+        elif args.app:
+            accuracy, wall, cpu, latencies = app_finetune(data, settings, device, args.app_threads)
+            ms = sorted(x * 1000 for x in latencies)
+            extra = f"; key `j` answered in median {statistics.median(ms):.0f} ms, max {ms[-1]:.0f} ms"
         else:
             (accuracy, lateness, posted), wall, cpu = timed(tui_finetune, model, data, masks, settings)
             extra = f"; {posted} messages; {lateness}"

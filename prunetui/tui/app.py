@@ -5,7 +5,6 @@ worker; suggestions and size previews are computed in workers of their own.
 The thread only posts messages; `busy` is owned by the UI and cleared only by JobEnded.
 """
 
-import os
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -841,9 +840,6 @@ class PruneApp(App[int]):
 
 def run_app(session: Session, profile: Profile | None = None, device_label: str = "cpu") -> int:
     """Run the TUI on `session` in the current working directory; returns the exit code."""
-    # Leave a core to the UI thread: torch's spinning intra-op threads on every core made a training
-    # step 5-25x slower here (2 cores) and delayed key presses.
-    torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
     app = PruneApp(session, profile=profile, device_label=device_label)
     app.run()
     return app.return_code or 0

@@ -16,8 +16,7 @@ from prunetui.core.events import Event, Progress
 from prunetui.core.export import export_checkpoint
 from prunetui.core.finetune import FinetuneResult, FinetuneSettings
 from prunetui.core.runs import RunRecord
-from prunetui.core.scan_cache import ScanCache, load_cached, scan_key
-from prunetui.core.sensitivity import DEFAULT_SPARSITIES, ScanOptions, ScanResult
+from prunetui.core.sensitivity import DEFAULT_SPARSITIES, ScanResult
 from prunetui.core.session import Session
 from prunetui.errors import JobFailed, UserError
 from prunetui.tui.messages import (
@@ -88,17 +87,8 @@ def _say_size(session: Session, ctx: JobContext) -> None:
 
 
 def last_scan(session: Session) -> ScanResult | None:
-    """The cached scan of the model as it is now, with the grid and options `s` uses, if one was stored.
-
-    core/scan_cache.py has no "last scan of this model" lookup: the key is made here as Session.scan
-    makes it for the default options."""
-    if session.scan_cache_folder is None or session.origin.data_spec is None:
-        return None
-    options = ScanOptions()
-    key = scan_key(
-        session.model, session.origin.data_spec, DEFAULT_SPARSITIES, options.eval_size, options.accel.amp
-    )
-    result = load_cached(ScanCache(session.scan_cache_folder, key))
+    """The cached scan of the model as it is now, with the grid and options `s` uses, if one was stored."""
+    result = session.stored_scan()
     return result if result is not None and result.base_accuracy is not None and result.layers else None
 
 
