@@ -76,7 +76,7 @@ def save_cached(cache: ScanCache, result: ScanResult) -> None:
         cache.folder.mkdir(parents=True, exist_ok=True)
         write_atomic(cache.file, lambda f: json.dump(stored, f))
     except OSError:
-        pass
+        pass  # the cache only saves time: a scan that cannot be stored (full disk, read-only) still counts
 
 
 def cached_scan(

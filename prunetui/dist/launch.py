@@ -364,7 +364,7 @@ def _signal_groups(groups: list[int], sig: signal.Signals) -> None:
         try:
             os.killpg(group, sig)
         except (ProcessLookupError, PermissionError):
-            pass
+            pass  # that process group has already exited
 
 
 def _exit_text(code: int) -> str:
