@@ -49,6 +49,8 @@ def _add_common(parser: argparse.ArgumentParser, top_level: bool) -> None:
         "mnist:DIR, fashion-mnist:DIR, imagefolder:DIR, tensor:FILE.pt, random:N:CxHxW",
     )
     parser.add_argument("--device", default=default, metavar="DEV", help="auto, cpu (default), cuda[:N], mps")
+    if not top_level:
+        parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
     parser.add_argument("--profile", default=default, metavar="TOML", help="sparsity profile to load")
 
 
@@ -76,7 +78,6 @@ def build_parser() -> Parser:
 
     info = commands.add_parser("info", help="layers, sizes and sparsity of the model")
     _add_common(info, top_level=False)
-    info.add_argument("--json", action="store_true", help="one JSON document on stdout")
 
     scan = commands.add_parser("scan", help="sensitivity scan: accuracy with each layer alone pruned")
     _add_common(scan, top_level=False)
@@ -88,7 +89,6 @@ def build_parser() -> Parser:
     scan.add_argument("--no-cache", action="store_true", help="scan again even if .prunetui/scans has it")
     _add_amp(scan)
     _add_processes(scan)
-    scan.add_argument("--json", action="store_true", help="one JSON document on stdout")
 
     prune = commands.add_parser("prune", help="prune to a profile, optionally finetune, report and export")
     _add_common(prune, top_level=False)
@@ -100,17 +100,14 @@ def build_parser() -> Parser:
     prune.add_argument("--force", action="store_true", help="let --out replace an existing file")
     _add_amp(prune)
     _add_processes(prune)
-    prune.add_argument("--json", action="store_true", help="one JSON document on stdout")
 
     runs = commands.add_parser("runs", help="the runs recorded in this directory for this model")
     _add_common(runs, top_level=False)
-    runs.add_argument("--json", action="store_true", help="one JSON document on stdout")
 
     resume = commands.add_parser("resume", help="go on with an interrupted finetune run")
     _add_common(resume, top_level=False)
     resume.add_argument("run_id", metavar="RUN", help="the run's number in `prunetui runs`, or its id")
     _add_processes(resume)
-    resume.add_argument("--json", action="store_true", help="one JSON document on stdout")
 
     suggest = commands.add_parser("suggest", help="propose targets for a size budget or a tolerated drop")
     _add_common(suggest, top_level=False)
@@ -123,7 +120,6 @@ def build_parser() -> Parser:
     )
     suggest.add_argument("--sparsities", default="0.4:1.0:0.05", help="scan grid (default 0.4:1.0:0.05)")
     suggest.add_argument("--out", metavar="TOML", help="write the suggested profile here")
-    suggest.add_argument("--json", action="store_true", help="one JSON document on stdout")
     return parser
 
 

@@ -5,7 +5,6 @@ when the caller prints JSON on stdout.
 """
 
 import argparse
-import difflib
 import sys
 import time
 from dataclasses import dataclass
@@ -16,13 +15,14 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from prunetui.core import suggest as allocate
 from prunetui.core.accel import Acceleration
 from prunetui.core.device import resolve_device
 from prunetui.core.evaldata import standard_error
 from prunetui.core.events import EpochEnd, Event, ScanPoint
 from prunetui.core.export import export_checkpoint
 from prunetui.core.finetune import FinetuneSettings
-from prunetui.core.profile import Profile, load_profile, save_profile
+from prunetui.core.profile import Profile, check_layer_names, load_profile, save_profile
 from prunetui.core.runs import RunRecord, RunStore
 from prunetui.core.scan_cache import scan_folder
 from prunetui.core.sensitivity import ScanOptions, ScanResult
@@ -119,13 +119,6 @@ def info(opened: Opened, as_json: bool) -> dict:
     }
 
 
-def _check_layer_names(names: list[str], known: list[str]) -> None:
-    for layer in names:
-        if layer not in known:
-            close = difflib.get_close_matches(layer, known, n=3, cutoff=0.5) or known[:3]
-            raise UserError(f"unknown layer {layer}; closest: {', '.join(close)}")
-
-
 def processes(args: argparse.Namespace) -> dict:
     """--nproc, --nnodes and --rdzv-endpoint as the keyword arguments of Session's jobs."""
     rendezvous = None
@@ -155,7 +148,7 @@ def scan(
     _require_data(opened, "scan")
     session = opened.session
     names = [n.strip() for n in layers.split(",") if n.strip()] if layers else session.layer_names
-    _check_layer_names(names, session.layer_names)
+    check_layer_names(names, session.layer_names)
     console = _console(as_json)
     row: list[str] = []
 
@@ -350,12 +343,10 @@ def suggest(
     opened: Opened, goal: Goal, sparsities: list[float], lock: str | None, out: str | None, as_json: bool
 ) -> dict:
     """Scan, then propose targets for the goal; prune to them to measure the real accuracy too."""
-    from prunetui.core import suggest as allocate
-
     _require_data(opened, "suggest")
     session, console = opened.session, _console(as_json)
     locked_names = [n.strip() for n in lock.split(",") if n.strip()] if lock else []
-    _check_layer_names(locked_names, session.layer_names)
+    check_layer_names(locked_names, session.layer_names)
     if out and Path(out).exists():
         raise UserError(f"{out} exists (choose another name)")
     result = session.scan(sparsities, [n for n in session.layer_names if n not in locked_names])

@@ -88,12 +88,17 @@ def side_file_toml(data: dict, exported_name: str, dense_bytes: int, sparse_byte
     )
 
 
+def side_file_path(path: Path) -> Path:
+    """Where the profile and figures of an export go: beside the checkpoint, `.toml` appended."""
+    return path.with_name(path.name + ".toml")
+
+
 def export_checkpoint(
     session: Session, path: str | Path, profile_name: str = "custom", overwrite: bool = False
 ) -> Exported:
     """Write `path` and `path`.toml atomically; a failure leaves earlier files intact."""
     path = Path(path)
-    side = path.with_name(path.name + ".toml")
+    side = side_file_path(path)
     if not overwrite and (path.exists() or side.exists()):
         raise UserError(
             f"{path if path.exists() else side} exists (choose another name or allow overwriting)"

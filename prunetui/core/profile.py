@@ -86,13 +86,18 @@ def load_profile(path: str | Path) -> Profile:
     return parse_profile(text, source=str(path), default_name=path.stem)
 
 
-def check_layers(profile: Profile, layer_names: Iterable[str]) -> None:
-    """Every layer the profile names must be a prunable tensor of the model."""
+def check_layer_names(layers: Iterable[str], layer_names: Iterable[str], context: str = "") -> None:
+    """Every name in `layers` must be a prunable tensor of the model; the error lists the closest real ones."""
     names = list(layer_names)
-    for layer in profile.sparsity:
+    for layer in layers:
         if layer not in names:
             close = difflib.get_close_matches(layer, names, n=3, cutoff=0.5) or names[:3]
-            raise UserError(f"profile '{profile.name}': unknown layer {layer}; closest: {', '.join(close)}")
+            raise UserError(f"{context}unknown layer {layer}; closest: {', '.join(close)}")
+
+
+def check_layers(profile: Profile, layer_names: Iterable[str]) -> None:
+    """Every layer the profile names must be a prunable tensor of the model."""
+    check_layer_names(profile.sparsity, layer_names, context=f"profile '{profile.name}': ")
 
 
 def profile_toml(profile: Profile) -> str:

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from prunetui.core.export import side_file_path
 from prunetui.errors import UserError
 from prunetui.tui.text import filename_part
 
@@ -29,8 +30,8 @@ def default_export_path(workdir: Path, model_label: str, profile_name: str) -> P
 
 
 def export_files(path: Path) -> list[Path]:
-    """What exporting to `path` writes: the checkpoint and its side file (as core/export.py names it)."""
-    return [path, path.with_name(path.name + ".toml")]
+    """What exporting to `path` writes: the checkpoint and its side file."""
+    return [path, side_file_path(path)]
 
 
 def shown(path: Path, workdir: Path) -> str:
