@@ -5,6 +5,7 @@ torch and the engine are imported lazily so `--help` and bad arguments answer at
 
 import argparse
 import json
+import os
 import re
 import sys
 import tempfile
@@ -16,6 +17,7 @@ from prunetui.errors import JobFailed, UserError
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 1
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a closed pipe
 ENDPOINT = re.compile(r"\S+:\d{1,5}")
 
 
@@ -156,6 +158,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`prunetui info --json | head`): not an error. Point stdout at
+        # /dev/null so the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except Exception:
         return _report_crash()
 

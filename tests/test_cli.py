@@ -240,3 +240,13 @@ def test_sighup_during_finetune_leaves_a_resumable_run(tmp_path, capsys):
     assert main(["resume", str(len(doc["runs"])), "--json"]) == 0
     resumed = json.loads(capsys.readouterr().out)
     assert resumed["status"] == "finished" and resumed["epochs"] == 3
+
+
+def test_a_closed_pipe_is_not_an_internal_error():
+    """`prunetui info --json | head -c 1`: the reader leaves early, nothing to report."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "prunetui", "info", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    process.stdout.close()  # like head exiting before prunetui writes
+    assert process.wait(timeout=60) == 141
+    assert process.stderr.read() == b""
