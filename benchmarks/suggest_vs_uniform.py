@@ -44,7 +44,8 @@ def main() -> None:
     budget = session.dense_size * args.budget / 100
     scan = session.scan(GRID)
     params = {i.name: i.params for i in session.layers()}
-    proposal = suggest_for_budget(ScanTable(GRID, base, scan.layers, params), budget, session.projected_size)
+    table = ScanTable(GRID, base, scan.layers, session.layer_names, session.kept_count)
+    proposal = suggest_for_budget(table, budget, session.projected_size)
 
     names = session.layer_names
     uniform = largest_fitting(session, dict.fromkeys(names, 1.0), budget)

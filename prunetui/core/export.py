@@ -29,6 +29,7 @@ def checkpoint_dict(session: Session, profile_name: str) -> dict:
         "prunetui": {
             "model": session.label,
             "profile": profile_name,
+            "method": session.method.name,
             "sparsity": dict(session.targets),
             "dense_size_mib": session.dense_size,
             "sparse_size_mib": size,
@@ -76,10 +77,12 @@ def serialized_bytes(obj: object) -> int:
 def side_file_toml(data: dict, exported_name: str, dense_bytes: int, sparse_bytes: int) -> str:
     """A profile file (`o` opens it) with the run's figures in a [run] table."""
     info = data["prunetui"]
-    figures = {k: v for k, v in info.items() if k not in ("profile", "sparsity", "model") and v is not None}
+    profile_keys = ("profile", "sparsity", "model", "method")
+    figures = {k: v for k, v in info.items() if k not in profile_keys and v is not None}
     return tomli_w.dumps(
         {
             "name": info["profile"],
+            "method": info["method"],
             "model": info["model"],
             "description": f"exported with {exported_name}",
             "sparsity": {k: v for k, v in info["sparsity"].items() if v > 0},

@@ -25,7 +25,7 @@ from prunetui.core.evaldata import (
     hold_eval_data,
 )
 from prunetui.core.events import Report, ScanPoint, check_cancel
-from prunetui.core.pruning import magnitude_mask
+from prunetui.core.pruning import lab_mask
 from prunetui.core.split import (
     FIRST,
     SplitGraph,
@@ -114,11 +114,13 @@ class FastScanner:
         self,
         name: str,
         param: nn.Parameter,
+        scores: torch.Tensor,
         sparsities: Sequence[float],
         report: Report,
         cancel: threading.Event | None,
     ) -> list[float]:
-        """Accuracy with `param` alone pruned to each sparsity; its values are restored exactly."""
+        """Accuracy with `param` alone pruned to each sparsity by the lab's rule on `scores` (its shape);
+        its values are restored exactly."""
         index = self._split_index(param)
         original = param.detach().clone()
         correct = [0] * len(sparsities)
@@ -129,7 +131,7 @@ class FastScanner:
                 states = self._states_at(chunk, index, cancel)
                 seen += sum(len(labels) for _, labels in chunk)
                 for j, sparsity in enumerate(sparsities):
-                    param.copy_(original * magnitude_mask(original, sparsity))
+                    param.copy_(original * lab_mask(scores, sparsity))
                     correct[j] += self._count_correct(states, chunk, index, cancel)
                     if last:
                         accuracies.append(_accuracy(correct[j], seen))

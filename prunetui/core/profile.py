@@ -10,9 +10,12 @@ from pathlib import Path
 import tomli_w
 
 from prunetui.core.atomic import write_atomic
+from prunetui.core.methods import DEFAULT_METHOD, METHODS
 from prunetui.errors import UserError
 
 MAX_PROFILE_BYTES = 4 * 2**20  # a profile is a few lines; anything this big is not one
+# `run` is the table an export's side file adds (figures of the run; a profile reader skips it)
+TOP_LEVEL_KEYS = ("name", "method", "model", "description", "sparsity", "run")
 
 
 @dataclass
@@ -21,6 +24,7 @@ class Profile:
     sparsity: dict[str, float] = field(default_factory=dict)  # unlisted layers are 0
     model: str | None = None
     description: str | None = None
+    method: str = "magnitude"  # a core.methods name
 
 
 def _flatten(table: Mapping, prefix: str = "") -> dict[str, object]:
@@ -53,9 +57,15 @@ def _optional_string(data: dict, key: str, source: str) -> str | None:
 def parse_profile(text: str, source: str = "profile", default_name: str = "profile") -> Profile:
     """Parse and validate a profile's TOML text (layer names are checked later, against a model)."""
     try:
-        data = tomllib.loads(text)
+        data = tomllib.loads(text.removeprefix("\ufeff"))  # a byte-order mark from a Windows editor
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"{source}: not valid TOML ({e})") from None
+    unknown = [key for key in data if key not in TOP_LEVEL_KEYS]
+    if unknown:
+        raise UserError(
+            f"{source}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
+            f"(a profile has {', '.join(TOP_LEVEL_KEYS[:-1])})"
+        )
     table = data.get("sparsity")
     if table is None:
         raise UserError(f"{source}: no [sparsity] table (layer = sparsity lines)")
@@ -63,11 +73,15 @@ def parse_profile(text: str, source: str = "profile", default_name: str = "profi
         raise UserError(f"{source}: 'sparsity' must be a table of layer = sparsity")
     sparsity = {layer: _check_value(layer, v, source) for layer, v in _flatten(table).items()}
     name = _optional_string(data, "name", source) or default_name
+    method = _optional_string(data, "method", source) or DEFAULT_METHOD
+    if method not in METHODS:
+        raise UserError(f"{source}: unknown method '{method}'; known: {', '.join(METHODS)}")
     return Profile(
         name=name,
         sparsity=sparsity,
         model=_optional_string(data, "model", source),
         description=_optional_string(data, "description", source),
+        method=method,
     )
 
 
@@ -101,7 +115,7 @@ def check_layers(profile: Profile, layer_names: Iterable[str]) -> None:
 
 
 def profile_toml(profile: Profile) -> str:
-    data: dict[str, object] = {"name": profile.name}
+    data: dict[str, object] = {"name": profile.name, "method": profile.method}
     if profile.model:
         data["model"] = profile.model
     if profile.description:

@@ -1,43 +1,59 @@
-"""Fine-grained magnitude pruning with the lab's exact rule, and the masks that hold it."""
+"""The lab's fine-grained pruning rule on importance scores, and the masks that hold it.
+
+A criterion (core.methods) scores every weight; this module turns scores into masks with the lab's
+exact rule (MIT EfficientML.ai lab 1, `fine_grained_prune`) and applies them. Magnitude pruning is the
+rule on |w|.
+"""
 
 import torch
 from torch import nn
 
-from prunetui.core.layers import prunable_parameters
-
 Masks = dict[str, torch.Tensor]  # parameter name -> bool tensor, True = weight kept
 
 
-def magnitude_mask(weight: torch.Tensor, sparsity: float) -> torch.Tensor:
-    """The lab's rule: zero the k = round(n * s) smallest magnitudes, ties at the threshold included.
+def _clamp(sparsity: float) -> float:
+    return min(max(float(sparsity), 0.0), 1.0)
 
-    s is clamped to [0, 1]; s == 1 zeroes everything; k == 0 keeps everything; otherwise the
-    threshold is the k-th smallest |w| and a weight is kept only if |w| > threshold (strict).
+
+def lab_mask(scores: torch.Tensor, sparsity: float) -> torch.Tensor:
+    """The lab's rule on `scores` (same shape as the weight, >= 0): prune the k = round(n * s) lowest.
+
+    s is clamped to [0, 1]; s == 1 prunes everything; k == 0 keeps everything; otherwise the
+    threshold is the k-th smallest score (kthvalue) and a weight is kept only if its score is greater
+    (strict), so every tie at the threshold is pruned. Returns a bool tensor, True = kept.
     """
-    sparsity = min(max(float(sparsity), 0.0), 1.0)
+    sparsity = _clamp(sparsity)
     if sparsity == 1.0:
-        return torch.zeros_like(weight, dtype=torch.bool)
-    k = round(weight.numel() * sparsity)
+        return torch.zeros_like(scores, dtype=torch.bool)
+    k = round(scores.numel() * sparsity)
     if k == 0:
-        return torch.ones_like(weight, dtype=torch.bool)
-    magnitude = weight.detach().abs()
-    threshold = magnitude.flatten().float().kthvalue(k).values.to(magnitude.dtype)
-    return magnitude > threshold
+        return torch.ones_like(scores, dtype=torch.bool)
+    scores = scores.detach()
+    threshold = scores.flatten().float().kthvalue(k).values.to(scores.dtype)
+    return scores > threshold
+
+
+def lab_threshold(scores: torch.Tensor, sparsity: float) -> float:
+    """The score at or below which `lab_mask` prunes (0.0 when nothing is pruned)."""
+    k = round(scores.numel() * _clamp(sparsity))
+    if k == 0:
+        return 0.0
+    return float(scores.detach().flatten().float().kthvalue(k).values)
+
+
+def magnitude_mask(weight: torch.Tensor, sparsity: float) -> torch.Tensor:
+    """The lab's `fine_grained_prune`: the rule on |w| (the `magnitude` method)."""
+    return lab_mask(weight.detach().abs(), sparsity)
 
 
 def magnitude_threshold(weight: torch.Tensor, sparsity: float) -> float:
     """The |w| below or at which `magnitude_mask` prunes (0.0 when nothing is pruned)."""
-    sparsity = min(max(float(sparsity), 0.0), 1.0)
-    k = round(weight.numel() * sparsity)
-    if k == 0:
-        return 0.0
-    return float(weight.detach().abs().flatten().float().kthvalue(k).values)
+    return lab_threshold(weight.detach().abs(), sparsity)
 
 
-def compute_masks(model: nn.Module, targets: dict[str, float]) -> Masks:
-    """Masks for every prunable tensor with a target > 0 (others are left unmasked)."""
-    params = prunable_parameters(model)
-    return {name: magnitude_mask(params[name], s) for name, s in targets.items() if s > 0}
+def masks_from_scores(scores: dict[str, torch.Tensor], targets: dict[str, float]) -> Masks:
+    """Masks for every tensor with a target > 0 (others are left unmasked)."""
+    return {name: lab_mask(scores[name], s) for name, s in targets.items() if s > 0}
 
 
 @torch.no_grad()
@@ -49,9 +65,14 @@ def apply_masks(model: nn.Module, masks: Masks) -> None:
         param.mul_(mask.to(device=param.device, dtype=param.dtype))
 
 
-def prune(model: nn.Module, targets: dict[str, float]) -> Masks:
-    """Compute the masks of `targets` on the current weights, apply them, and return them."""
-    masks = compute_masks(model, targets)
+def prune(
+    model: nn.Module, targets: dict[str, float], scores: dict[str, torch.Tensor] | None = None
+) -> Masks:
+    """Mask the current weights to `targets` by `scores` (default: |w|, the lab's rule), apply, return them."""
+    if scores is None:
+        params = dict(model.named_parameters())
+        scores = {name: params[name].detach().abs() for name, s in targets.items() if s > 0}
+    masks = masks_from_scores(scores, targets)
     apply_masks(model, masks)
     return masks
 

@@ -44,6 +44,7 @@ class RunRecord:
     seconds: float = 0.0
     resume_file: str | None = None  # weights + optimizer after the last completed epoch
     error: str | None = None
+    method: str = "magnitude"  # the core.methods criterion that made the masks
 
     @property
     def accuracy_change(self) -> float | None:

@@ -1,8 +1,8 @@
 """Scan results kept in `.prunetui/scans/<key>.json`, so the same scan is instant the second time.
 
 The key covers everything the numbers depend on: the model's class, structure and every tensor of its
-state (weights and BatchNorm statistics), the data spec, the evaluation subset, the sparsity grid and
-the autocast mode. Rows are stored layer by layer, so a scan of a few layers, or one cancelled half-way,
+state (weights and BatchNorm statistics), the data spec, the pruning method, the evaluation subset, the
+sparsity grid and the autocast mode. Rows are stored layer by layer, so a scan of a few layers, or one cancelled half-way,
 serves every later scan that asks for those layers, and only the missing ones are computed.
 """
 
@@ -40,9 +40,15 @@ def scan_folder(workdir: str | Path) -> Path:
 
 
 def scan_key(
-    model: nn.Module, data_spec: str, sparsities: Sequence[float], eval_size: int | None, amp: str | None
+    model: nn.Module,
+    data_spec: str,
+    sparsities: Sequence[float],
+    eval_size: int | None,
+    amp: str | None,
+    method: str = "magnitude",
 ) -> str:
     settings = {
+        "method": method,
         "model": f"{type(model).__module__}.{type(model).__qualname__}",
         "structure": repr(model),
         "state": fingerprint(model.state_dict()),

@@ -7,7 +7,7 @@ pruned one re-run) by default, and the lab's plain loop (a full evaluation per p
 import contextlib
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -19,7 +19,7 @@ from prunetui.core.evaluate import count_correct, model_device
 from prunetui.core.events import Cancelled, Progress, Report, ScanPoint, ignore
 from prunetui.core.fast_scan import fast_scanner
 from prunetui.core.layers import prunable_parameters
-from prunetui.core.pruning import magnitude_mask
+from prunetui.core.pruning import lab_mask
 
 DEFAULT_SPARSITIES = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # the lab's np.arange(0.4, 1.0, 0.1)
 
@@ -81,12 +81,12 @@ class PlainScanner:
         return self._evaluate(cancel)
 
     @torch.no_grad()
-    def scan_layer(self, name, param, sparsities, report, cancel) -> list[float]:
+    def scan_layer(self, name, param, scores, sparsities, report, cancel) -> list[float]:
         original = param.detach().clone()
         accuracies = []
         try:
             for s in sparsities:
-                param.copy_(original * magnitude_mask(original, s))
+                param.copy_(original * lab_mask(scores, s))
                 accuracies.append(self._evaluate(cancel))
                 report(ScanPoint(name, s, accuracies[-1]))
         finally:
@@ -128,9 +128,12 @@ def scan(
     base_accuracy: float | None = None,
     *,
     options: ScanOptions | None = None,
+    scores: Mapping[str, torch.Tensor] | None = None,
 ) -> ScanResult:
     """Accuracy of `model` with each layer alone pruned to each sparsity, the others untouched.
 
+    A layer is pruned by the lab's rule on its `scores` (name -> tensor of the weight's shape, from a
+    core.methods criterion); without them, on |w| (the magnitude method).
     `layers` defaults to every prunable tensor. `base_accuracy`, when given, must be the model's accuracy
     on the same images (mind `options.eval_size`). A cancelled scan returns the layers it finished.
     The model's weights are exactly as before when this returns, cancelled or not.
@@ -150,8 +153,9 @@ def scan(
                 )
                 for i, name in enumerate(names):
                     report(Progress("scan", i, len(names)))
+                    score = scores[name] if scores is not None else params[name].detach().abs()
                     result.layers[name] = scanner.scan_layer(
-                        name, params[name], result.sparsities, report, cancel
+                        name, params[name], score, result.sparsities, report, cancel
                     )
                 report(Progress("scan", len(names), len(names)))
             finally:

@@ -17,17 +17,12 @@ from prunetui.core.evaluate import evaluate
 from prunetui.core.events import Report, ignore
 from prunetui.core.finetune import FinetuneResult, FinetuneSettings, finetune, restore, snapshot
 from prunetui.core.layers import LayerInfo, describe_layers, prunable_parameters
+from prunetui.core.methods import Criterion, Plan, get_method
 from prunetui.core.profile import Profile, check_layers
 from prunetui.core.runs import RunRecord, RunStore, fingerprint, new_run_id, now_iso
 from prunetui.core.scan_cache import ScanCache, cached_scan, load_cached, scan_key
 from prunetui.core.sensitivity import DEFAULT_SPARSITIES, ScanOptions, ScanResult, scan
-from prunetui.core.size import (
-    dense_size_mib,
-    kept_count,
-    percent_of_dense,
-    projected_size_mib,
-    sparse_size_mib,
-)
+from prunetui.core.size import dense_size_mib, percent_of_dense, projected_size_mib, sparse_size_mib
 from prunetui.errors import UserError
 
 if TYPE_CHECKING:
@@ -73,7 +68,10 @@ class Session:
         self.dense_size = dense_size_mib(model)
         self.dense_accuracy: float | None = None
         self.accuracy: float | None = None  # of the model as it is now, when known
-        self._kept: dict[tuple[str, float], int] = {}
+        self.method: Criterion = get_method(None)
+        # by method name, so a preview thread finishing after a method change never mixes two methods
+        self._dense_scores: dict[str, dict[str, torch.Tensor]] = {}
+        self._kept: dict[tuple[str, str, float], int] = {}
         self.origin = origin
         self.store = store  # None: runs are not recorded
         self.model_state = fingerprint(self.dense_state)
@@ -91,13 +89,49 @@ class Session:
     def projected_size(self, targets: dict[str, float] | None = None) -> float:
         """Size that pruning the dense weights to `targets` (default: the current targets) gives."""
         dense_params = {name: self.dense_state[name] for name, _ in self.model.named_parameters()}
-        return projected_size_mib(dense_params, targets or self.targets, kept=self._kept_count)
+        return projected_size_mib(dense_params, targets or self.targets, kept=self.kept_count)
 
-    def _kept_count(self, name: str, sparsity: float) -> int:
-        key = (name, round(sparsity, 6))
+    def kept_count(self, name: str, sparsity: float) -> int:
+        """Weights the method keeps of the dense `name` at `sparsity` (exact; cached)."""
+        method = self.method
+        key = (method.name, name, round(sparsity, 6))
         if key not in self._kept:
-            self._kept[key] = kept_count(self.dense_state[name], sparsity)
+            self._kept[key] = method.kept(self.dense_scores(method=method)[name], sparsity)
         return self._kept[key]
+
+    # --- method ----------------------------------------------------------------------------------
+    def set_method(self, name: str) -> None:
+        """Prune by the criterion called `name` from now on (UserError for an unknown name, or for a
+        criterion that needs training data when the session has none)."""
+        method = get_method(name)
+        if method.needs_data and self.data is None:
+            raise UserError(f"the {method.name} method needs training data: give a data spec (--data)")
+        if method.name != self.method.name:
+            self.method = method
+
+    def dense_scores(
+        self, cancel: threading.Event | None = None, method: Criterion | None = None
+    ) -> dict[str, torch.Tensor]:
+        """The importance of every dense weight by `method` (default: the session's), computed once."""
+        method = method or self.method
+        if method.name not in self._dense_scores:
+            self._dense_scores[method.name] = self._scores(self.dense_state, cancel, method)
+        return self._dense_scores[method.name]
+
+    def _scores(
+        self, state: dict[str, torch.Tensor], cancel: threading.Event | None, method: Criterion | None = None
+    ) -> dict[str, torch.Tensor]:
+        train = self.data.train if self.data is not None else None
+        return (method or self.method).scores(self.model, state, self.layer_names, train, cancel)
+
+    def weight_cut(self, name: str, sparsity: float) -> float | None:
+        """The |w| at or below which pruning `name` to `sparsity` cuts, for magnitude-like methods."""
+        method = self.method
+        return method.weight_cut(self.dense_state[name], self.dense_scores(method=method)[name], sparsity)
+
+    def plan(self) -> Plan:
+        """The method and the current targets."""
+        return Plan(self.method.name, dict(self.targets))
 
     def layers(self) -> list[LayerInfo]:
         return describe_layers(self.model)
@@ -110,12 +144,15 @@ class Session:
     def apply_profile(self, profile: Profile) -> None:
         """Targets become the profile's (unlisted layers 0). Unknown layer names raise UserError."""
         check_layers(profile, self.layer_names)
+        self.set_method(profile.method)
         self.targets = {name: profile.sparsity.get(name, 0.0) for name in self.layer_names}
         self.profile_name = profile.name
 
     def profile(self, name: str, description: str | None = None) -> Profile:
         sparsity = {layer: s for layer, s in self.targets.items() if s > 0}
-        return Profile(name=name, sparsity=sparsity, model=self.label, description=description)
+        return Profile(
+            name=name, sparsity=sparsity, model=self.label, description=description, method=self.method.name
+        )
 
     # --- jobs ------------------------------------------------------------------------------------
     def _require_data(self) -> Splits:
@@ -137,8 +174,9 @@ class Session:
         """Restore the dense weights, then prune them to `targets` (default: the current targets) and
         keep the masks. A front end that lets targets change while a job runs passes a copy."""
         targets = dict(self.targets if targets is None else targets)
+        scores = self.dense_scores()
         restore(self.model, self.dense_state)
-        self.masks = pruning.prune(self.model, targets)
+        self.masks = pruning.prune(self.model, targets, scores)
         self.accuracy = None if self.masks else self.dense_accuracy
         self.current_run = self._new_run("prune", run_name or self.profile_name, targets)
         self.current_run.status = "finished"
@@ -177,7 +215,7 @@ class Session:
     ) -> FinetuneResult:
         """Go on with an interrupted finetune from its last completed epoch (same model required)."""
         train = self._finetuner(nproc, rendezvous)
-        record = self._find_run(run_id)
+        record = self.find_run(run_id)
         if record.kind != "finetune" or record.resume_file is None:
             raise UserError(f"run {run_id} has nothing to resume (status {record.status})")
         path = self.store.resume_path(record)
@@ -262,6 +300,7 @@ class Session:
             device=str(self.device),
             checkpoint=self.origin.checkpoint,
             accuracy_dense=self.dense_accuracy,
+            method=self.method.name,
         )
 
     def _save(self, record: RunRecord) -> None:
@@ -272,7 +311,7 @@ class Session:
         """The recorded runs of this model (same dense weights), oldest first."""
         return self.store.load_all(self.model_state) if self.store is not None else []
 
-    def _find_run(self, run_id: str) -> RunRecord:
+    def find_run(self, run_id: str) -> RunRecord:
         """By number in `runs()` (1 = oldest), by id, or by a unique prefix of an id."""
         records = self.runs()
         if run_id.isdigit() and 1 <= int(run_id) <= len(records):
@@ -302,7 +341,11 @@ class Session:
         launcher = self._launcher(nproc, rendezvous)
         if launcher is not None and options != ScanOptions():
             raise UserError("scan options (eval size, amp) are not available for distributed scans")
-        run_scan = partial(scan, options=options) if launcher is None else launcher.scan
+        scores = self._scores(self.model.state_dict(), cancel)  # of the weights as they are now
+        if launcher is None:
+            run_scan = partial(scan, options=options, scores=scores)
+        else:
+            run_scan = partial(launcher.scan, scores=scores)
         whole = options.eval_size is None
         cache = self._scan_cache(sparsities, options) if use_cache else None
         result = cached_scan(
@@ -330,7 +373,14 @@ class Session:
     def _scan_cache(self, sparsities: Sequence[float], options: ScanOptions) -> ScanCache | None:
         if self.scan_cache_folder is None or self.origin.data_spec is None:
             return None
-        key = scan_key(self.model, self.origin.data_spec, sparsities, options.eval_size, options.accel.amp)
+        key = scan_key(
+            self.model,
+            self.origin.data_spec,
+            sparsities,
+            options.eval_size,
+            options.accel.amp,
+            self.method.name,
+        )
         return ScanCache(self.scan_cache_folder, key)
 
     def reset(self) -> None:

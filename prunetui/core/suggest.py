@@ -11,6 +11,7 @@ prediction, not a measurement: pruning several layers usually hurts more than th
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from prunetui.errors import UserError
 
@@ -48,11 +49,8 @@ class _Option:
     kept: int
 
 
-def _options(params: int, sparsities, accuracies, base: float) -> list[_Option]:
-    return [
-        _Option(s, drop_at(s, sparsities, accuracies, base), params - round(params * s))
-        for s in _candidates(sparsities)
-    ]
+def _options(kept: Callable[[float], int], sparsities, accuracies, base: float) -> list[_Option]:
+    return [_Option(s, drop_at(s, sparsities, accuracies, base), kept(s)) for s in _candidates(sparsities)]
 
 
 def _pick(options: Mapping[str, list[_Option]], lam: float) -> dict[str, _Option]:
@@ -81,27 +79,29 @@ class ScanTable:
     sparsities: Sequence[float]
     base_accuracy: float
     curves: Mapping[str, Sequence[float]]  # layer -> accuracy per sparsity
-    params: Mapping[str, int]  # prunable layer -> weight count
+    layers: Sequence[str]  # every prunable layer
+    kept: Callable[[str, float], int]  # weights the pruning method keeps of a layer at a sparsity (exact)
 
 
-def _locked_option(table: ScanTable, name: str, params: int, sparsity: float) -> _Option:
+def _locked_option(table: ScanTable, name: str, sparsity: float) -> _Option:
     """A locked layer keeps its target; its drop counts when the scan covers it."""
     curve = table.curves.get(name)
     scanned = curve is not None and sparsity <= max(table.sparsities)
     drop = drop_at(sparsity, table.sparsities, curve, table.base_accuracy) if scanned else 0.0
-    return _Option(sparsity, drop, params - round(params * sparsity))
+    return _Option(sparsity, drop, table.kept(name, sparsity))
 
 
 def _layer_options(table: ScanTable, locked: Mapping[str, float]) -> dict[str, list[_Option]]:
-    missing = [n for n in table.params if n not in table.curves and n not in locked]
+    missing = [n for n in table.layers if n not in table.curves and n not in locked]
     if missing:
         raise UserError(f"no scan for {', '.join(missing[:3])}: scan every unlocked layer first")
     options = {}
-    for name, params in table.params.items():
+    for name in table.layers:
         if name in locked:
-            options[name] = [_locked_option(table, name, params, locked[name])]
+            options[name] = [_locked_option(table, name, locked[name])]
         else:
-            options[name] = _options(params, table.sparsities, table.curves[name], table.base_accuracy)
+            kept = partial(table.kept, name)
+            options[name] = _options(kept, table.sparsities, table.curves[name], table.base_accuracy)
     return options
 
 

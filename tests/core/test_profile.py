@@ -123,3 +123,35 @@ def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
         save_profile(Profile("new", {}), path, overwrite=True)
     assert load_profile(path).name == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["p.toml"]
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [
+        lambda text: text,
+        lambda text: "\ufeff" + text,  # a UTF-8 byte-order mark (Windows editors)
+        lambda text: text.replace("\n", "\r\n"),  # CRLF line endings
+        lambda text: "\ufeff" + text.replace("\n", "\r\n"),
+    ],
+)
+def test_bom_and_crlf_read_as_the_same_profile(tmp_path, encode):
+    text = 'name = "run4"\nmethod = "taylor"\n[sparsity]\n"backbone.conv3.weight" = 0.8\n'
+    path = tmp_path / "p.toml"
+    path.write_bytes(encode(text).encode("utf-8"))
+    profile = load_profile(path)
+    assert (profile.name, profile.method, profile.sparsity) == (
+        "run4",
+        "taylor",
+        {"backbone.conv3.weight": 0.8},
+    )
+
+
+def test_unknown_top_level_keys_are_named():
+    with pytest.raises(UserError, match="unknown keys mehtod, sparsities"):
+        parse_profile('mehtod = "taylor"\nsparsities = 1\n[sparsity]\n"a.weight" = 0.5\n')
+
+
+def test_method_defaults_to_magnitude_and_unknown_methods_are_refused():
+    assert parse_profile('[sparsity]\n"a.weight" = 0.5\n').method == "magnitude"
+    with pytest.raises(UserError, match="unknown method 'channel'"):
+        parse_profile('method = "channel"\n[sparsity]\n"a.weight" = 0.5\n')

@@ -17,7 +17,13 @@ CURVES = {
     "big_robust.weight": [90.0, 90.0, 89.9, 89.8, 89.5, 88.0],
     "big_fragile.weight": [88.0, 85.0, 80.0, 70.0, 50.0, 20.0],
 }
-TABLE = ScanTable(GRID, BASE, CURVES, PARAMS)
+
+
+def kept(name: str, sparsity: float) -> int:
+    return PARAMS[name] - round(PARAMS[name] * sparsity)
+
+
+TABLE = ScanTable(GRID, BASE, CURVES, list(PARAMS), kept)
 
 
 def kept_mib(targets: dict[str, float]) -> float:
@@ -68,7 +74,7 @@ def test_impossible_budget_is_a_clear_error():
 
 
 def test_missing_scan_is_a_clear_error():
-    table = ScanTable(GRID, BASE, {"small.weight": CURVES["small.weight"]}, PARAMS)
+    table = ScanTable(GRID, BASE, {"small.weight": CURVES["small.weight"]}, list(PARAMS), kept)
     with pytest.raises(UserError, match="no scan for big_robust.weight"):
         suggest_for_budget(table, 0.1, kept_mib)
 
