@@ -1,4 +1,11 @@
-"""Finetune a pruned model with its masks held; the best epoch is the result."""
+"""Finetune a pruned model with its masks held; the best epoch is the result.
+
+The one training loop of prunetui, for one process and for N (torchvision's reference shape): `train_epochs`
+builds the optimizer and schedule, resumes, runs `train_one_epoch` per epoch, evaluates through the
+`evaluate_fn` it is given, keeps the best epoch and hands a resume state to `save_state` after each
+epoch. `finetune` runs it in this process; prunetui.dist.worker runs it on every rank, changing only the
+data (a DistributedSampler, a sharded evaluation), the module it trains through (DDP) and who saves.
+"""
 
 import threading
 import time
@@ -11,7 +18,7 @@ from torch import nn
 from prunetui.core.accel import Acceleration, autocast, grad_scaler, model_memory_format, wants_channels_last
 from prunetui.core.evaluate import evaluate, model_device
 from prunetui.core.events import Cancelled, EpochEnd, Progress, Report, batch_count, check_cancel, ignore
-from prunetui.core.pruning import Masks, apply_masks
+from prunetui.core.pruning import Masks
 
 
 @dataclass(frozen=True)
@@ -54,7 +61,22 @@ def restore(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
         v.copy_(state[k])
 
 
-def _resume_state(model, optimizer, scheduler, result: FinetuneResult, best_state: dict) -> dict:
+HeldMasks = list[tuple[nn.Parameter, torch.Tensor]]
+EvaluateFn = Callable[[nn.Module], float]  # the (unwrapped) model -> top-1 accuracy in %
+
+
+def sgd_with_cosine(model: nn.Module, settings: FinetuneSettings, steps_per_epoch: int) -> tuple:
+    """PRODUCT.md's optimizer over `model.parameters()` in their order, and a cosine over every step of
+    the run; (optimizer, scheduler)."""
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay
+    )
+    steps = max(1, settings.epochs * max(1, steps_per_epoch))
+    return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+
+
+def resume_state(model, optimizer, scheduler, result: FinetuneResult, best_state: dict) -> dict:
+    """Everything needed to go on after the last completed epoch (tensors and plain data only)."""
     return {
         "model": snapshot(model),
         "optimizer": optimizer.state_dict(),
@@ -65,8 +87,8 @@ def _resume_state(model, optimizer, scheduler, result: FinetuneResult, best_stat
     }
 
 
-def _load_resume_state(model, optimizer, scheduler, result: FinetuneResult, state: dict) -> dict:
-    """Put model, optimizer, schedule and epoch log back as `_resume_state` saved them; the best weights."""
+def load_resume_state(model, optimizer, scheduler, result: FinetuneResult, state: dict) -> dict:
+    """Put model, optimizer, schedule and epoch log back as `resume_state` saved them; the best weights."""
     restore(model, state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
@@ -76,24 +98,49 @@ def _load_resume_state(model, optimizer, scheduler, result: FinetuneResult, stat
     return state["best_model"]
 
 
-def _train_epoch(
-    model,
-    batches,
-    optimizer,
+def masks_like_params(model: nn.Module, masks: Masks) -> Masks:
+    """Each mask as a 0/1 tensor of its parameter's device, dtype and memory layout, made once, so that
+    re-applying it after every step is one multiply."""
+    params = dict(model.named_parameters())
+    return {name: torch.empty_like(params[name]).copy_(mask) for name, mask in masks.items()}
+
+
+def hold_masks(model: nn.Module, masks: Masks) -> HeldMasks:
+    """(parameter, mask) pairs: applied by identity, so the same whether the model is trained wrapped
+    (DDP names its parameters `module.*`) or not."""
+    params = dict(model.named_parameters())
+    return [(params[name], mask) for name, mask in masks_like_params(model, masks).items()]
+
+
+@torch.no_grad()
+def reapply(held: HeldMasks) -> None:
+    for param, mask in held:
+        param.mul_(mask)
+
+
+def train_one_epoch(
+    model: nn.Module,
+    batches: Iterable,
+    optimizer: torch.optim.Optimizer,
     scheduler,
-    masks,
-    criterion,
-    epoch,
-    report,
-    cancel,
+    held: HeldMasks,
+    epoch: int,
+    report: Report = ignore,
+    cancel: threading.Event | None = None,
     accel: Acceleration | None = None,
     scaler: torch.amp.GradScaler | None = None,
 ) -> None:
-    """One pass over `batches`; nothing here waits for the device (no .item()), so a GPU runs ahead."""
+    """One pass over `batches` of (images N x C x H x W, labels N) through `model` (plain or DDP):
+    cross-entropy, one optimizer and schedule step a batch, the masks re-applied after each.
+
+    Raises Cancelled before a batch when `cancel` is set. Nothing here waits for the device (no .item()),
+    so a GPU runs ahead.
+    """
     accel = accel or Acceleration()
     model.train()
     device = model_device(model)
     scaler = scaler or grad_scaler(accel, device)
+    criterion = nn.CrossEntropyLoss()
     total = batch_count(batches)
     for i, (images, labels) in enumerate(batches):
         check_cancel(cancel)
@@ -106,15 +153,116 @@ def _train_epoch(
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
-        apply_masks(model, masks)
+        reapply(held)
         report(Progress(f"train epoch {epoch}", i + 1, total))
 
 
-def masks_like_params(model: nn.Module, masks: Masks) -> Masks:
-    """Each mask as a 0/1 tensor of its parameter's device, dtype and memory layout, made once, so that
-    re-applying it after every step is one multiply."""
-    params = dict(model.named_parameters())
-    return {name: torch.empty_like(params[name]).copy_(mask) for name, mask in masks.items()}
+def set_sampler_epoch(batches: Iterable, epoch: int) -> None:
+    """Tell a sampler that reshuffles per epoch (DistributedSampler) which epoch this is; others ignore it."""
+    set_epoch = getattr(getattr(batches, "sampler", None), "set_epoch", None)
+    if set_epoch is not None:
+        set_epoch(epoch)
+
+
+@dataclass
+class _Training:
+    """One run's moving parts, so each epoch is one call."""
+
+    model: nn.Module  # the model itself: optimized, evaluated, snapshotted
+    trained: nn.Module  # what the batches go through: the model or its DDP wrapper
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    held: HeldMasks
+    accel: Acceleration
+    result: FinetuneResult
+    best_state: dict
+
+    def epoch(
+        self,
+        epoch: int,
+        batches: Iterable,
+        evaluate_fn: EvaluateFn,
+        report: Report,
+        cancel: threading.Event | None,
+    ) -> EpochEnd:
+        """Train and evaluate epoch `epoch`; keep its weights when it is the best so far."""
+        started = time.perf_counter()
+        set_sampler_epoch(batches, epoch)
+        train_one_epoch(
+            self.trained,
+            batches,
+            self.optimizer,
+            self.scheduler,
+            self.held,
+            epoch,
+            report,
+            cancel,
+            accel=self.accel,
+            scaler=self.scaler,
+        )
+        with autocast(self.accel, model_device(self.model)):
+            accuracy = evaluate_fn(self.model)
+        result = self.result
+        if result.best_accuracy is None or accuracy > result.best_accuracy:
+            result.best_accuracy, result.best_epoch = accuracy, epoch
+            self.best_state = snapshot(self.model)
+        event = EpochEnd(epoch, accuracy, result.best_accuracy, time.perf_counter() - started)
+        result.epochs.append(event)
+        return event
+
+    def state(self) -> dict:
+        return resume_state(self.model, self.optimizer, self.scheduler, self.result, self.best_state)
+
+
+def train_epochs(
+    model: nn.Module,
+    train_batches: Iterable,
+    masks: Masks,
+    settings: FinetuneSettings,
+    evaluate_fn: EvaluateFn,
+    report: Report = ignore,
+    cancel: threading.Event | None = None,
+    save_state: Callable[[dict], None] | None = None,
+    resume: dict | None = None,
+    wrap: Callable[[nn.Module], nn.Module] | None = None,
+) -> FinetuneResult:
+    """The epoch loop `finetune` documents, every `settings` field applied, for one process or one rank.
+
+    `evaluate_fn(model)` gives an epoch's accuracy (run under the settings' autocast); `wrap(model)`, when
+    given, returns the module the batches go through (DDP), made once the memory format is set.
+    """
+    start_state = snapshot(model)
+    optimizer, scheduler = sgd_with_cosine(model, settings, batch_count(train_batches))
+    result, best_state = FinetuneResult(), start_state
+    if resume is not None:
+        best_state = load_resume_state(model, optimizer, scheduler, result, resume)
+    accel, device = settings.acceleration, model_device(model)
+    with model_memory_format(model, wants_channels_last(accel, device)):
+        trained = model if wrap is None else wrap(model)
+        # one scaler for the run: its loss scale carries over between epochs
+        run = _Training(
+            model,
+            trained,
+            optimizer,
+            scheduler,
+            scaler=grad_scaler(accel, device),
+            held=hold_masks(model, masks),
+            accel=accel,
+            result=result,
+            best_state=best_state,
+        )
+        try:
+            for epoch in range(result.completed + 1, settings.epochs + 1):
+                event = run.epoch(epoch, train_batches, evaluate_fn, report, cancel)
+                if save_state is not None:
+                    save_state(run.state())
+                report(event)
+        except Cancelled:
+            result.cancelled = True
+        restore(model, run.best_state)
+    model.eval()
+    return result
 
 
 def finetune(
@@ -128,56 +276,17 @@ def finetune(
     save_state: Callable[[dict], None] | None = None,
     resume: dict | None = None,
 ) -> FinetuneResult:
-    """Train `settings.epochs` epochs, re-applying `masks` after every optimizer step.
+    """Train `settings.epochs` epochs in this process, re-applying `masks` after every optimizer step.
 
     When it returns the model holds the best epoch's weights. Cancelled before the first epoch
     ends, the model is put back exactly as it was; cancelled later, it keeps the best epoch so far.
     `save_state(state)` receives everything needed to go on after each completed epoch; passing that
     state back as `resume` continues the run where it stopped, schedule and momentum included.
     """
-    start_state = snapshot(model)
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay
+
+    def evaluate_fn(evaluated: nn.Module) -> float:
+        return evaluate(evaluated, eval_batches, cancel=cancel)
+
+    return train_epochs(
+        model, train_batches, masks, settings, evaluate_fn, report, cancel, save_state, resume
     )
-    steps = max(1, settings.epochs * max(1, batch_count(train_batches)))
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
-    criterion = nn.CrossEntropyLoss()
-    result = FinetuneResult()
-    best_state = start_state
-    if resume is not None:
-        best_state = _load_resume_state(model, optimizer, scheduler, result, resume)
-    accel, device = settings.acceleration, model_device(model)
-    scaler = grad_scaler(accel, device)  # one for the run: its loss scale carries over between epochs
-    with model_memory_format(model, wants_channels_last(accel, device)):
-        device_masks = masks_like_params(model, masks)
-        try:
-            for epoch in range(result.completed + 1, settings.epochs + 1):
-                started = time.perf_counter()
-                _train_epoch(
-                    model,
-                    train_batches,
-                    optimizer,
-                    scheduler,
-                    device_masks,
-                    criterion,
-                    epoch,
-                    report,
-                    cancel,
-                    accel,
-                    scaler,
-                )
-                with autocast(accel, device):
-                    accuracy = evaluate(model, eval_batches, cancel=cancel)
-                if result.best_accuracy is None or accuracy > result.best_accuracy:
-                    result.best_accuracy, result.best_epoch = accuracy, epoch
-                    best_state = snapshot(model)
-                event = EpochEnd(epoch, accuracy, result.best_accuracy, time.perf_counter() - started)
-                result.epochs.append(event)
-                if save_state is not None:
-                    save_state(_resume_state(model, optimizer, scheduler, result, best_state))
-                report(event)
-        except Cancelled:
-            result.cancelled = True
-        restore(model, best_state)
-    model.eval()
-    return result

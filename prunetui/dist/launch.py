@@ -5,6 +5,7 @@ back into the core events the in-process jobs report, cancel and failures handle
 core.sensitivity.scan, so a Session runs either the same way.
 """
 
+import contextlib
 import json
 import os
 import queue
@@ -83,8 +84,7 @@ class Launcher:
         The model ends holding the best epoch's weights. When a rank fails this raises JobFailed, the
         model holding the best weights of the epochs that completed (unchanged if none did).
         """
-        job = {**self._job("finetune", model), **loader_settings(train_batches, eval_batches)}
-        job["settings"] = asdict(settings)
+        job = self.finetune_job(model, train_batches, eval_batches, settings)
         inputs = {"model": snapshot(model), "masks": masks, "resume": resume}
         state = resume
         with Run(self.command(), job, inputs, self.environment()) as run:
@@ -112,15 +112,19 @@ class Launcher:
         report: Report = ignore,
         cancel: threading.Event | None = None,
         base_accuracy: float | None = None,
+        *,
+        scores: dict[str, torch.Tensor] | None = None,
     ) -> ScanResult:
-        """core.sensitivity.scan's contract, the layers dealt to the ranks; the model is not touched."""
+        """core.sensitivity.scan's contract (`scores`: the criterion's, sent to every rank), the layers
+        dealt to the ranks; the model is not touched."""
         started = time.perf_counter()
         names = list(layers) if layers is not None else list(prunable_parameters(model))
         sparsities = [float(s) for s in sparsities]
         job = {**self._job("scan", model), **eval_settings(batches)}
         job |= {"sparsities": sparsities, "layers": names, "base_accuracy": base_accuracy}
         points = LayerOrder(names, sparsities, report)
-        with Run(self.command(), job, {"model": snapshot(model), "masks": {}}, self.environment()) as run:
+        inputs = {"model": snapshot(model), "masks": {}, "scores": scores}
+        with Run(self.command(), job, inputs, self.environment()) as run:
             for message in run.messages(cancel):
                 event = to_event(message)
                 if isinstance(event, ScanPoint):
@@ -137,6 +141,13 @@ class Launcher:
             points.fill(result.layers)
         result.seconds = time.perf_counter() - started
         return result
+
+    def finetune_job(
+        self, model: nn.Module, train_batches: Iterable, eval_batches: Iterable, settings: FinetuneSettings
+    ) -> dict:
+        """What every rank is told: specs, device type, batch sizes, shuffling seed, the settings."""
+        job = {**self._job("finetune", model), **loader_settings(train_batches, eval_batches)}
+        return job | {"settings": asdict(settings)}
 
     def command(self) -> list[str]:
         """torchrun (as `python -m torch.distributed.run`, so no PATH is needed); the job file follows."""
@@ -235,7 +246,9 @@ class LayerOrder:
     def fill(self, layers: dict[str, list[float]]) -> None:
         """Report the points that came only with the result (from ranks on other machines)."""
         for name, accuracies in layers.items():
-            for sparsity, accuracy in list(zip(self.sparsities, accuracies))[len(self.rows[name]) :]:
+            for sparsity, accuracy in list(zip(self.sparsities, accuracies, strict=False))[
+                len(self.rows[name]) :
+            ]:
                 self.add(ScanPoint(name, sparsity, accuracy))
 
     def complete_rows(self) -> dict[str, list[float]]:
@@ -268,9 +281,7 @@ class Run:
         threading.Thread(target=self._read, daemon=True).start()
 
     def _start(self, command: list[str], job: dict, inputs: dict, env: dict[str, str]) -> subprocess.Popen:
-        torch.save(inputs, self.folder / "inputs.pt")
-        job_file = self.folder / "job.json"
-        job_file.write_text(json.dumps(job, indent=1), encoding="utf-8")
+        job_file = write_job(self.folder, job, inputs)
         with open(self.folder / "torchrun.log", "wb") as log:
             return subprocess.Popen(
                 [*command, str(job_file)], stdout=subprocess.PIPE, stderr=log, env=env, start_new_session=True
@@ -359,12 +370,18 @@ class Run:
         )
 
 
+def write_job(folder: Path, job: dict, inputs: dict) -> Path:
+    """The files the worker reads: `inputs.pt` (tensors) and the job file (JSON), whose path it returns."""
+    torch.save(inputs, folder / "inputs.pt")
+    job_file = folder / "job.json"
+    job_file.write_text(json.dumps(job, indent=1), encoding="utf-8")
+    return job_file
+
+
 def _signal_groups(groups: list[int], sig: signal.Signals) -> None:
     for group in groups:
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):  # that group has already exited
             os.killpg(group, sig)
-        except (ProcessLookupError, PermissionError):
-            pass  # that process group has already exited
 
 
 def _exit_text(code: int) -> str:

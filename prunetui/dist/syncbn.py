@@ -59,6 +59,8 @@ class CpuSyncBatchNorm(_BatchNorm):
     def _update_running_stats(self, mean: torch.Tensor, var: torch.Tensor, count: float) -> None:
         self.num_batches_tracked.add_(1)
         momentum = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+        # under autocast the statistics come in the input's bf16/fp16; the running ones stay fp32
+        mean, var = mean.to(self.running_mean.dtype), var.to(self.running_var.dtype)
         self.running_mean.lerp_(mean, momentum)
         self.running_var.lerp_(var * count / max(count - 1, 1.0), momentum)  # unbiased, as BatchNorm keeps
 

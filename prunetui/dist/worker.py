@@ -2,9 +2,10 @@
 
 Every rank builds the model from its spec, loads the weights and masks the parent saved beside the
 job file, and the data from its spec, then:
-- finetune: DistributedDataParallel (batch norms synchronised), a DistributedSampler giving each rank
-  1/N of every global batch, the masks re-applied after every step, the evaluation split sharded and
-  the correct counts summed;
+- finetune: core.finetune's own loop (`train_epochs`, every setting applied as in one process), given
+  what is distributed: DistributedDataParallel to train through (batch norms synchronised), a
+  DistributedSampler giving each rank 1/N of every global batch, the evaluation split sharded and the
+  correct counts summed;
 - scan: the layers dealt round-robin to the ranks, each scanned over the whole evaluation split, the
   rows gathered.
 The first process of each machine (local rank 0) reports to the parent and writes the state after every
@@ -28,15 +29,8 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from prunetui.core.atomic import write_atomic
 from prunetui.core.evaluate import count_correct
-from prunetui.core.events import EpochEnd, Event, Progress, ScanPoint
-from prunetui.core.finetune import (
-    FinetuneResult,
-    FinetuneSettings,
-    _load_resume_state,
-    _resume_state,
-    _train_epoch,
-    snapshot,
-)
+from prunetui.core.events import Event, Progress, ScanPoint
+from prunetui.core.finetune import FinetuneSettings, train_epochs
 from prunetui.core.runs import fingerprint
 from prunetui.core.sensitivity import scan
 from prunetui.dist.protocol import encode, event_message
@@ -145,54 +139,55 @@ def global_accuracy(model: nn.Module, shard: DataLoader, device: torch.device) -
     return correct / seen * 100.0
 
 
-def sgd_with_cosine(model: nn.Module, settings: FinetuneSettings, steps_per_epoch: int) -> tuple:
-    """core.finetune's optimizer and schedule over the same parameters in the same order, so a resume
-    state passes between the two."""
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay
-    )
-    steps = max(1, settings.epochs * max(1, steps_per_epoch))
-    return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+def ddp_wrapper(device: torch.device):
+    """What core's loop trains through: DDP, gradients averaged over the ranks after every backward."""
+
+    def wrap(model: nn.Module) -> nn.Module:
+        return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    return wrap
+
+
+def state_writer(folder: Path):
+    """save_state for the local leader: `state-<epoch>.pt` beside the job file, written before the line
+    that announces the epoch, so the parent always finds it."""
+
+    def save_state(state: dict) -> None:
+        path = folder / f"state-{len(state['epochs'])}.pt"
+        write_atomic(path, lambda f: torch.save(state, f), binary=True)
+
+    return save_state
 
 
 def finetune(job: dict, folder: Path, device: torch.device, channel: Channel) -> None:
+    """core.finetune's loop on this rank: its share of every global batch, the accuracy over all ranks."""
     model, inputs = load_inputs(job, folder, device)
     check_same_masks(inputs["masks"])
     data = load_data(job["data"])
     batches, shard = train_loader(data, job), eval_shard(data, job)
-    settings = FinetuneSettings(**job["settings"])
-    model = sync_batchnorm(model, device)
-    ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    masks = {f"module.{name}": mask for name, mask in inputs["masks"].items()}  # DDP's parameter names
-    optimizer, scheduler = sgd_with_cosine(model, settings, len(batches))
-    result, best_state = FinetuneResult(), snapshot(model)
-    if inputs["resume"] is not None:
-        best_state = _load_resume_state(model, optimizer, scheduler, result, inputs["resume"])
-    for epoch in range(result.completed + 1, settings.epochs + 1):
-        started = time.perf_counter()
-        batches.sampler.set_epoch(epoch)
-        _train_epoch(
-            ddp, batches, optimizer, scheduler, masks, nn.CrossEntropyLoss(), epoch, channel.report, None
-        )
-        accuracy = global_accuracy(model, shard, device)
-        if result.best_accuracy is None or accuracy > result.best_accuracy:
-            result.best_accuracy, result.best_epoch = accuracy, epoch
-            best_state = snapshot(model)
-        event = EpochEnd(epoch, accuracy, result.best_accuracy, time.perf_counter() - started)
-        result.epochs.append(event)
-        if channel.leader:  # written before the line that announces it
-            state = _resume_state(model, optimizer, scheduler, result, best_state)
-            write_atomic(folder / f"state-{epoch}.pt", lambda f, s=state: torch.save(s, f), binary=True)
-        channel.report(event)
+    result = train_epochs(
+        sync_batchnorm(model, device),
+        batches,
+        inputs["masks"],
+        FinetuneSettings(**job["settings"]),
+        evaluate_fn=lambda trained: global_accuracy(trained, shard, device),
+        report=channel.report,
+        save_state=state_writer(folder) if channel.leader else None,
+        resume=inputs["resume"],
+        wrap=ddp_wrapper(device),
+    )
     channel.send({"type": "result", "epochs": result.completed, "best_epoch": result.best_epoch})
 
 
 def scan_layers(job: dict, folder: Path, device: torch.device, channel: Channel) -> None:
-    model, _ = load_inputs(job, folder, device)
+    model, inputs = load_inputs(job, folder, device)
     data = load_data(job["data"], eval_batch_size=job["eval_batch_size"], num_workers=job["num_workers"])
     rank, world = dist.get_rank(), dist.get_world_size()
     mine = job["layers"][rank::world]
-    result = scan(model, data.eval, job["sparsities"], mine, channel.report, None, job["base_accuracy"])
+    scores = inputs.get("scores")  # the criterion's, computed once by the parent
+    result = scan(
+        model, data.eval, job["sparsities"], mine, channel.report, None, job["base_accuracy"], scores=scores
+    )
     parts: list[dict | None] = [None] * world
     dist.all_gather_object(parts, result.layers)
     rows = {name: row for part in parts for name, row in part.items()}

@@ -2,10 +2,12 @@ import threading
 
 import pytest
 import torch
+from torch import nn
+from torch.utils.data import DataLoader, Sampler
 
 from prunetui.core.evaluate import evaluate
 from prunetui.core.events import EpochEnd, Progress
-from prunetui.core.finetune import FinetuneSettings, finetune, snapshot
+from prunetui.core.finetune import FinetuneSettings, finetune, snapshot, train_epochs
 from prunetui.core.pruning import prune
 
 
@@ -89,3 +91,52 @@ def test_learning_rate_follows_a_cosine_over_the_whole_run(model, splits, monkey
     assert seen[0] == pytest.approx(0.1)
     assert seen == sorted(seen, reverse=True)  # decays monotonically over both epochs
     assert seen[-1] < 0.01
+
+
+class EpochSampler(Sampler):
+    """In order, remembering the epochs it is told (as DistributedSampler.set_epoch is)."""
+
+    def __init__(self, n: int):
+        self.n, self.epochs = n, []
+
+    def __iter__(self):
+        return iter(range(self.n))
+
+    def __len__(self) -> int:
+        return self.n
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epochs.append(epoch)
+
+
+class Wrapper(nn.Module):
+    """Stands for DDP: holds the model as `module` (its parameters renamed `module.*`), counts forwards."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.module, self.calls = inner, 0
+
+    def forward(self, images):
+        self.calls += 1
+        return self.module(images)
+
+
+def test_the_loop_trains_through_the_wrapper_and_evaluates_the_model(model, splits):
+    sampler = EpochSampler(len(splits.train.dataset))
+    batches = DataLoader(splits.train.dataset, batch_size=16, sampler=sampler)
+    wrappers, evaluated = [], []
+
+    def wrap(inner):
+        wrappers.append(Wrapper(inner))
+        return wrappers[-1]
+
+    def evaluate_fn(evaluated_model):
+        evaluated.append(evaluated_model)
+        return evaluate(evaluated_model, splits.eval)
+
+    masks = prune(model, {"3.weight": 0.5})
+    result = train_epochs(model, batches, masks, FinetuneSettings(epochs=2), evaluate_fn, wrap=wrap)
+    assert result.completed == 2 and sampler.epochs == [1, 2]
+    assert len(wrappers) == 1 and wrappers[0].calls == 2 * len(batches)
+    assert evaluated == [model, model]
+    assert pruned_weights_are_zero(model, masks)  # held through the wrapper's other parameter names

@@ -21,6 +21,11 @@ from prunetui.errors import UserError
 PROFILE = Path(__file__).parents[2] / "profiles" / "demo-gentle.toml"
 
 
+@pytest.fixture(autouse=True)
+def in_tmp_dir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+
 def test_events_survive_the_json_lines():
     for event in (
         Progress("train epoch 1", 3, 11),
