@@ -1,13 +1,12 @@
-"""The headless commands behind `prunetui info | scan | prune`: open a session, run a job, report.
+"""The headless commands behind `prunetui info | scan | prune | runs | resume | suggest`.
 
-Each command returns the JSON document PRODUCT.md specifies; human lines go to stdout, or to stderr
-when the caller prints JSON on stdout.
+Each one calls the workflow step (prunetui.workflow.steps) that the TUI calls too, prints its lines,
+and returns the JSON document PRODUCT.md specifies. Human lines go to stdout, or to stderr when the
+caller prints JSON on stdout.
 """
 
 import argparse
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,65 +14,52 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from prunetui.core import suggest as allocate
 from prunetui.core.accel import Acceleration
-from prunetui.core.device import resolve_device
 from prunetui.core.evaldata import standard_error
-from prunetui.core.events import EpochEnd, Event, ScanPoint
-from prunetui.core.export import export_checkpoint
+from prunetui.core.events import Event, ScanPoint
 from prunetui.core.finetune import FinetuneSettings
-from prunetui.core.profile import Profile, check_layer_names, load_profile, save_profile
-from prunetui.core.runs import RunRecord, RunStore
-from prunetui.core.scan_cache import scan_folder
+from prunetui.core.profile import check_layer_names, save_profile
+from prunetui.core.runs import RunRecord
 from prunetui.core.sensitivity import ScanOptions, ScanResult
-from prunetui.core.session import Origin, Session
+from prunetui.core.session import Session
 from prunetui.errors import UserError
-from prunetui.sources import load_data, load_model
+from prunetui.workflow import steps
+from prunetui.workflow.goals import goal_from_flags
+from prunetui.workflow.opening import Opened, Request, open_session
 
 if TYPE_CHECKING:
     from prunetui.dist.launch import Rendezvous
-from prunetui.sources.fit import check_model_fits_data
+
+__all__ = ["open_from_args", "open_session"]
 
 
-@dataclass
-class Opened:
-    session: Session
-    profile: Profile | None
-    model_spec: str
-    data_spec: str | None
-
-
-def open_session(args: argparse.Namespace) -> Opened:
-    """Model, checkpoint, data, device and profile from the command line, validated."""
-    model_spec = args.model or "demo"
-    device = resolve_device(args.device or "cpu")
-    profile = load_profile(args.profile) if args.profile else None
-    model, label = load_model(model_spec, args.checkpoint)
-    data_spec = args.data or ("digits" if model_spec == "demo" else None)
-    data = load_data(data_spec) if data_spec else None
-    model = model.to(device)
-    if data is not None:
-        check_model_fits_data(model, data, device)
-    origin = Origin(data_spec=data_spec, checkpoint=args.checkpoint)
-    session = Session(model, data, label, origin, RunStore(Path.cwd()))
-    session.scan_cache_folder = scan_folder(Path.cwd())
-    if profile is not None:
-        session.apply_profile(profile)
-        if profile.model and profile.model != label:
-            print(
-                f"warning: profile '{profile.name}' was made for {profile.model}, not {label}",
-                file=sys.stderr,
-            )
-    return Opened(session, profile, model_spec, data_spec)
+def open_from_args(args: argparse.Namespace, print_notes: bool = True) -> Opened:
+    """Open the session the command line names; notes (random weights, warnings) go to stderr, or
+    stay in `Opened.notes` for the TUI's log."""
+    request = Request(
+        model=args.model,
+        checkpoint=args.checkpoint,
+        checkpoint_key=getattr(args, "checkpoint_key", None),
+        data=args.data,
+        device=args.device,
+        profile=args.profile,
+        method=getattr(args, "method", None),
+    )
+    opened = open_session(request)
+    for note in opened.notes if print_notes else ():
+        print(note if note.startswith("warning:") else f"note: {note}", file=sys.stderr)
+    return opened
 
 
 def _console(as_json: bool) -> Console:
     return Console(stderr=as_json, highlight=False)
 
 
-def _require_data(opened: Opened, what: str) -> None:
-    if opened.session.data is None:
-        raise UserError(f"{what} needs --data for model '{opened.model_spec}'")
+def _sayer(console: Console) -> steps.Say:
+    def say(text: str, style: str = "") -> None:
+        console.print(text, style=style or None, markup=False, soft_wrap=True)
+
+    return say
 
 
 def info(opened: Opened, as_json: bool) -> dict:
@@ -84,15 +70,15 @@ def info(opened: Opened, as_json: bool) -> dict:
         table = Table(title=f"{session.label} on {session.device}")
         for column in ("Layer", "Kind", "Shape", "Params", "Share", "Zeros"):
             table.add_column(column, justify="left" if column in ("Layer", "Kind") else "right")
-        for info in layers:
-            shape = "x".join(map(str, info.shape))
+        for layer in layers:
+            shape = "x".join(map(str, layer.shape))
             table.add_row(
-                info.name,
-                info.kind,
+                layer.name,
+                layer.kind,
                 shape,
-                f"{info.params:,}",
-                f"{info.share:.1%}",
-                f"{info.zero_fraction:.1%}",
+                f"{layer.params:,}",
+                f"{layer.share:.1%}",
+                f"{layer.zero_fraction:.1%}",
             )
         console = _console(False)
         console.print(table)
@@ -103,24 +89,25 @@ def info(opened: Opened, as_json: bool) -> dict:
     return {
         "model": session.label,
         "device": str(session.device),
+        "method": session.method.name,
         "dense_size_mib": session.dense_size,
         "sparse_size_mib": sparse,
         "percent_of_dense": session.percent(sparse),
         "layers": [
             {
-                "name": i.name,
-                "kind": i.kind,
-                "shape": list(i.shape),
-                "params": i.params,
-                "zero_fraction": i.zero_fraction,
+                "name": layer.name,
+                "kind": layer.kind,
+                "shape": list(layer.shape),
+                "params": layer.params,
+                "zero_fraction": layer.zero_fraction,
             }
-            for i in layers
+            for layer in layers
         ],
     }
 
 
 def processes(args: argparse.Namespace) -> dict:
-    """--nproc, --nnodes and --rdzv-endpoint as the keyword arguments of Session's jobs."""
+    """--nproc, --nnodes and --rdzv-endpoint as the keyword arguments of the workflow's steps."""
     rendezvous = None
     if args.nnodes > 1 or args.rdzv_endpoint is not None:
         from prunetui.dist.launch import Rendezvous
@@ -135,6 +122,12 @@ def scan_options(args: argparse.Namespace) -> dict:
     return {"options": options, "use_cache": not args.no_cache}
 
 
+def _layer_list(text: str | None, session: Session) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()] if text else []
+    check_layer_names(names, session.layer_names)
+    return names
+
+
 def scan(
     opened: Opened,
     sparsities: list[float],
@@ -145,10 +138,9 @@ def scan(
     options: ScanOptions | None = None,
     use_cache: bool = True,
 ) -> dict:
-    _require_data(opened, "scan")
     session = opened.session
-    names = [n.strip() for n in layers.split(",") if n.strip()] if layers else session.layer_names
-    check_layer_names(names, session.layer_names)
+    steps.require_data(session, "scan")
+    names = _layer_list(layers, session) or session.layer_names
     console = _console(as_json)
     row: list[str] = []
 
@@ -156,16 +148,17 @@ def scan(
         if isinstance(event, ScanPoint):
             row.append(f"{event.accuracy:6.2f}")
             if len(row) == len(sparsities):
-                console.print(f"{event.layer:<32} " + " ".join(row))
+                console.print(f"{event.layer:<32} " + " ".join(row), markup=False)
                 row.clear()
 
     console.print(f"{'sparsity':<32} " + " ".join(f"{s:6.2f}" for s in sparsities))
-    result = session.scan(
-        sparsities, names, report, nproc=nproc, rendezvous=rendezvous, options=options, use_cache=use_cache
+    result = steps.scan(
+        session, _sayer(console), report, None, sparsities, names, options, use_cache, nproc, rendezvous
     )
-    console.print(f"Scan finished in {result.seconds:.1f} s ({_scan_details(result)})")
+    console.print(_scan_details(result), style="dim")
     return {
         "model": session.label,
+        "method": session.method.name,
         "sparsities": result.sparsities,
         "dense_accuracy": result.base_accuracy,
         "layers": result.layers,
@@ -188,11 +181,6 @@ def _scan_details(result: ScanResult) -> str:
     return f"{source}, {result.images} images, standard error ±{error:.2f} points, at most ±{largest:.2f}"
 
 
-def _size_line(session: Session) -> str:
-    size = session.current_size()
-    return f"Sparse model has size={size:.2f} MiB = {session.percent(size):.2f}% of dense model size"
-
-
 def prune(
     opened: Opened,
     epochs: int,
@@ -205,52 +193,30 @@ def prune(
     amp: str | None = None,
 ) -> dict:
     session, console = opened.session, _console(as_json)
+    say = _sayer(console)
     if epochs:
-        _require_data(opened, "finetune")
+        steps.require_data(session, "finetune")
     if out and not force and Path(out).exists():
         raise UserError(f"{out} exists (use --force to replace it)")  # checked before the long work
-    has_data = session.data is not None
-    accuracy_dense = session.evaluate() if has_data else None
-    if has_data:
-        console.print(f"Dense model has accuracy={accuracy_dense:.2f}%")
-    console.print(f"Dense model has size={session.dense_size:.2f} MiB")
-    session.prune()
-    accuracy_before = session.evaluate() if has_data else None
-    console.print(_size_line(session))
-    if has_data:
-        console.print(f"Sparse model has accuracy={accuracy_before:.2f}% before finetuning")
+    accuracy_dense = steps.evaluate_dense(session, say)
+    accuracy_before = steps.prune(session, say)
     epochs_log, accuracy_after = [], None
     if epochs:
-        console.print("Finetuning Fine-grained Pruned Sparse Model")
-        started = time.perf_counter()
-
-        def report(event: Event) -> None:
-            if isinstance(event, EpochEnd):
-                console.print(f"    {event.line()}")
-
         settings = FinetuneSettings(epochs=epochs, lr=lr, amp=amp)
-        result = session.finetune(settings, report, nproc=nproc, rendezvous=rendezvous)
+        result = steps.finetune(session, settings, say, nproc=nproc, rendezvous=rendezvous)
         epochs_log = [
             {"epoch": e.epoch, "accuracy": e.accuracy, "best": e.best_accuracy} for e in result.epochs
         ]
         accuracy_after = result.best_accuracy
-        console.print(_size_line(session))
-        console.print(
-            f"Sparse model has accuracy={accuracy_after:.2f}% after finetuning "
-            f"({time.perf_counter() - started:.0f} s)"
-        )
     profile_name = opened.profile.name if opened.profile else "custom"
     if out:
-        written = export_checkpoint(session, out, profile_name, overwrite=force)
-        console.print(
-            f"Wrote {written.path}: {written.dense_bytes / 2**20:.2f} MiB on disk as saved, "
-            f"{written.sparse_bytes / 2**20:.2f} MiB as bitmask + nonzero values; figures in {written.side_file}"
-        )
+        steps.export(session, out, profile_name, force, say)
     size = session.current_size()
     actual = session.pruned_sparsity()
     return {
         "model": session.label,
         "profile": profile_name,
+        "method": session.method.name,
         "dense_size_mib": session.dense_size,
         "sparse_size_mib": size,
         "percent_of_dense": session.percent(size),
@@ -264,12 +230,15 @@ def prune(
     }
 
 
-def _run_row(run: RunRecord) -> dict:
+def run_row(run: RunRecord) -> dict:
+    """One run as `runs --json` and `resume --json` give it: the keys `prune --json` uses."""
     return {
         "id": run.id, "name": run.name, "kind": run.kind, "status": run.status, "started": run.started,
-        "parent": run.parent, "size_mib": run.sparse_size_mib, "percent_of_dense": run.percent_of_dense,
+        "parent": run.parent, "method": run.method, "dense_size_mib": run.dense_size_mib,
+        "sparse_size_mib": run.sparse_size_mib, "percent_of_dense": run.percent_of_dense,
         "accuracy_dense": run.accuracy_dense, "accuracy_before": run.accuracy_before,
-        "accuracy_after": run.accuracy_after, "epochs": len(run.epochs), "profile": run.profile,
+        "accuracy_after": run.accuracy_after, "epochs": len(run.epochs), "lr": run.lr,
+        "seconds": run.seconds, "device": run.device, "profile": run.profile,
     }  # fmt: skip
 
 
@@ -285,104 +254,70 @@ def runs(opened: Opened, as_json: bool) -> dict:
         print(f"warning: skipped unreadable run record {path}", file=sys.stderr)
     if not as_json:
         table = Table(title=f"runs of {session.label} in {Path.cwd()}", box=box.SIMPLE_HEAD, pad_edge=False)
-        for column in ("#", "Name", "Status", "MiB", "%dense", "Before", "After", "Change", "Ep"):
+        several_methods = len({run.method for run in records}) > 1  # else the column says nothing
+        columns = ("#", "Name", "Method", "Status", "MiB", "%dense", "Before", "After", "Change", "Ep")
+        for column in columns if several_methods else tuple(c for c in columns if c != "Method"):
             table.add_column(
-                column, justify="left" if column in ("Name", "Status") else "right", no_wrap=True
+                column, justify="left" if column in ("Name", "Method", "Status") else "right", no_wrap=True
             )
         for number, run in enumerate(records, 1):
             change = run.accuracy_change
-            table.add_row(
-                str(number), run.name, run.status, f"{run.sparse_size_mib:.2f}", f"{run.percent_of_dense:.2f}",
-                _accuracy(run.accuracy_before), _accuracy(run.accuracy_after),
+            cells = [
+                str(number), run.name, run.method, run.status, f"{run.sparse_size_mib:.2f}",
+                f"{run.percent_of_dense:.2f}", _accuracy(run.accuracy_before), _accuracy(run.accuracy_after),
                 "" if change is None else f"{change:+.2f}", str(len(run.epochs) or ""),
-            )  # fmt: skip
+            ]  # fmt: skip
+            table.add_row(*(cells if several_methods else cells[:2] + cells[3:]))
         _console(False).print(table if records else "No runs recorded here yet for this model.")
-    return {"model": session.label, "runs": [_run_row(r) for r in records]}
+    return {"model": session.label, "runs": [run_row(r) for r in records]}
 
 
 def resume(
     opened: Opened, run_id: str, as_json: bool, nproc: int = 1, rendezvous: "Rendezvous | None" = None
 ) -> dict:
     """Go on with an interrupted finetune from its last completed epoch."""
-    session, console = opened.session, _console(as_json)
-    _require_data(opened, "resume")
-
-    def report(event: Event) -> None:
-        if isinstance(event, EpochEnd):
-            console.print(f"    {event.line()}")
-
-    result = session.resume(run_id, report, nproc=nproc, rendezvous=rendezvous)
-    console.print(_size_line(session))
-    console.print(f"Sparse model has accuracy={result.best_accuracy:.2f}% after finetuning")
-    return _run_row(session.current_run)
-
-
-@dataclass(frozen=True)
-class Goal:
-    """What `suggest` aims for: a size budget, or a tolerated predicted drop (overall or per layer)."""
-
-    budget: str | None = None  # "25%" of dense, or MiB ("4.5" / "4.5MiB")
-    max_drop: float | None = None
-    per_layer: bool = False
-
-
-def budget_mib(text: str, dense_mib: float) -> float:
-    try:
-        if text.strip().endswith("%"):
-            value = float(text.strip()[:-1]) / 100 * dense_mib
-        else:
-            value = float(text.strip().removesuffix("MiB").removesuffix("mib"))
-    except ValueError:
-        raise UserError(f"bad --budget '{text}': expected a percent of dense (25%) or MiB (4.5)") from None
-    if not 0 < value <= dense_mib:
-        raise UserError(f"bad --budget '{text}': must be above 0 and at most the dense size")
-    return value
+    session = opened.session
+    steps.resume(session, run_id, _sayer(_console(as_json)), nproc=nproc, rendezvous=rendezvous)
+    return run_row(session.current_run)
 
 
 def suggest(
-    opened: Opened, goal: Goal, sparsities: list[float], lock: str | None, out: str | None, as_json: bool
+    opened: Opened,
+    goal_flags: tuple[str | None, float | None, bool],
+    sparsities: list[float],
+    lock: str | None,
+    out: str | None,
+    as_json: bool,
 ) -> dict:
     """Scan, then propose targets for the goal; prune to them to measure the real accuracy too."""
-    _require_data(opened, "suggest")
     session, console = opened.session, _console(as_json)
-    locked_names = [n.strip() for n in lock.split(",") if n.strip()] if lock else []
-    check_layer_names(locked_names, session.layer_names)
+    steps.require_data(session, "suggest")
+    locked_names = _layer_list(lock, session)
+    goal = goal_from_flags(*goal_flags, session.dense_size)
     if out and Path(out).exists():
         raise UserError(f"{out} exists (choose another name)")
-    result = session.scan(sparsities, [n for n in session.layer_names if n not in locked_names])
-    console.print(f"Scanned {len(result.layers)} layers in {result.seconds:.1f} s")
-    table = allocate.ScanTable(
-        result.sparsities, result.base_accuracy, result.layers, {i.name: i.params for i in session.layers()}
-    )
-    locked = {n: session.targets[n] for n in locked_names}
-    if goal.budget is not None:
-        proposal = allocate.suggest_for_budget(
-            table, budget_mib(goal.budget, session.dense_size), session.projected_size, locked
-        )
-    elif goal.per_layer:
-        proposal = allocate.suggest_per_layer_drop(table, goal.max_drop, session.projected_size, locked)
-    else:
-        proposal = allocate.suggest_for_max_drop(table, goal.max_drop, session.projected_size, locked)
-    session.targets = dict(proposal.targets)
-    session.prune(run_name="suggested")
-    measured = session.evaluate()
+    say = _sayer(console)
+    outcome = steps.suggest(session, goal, say, sparsities, locked_names)
+    proposal = outcome.suggestion
     for name in session.layer_names:
-        console.print(f"  {name}: {proposal.targets[name]:.2f}")
-    console.print(
+        console.print(f"  {name}: {proposal.targets[name]:.2f}", markup=False)
+    measured = "n/a" if outcome.accuracy_before is None else f"{outcome.accuracy_before:.2f}%"
+    say(
         f"Suggested profile: {proposal.size_mib:.2f} MiB = {session.percent(proposal.size_mib):.2f}% of dense; "
-        f"accuracy before finetuning predicted {proposal.predicted_accuracy:.2f}% "
-        f"(sum of per-layer scan drops), measured {measured:.2f}%"
+        f"accuracy before finetuning predicted {proposal.predicted_accuracy:.2f}% (sum of per-layer scan drops), "
+        f"measured {measured}"
     )
     if out:
         save_profile(session.profile(Path(out).stem, "suggested by prunetui from a sensitivity scan"), out)
-        console.print(f"Wrote {out}")
+        say(f"Wrote {out}")
     return {
         "model": session.label,
-        "goal": {"budget": goal.budget, "max_drop": goal.max_drop, "per_layer": goal.per_layer},
-        "sparsities": result.sparsities,
-        "base_accuracy": result.base_accuracy,
+        "method": session.method.name,
+        "goal": goal.as_json(),
+        "sparsities": outcome.scan.sparsities,
+        "base_accuracy": outcome.scan.base_accuracy,
         "predicted_accuracy": proposal.predicted_accuracy,
-        "accuracy_before": measured,
+        "accuracy_before": outcome.accuracy_before,
         "sparse_size_mib": proposal.size_mib,
         "percent_of_dense": session.percent(proposal.size_mib),
         "targets": proposal.targets,

@@ -32,7 +32,16 @@ def run_json(capsys, *argv) -> tuple[dict, str]:
 
 def test_info_json(capsys):
     doc, _ = run_json(capsys, "info")
-    assert set(doc) == {"model", "device", "dense_size_mib", "sparse_size_mib", "percent_of_dense", "layers"}
+    assert set(doc) == {
+        "model",
+        "device",
+        "method",
+        "dense_size_mib",
+        "sparse_size_mib",
+        "percent_of_dense",
+        "layers",
+    }
+    assert doc["method"] == "magnitude"
     assert doc["model"] == "demo" and doc["device"] == "cpu"
     assert doc["percent_of_dense"] == pytest.approx(100.0)
     assert len(doc["layers"]) >= 6
@@ -66,7 +75,7 @@ def test_prune_finetune_keeps_masks_and_logs_epochs(capsys, tmp_path):
     profile = PROFILES / "demo-aggressive.toml"
     doc, err = run_json(capsys, "prune", "--profile", str(profile), "--finetune", "2", "--out", str(out))
     assert set(doc) == {
-        "model", "profile", "dense_size_mib", "sparse_size_mib", "percent_of_dense", "accuracy_dense",
+        "model", "profile", "method", "dense_size_mib", "sparse_size_mib", "percent_of_dense", "accuracy_dense",
         "accuracy_before", "accuracy_after", "epochs", "layers",
     }  # fmt: skip
     epoch_lines = [line for line in err.splitlines() if EPOCH_LINE.match(line)]
@@ -184,7 +193,7 @@ def test_export_reports_real_disk_sizes_and_writes_a_profile_side_file(capsys, t
     profile = str(PROFILES / "demo-aggressive.toml")
     assert main(["prune", "--profile", profile, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    dense_mib, sparse_mib = (float(x) for x in re.findall(r"(\d+\.\d+) MiB (?:on disk|as bitmask)", printed))
+    dense_mib, sparse_mib = (float(x) for x in re.findall(r"(\d+\.\d+) MiB as (?:saved|bitmask)", printed))
     assert sparse_mib < dense_mib * 0.5  # 84% of the weights are zero
     assert main(["info", "--profile", str(out) + ".toml"]) == 0  # the side file is a profile
 

@@ -1,4 +1,4 @@
-"""The jobs the TUI runs, one at a time, in a thread worker. Each one is a few Session calls.
+"""The jobs the TUI runs, one at a time, in a thread worker: each is the workflow step the CLI runs.
 
 A job receives a JobContext: `report` is the core's progress callback, `cancel` its cancel event,
 and `say` writes a log line. Everything reaches the UI as a posted message.
@@ -13,8 +13,7 @@ import torch
 from textual.message import Message
 
 from prunetui.core.events import Event, Progress
-from prunetui.core.export import export_checkpoint
-from prunetui.core.finetune import FinetuneResult, FinetuneSettings
+from prunetui.core.finetune import FinetuneSettings
 from prunetui.core.runs import RunRecord
 from prunetui.core.sensitivity import DEFAULT_SPARSITIES, ScanResult
 from prunetui.core.session import Session
@@ -28,9 +27,9 @@ from prunetui.tui.messages import (
     ScanLoaded,
     ScanStarted,
 )
+from prunetui.workflow import steps
 
 PROGRESS_INTERVAL = 0.1  # seconds: about 10 progress messages a second at most
-SUGGESTED_RUN = "suggested"
 
 
 class JobContext:
@@ -81,11 +80,6 @@ def error_text(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def _say_size(session: Session, ctx: JobContext) -> None:
-    size = session.current_size()
-    ctx.say(f"Sparse model has size={size:.2f} MiB = {session.percent(size):.2f}% of dense model size")
-
-
 def last_scan(session: Session) -> ScanResult | None:
     """The cached scan of the model as it is now, with the grid and options `s` uses, if one was stored."""
     result = session.stored_scan()
@@ -107,39 +101,20 @@ def open_session(session: Session, ctx: JobContext) -> None:
 
 
 def evaluate_dense(session: Session, ctx: JobContext) -> None:
-    ctx.say(f"Dense model has size={session.dense_size:.2f} MiB")
-    if session.data is None:
-        ctx.say("No data: accuracy n/a (start with --data to evaluate, scan or finetune)", "yellow")
-        return
-    accuracy = session.evaluate(ctx.report, ctx.cancel)
-    ctx.say(f"Dense model has accuracy={accuracy:.2f}%")
+    steps.evaluate_dense(session, ctx.say, ctx.report, ctx.cancel)
 
 
 def scan(session: Session, ctx: JobContext) -> None:
     base = session.accuracy if session.accuracy is not None else session.evaluate(ctx.report, ctx.cancel)
     ctx.post(ScanStarted(base))
-    result = session.scan(DEFAULT_SPARSITIES, report=ctx.report, cancel=ctx.cancel)
-    if result.cancelled:
-        done = f"{len(result.layers)} of {len(session.layer_names)} layers"
-        ctx.say(f"Scan cancelled after {result.seconds:.0f} s ({done})", "yellow")
-    else:
-        ctx.say(f"Scan finished in {result.seconds:.0f} s")
+    steps.scan(session, ctx.say, ctx.report, ctx.cancel, DEFAULT_SPARSITIES)
 
 
 def prune(
     session: Session, targets: dict[str, float], ctx: JobContext, predicted: float | None = None
 ) -> None:
-    """`predicted`: the accuracy a suggestion predicted for `targets` (then the run is named "suggested",
-    as `prunetui suggest` names it), to compare with the measured one."""
-    session.prune(targets, run_name=SUGGESTED_RUN if predicted is not None else None)
-    _say_size(session, ctx)
-    if session.data is not None:
-        accuracy = session.evaluate(ctx.report, ctx.cancel)
-        ctx.say(f"Sparse model has accuracy={accuracy:.2f}% before finetuning")
-        if predicted is not None:
-            ctx.say(
-                f"Predicted {predicted:.2f}% before finetuning (sum of scan drops); measured {accuracy:.2f}%"
-            )
+    """`predicted`: the accuracy a suggestion predicted for `targets`, to compare with the measured one."""
+    steps.prune(session, ctx.say, ctx.report, ctx.cancel, targets, predicted)
 
 
 def finetune(
@@ -154,28 +129,13 @@ def finetune(
     if targets is not None:
         prune(session, targets, ctx, predicted)
     ctx.post(FinetuneStarted(session.accuracy))
-    processes = f", {nproc} processes" if nproc > 1 else ""
-    ctx.say(
-        f"Finetuning {settings.epochs} epochs, lr {settings.lr:g}, {len(session.masks)} layers masked{processes}"
-    )
-    _say_finetune_result(session, session.finetune(settings, ctx.report, ctx.cancel, nproc=nproc), ctx)
+    steps.finetune(session, settings, ctx.say, ctx.report, ctx.cancel, nproc=nproc)
 
 
 def resume(session: Session, run: RunRecord, number: int, ctx: JobContext) -> None:
     """Go on with an interrupted finetune run from its last completed epoch."""
     ctx.post(FinetuneStarted(run.accuracy_before))
-    ctx.say(f"Resuming run {number} ({run.name}) after epoch {len(run.epochs)} of {run.epochs_planned}")
-    _say_finetune_result(session, session.resume(run.id, ctx.report, ctx.cancel), ctx)
-
-
-def _say_finetune_result(session: Session, result: FinetuneResult, ctx: JobContext) -> None:
-    if result.cancelled and result.best_accuracy is None:
-        ctx.say("Finetune cancelled before the first epoch ended: weights unchanged", "yellow")
-        return
-    if result.cancelled:
-        ctx.say(f"Finetune cancelled after {result.completed} epochs: kept the best one", "yellow")
-    _say_size(session, ctx)
-    ctx.say(f"Sparse model has accuracy={result.best_accuracy:.2f}% after finetuning")
+    steps.resume(session, run.id, ctx.say, ctx.report, ctx.cancel, label=str(number))
 
 
 def reset(session: Session, ctx: JobContext) -> None:
@@ -184,10 +144,4 @@ def reset(session: Session, ctx: JobContext) -> None:
 
 
 def export(session: Session, path: Path, profile_name: str, overwrite: bool, ctx: JobContext) -> None:
-    written = export_checkpoint(session, path, profile_name, overwrite=overwrite)
-    size = session.current_size()
-    ctx.say(f"Exported {written.path} ({size:.2f} MiB = {session.percent(size):.2f}% of dense)")
-    ctx.say(
-        f"On disk: {written.dense_bytes / 2**20:.2f} MiB as saved, {written.sparse_bytes / 2**20:.2f} MiB "
-        f"as bitmask + nonzero values; profile and figures in {written.side_file.name}"
-    )
+    steps.export(session, path, profile_name, overwrite, ctx.say)

@@ -10,7 +10,14 @@ SUGGESTION_ACTIONS = {"accept_suggestion", "discard_suggestion"}
 # What changes or uses the targets waits while a suggestion is shown (hidden from the footer meanwhile).
 BLOCKED_BY_SUGGESTION = {
     "nudge", "set_target", "exact_target", "compound", "compound_all", "open_profile", "prune",
-    "finetune", "suggest", "toggle_lock", "load_run", "resume_run",
+    "finetune", "suggest", "toggle_lock", "load_run", "resume_run", "cycle_method",
+}  # fmt: skip
+# What starts a job or changes the targets is disabled while a job runs (dimmed in the footer): a job's
+# transaction puts the targets back when it fails, and a resume sets them.
+BLOCKED_WHILE_BUSY = {
+    "scan", "prune", "finetune", "reset", "export", "resume_run", "suggest", "accept_suggestion",
+    "nudge", "set_target", "exact_target", "compound", "compound_all", "open_profile", "load_run",
+    "cycle_method",
 }  # fmt: skip
 
 
@@ -95,6 +102,14 @@ BINDINGS = [
     ),
     Binding("r", "reset", "Reset", tooltip="Reset the model to the dense weights", show=False, id="reset"),
     Binding("t", "next_plot", "Next plot", show=False, id="next-plot"),
+    Binding(
+        "M",
+        "cycle_method",
+        "Method",
+        tooltip="Next pruning method (magnitude, taylor): how prune and scan choose the weights",
+        show=False,
+        id="method",
+    ),
     Binding("z", "toggle_zeros", "Zeros", tooltip="Histogram: show or hide zeros", show=False, id="zeros"),
     Binding(
         "l",

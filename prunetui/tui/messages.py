@@ -9,7 +9,7 @@ from prunetui.core.runs import RunRecord
 from prunetui.core.sensitivity import ScanResult
 from prunetui.core.suggest import Suggestion
 from prunetui.tui.stats import ModelStats
-from prunetui.tui.suggestion import Goal
+from prunetui.workflow.goals import Goal
 
 
 class JobProgress(Message):

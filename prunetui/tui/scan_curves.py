@@ -28,6 +28,11 @@ class ScanCurves:
         sparsities, accuracies = zip(*self.points[layer], strict=True)
         return highest_safe_sparsity(sparsities, accuracies, self.base_accuracy)
 
+    def safe_sparsities(self) -> dict[str, float]:
+        """The safe sparsity of every layer that has one."""
+        safe = {layer: self.safe_sparsity(layer) for layer in self.points}
+        return {layer: value for layer, value in safe.items() if value is not None}
+
     def sparsities(self) -> list[float]:
         return sorted({s for points in self.points.values() for s, _ in points})
 

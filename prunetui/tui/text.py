@@ -48,26 +48,6 @@ def parse_fraction(text: str) -> float:
     return value
 
 
-def parse_epochs(text: str) -> int:
-    try:
-        epochs = int(text.strip())
-    except ValueError:
-        raise ValueError(f"epochs must be a whole number, got {text.strip() or 'nothing'}") from None
-    if not 1 <= epochs <= 1000:
-        raise ValueError(f"epochs must be between 1 and 1000, got {epochs}")
-    return epochs
-
-
-def parse_learning_rate(text: str) -> float:
-    try:
-        lr = float(text.strip())
-    except ValueError:
-        raise ValueError(f"learning rate must be a number, got {text.strip() or 'nothing'}") from None
-    if not (math.isfinite(lr) and 0.0 < lr <= 10.0):
-        raise ValueError(f"learning rate must be in (0, 10], got {text.strip()}")
-    return lr
-
-
 def parse_profile_name(text: str) -> str:
     name = text.strip()
     if not name:

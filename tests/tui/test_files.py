@@ -8,6 +8,7 @@ from prunetui.core.profile import Profile, load_profile, save_profile
 from prunetui.tui.screens.ask_dialog import AskDialog
 from prunetui.tui.screens.confirm_dialog import ConfirmDialog
 from prunetui.tui.screens.open_profile_dialog import OpenProfileDialog
+from prunetui.tui.widgets.job_log import JobLog
 from prunetui.tui.widgets.layer_table import LayerTable
 from prunetui.tui.widgets.parsed_input import ParsedInput
 
@@ -68,19 +69,28 @@ async def test_profile_names_must_make_good_file_names(app, tmp_path):
     assert not list(tmp_path.rglob("*.toml"))
 
 
-async def test_a_profile_for_another_model_or_unknown_layers_is_refused(app, tmp_path):
+async def test_a_profile_for_another_model_is_applied_with_the_clis_warning(app, tmp_path):
+    """One rule in both front ends (workflow.policy): its layer names decide, the model name warns."""
     profiles = tmp_path / "profiles"
     save_profile(Profile("theirs", {"conv2.weight": 0.5}, model="vgg-cifar"), profiles / "theirs.toml")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_idle(pilot)
+        await pilot.press("o")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert not isinstance(app.screen, OpenProfileDialog)
+        assert app.session.targets["conv2.weight"] == 0.5
+        assert "profile 'theirs' was made for vgg-cifar, not tiny" in app.query_one(JobLog).texts
+
+
+async def test_a_profile_with_unknown_layers_is_refused(app, tmp_path):
+    profiles = tmp_path / "profiles"
     save_profile(Profile("typo", {"conv9.weight": 0.5}, model=MODEL_LABEL), profiles / "typo.toml")
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_idle(pilot)
         await pilot.press("o")
         dialog = app.screen
-        await pilot.press("enter")  # theirs.toml comes first
-        assert app.screen is dialog
-        reason = str(dialog.query_one(".reason").render())
-        assert "is for model vgg-cifar, not tiny" in reason
-        await pilot.press("down", "enter")  # typo.toml
+        await pilot.press("enter")
         assert app.screen is dialog
         reason = str(dialog.query_one(".reason").render())
         assert "unknown layer conv9.weight" in reason and "conv" in reason.split("closest:")[1]

@@ -21,7 +21,7 @@ from .conftest import LAYERS, make_app, make_session, wait_idle, wait_until
 SIZE_LINE = re.compile(r"^Sparse model has size=\d+\.\d\d MiB = \d+\.\d\d% of dense model size$")
 BEFORE_LINE = re.compile(r"^Sparse model has accuracy=\d+\.\d\d% before finetuning$")
 AFTER_LINE = re.compile(r"^Sparse model has accuracy=\d+\.\d\d% after finetuning$")
-EPOCH_LINE = re.compile(r"^Epoch (\d+) Accuracy \d+\.\d\d% / Best Accuracy: \d+\.\d\d%$")
+EPOCH_LINE = re.compile(r"^    Epoch (\d+) Accuracy \d+\.\d\d% / Best Accuracy: \d+\.\d\d%$")
 
 
 def log_lines(app) -> list[str]:
@@ -105,7 +105,7 @@ async def test_finetune_logs_every_epoch_and_keeps_the_best(app):
         lines = log_lines(app)
         epoch_lines = [line for line in lines if EPOCH_LINE.match(line)]
         assert [EPOCH_LINE.match(line).group(1) for line in epoch_lines] == ["1", "2", "3"]
-        assert epoch_lines == [e.line() for e in app.epochs]
+        assert epoch_lines == [f"    {e.line()}" for e in app.epochs]
         best = max(e.accuracy for e in app.epochs)
         assert app.session.accuracy == best
         assert SIZE_LINE.match(lines[-2]) and AFTER_LINE.match(lines[-1])

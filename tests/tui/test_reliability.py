@@ -89,7 +89,7 @@ async def test_several_gpus_offer_a_process_count_and_process_failures_are_shown
         await pilot.press("enter")
         await wait_idle(pilot)
         assert calls == [(1, 2)]
-        assert "Finetuning 1 epochs, lr 0.01, 0 layers masked, 2 processes" in log_lines(app)
+        assert "1 epochs, lr 0.01, 0 layers masked (magnitude), 2 processes" in log_lines(app)
         notes = []
         monkeypatch.setattr(app, "notify", lambda message, **kw: notes.append(message))
         await pilot.press("f", "enter")

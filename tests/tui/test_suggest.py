@@ -7,10 +7,11 @@ import pytest
 
 from prunetui.core.suggest import suggest_for_budget, suggest_for_max_drop, suggest_per_layer_drop
 from prunetui.tui.screens.ask_dialog import AskDialog
-from prunetui.tui.suggestion import Goal, parse_goal, propose, scan_table
+from prunetui.tui.suggestion import scan_table
 from prunetui.tui.widgets.layer_table import LayerTable
 from prunetui.tui.widgets.parsed_input import ParsedInput
 from prunetui.tui.widgets.status_line import StatusLine
+from prunetui.workflow.goals import Goal, parse_goal, propose
 
 from .conftest import wait_idle, wait_until
 from .test_jobs import log_lines
@@ -79,7 +80,7 @@ async def test_a_proposes_targets_that_are_accepted_or_discarded(app):
         assert "at most the dense size" in str(app.screen.query_one(".reason").render())
         await pilot.press("escape")
         session = app.session
-        table = scan_table(app.curves, {info.name: info.params for info in session.layers()})
+        table = scan_table(app.curves, session)
         expected = suggest_for_budget(
             table, 0.25 * session.dense_size, session.projected_size, {"conv1.weight": 0.3}
         )
@@ -124,7 +125,7 @@ async def test_enter_accepts_and_drop_goals_use_the_matching_search(app):
         await pilot.press("s")
         await wait_idle(pilot)
         session = app.session
-        table = scan_table(app.curves, {info.name: info.params for info in session.layers()})
+        table = scan_table(app.curves, session)
         for text, search in [("drop 2", suggest_for_max_drop), ("layer-drop 0.5", suggest_per_layer_drop)]:
             goal = parse_goal(text, session.dense_size)
             assert propose(goal, table, session.projected_size, {}) == search(

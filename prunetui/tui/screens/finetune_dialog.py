@@ -11,8 +11,9 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
 from prunetui.core.finetune import FinetuneSettings
-from prunetui.tui.text import parse_epochs, parse_learning_rate, parse_process_count
+from prunetui.tui.text import parse_process_count
 from prunetui.tui.widgets.parsed_input import ParsedInput
+from prunetui.workflow.policy import parse_epochs, parse_learning_rate
 
 
 @dataclass(frozen=True)

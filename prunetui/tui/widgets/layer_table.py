@@ -5,6 +5,9 @@ from textual.reactive import reactive
 from textual.widgets import DataTable
 
 from prunetui.core.layers import LayerInfo
+from prunetui.core.suggest import Suggestion
+from prunetui.tui.scan_curves import ScanCurves
+from prunetui.tui.stats import ModelStats
 from prunetui.tui.text import shape_text
 
 LABELS = {
@@ -48,19 +51,24 @@ class LayerTable(DataTable):
     """`compact` drops the Shape column; the Safe column appears once a layer has been scanned.
     The Target column shows locks and a pending suggestion, and widens for them.
 
+    It follows the workbench's state through reactives the app binds (`data_bind`): `stats` (the layers),
+    `targets`, `locked_layers`, `pending_suggestion` and `curves` (the scan). Nothing else writes its cells.
+
     Its size is set from its content when the rows or columns change: sizing a DataTable with
     `auto` (from its virtual size) sometimes left it 0 rows high here under load.
     """
 
     compact = reactive(False)
+    stats: reactive[ModelStats | None] = reactive(None, init=False)
+    targets: reactive[dict[str, float]] = reactive(dict, init=False)
+    locked_layers: reactive[frozenset[str]] = reactive(frozenset(), init=False)
+    pending_suggestion: reactive[Suggestion | None] = reactive(None, init=False)
+    curves: reactive[ScanCurves | None] = reactive(None, init=False, always_update=True)  # mutated
 
     def __init__(self, **kwargs) -> None:
         super().__init__(cursor_type="row", **kwargs)
         self._infos: dict[str, LayerInfo] = {}
-        self._targets: dict[str, float] = {}
         self._safe: dict[str, float] = {}
-        self._locked: set[str] = set()
-        self._proposal: dict[str, float] | None = None
         self._widths: dict[str, int] = {}
 
     @property
@@ -72,6 +80,13 @@ class LayerTable(DataTable):
     def _columns(self) -> list[str]:
         columns = ["layer"] + ([] if self.compact else ["shape"]) + ["params", "share", "zeros", "target"]
         return columns + (["safe"] if self._safe else [])
+
+    def _target_cell(self, layer_name: str) -> Text:
+        suggestion = self.pending_suggestion
+        proposed = suggestion.targets.get(layer_name) if suggestion is not None else None
+        target = self.targets.get(layer_name, 0.0)
+        zeros = self._infos[layer_name].zero_fraction
+        return target_cell(target, zeros, proposed, layer_name in self.locked_layers)
 
     def _cell(self, column: str, layer_name: str) -> Text | str:
         info = self._infos[layer_name]
@@ -87,9 +102,7 @@ class LayerTable(DataTable):
             case "zeros":
                 return _number(f"{info.zero_fraction * 100:.1f}%")
             case "target":
-                proposed = self._proposal.get(layer_name) if self._proposal is not None else None
-                target = self._targets.get(layer_name, 0.0)
-                return target_cell(target, info.zero_fraction, proposed, layer_name in self._locked)
+                return self._target_cell(layer_name)
             case _:
                 safe = self._safe.get(layer_name)
                 return _number("" if safe is None else f"{safe:.2f}", "green")
@@ -119,30 +132,6 @@ class LayerTable(DataTable):
         if layer_name in self._infos and column in self._columns():
             self.update_cell(layer_name, column, self._cell(column, layer_name))
 
-    def watch_compact(self) -> None:
-        if self._infos:
-            self._rebuild()
-
-    def show_layers(self, infos: list[LayerInfo], targets: dict[str, float]) -> None:
-        """New statistics after a job; the first call fills the table."""
-        first = not self._infos
-        self._infos = {info.name: info for info in infos}
-        self._targets = dict(targets)
-        if first:
-            self._rebuild()
-            return
-        for layer_name in self._infos:
-            self._update(layer_name, "zeros")
-            self._update(layer_name, "target")
-
-    def show_target(self, layer_name: str, target: float) -> None:
-        self._targets[layer_name] = target
-        self._update(layer_name, "target")
-
-    def show_targets(self, targets: dict[str, float]) -> None:
-        for layer_name, target in targets.items():
-            self.show_target(layer_name, target)
-
     def _show_targets_column(self) -> None:
         """Every target cell again; the whole table when the column's width changes."""
         if not self._infos:
@@ -153,24 +142,43 @@ class LayerTable(DataTable):
         for layer_name in self._infos:
             self._update(layer_name, "target")
 
-    def show_locks(self, locked: set[str]) -> None:
-        self._locked = set(locked)
+    def watch_compact(self) -> None:
+        if self._infos:
+            self._rebuild()
+
+    def watch_stats(self, stats: ModelStats | None) -> None:
+        """New statistics after a job; the first fills the table."""
+        if stats is None:
+            return
+        first = not self._infos
+        self._infos = {info.name: info for info in stats.layers}
+        if first:
+            self._rebuild()
+            return
+        for layer_name in self._infos:
+            self._update(layer_name, "zeros")
         self._show_targets_column()
 
-    def show_proposal(self, proposal: dict[str, float] | None) -> None:
-        """Suggested targets next to the current ones (None: no suggestion pending)."""
-        self._proposal = dict(proposal) if proposal is not None else None
+    def watch_targets(self, old: dict[str, float], new: dict[str, float]) -> None:
+        """Only the cells whose target changed."""
+        for layer_name, target in new.items():
+            if old.get(layer_name) != target:
+                self._update(layer_name, "target")
+
+    def watch_locked_layers(self) -> None:
         self._show_targets_column()
 
-    def show_safe(self, layer_name: str, safe: float) -> None:
-        had_column = bool(self._safe)
-        self._safe[layer_name] = safe
-        if had_column:
+    def watch_pending_suggestion(self) -> None:
+        self._show_targets_column()
+
+    def watch_curves(self, curves: ScanCurves | None) -> None:
+        """The Safe column: rebuilt when it appears or goes, else only the cells that changed."""
+        safe = {} if curves is None else curves.safe_sparsities()
+        had_column, changed = bool(self._safe), {n for n in safe if safe[n] != self._safe.get(n)}
+        self._safe = safe
+        if bool(safe) != had_column:
+            if self._infos:
+                self._rebuild()
+            return
+        for layer_name in changed:
             self._update(layer_name, "safe")
-        else:
-            self._rebuild()
-
-    def clear_safe(self) -> None:
-        if self._safe:
-            self._safe = {}
-            self._rebuild()

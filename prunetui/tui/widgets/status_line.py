@@ -13,6 +13,7 @@ from prunetui.tui.text import NOT_AVAILABLE, accuracy_text
 class Status:
     model_label: str
     device_label: str
+    method: str
     dense_accuracy: float | None
     accuracy: float | None
     size_mib: float | None  # None until the first statistics arrive
@@ -47,7 +48,9 @@ def status_text(status: Status, captions: bool) -> Text:
         ("size " if captions else "", _size_text(status.size_mib, status.dense_mib), "bold"),
         _targets_field(status, captions),
     ]
-    text = Text.assemble((status.model_label, "bold"), " ", (status.device_label, "italic"))
+    text = Text.assemble(
+        (status.model_label, "bold"), " ", (status.device_label, "italic"), " ", (status.method, "cyan")
+    )
     for caption, value, style in fields:
         text.append("  │  " if captions else "  ", style="dim")
         text.append(caption, style="dim")

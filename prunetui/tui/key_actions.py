@@ -1,0 +1,178 @@
+"""What each key does: the main screen's actions, each a line handing over to the flow the app composes,
+and their gating (`check_action`: hidden while a suggestion waits, disabled while a job runs).
+
+`KeyActions` is mixed into PruneApp (Textual finds actions and `check_action` on the app); it keeps no
+state of its own: everything it reads is the app's.
+"""
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from textual import events
+from textual.actions import parse as parse_action
+from textual.app import SystemCommand
+from textual.screen import Screen
+from textual.widgets import TabbedContent
+
+from prunetui.tui import key_help, keys
+from prunetui.tui.job_runner import BUSY
+from prunetui.tui.widgets.layer_table import LayerTable
+
+if TYPE_CHECKING:
+    from prunetui.tui.app import PruneApp
+
+SUGGESTION_PENDING = "accept (y) or discard (n) the suggested targets first"
+NO_SUGGESTION = "no suggested targets to answer: a suggests some"
+PLOT_TABS = ["weights-tab", "params-tab", "sensitivity-tab", "finetune-tab", "runs-tab"]
+
+
+class KeyActions:
+    """Mixed into PruneApp; `self` is the app."""
+
+    def action_select(self: "PruneApp", step: int) -> None:
+        table = self.query_one(LayerTable)
+        if table.row_count:
+            table.move_cursor(row=max(0, min(table.cursor_row + step, table.row_count - 1)))
+
+    def action_nudge(self: "PruneApp", delta: float) -> None:
+        if layer_name := self.selected_layer:
+            self.set_target(layer_name, self.session.targets[layer_name] + delta)
+
+    def action_set_target(self: "PruneApp", value: float) -> None:
+        if layer_name := self.selected_layer:
+            self.set_target(layer_name, value)
+
+    def action_exact_target(self: "PruneApp") -> None:
+        self.model_flows.ask_exact_target()
+
+    def action_compound(self: "PruneApp") -> None:
+        self.model_flows.ask_compound(selected_only=True)
+
+    def action_compound_all(self: "PruneApp") -> None:
+        self.model_flows.ask_compound(selected_only=False)
+
+    # --- gating ----------------------------------------------------------------------------------
+    def check_action(self: "PruneApp", action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Hidden (False) while a suggestion waits for its answer; disabled (None) while a job runs."""
+        pending = self.pending_suggestion is not None
+        if action in keys.SUGGESTION_ACTIONS and not pending:
+            return False
+        if pending and action in keys.BLOCKED_BY_SUGGESTION:
+            return False
+        if self.busy and action in keys.BLOCKED_WHILE_BUSY:
+            return None
+        return True
+
+    def refusal(self: "PruneApp", action: str) -> str | None:
+        """Why `action` cannot run now (None: it can)."""
+        allowed = self.check_action(action, ())
+        if allowed:
+            return None
+        if allowed is None:
+            return BUSY
+        return NO_SUGGESTION if action in keys.SUGGESTION_ACTIONS else SUGGESTION_PENDING
+
+    def run_gated(self: "PruneApp", action: str) -> None:
+        """Run the action `action_NAME` (no parameters) as its key would, or say why it cannot run."""
+        reason = self.refusal(action)
+        if reason is not None:
+            self.notify(reason, severity="warning")
+            return
+        getattr(self, f"action_{action}")()
+
+    def on_key(self: "PruneApp", event: events.Key) -> None:
+        """A key a running job disables says why (the footer shows it dimmed); App.on_key sees it first."""
+        if not self.busy or len(self.screen_stack) > 1:
+            return  # a dialog's keys are its own
+        active = self.screen.active_bindings.get(event.key)
+        if active is not None and active.node is self and not active.enabled:
+            self.notify(BUSY, severity="warning")
+
+    # --- actions of the composed flows -----------------------------------------------------------
+    def action_scan(self: "PruneApp") -> None:
+        self.model_flows.scan()
+
+    def action_prune(self: "PruneApp") -> None:
+        self.model_flows.prune()
+
+    def action_finetune(self: "PruneApp") -> None:
+        self.model_flows.ask_finetune()
+
+    def action_reset(self: "PruneApp") -> None:
+        self.model_flows.ask_reset()
+
+    def action_cancel_job(self: "PruneApp") -> None:
+        if self.pending_suggestion is not None:
+            self.suggest.discard()
+        else:
+            self.jobs.cancel()
+
+    def action_suggest(self: "PruneApp") -> None:
+        self.suggest.ask_goal()
+
+    def action_accept_suggestion(self: "PruneApp") -> None:
+        self.suggest.accept()
+
+    def action_discard_suggestion(self: "PruneApp") -> None:
+        self.suggest.discard()
+
+    def action_toggle_lock(self: "PruneApp") -> None:
+        self.suggest.toggle_lock()
+
+    def action_save_profile(self: "PruneApp") -> None:
+        self.profiles.ask_save()
+
+    def action_open_profile(self: "PruneApp") -> None:
+        self.profiles.ask_open()
+
+    def action_export(self: "PruneApp") -> None:
+        self.profiles.ask_export()
+
+    def action_show_runs(self: "PruneApp") -> None:
+        self.runs_tab.focus()
+
+    def action_load_run(self: "PruneApp") -> None:
+        self.runs_tab.load_selected()
+
+    def action_mark_run(self: "PruneApp") -> None:
+        self.runs_tab.mark_selected()
+
+    def action_diff_runs(self: "PruneApp") -> None:
+        self.runs_tab.diff_selected()
+
+    def action_resume_run(self: "PruneApp") -> None:
+        self.runs_tab.resume_selected()
+
+    def action_next_plot(self: "PruneApp") -> None:
+        tabs = self.query_one(TabbedContent)
+        tabs.active = PLOT_TABS[(PLOT_TABS.index(tabs.active) + 1) % len(PLOT_TABS)]
+
+    def action_cycle_method(self: "PruneApp") -> None:
+        self.model_flows.next_method()
+
+    def action_toggle_zeros(self: "PruneApp") -> None:
+        self.nonzero_only = not self.nonzero_only
+        self.show_plot("weights-tab")
+
+    # --- help, palette, quit ---------------------------------------------------------------------
+    def help_rows(self: "PruneApp") -> list[tuple[str, str]]:
+        return key_help.help_rows(self)
+
+    def get_system_commands(self: "PruneApp", screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield from key_help.system_commands(self)
+
+    async def run_from_palette(self: "PruneApp", action: str) -> None:
+        """As the action's key would: a refused action says why."""
+        _, name, _ = parse_action(action)
+        reason = self.refusal(name)
+        if reason is not None:
+            self.notify(reason, severity="warning")
+            return
+        await self.run_action(action)
+
+    def action_help(self: "PruneApp") -> None:
+        key_help.show_help(self)
+
+    async def action_quit(self: "PruneApp") -> None:
+        self.jobs.quit()

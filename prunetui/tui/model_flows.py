@@ -1,0 +1,160 @@
+"""The steps that edit targets through a dialog or change the model: exact target, compound rule, scan,
+prune, finetune and reset. Each asks what it needs, then hands a job to the JobRunner."""
+
+from functools import partial
+from typing import TYPE_CHECKING
+
+import torch
+
+from prunetui.core.methods import METHODS
+from prunetui.core.pruning import compound
+from prunetui.errors import UserError
+from prunetui.tui import jobs
+from prunetui.tui.messages import ScanLoaded
+from prunetui.tui.scan_curves import ScanCurves
+from prunetui.tui.screens.ask_dialog import AskDialog
+from prunetui.tui.screens.confirm_dialog import ConfirmDialog
+from prunetui.tui.screens.finetune_dialog import FinetuneDialog, FinetuneRequest
+from prunetui.tui.text import parse_fraction
+
+if TYPE_CHECKING:
+    from prunetui.tui.app import PruneApp
+
+
+class ModelFlows:
+    def __init__(self, app: "PruneApp") -> None:
+        self.app = app
+
+    # --- method ----------------------------------------------------------------------------------
+    def next_method(self) -> None:
+        """The next pruning method: prune, scan, sizes and suggestions follow it; the curves shown are
+        the stored scan of this model by that method, if there is one."""
+        app = self.app
+        names = list(METHODS)
+        name = names[(names.index(app.session.method.name) + 1) % len(names)]
+        try:
+            app.session.set_method(name)
+        except UserError as error:
+            app.show_error(str(error))
+            return
+        app.method = name
+        app.write_log(f"Method: {name}, {app.session.method.summary}")
+        app.curves = ScanCurves()
+        app.preview.request()
+        app.run_worker(
+            self._load_stored_scan, group="stored-scan", exclusive=True, thread=True, exit_on_error=False
+        )
+
+    def _load_stored_scan(self) -> None:
+        """In a thread: the scan cache key fingerprints every weight."""
+        result = jobs.last_scan(self.app.session)
+        if result is not None:
+            self.app.post_message(ScanLoaded(result))
+
+    # --- targets through a dialog ----------------------------------------------------------------
+    def ask_exact_target(self) -> None:
+        app = self.app
+        layer_name = app.selected_layer
+        if layer_name is None:
+            return
+        dialog = AskDialog(
+            "Target sparsity",
+            f"{layer_name}: a number in [0, 1] or a percentage",
+            parse_fraction,
+            f"{app.targets[layer_name]:g}",
+        )
+        app.push_screen(dialog, partial(self._exact_target_chosen, layer_name))
+
+    def _exact_target_chosen(self, layer_name: str, value: float | None) -> None:
+        if value is not None:
+            self.app.set_target(layer_name, value)
+
+    def ask_compound(self, selected_only: bool) -> None:
+        """The blog's rule on the selected layer, or on every layer with a target > 0."""
+        app = self.app
+        rule = "target = current + (1 - current) × beta"
+        if selected_only:
+            if app.selected_layer is not None:
+                self._ask_beta(f"{app.selected_layer}: {rule}", [app.selected_layer])
+            return
+        pruned = [layer for layer, target in app.targets.items() if target > 0]
+        if not pruned:
+            app.notify("No layer has a target > 0 yet", severity="warning")
+            return
+        self._ask_beta(f"{len(pruned)} layers with a target > 0: {rule}", pruned)
+
+    def _ask_beta(self, prompt: str, layer_names: list[str]) -> None:
+        dialog = AskDialog("Compound rule", prompt, parse_fraction)
+        self.app.push_screen(dialog, partial(self._compound_chosen, layer_names))
+
+    def _compound_chosen(self, layer_names: list[str], beta: float | None) -> None:
+        if beta is None:
+            return
+        app = self.app
+        app.set_targets({name: compound(app.targets[name], beta) for name in layer_names})
+        app.write_log(f"Compound rule, beta {beta:g}, applied to {len(layer_names)} layer(s)")
+
+    # --- jobs ------------------------------------------------------------------------------------
+    def _needs_data(self, what: str) -> bool:
+        if self.app.session.data is None:
+            self.app.show_error(f"{what} needs data: start prunetui with --data")
+            return True
+        return False
+
+    def scan(self) -> None:
+        if not self._needs_data("Scan"):
+            self.app.jobs.start("Scan", partial(jobs.scan, self.app.session), changes_model=False)
+
+    def prune(self) -> None:
+        app = self.app
+        predicted = app.suggest.predicted_accuracy()
+        app.jobs.start("Prune", partial(jobs.prune, app.session, dict(app.targets), predicted=predicted))
+
+    def ask_finetune(self) -> None:
+        if self._needs_data("Finetune"):
+            return
+        note = ""
+        if self._prune_first() is not None:
+            note = "Not pruned yet: the targets are applied first (as p does)."
+        self.app.push_screen(FinetuneDialog(note, gpus=self._gpu_count()), self._finetune_chosen)
+
+    def _gpu_count(self) -> int:
+        """GPUs a finetune can spread over: those visible when the model is on CUDA."""
+        return torch.cuda.device_count() if self.app.session.device.type == "cuda" else 1
+
+    def _prune_first(self) -> dict[str, float] | None:
+        """The targets to prune to before finetuning: when nothing is pruned yet and some target is set."""
+        targets = dict(self.app.targets)
+        return targets if not self.app.session.masks and any(targets.values()) else None
+
+    def _finetune_chosen(self, request: FinetuneRequest | None) -> None:
+        if request is None:
+            return
+        app = self.app
+        job = partial(
+            jobs.finetune,
+            app.session,
+            request.settings,
+            self._prune_first(),
+            nproc=request.nproc,
+            predicted=app.suggest.predicted_accuracy(),
+        )
+        if app.jobs.start("Finetune", job):
+            self.show_new_finetune()
+
+    def show_new_finetune(self) -> None:
+        """An empty Finetune tab for the epochs to come."""
+        app = self.app
+        app.epochs = []
+        app.accuracy_before_finetune = None
+        app.show_plot("finetune-tab")
+
+    def ask_reset(self) -> None:
+        """Back to the dense weights; asks first when pruned weights would be lost."""
+        app = self.app
+        reset = partial(app.jobs.start, "Reset", partial(jobs.reset, app.session))
+        if not app.session.masks:
+            reset()
+            return
+        question = "Back to the dense weights? The pruned weights are lost unless exported (w)."
+        app.push_screen(ConfirmDialog(question), lambda yes: yes and reset())

@@ -1,0 +1,137 @@
+"""Profiles and export, under the working directory: save the targets (ctrl+s), open a profile (o), apply
+the one given at start, export the model as a checkpoint (w). Nothing is overwritten without asking."""
+
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from prunetui.core.profile import Profile, load_profile, save_profile
+from prunetui.errors import UserError
+from prunetui.tui import jobs
+from prunetui.tui.paths import PROFILES, default_export_path, export_files, profile_path, user_path
+from prunetui.tui.screens.ask_dialog import AskDialog
+from prunetui.tui.screens.confirm_dialog import ConfirmDialog
+from prunetui.tui.screens.open_profile_dialog import OpenProfileDialog
+from prunetui.tui.text import parse_profile_name
+from prunetui.workflow.policy import profile_model_warning
+
+if TYPE_CHECKING:
+    from prunetui.tui.app import PruneApp
+
+
+class ProfilesFlow:
+    def __init__(self, app: "PruneApp") -> None:
+        self.app = app
+
+    @property
+    def folder(self) -> Path:
+        return self.app.workdir / PROFILES
+
+    # --- open ------------------------------------------------------------------------------------
+    def _check_model(self, profile: Profile) -> None:
+        """The CLI's rule: another model's profile is a warning (its layer names are checked anyway)."""
+        warning = profile_model_warning(profile.name, profile.model, self.app.session.label)
+        if warning is not None:
+            self.app.show_warning(warning)
+
+    def _apply(self, profile: Profile) -> None:
+        """Check and apply; a UserError leaves the targets as they were."""
+        self._check_model(profile)
+        self.app.session.apply_profile(profile)
+        self.app.sync_targets()
+
+    def apply_at_start(self, profile: Profile) -> None:
+        try:
+            self._apply(profile)
+        except UserError as error:
+            self.app.show_error(str(error))
+            return
+        self.app.write_log(f"Profile {profile.name} applied to the targets")
+
+    def ask_open(self) -> None:
+        files = sorted(self.app.shown(p) for p in self.folder.glob("*.toml"))
+        self.app.push_screen(OpenProfileDialog(files, self._open), self._opened)
+
+    def _open(self, text: str) -> Profile:
+        """Called by the dialog: load and apply, or raise the UserError it shows."""
+        profile = load_profile(profile_path(text, self.app.workdir))
+        self._apply(profile)
+        return profile
+
+    def _opened(self, profile: Profile | None) -> None:
+        if profile is not None:
+            self.app.write_log(f"Opened profile {profile.name}: {len(profile.sparsity)} layer targets")
+
+    # --- save ------------------------------------------------------------------------------------
+    def ask_save(self) -> None:
+        dialog = AskDialog(
+            "Save profile",
+            f"Name (saved as {PROFILES}/NAME.toml in {self.app.workdir})",
+            parse_profile_name,
+            self._name_suggestion(),
+        )
+        self.app.push_screen(dialog, self._name_chosen)
+
+    def _name_suggestion(self) -> str:
+        """The current profile's name, or the first free runN."""
+        if self.app.session.profile_name != "custom":
+            return self.app.session.profile_name
+        taken = {p.stem for p in self.folder.glob("*.toml")}
+        return next(f"run{n}" for n in range(1, len(taken) + 2) if f"run{n}" not in taken)
+
+    def _name_chosen(self, profile_name: str | None) -> None:
+        if profile_name is None:
+            return
+        path = self.folder / f"{profile_name}.toml"
+        if not path.exists():
+            self._save(profile_name, path, overwrite=False)
+            return
+        self.app.push_screen(
+            ConfirmDialog(f"{self.app.shown(path)} exists. Overwrite it?"),
+            lambda yes: yes and self._save(profile_name, path, overwrite=True),
+        )
+
+    def _save(self, profile_name: str, path: Path, overwrite: bool) -> None:
+        session = self.app.session
+        try:
+            save_profile(session.profile(profile_name), path, overwrite=overwrite)
+        except UserError as error:
+            self.app.show_error(str(error))
+            return
+        session.profile_name = profile_name
+        self.app.write_log(f"Saved profile {self.app.shown(path)}")
+
+    # --- export ----------------------------------------------------------------------------------
+    def ask_export(self) -> None:
+        app = self.app
+        profile_name = app.session.profile_name
+        default = default_export_path(app.workdir, app.session.label, profile_name)
+        dialog = AskDialog(
+            "Export checkpoint",
+            "Path (relative to the working directory)",
+            self._parse_export_path,
+            app.shown(default),
+        )
+        app.push_screen(dialog, partial(self._export_path_chosen, profile_name))
+
+    def _parse_export_path(self, text: str) -> Path:
+        try:
+            return user_path(text, self.app.workdir)
+        except UserError as error:
+            raise ValueError(str(error)) from None
+
+    def _export_path_chosen(self, profile_name: str, path: Path | None) -> None:
+        if path is None:
+            return
+        existing = [self.app.shown(p) for p in export_files(path) if p.exists()]
+        if not existing:
+            self._export(profile_name, path, overwrite=False)
+            return
+        question = f"{' and '.join(existing)} exist{'s' if len(existing) == 1 else ''}. Overwrite?"
+        self.app.push_screen(
+            ConfirmDialog(question), lambda yes: yes and self._export(profile_name, path, overwrite=True)
+        )
+
+    def _export(self, profile_name: str, path: Path, overwrite: bool) -> None:
+        job = partial(jobs.export, self.app.session, path, profile_name, overwrite)
+        self.app.jobs.start("Export", job, changes_model=False)

@@ -1,0 +1,120 @@
+"""Suggestions (a) and locks (l): a goal typed in a dialog, the search in a worker, the proposal pending in
+the app's state until y accepts or n discards it; the accepted prediction is compared when pruned."""
+
+from dataclasses import replace
+from functools import partial
+from typing import TYPE_CHECKING
+
+from textual.worker import get_current_worker
+
+from prunetui.core.suggest import ScanTable, Suggestion
+from prunetui.errors import UserError
+from prunetui.tui.messages import JobFailed, SuggestionReady
+from prunetui.tui.screens.ask_dialog import AskDialog
+from prunetui.tui.suggestion import scan_table
+from prunetui.tui.text import accuracy_text
+from prunetui.workflow.goals import GOAL_FORMS, Goal, parse_goal, propose
+
+if TYPE_CHECKING:
+    from prunetui.tui.app import PruneApp
+
+
+class SuggestFlow:
+    def __init__(self, app: "PruneApp") -> None:
+        self.app = app
+        self.accepted: Suggestion | None = None  # its prediction is compared when pruned
+
+    def toggle_lock(self) -> None:
+        app = self.app
+        layer_name = app.selected_layer
+        if layer_name is None:
+            return
+        app.locked_layers = app.locked_layers ^ {layer_name}
+        if layer_name in app.locked_layers:
+            app.write_log(f"Locked {layer_name} at {app.targets[layer_name]:.2f}: suggestions keep it")
+        else:
+            app.write_log(f"Unlocked {layer_name}")
+
+    def _unscanned_layers(self) -> list[str]:
+        app = self.app
+        scanned = app.curves.complete_rows(app.curves.sparsities())
+        return [n for n in app.session.layer_names if n not in scanned and n not in app.locked_layers]
+
+    def ask_goal(self) -> None:
+        app, curves = self.app, self.app.curves
+        missing = self._unscanned_layers()
+        if curves.base_accuracy is None or missing:
+            which = f" ({len(missing)} not scanned)" if curves.base_accuracy is not None else ""
+            app.show_warning(f"Suggest needs a scan of every unlocked layer{which}: run a scan first (s)")
+            return
+        locks = "No layer is locked (l locks the selected one: suggestions keep its target)"
+        if app.locked_layers:
+            locks = f"{len(app.locked_layers)} locked layer(s) keep their targets (l unlocks)"
+        dense_mib = app.session.dense_size
+        dialog = AskDialog(
+            "Suggest targets",
+            f"Goal (dense is {dense_mib:.2f} MiB), one of:\n{GOAL_FORMS}\n{locks}",
+            partial(parse_goal, dense_mib=dense_mib),
+            "25%",
+        )
+        app.push_screen(dialog, self._goal_chosen)
+
+    def _goal_chosen(self, goal: Goal | None) -> None:
+        if goal is None:
+            return
+        app, session = self.app, self.app.session
+        locked = {name: app.targets[name] for name in app.locked_layers}
+        app.write_log(f"Suggesting targets for {goal.text}…")
+        table = scan_table(app.curves, session)
+        app.run_worker(
+            lambda: self._search(goal, table, locked),
+            group="suggest",
+            exclusive=True,
+            thread=True,
+            exit_on_error=False,
+        )
+
+    def _search(self, goal: Goal, table: ScanTable, locked: dict[str, float]) -> None:
+        """Off the UI thread: the search calls projected_size many times."""
+        app = self.app
+        try:
+            suggestion = propose(goal, table, app.session.projected_size, locked)
+        except UserError as error:
+            app.post_message(JobFailed(f"Suggest: {error}"))
+            return
+        if not get_current_worker().is_cancelled:  # else a newer goal was asked for meanwhile
+            app.post_message(SuggestionReady(goal, suggestion))
+
+    def show(self, goal: Goal, suggestion: Suggestion) -> None:
+        """On SuggestionReady: the proposal becomes the pending suggestion."""
+        app = self.app
+        changed = sum(1 for n, t in suggestion.targets.items() if abs(t - app.targets[n]) > 5e-5)
+        app.write_log(
+            f"Suggested for {goal.text}: {suggestion.size_mib:.2f} MiB = "
+            f"{app.session.percent(suggestion.size_mib):.2f}% of dense, predicted accuracy "
+            f"{accuracy_text(suggestion.predicted_accuracy)} before finetuning (sum of scan drops); "
+            f"{changed} target(s) change",
+            "magenta",
+        )
+        app.write_log("y or enter accepts, n or escape discards", "magenta")
+        app.pending_suggestion = suggestion
+
+    def accept(self) -> None:
+        app = self.app
+        suggestion = app.pending_suggestion
+        if suggestion is None:
+            return
+        app.pending_suggestion = None
+        app.set_targets(suggestion.targets)
+        self.accepted = replace(suggestion, targets=dict(app.targets))  # as rounded
+        app.write_log("Suggested targets accepted (p prunes to them)")
+
+    def discard(self) -> None:
+        self.app.pending_suggestion = None
+        self.app.write_log("Suggested targets discarded")
+
+    def predicted_accuracy(self) -> float | None:
+        """What the accepted suggestion predicted, while the targets are still the suggested ones."""
+        if self.accepted is not None and self.accepted.targets == self.app.targets:
+            return self.accepted.predicted_accuracy
+        return None

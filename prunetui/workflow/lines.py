@@ -1,0 +1,46 @@
+"""The lab's report lines, word for word (MIT EfficientML.ai lab 1 and the blog), and our own few.
+
+Every front end prints these strings and no others for the same facts.
+"""
+
+FINETUNE_HEADER = "Finetuning Fine-grained Pruned Sparse Model"
+
+
+def dense_accuracy(accuracy: float) -> str:
+    return f"Dense model has accuracy={accuracy:.2f}%"
+
+
+def dense_size(size_mib: float) -> str:
+    return f"Dense model has size={size_mib:.2f} MiB"
+
+
+def sparse_size(size_mib: float, percent: float) -> str:
+    return f"Sparse model has size={size_mib:.2f} MiB = {percent:.2f}% of dense model size"
+
+
+def accuracy_before_finetune(accuracy: float) -> str:
+    return f"Sparse model has accuracy={accuracy:.2f}% before finetuning"
+
+
+def accuracy_after_finetune(accuracy: float) -> str:
+    return f"Sparse model has accuracy={accuracy:.2f}% after finetuning"
+
+
+def predicted_vs_measured(predicted: float, measured: float) -> str:
+    return f"Predicted {predicted:.2f}% before finetuning (sum of scan drops); measured {measured:.2f}%"
+
+
+def scan_finished(seconds: float) -> str:
+    return f"Scan finished in {seconds:.0f} s"
+
+
+def scan_cancelled(seconds: float, done: int, total: int) -> str:
+    return f"Scan cancelled after {seconds:.0f} s ({done} of {total} layers)"
+
+
+NO_DATA = "No data: accuracy n/a (start with --data to evaluate, scan or finetune)"
+FINETUNE_CANCELLED_AT_ONCE = "Finetune cancelled before the first epoch ended: weights unchanged"
+
+
+def finetune_cancelled(completed: int) -> str:
+    return f"Finetune cancelled after {completed} epochs: kept the best one"

@@ -1,0 +1,71 @@
+"""Open a session from what the user named: model spec, checkpoint, data spec, device, profile, method.
+
+Both front ends open the same way (the TUI is started by the CLI with the session this returns).
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from prunetui.core.device import resolve_device
+from prunetui.core.profile import Profile, load_profile
+from prunetui.core.runs import RunStore
+from prunetui.core.scan_cache import scan_folder
+from prunetui.core.session import Origin, Session
+from prunetui.sources import load_data, open_model
+from prunetui.sources.fit import check_model_fits_data
+from prunetui.workflow.policy import profile_model_warning
+
+
+@dataclass(frozen=True)
+class Request:
+    """What to open, as typed (None: the default)."""
+
+    model: str | None = None
+    checkpoint: str | None = None
+    checkpoint_key: str | None = None
+    data: str | None = None
+    device: str | None = None
+    profile: str | None = None
+    method: str | None = None  # overrides the profile's method
+
+
+@dataclass
+class Opened:
+    session: Session
+    profile: Profile | None
+    model_spec: str
+    data_spec: str | None
+    notes: list[str]  # what the user should know (random weights, which checkpoint entry, warnings)
+
+
+def open_session(request: Request, workdir: Path | None = None) -> Opened:
+    """Validated: a bad spec, file, profile or method raises UserError before any long work.
+
+    Runs and scans are kept under `workdir` (default: the current directory)."""
+    workdir = workdir or Path.cwd()
+    notes: list[str] = []
+    model_spec = request.model or "demo"
+    device = resolve_device(request.device or "cpu")
+    profile = load_profile(request.profile) if request.profile else None
+    loaded = open_model(model_spec, request.checkpoint, request.checkpoint_key)
+    notes += loaded.notes
+    data_spec = request.data or ("digits" if model_spec == "demo" else None)
+    data = load_data(data_spec) if data_spec else None
+    notes += data.notes if data is not None else []
+    model = loaded.model.to(device)
+    if data is not None:
+        check_model_fits_data(model, data, device)
+    origin = Origin(data_spec=data_spec, checkpoint=request.checkpoint)
+    session = Session(model, data, loaded.label, origin, RunStore(workdir))
+    session.scan_cache_folder = scan_folder(workdir)
+    if profile is not None:
+        session.apply_profile(profile)
+        warning = profile_model_warning(profile.name, profile.model, loaded.label)
+        notes += [f"warning: {warning}"] if warning else []
+    if request.method is not None:
+        if profile is not None and profile.method != request.method:
+            notes.append(
+                f"warning: profile '{profile.name}' is a {profile.method} profile; --method {request.method} wins"
+            )
+        session.set_method(request.method)
+    return Opened(session, profile, model_spec, data_spec, notes)

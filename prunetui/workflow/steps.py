@@ -1,0 +1,233 @@
+"""Each user-level step once: evaluate the dense model, prune, finetune, resume, scan, suggest, export.
+
+A step takes the session, a `say(text, style)` for the human lines (always the strings of
+workflow.lines), the core's `report` callback and a cancel event, and returns plain data. The CLI
+prints the lines and turns the data into JSON; the TUI runs the same call in a worker.
+"""
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from prunetui.core.events import EpochEnd, Event, Report, ignore
+from prunetui.core.export import Exported, export_checkpoint
+from prunetui.core.finetune import FinetuneResult, FinetuneSettings
+from prunetui.core.sensitivity import DEFAULT_SPARSITIES, ScanOptions, ScanResult
+from prunetui.core.session import Session
+from prunetui.core.suggest import ScanTable, Suggestion
+from prunetui.errors import UserError
+from prunetui.workflow import lines
+from prunetui.workflow.goals import Goal, propose
+
+if TYPE_CHECKING:
+    from prunetui.dist.launch import Rendezvous
+
+Say = Callable[..., None]  # say(text, style="")
+SUGGESTED_RUN = "suggested"
+
+
+def say_nothing(text: str, style: str = "") -> None:
+    """A `say` for callers that want the data only."""
+
+
+def require_data(session: Session, what: str) -> None:
+    if session.data is None:
+        raise UserError(f"{what} needs data: give a data spec (--data)")
+
+
+def evaluate_dense(session: Session, say: Say, report: Report = ignore, cancel=None) -> float | None:
+    """The dense size, and the dense accuracy when there is data (None without)."""
+    say(lines.dense_size(session.dense_size))
+    if session.data is None:
+        say(lines.NO_DATA, "yellow")
+        return None
+    accuracy = session.evaluate(report, cancel)
+    say(lines.dense_accuracy(accuracy))
+    return accuracy
+
+
+def say_size(session: Session, say: Say) -> None:
+    size = session.current_size()
+    say(lines.sparse_size(size, session.percent(size)))
+
+
+def prune(
+    session: Session,
+    say: Say,
+    report: Report = ignore,
+    cancel: threading.Event | None = None,
+    targets: dict[str, float] | None = None,
+    predicted: float | None = None,
+) -> float | None:
+    """Prune the dense weights to `targets` (default: the session's) by the session's method; measure
+    the accuracy before finetuning when there is data. `predicted`: the accuracy a suggestion
+    predicted for these targets (the run is then named "suggested"), said beside the measured one."""
+    session.prune(targets, run_name=SUGGESTED_RUN if predicted is not None else None)
+    say_size(session, say)
+    if session.data is None:
+        return None
+    accuracy = session.evaluate(report, cancel)
+    say(lines.accuracy_before_finetune(accuracy))
+    if predicted is not None:
+        say(lines.predicted_vs_measured(predicted, accuracy))
+    return accuracy
+
+
+def _epoch_lines(say: Say, report: Report) -> Report:
+    """The report, with each epoch's line said in the blog's format as it ends."""
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, EpochEnd):
+            say(f"    {event.line()}")
+        report(event)
+
+    return on_event
+
+
+def _finetune_outcome(session: Session, result: FinetuneResult, say: Say) -> FinetuneResult:
+    if result.cancelled and result.best_accuracy is None:
+        say(lines.FINETUNE_CANCELLED_AT_ONCE, "yellow")
+        return result
+    if result.cancelled:
+        say(lines.finetune_cancelled(result.completed), "yellow")
+    say_size(session, say)
+    say(lines.accuracy_after_finetune(result.best_accuracy))
+    return result
+
+
+def finetune(
+    session: Session,
+    settings: FinetuneSettings,
+    say: Say,
+    report: Report = ignore,
+    cancel: threading.Event | None = None,
+    nproc: int = 1,
+    rendezvous: "Rendezvous | None" = None,
+) -> FinetuneResult:
+    """Finetune the model as it is with its masks held; the epoch lines said as they end."""
+    require_data(session, "finetune")
+    processes = f", {nproc} processes" if nproc > 1 else ""
+    say(lines.FINETUNE_HEADER)
+    say(
+        f"{settings.epochs} epochs, lr {settings.lr:g}, {len(session.masks)} layers masked "
+        f"({session.method.name}){processes}",
+        "dim",
+    )
+    result = session.finetune(settings, _epoch_lines(say, report), cancel, nproc=nproc, rendezvous=rendezvous)
+    return _finetune_outcome(session, result, say)
+
+
+def resume(
+    session: Session,
+    run_id: str,
+    say: Say,
+    report: Report = ignore,
+    cancel: threading.Event | None = None,
+    nproc: int = 1,
+    rendezvous: "Rendezvous | None" = None,
+    label: str | None = None,
+) -> FinetuneResult:
+    """Go on with an interrupted finetune from its last completed epoch. `label`: how the front end
+    numbers the run (default: `run_id` as given)."""
+    require_data(session, "resume")
+    record = session.find_run(run_id)
+    done = f"after epoch {len(record.epochs)} of {record.epochs_planned}"
+    say(f"Resuming run {label or run_id} ({record.name}) {done}")
+    result = session.resume(run_id, _epoch_lines(say, report), cancel, nproc=nproc, rendezvous=rendezvous)
+    return _finetune_outcome(session, result, say)
+
+
+def scan(
+    session: Session,
+    say: Say,
+    report: Report = ignore,
+    cancel: threading.Event | None = None,
+    sparsities: Sequence[float] = DEFAULT_SPARSITIES,
+    layers: Sequence[str] | None = None,
+    options: ScanOptions | None = None,
+    use_cache: bool = True,
+    nproc: int = 1,
+    rendezvous: "Rendezvous | None" = None,
+) -> ScanResult:
+    """The sensitivity scan of the model as it is now, by the session's method."""
+    require_data(session, "scan")
+    result = session.scan(
+        sparsities,
+        layers,
+        report,
+        cancel,
+        nproc=nproc,
+        rendezvous=rendezvous,
+        options=options,
+        use_cache=use_cache,
+    )
+    if result.cancelled:
+        total = len(layers) if layers is not None else len(session.layer_names)
+        say(lines.scan_cancelled(result.seconds, len(result.layers), total), "yellow")
+    else:
+        say(lines.scan_finished(result.seconds))
+    return result
+
+
+def scan_table(session: Session, result: ScanResult | None = None, **curves) -> ScanTable:
+    """What core.suggest needs of a scan: the grid, the base accuracy, the curves, and the session
+    method's exact kept counts. Pass a ScanResult, or `sparsities`, `base_accuracy` and `curves`."""
+    if result is not None:
+        curves = {
+            "sparsities": result.sparsities,
+            "base_accuracy": result.base_accuracy,
+            "curves": result.layers,
+        }
+    return ScanTable(
+        curves["sparsities"],
+        curves["base_accuracy"],
+        curves["curves"],
+        session.layer_names,
+        session.kept_count,
+    )
+
+
+def propose_targets(session: Session, table: ScanTable, goal: Goal, locked: dict[str, float]) -> Suggestion:
+    """The suggested targets for `goal` (sizes projected exactly by the session's method)."""
+    return propose(goal, table, session.projected_size, locked)
+
+
+@dataclass
+class Suggested:
+    scan: ScanResult
+    suggestion: Suggestion
+    accuracy_before: float | None  # measured after pruning to the suggestion
+
+
+def suggest(
+    session: Session,
+    goal: Goal,
+    say: Say,
+    sparsities: Sequence[float],
+    locked_names: Sequence[str] = (),
+    report: Report = ignore,
+    cancel: threading.Event | None = None,
+) -> Suggested:
+    """Scan the unlocked layers, propose targets for `goal`, prune to them and measure the accuracy."""
+    require_data(session, "suggest")
+    unlocked = [n for n in session.layer_names if n not in locked_names]
+    result = scan(session, say, report, cancel, sparsities, unlocked)
+    locked = {n: session.targets[n] for n in locked_names}
+    suggestion = propose_targets(session, scan_table(session, result), goal, locked)
+    session.targets = dict(suggestion.targets)
+    measured = prune(session, say, report, cancel, predicted=suggestion.predicted_accuracy)
+    return Suggested(result, suggestion, measured)
+
+
+def export(session: Session, path: str | Path, profile_name: str, overwrite: bool, say: Say) -> Exported:
+    """Write the model as it is (checkpoint + side profile) and say what it weighs on disk."""
+    written = export_checkpoint(session, path, profile_name, overwrite=overwrite)
+    size = session.current_size()
+    say(f"Exported {written.path} ({size:.2f} MiB = {session.percent(size):.2f}% of dense)")
+    say(
+        f"On disk: {written.dense_bytes / 2**20:.2f} MiB as saved, {written.sparse_bytes / 2**20:.2f} MiB "
+        f"as bitmask + nonzero values; profile and figures in {written.side_file.name}"
+    )
+    return written
