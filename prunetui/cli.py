@@ -13,6 +13,9 @@ import traceback
 from collections.abc import Sequence
 
 from prunetui.errors import JobFailed, UserError
+from prunetui.workflow import policy
+
+METHOD_NAMES = ("magnitude", "taylor")  # prunetui.core.methods.METHODS, named here so --help loads no torch
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 1
@@ -41,7 +44,15 @@ def _add_common(parser: argparse.ArgumentParser, top_level: bool) -> None:
         "--checkpoint",
         default=default,
         metavar="PATH",
-        help="state_dict, {'state_dict': ...} or a prunetui export (loaded weights_only)",
+        help="a state_dict (.pt, .pth, .safetensors), a training checkpoint holding one (under "
+        "state_dict, model, ...) or a prunetui export (loaded weights_only)",
+    )
+    parser.add_argument(
+        "--checkpoint-key",
+        default=default,
+        metavar="KEY",
+        help="which weights in a --checkpoint holding several (e.g. state_dict or state_dict_ema; "
+        "default: the EMA copy, then state_dict, model, ...)",
     )
     parser.add_argument(
         "--data",
@@ -54,6 +65,13 @@ def _add_common(parser: argparse.ArgumentParser, top_level: bool) -> None:
     if not top_level:
         parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
     parser.add_argument("--profile", default=default, metavar="TOML", help="sparsity profile to load")
+    parser.add_argument(
+        "--method",
+        default=default,
+        choices=METHOD_NAMES,
+        help="pruning criterion: magnitude (default, the lab's |w|) or taylor (|w * dL/dw|); "
+        "overrides the profile's method",
+    )
 
 
 def _add_processes(parser: argparse.ArgumentParser) -> None:
@@ -184,10 +202,8 @@ def _add_amp(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.command == "prune" and not args.profile:
         raise UserError("prune needs --profile")
-    if args.command == "prune" and args.finetune < 0:
-        raise UserError(f"--finetune must be 0 or more epochs, got {args.finetune}")
-    if args.command == "prune" and not args.lr > 0:
-        raise UserError(f"--lr must be positive, got {args.lr}")
+    if args.command == "prune":
+        _check_finetune(args.finetune, args.lr)
     sparsities = parse_sparsities(args.sparsities) if args.command in ("scan", "suggest") else None
     if args.command == "scan" and args.eval_size is not None and args.eval_size < 1:
         raise UserError(f"--eval-size must be a positive number of images, got {args.eval_size}")
@@ -195,14 +211,18 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--per-layer goes with --max-drop")
     if args.command in ("scan", "prune", "resume"):
         _check_processes(args)
+    _check_data_given(args)
+    if args.command is None:
+        _check_terminal()
 
     from prunetui import commands  # torch is imported from here on
 
-    opened = commands.open_session(args)
+    opened = commands.open_from_args(args, print_notes=args.command is not None)
     if args.command is None:
         from prunetui.tui.app import run_app
 
-        return run_app(opened.session, opened.profile, device_label=str(opened.session.device))
+        device = str(opened.session.device)
+        return run_app(opened.session, opened.profile, device_label=device, notes=opened.notes)
     output = {
         "info": lambda: commands.info(opened, args.json),
         "scan": lambda: commands.scan(
@@ -227,7 +247,7 @@ def run(args: argparse.Namespace) -> int:
         "resume": lambda: commands.resume(opened, args.run_id, args.json, **commands.processes(args)),
         "suggest": lambda: commands.suggest(
             opened,
-            commands.Goal(args.budget, args.max_drop, args.per_layer),
+            (args.budget, args.max_drop, args.per_layer),
             sparsities,
             args.lock,
             args.out,
@@ -237,6 +257,34 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(output, indent=2))
     return 0
+
+
+def _check_data_given(args: argparse.Namespace) -> None:
+    """Commands that measure accuracy need data; only the demo has a default (digits)."""
+    needs = args.command in ("scan", "suggest", "resume") or (args.command == "prune" and args.finetune)
+    model = args.model or "demo"
+    if needs and args.data is None and model != "demo":
+        what = "finetune" if args.command == "prune" else args.command
+        raise UserError(f"{what} needs --data for model '{model}'")
+
+
+def _check_finetune(epochs: int, lr: float) -> None:
+    """The limits the finetune dialog applies, as flag errors."""
+    try:
+        policy.check_epochs(epochs, allow_zero=True)
+        policy.check_learning_rate(lr)
+    except ValueError as e:
+        flag = "--finetune" if "epochs" in str(e) else "--lr"
+        raise UserError(f"{flag}: {e}") from None
+
+
+def _check_terminal() -> None:
+    """The TUI needs a real terminal (see prunetui.terminal): refuse at once, before torch is imported."""
+    from prunetui.terminal import current_terminal, workbench_problem
+
+    problem = workbench_problem(current_terminal())
+    if problem is not None:
+        raise UserError(problem)
 
 
 def _check_processes(args: argparse.Namespace) -> None:

@@ -177,7 +177,12 @@ def test_unreadable_file(tmp_path, write):
     [
         ([torch.zeros(1)], "holds no weights"),
         ({}, "holds no weights"),
-        ({"model": {"w": torch.zeros(1)}, "epoch": 3}, "not a state_dict: model, epoch not tensors"),
+        ({"model": {"w": torch.zeros(1)}, "epoch": 3}, "does not fit the model: missing .* unexpected w$"),
+        (
+            {"epoch": 3, "optimizer": {"state": {}, "param_groups": []}},
+            "holds no weights: .* state_dict, model",
+        ),
+        ({"model": {"step": torch.tensor(3)}}, "holds no weights"),
     ],
 )
 def test_content_that_is_not_a_state_dict(tmp_path, content, expected):

@@ -1,91 +1,216 @@
-"""Checkpoint loading: always `weights_only=True`, strict, with errors that name the keys."""
+"""The one checkpoint reader: find the weights in a file, clean them, load them strictly into a model.
 
-import os
-import pickle
-import re
-import warnings
+Accepted, in any combination:
+- a bare state_dict, or one nested under a usual key (`state_dict`, `model`, `model_state_dict`, `net`,
+  `network`, `weights`, `params`, an EMA copy: `state_dict_ema`, `model_ema`, `ema`, ...) beside optimizer
+  state, epoch, metrics and an argparse.Namespace of arguments (torchvision's reference, timm, Lightning-
+  style hand-written dicts; one level deeper too, named `outer/inner`);
+- key prefixes left by wrappers: `module.` (DataParallel, DDP, EMA wrappers) and `_orig_mod.`
+  (torch.compile), in any order, matched against the model's own names; torchvision's AveragedModel
+  `n_averaged` counter is dropped;
+- files written by torch.nn.utils.prune before `prune.remove`: `X_orig` and `X_mask` become `X = orig *
+  mask`, and the mask (bool, True = kept) is returned in `LoadedCheckpoint.masks`;
+- `.safetensors` files.
+
+When a file holds several weight sets, the default is the first in `WEIGHT_KEYS` order: an EMA copy first
+(the weights timm's and torchvision's reference scripts evaluate with), then `state_dict`, `model_state_dict`,
+`model`, ...; `LoadedCheckpoint.note` says which was used, and `key=` (`--checkpoint-key`) chooses another.
+Refused with one UserError line naming the file: no weights found, an unknown key, NaN or inf in a tensor
+(named), a pickle that would run code, a damaged file, a state_dict that does not fit the model (keys named).
+"""
+
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
 from prunetui.errors import UserError
+from prunetui.sources.checkpoint_files import read_torch_file, read_weights_file, short_reason
+
+__all__ = ["WEIGHT_KEYS", "LoadedCheckpoint", "load_checkpoint", "read_checkpoint", "read_torch_file"]
 
 _SHOWN = 3  # keys named per kind of mismatch
+WEIGHT_KEYS = (
+    "state_dict_ema",
+    "model_ema",
+    "ema_state_dict",
+    "ema_model",
+    "ema",
+    "state_dict",
+    "model_state_dict",
+    "model",
+    "net",
+    "network",
+    "weights",
+    "params",
+)
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 
 
-def read_torch_file(
-    path: str, what: str = "checkpoint", hint: str = "save model.state_dict() instead"
-) -> Any:
-    """`torch.load` with `weights_only=True`, every failure turned into a one-line UserError."""
-    if not os.path.exists(path):
-        raise UserError(f"{what} not found: {path}")
-    if os.path.isdir(path):
-        raise UserError(f"{what} {path} is a directory, expected a file")
-    try:
-        with warnings.catch_warnings():
-            # torch warns on stderr about pickle protocols; the TUI owns the terminal.
-            warnings.simplefilter("ignore")
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for damaged files (RuntimeError, KeyError...)
-        if isinstance(error, pickle.UnpicklingError) and str(error).startswith("Weights only load failed"):
-            raise UserError(_refusal_message(path, what, hint, str(error))) from error
-        raise UserError(f"cannot read {what} {path}: {_short_reason(error)}") from error
+@dataclass(frozen=True)
+class LoadedCheckpoint:
+    """What a checkpoint held: the weights, the torch.nn.utils.prune masks, where they were, a note."""
+
+    state_dict: dict[str, torch.Tensor]
+    masks: dict[str, torch.Tensor] = field(default_factory=dict)  # bool, True = kept; model names
+    chosen_key: str | None = None  # None for a bare state_dict; "outer/inner" for a nested one
+    note: str = ""  # one line for the user ("" when there is nothing to say)
 
 
-def _refusal_message(path: str, what: str, hint: str, message: str) -> str:
-    found = re.search(r"GLOBAL ([\w.]+)", message)
-    needs = f" ({found.group(1)})" if found else ""
-    return (
-        f"refused to load {what} {path}: unpickling it would run code{needs}; prunetui only loads "
-        f"weights (weights_only=True): {hint}"
-    )
+def load_checkpoint(model: nn.Module, path: str, key: str | None = None) -> LoadedCheckpoint:
+    """Strictly load the weights in `path` (under `key` if given) into `model`, cast to its float dtypes.
 
-
-def _short_reason(error: Exception) -> str:
-    if isinstance(error, KeyError | EOFError) or not str(error).strip():
-        return "not a file written by torch.save, or truncated"
-    first_line = str(error).strip().splitlines()[0]
-    return first_line.split(". ")[0][:120]
-
-
-def load_checkpoint(model: nn.Module, path: str) -> None:
-    """Strictly load the weights in `path` into `model` (on CPU, cast to the model's float dtypes)."""
-    state = extract_state_dict(read_torch_file(path), path)
-    state = _strip_prefix(state, "module.")  # saved from DataParallel
+    Returns the LoadedCheckpoint with names as in the model. The model is unchanged when this raises.
+    """
+    loaded = read_checkpoint(path, key)
     expected = model.state_dict()
+    names = _name_map(loaded.state_dict, expected)
+    state = {names[k]: v for k, v in loaded.state_dict.items() if k in names}
+    masks = {names.get(k, k): v for k, v in loaded.masks.items()}
     problems = _mismatches(state, expected)
     if problems:
         raise UserError(f"checkpoint does not fit the model: {problems}")
-    cast = {key: _cast_like(value, expected[key]) for key, value in state.items()}
+    cast = {name: _cast_like(value, expected[name]) for name, value in state.items()}
     try:
         model.load_state_dict(cast, strict=True)
     except RuntimeError as error:  # a custom module's own loading rules
-        raise UserError(f"checkpoint does not fit the model: {_short_reason(error)}") from error
+        raise UserError(f"checkpoint does not fit the model: {short_reason(error)}") from error
+    return LoadedCheckpoint(state, masks, loaded.chosen_key, loaded.note)
 
 
-def extract_state_dict(obj: Any, path: str) -> dict[str, torch.Tensor]:
-    """A plain state_dict, or the one held under "state_dict" (the lab's and prunetui's formats)."""
-    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
-        obj = obj["state_dict"]
-    if not isinstance(obj, Mapping) or not obj:
-        raise UserError(
-            f"checkpoint {path} holds no weights: expected a state_dict or a dict with a 'state_dict' key"
+def read_checkpoint(path: str, key: str | None = None) -> LoadedCheckpoint:
+    """The weight set in `path` (the default one, or the one under `key`), pruning masks folded in,
+    every floating tensor checked finite. Names are as in the file."""
+    candidates = _candidates(read_weights_file(path))
+    if not candidates:
+        raise UserError(_no_weights_message(path))
+    chosen, state, note = _choose(candidates, key, path)
+    state, masks = _fold_pruning_masks(state)
+    _check_finite(state, path)
+    if masks:
+        note = _join(
+            note,
+            f"checkpoint {path}: {len(masks)} tensors were saved by torch.nn.utils.prune before prune.remove "
+            "(weight = weight_orig * weight_mask)",
         )
-    not_tensors = [str(key) for key, value in obj.items() if not isinstance(value, torch.Tensor)]
-    if not_tensors:
-        raise UserError(
-            f"checkpoint {path} is not a state_dict: {_first(not_tensors)} not tensors "
-            "(expected a state_dict or a dict with a 'state_dict' key)"
+    return LoadedCheckpoint(state, masks, chosen or None, note)
+
+
+def _is_weight_set(value: Any) -> bool:
+    return (
+        isinstance(value, Mapping)
+        and bool(value)
+        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items())
+        and any(v.is_floating_point() for v in value.values())
+    )
+
+
+def _candidates(content: Any) -> dict[str, dict[str, torch.Tensor]]:
+    """Every weight set in the file content, preferred first: {"" : bare state_dict} or {key path: set}."""
+    if _is_weight_set(content):
+        return {"": dict(content)}
+    if not isinstance(content, Mapping):
+        return {}
+    found: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in content.items():
+        if _is_weight_set(value):
+            found[str(key)] = dict(value)
+        elif isinstance(value, Mapping):
+            found.update({f"{key}/{inner}": dict(v) for inner, v in value.items() if _is_weight_set(v)})
+    return dict(sorted(found.items(), key=lambda item: _preference(item[0])))
+
+
+def _preference(path: str) -> int:
+    ranks = [WEIGHT_KEYS.index(part) for part in path.split("/") if part in WEIGHT_KEYS]
+    return min(ranks, default=len(WEIGHT_KEYS))
+
+
+def _choose(
+    candidates: dict[str, dict[str, torch.Tensor]], key: str | None, path: str
+) -> tuple[str, dict[str, torch.Tensor], str]:
+    names = [name for name in candidates if name]
+    if key is None:
+        chosen = next(iter(candidates))
+        others = [name for name in names if name != chosen]
+        note = (
+            f"checkpoint {path}: using the weights under '{chosen}' (also there: {', '.join(others)}; "
+            "choose with --checkpoint-key)"
+            if others
+            else ""
         )
-    return {str(key): value for key, value in obj.items()}
+        return chosen, candidates[chosen], note
+    if key in candidates and key:
+        return key, candidates[key], ""
+    if not names:
+        raise UserError(
+            f"checkpoint {path} holds a bare state_dict with no keys to choose: leave out --checkpoint-key"
+        )
+    raise UserError(
+        f"checkpoint {path} has no weights under '{key}': use --checkpoint-key {' or '.join(names)}"
+    )
 
 
-def _strip_prefix(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    if all(key.startswith(prefix) for key in state):
-        return {key[len(prefix) :]: value for key, value in state.items()}
-    return state
+def _no_weights_message(path: str) -> str:
+    return (
+        f"checkpoint {path} holds no weights: expected a state_dict, or a dict holding one under a key "
+        f"such as {', '.join(WEIGHT_KEYS[5:9])} (save model.state_dict())"
+    )
+
+
+def _fold_pruning_masks(
+    state: dict[str, torch.Tensor],
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """torch.nn.utils.prune's `X_orig` + `X_mask` -> `X = orig * mask`; the masks returned as bool."""
+    weights: dict[str, torch.Tensor] = {}
+    masks: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        base = key.removesuffix("_orig")
+        mask = state.get(f"{base}_mask") if key.endswith("_orig") else None
+        if mask is not None and mask.shape == value.shape:
+            weights[base], masks[base] = value * mask, mask.bool()
+        elif not (key.endswith("_mask") and f"{key.removesuffix('_mask')}_orig" in state):
+            weights[key] = value
+    return weights, masks
+
+
+def _check_finite(state: dict[str, torch.Tensor], path: str) -> None:
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise UserError(
+            f"checkpoint {path} has NaN or inf values in {_first(bad)}: the training diverged before it "
+            "was saved; use an earlier checkpoint (or another --checkpoint-key)"
+        )
+
+
+def _plain_name(key: str) -> str:
+    """A name without wrapper prefixes: leading `module.`/`_orig_mod.` in any order, `._orig_mod.` inside."""
+    key = key.replace("._orig_mod.", ".")
+    while key.startswith(_WRAPPER_PREFIXES):
+        key = key.split(".", 1)[1]
+    return key
+
+
+def _name_map(state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor]) -> dict[str, str]:
+    """File name -> model name, matched through the plain names; file names kept where that is ambiguous."""
+    keys = [k for k in state if not _is_averaging_counter(k, state, expected)]
+    if all(k in expected for k in keys):
+        return {k: k for k in keys}
+    model_names = {_plain_name(k): k for k in expected}
+    mapped = {k: model_names.get(_plain_name(k), _plain_name(k)) for k in keys}
+    if len(model_names) != len(expected) or len(set(mapped.values())) != len(mapped):
+        return {k: k for k in keys}  # two names collapse into one: the mismatch check names the keys
+    return mapped
+
+
+def _is_averaging_counter(key: str, state: Mapping[str, Any], expected: Mapping[str, Any]) -> bool:
+    # torch.optim.swa_utils.AveragedModel (torchvision's EMA) adds `n_averaged` beside `module.*`.
+    return (
+        key == "n_averaged"
+        and key not in expected
+        and all(k.startswith("module.") for k in state if k != key)
+    )
 
 
 def _mismatches(state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor]) -> str:
@@ -105,6 +230,10 @@ def _first(items: list[str]) -> str:
     shown = ", ".join(items[:_SHOWN])
     rest = len(items) - _SHOWN
     return f"{shown} and {rest} more" if rest > 0 else shown
+
+
+def _join(first: str, second: str) -> str:
+    return f"{first}; {second}" if first else second
 
 
 def _cast_like(value: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

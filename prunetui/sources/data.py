@@ -4,7 +4,7 @@ import functools
 import os
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import torch
@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset, default_collate
 
 from prunetui.errors import UserError
 from prunetui.sources.checkpoints import read_torch_file
+from prunetui.sources.imagefolder import read_image_folder
 
 DATA_HELP = (
     "Data spec: 'digits' (default: scikit-learn's 8x8 handwritten digits, fixed train/test split), "
@@ -40,12 +41,14 @@ class Data:
     spec: str
     num_classes: int
     input_shape: tuple[int, int, int]  # C, H, W of one image
+    notes: list[str] = field(default_factory=list)  # lines for the user: what was ignored
 
 
 class _Splits(NamedTuple):
     train: Dataset
     eval: Dataset
     num_classes: int
+    notes: list[str] = []  # noqa: RUF012 - a NamedTuple default, never mutated
 
 
 def load_data(
@@ -72,6 +75,7 @@ def load_data(
         spec=spec,
         num_classes=splits.num_classes,
         input_shape=input_shape,
+        notes=list(splits.notes),
     )
 
 
@@ -160,24 +164,8 @@ def _expect_files(spec: str, folder: str, names: list[str]) -> None:
 
 def _imagefolder(argument: str, spec: str) -> _Splits:
     root = _required(argument, spec, "imagefolder:DIR")
-    train, val = (_image_split(spec, os.path.join(root, split)) for split in ("train", "val"))
-    if train.classes != val.classes:
-        raise UserError(
-            f"data spec '{spec}': train and val must have the same class folders "
-            f"(train: {', '.join(train.classes)}; val: {', '.join(val.classes)})"
-        )
-    return _Splits(train, val, len(train.classes))
-
-
-def _image_split(spec: str, folder: str) -> Any:
-    if not os.path.isdir(folder):
-        raise UserError(f"data spec '{spec}': expected a folder {folder} with one subfolder per class")
-    from torchvision import datasets, transforms
-
-    try:
-        return datasets.ImageFolder(folder, transform=transforms.ToTensor())
-    except FileNotFoundError as error:  # no class folders, or no images in them
-        raise UserError(f"data spec '{spec}': no images in {folder} (one subfolder per class)") from error
+    train, val, notes = read_image_folder(root, spec)  # see sources/imagefolder.py for the rules
+    return _Splits(train, val, len(train.classes), notes)
 
 
 def _tensor_file(argument: str, spec: str) -> _Splits:

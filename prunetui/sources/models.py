@@ -1,4 +1,11 @@
-"""Model specs: demo, vgg-cifar, torchvision:NAME[:CLASSES], module.path:factory, file.py:factory."""
+"""Model specs: demo, vgg-cifar, torchvision:NAME[:CLASSES], timm:NAME[:CLASSES], module.path:factory,
+file.py:factory.
+
+Every model is built under a fixed seed (`INIT_SEED`; the caller's random state is restored), so a model
+opened without a checkpoint has the same weights at every launch and earlier runs and cached scans still
+match it. `LoadedModel.random_weights` says when prunetui loaded no weights into a model it built itself
+(vgg-cifar, torchvision:, timm:); a factory of your own may load weights itself, so it is never flagged.
+"""
 
 import difflib
 import importlib
@@ -7,53 +14,100 @@ import inspect
 import os
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+import torch
 from torch import nn
 
 from prunetui.errors import UserError
-from prunetui.sources.checkpoints import load_checkpoint
+from prunetui.sources.checkpoints import LoadedCheckpoint, load_checkpoint
 from prunetui.sources.demo import DemoNet, demo_weights_path
 from prunetui.sources.vgg import VGG
 
 MODEL_HELP = (
     "Model spec: 'demo' (default: a small CNN for the digits data, trained weights included), "
     "'vgg-cifar' (the lab's VGG for CIFAR-10), 'torchvision:NAME[:CLASSES]' (e.g. torchvision:resnet18:10, "
-    "built without downloading weights), 'module.path:factory' or 'path/to/file.py:factory' "
+    "built without downloading weights), 'timm:NAME[:CLASSES]' (needs the timm extra; never downloads "
+    "weights), 'module.path:factory' or 'path/to/file.py:factory' "
     "(your own code: a function returning an nn.Module)."
 )
 
 _UNKNOWN = (
     "unknown model spec '{spec}': expected demo, vgg-cifar, torchvision:NAME[:CLASSES], "
-    "module:factory or file.py:factory"
+    "timm:NAME[:CLASSES], module:factory or file.py:factory"
 )
 _MODULE_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
+INIT_SEED = 0
+RANDOM_WEIGHTS_NOTE = (
+    f"random weights (no --checkpoint): initialised with seed {INIT_SEED}, the same at every launch"
+)
 
 
-def load_model(spec: str = "demo", checkpoint: str | None = None) -> tuple[nn.Module, str]:
-    """Build the model for `spec`, load `checkpoint` if given (demo: the shipped weights when None).
+@dataclass(frozen=True)
+class LoadedModel:
+    """A built model (eval mode, CPU), its display label, and where its weights came from."""
 
-    Returns the model in eval mode on CPU and a display label.
-    """
+    model: nn.Module
+    label: str
+    random_weights: bool  # a built-in spec opened without --checkpoint: seeded initial weights
+    checkpoint: LoadedCheckpoint | None = None  # what --checkpoint held (masks, chosen key, note)
+
+    @property
+    def notes(self) -> list[str]:
+        """Lines for the user (the CLI prints them to stderr, the TUI logs them)."""
+        notes = [self.checkpoint.note] if self.checkpoint is not None and self.checkpoint.note else []
+        return [*notes, RANDOM_WEIGHTS_NOTE] if self.random_weights else notes
+
+
+def open_model(
+    spec: str = "demo", checkpoint: str | None = None, checkpoint_key: str | None = None
+) -> LoadedModel:
+    """Build the model for `spec` (seeded) and load `checkpoint` (under `checkpoint_key`) if given; the
+    demo gets its shipped weights without one. Raises UserError for a bad spec, file or key."""
     spec = spec.strip()
+    if checkpoint_key is not None and checkpoint is None:
+        raise UserError("--checkpoint-key goes with --checkpoint")
     model = build_model(spec)
+    loaded = None
     if checkpoint is not None:
-        load_checkpoint(model, checkpoint)
+        loaded = load_checkpoint(model, checkpoint, checkpoint_key)
     elif spec == "demo":
         load_checkpoint(model, str(demo_weights_path()))
-    return model.cpu().eval(), spec
+    random_weights = checkpoint is None and spec != "demo" and _is_builtin(spec)
+    return LoadedModel(model.cpu().eval(), spec, random_weights, loaded)
+
+
+def load_model(
+    spec: str = "demo", checkpoint: str | None = None, checkpoint_key: str | None = None
+) -> tuple[nn.Module, str]:
+    """`open_model`, as (model in eval mode on CPU, display label)."""
+    loaded = open_model(spec, checkpoint, checkpoint_key)
+    return loaded.model, loaded.label
 
 
 def build_model(spec: str) -> nn.Module:
-    """The freshly initialised model for `spec`, no weights loaded."""
+    """The model for `spec`, initialised under seed INIT_SEED, no weights loaded."""
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(INIT_SEED)  # the CPU generator only: CUDA's is left alone
+        return _build(spec)
+
+
+def _is_builtin(spec: str) -> bool:
+    return spec in ("demo", "vgg-cifar") or spec.startswith(("torchvision:", "timm:"))
+
+
+def _build(spec: str) -> nn.Module:
     if spec == "demo":
         return DemoNet()
     if spec == "vgg-cifar":
         return VGG()
     if spec.startswith("torchvision:"):
         return _torchvision_model(spec)
+    if spec.startswith("timm:"):
+        return _timm_model(spec)
     source, _, factory = spec.rpartition(":")
     if not source or not _IDENTIFIER.match(factory):
         raise UserError(_UNKNOWN.format(spec=spec))
@@ -64,14 +118,35 @@ def build_model(spec: str) -> nn.Module:
     raise UserError(_UNKNOWN.format(spec=spec))
 
 
-def _torchvision_model(spec: str) -> nn.Module:
+def _zoo_spec(spec: str) -> tuple[str, dict[str, object]]:
+    """`zoo:NAME[:CLASSES]` -> (NAME, {num_classes: CLASSES} or {})."""
     parts = spec.split(":")
     if len(parts) not in (2, 3) or not parts[1]:
-        raise UserError(f"bad model spec '{spec}': expected torchvision:NAME or torchvision:NAME:CLASSES")
-    name = parts[1]
-    kwargs: dict[str, object] = {"weights": None}  # never download anything
-    if len(parts) == 3:
-        kwargs["num_classes"] = _class_count(parts[2], spec)
+        raise UserError(f"bad model spec '{spec}': expected {parts[0]}:NAME or {parts[0]}:NAME:CLASSES")
+    return parts[1], ({"num_classes": _class_count(parts[2], spec)} if len(parts) == 3 else {})
+
+
+def _timm_model(spec: str) -> nn.Module:
+    name, kwargs = _zoo_spec(spec)
+    kwargs["pretrained"] = False  # never download anything
+    try:
+        import timm
+    except ImportError as error:
+        raise UserError(
+            f"model spec '{spec}' needs the timm package: pip install 'prunetui[timm]' (or pip install timm)"
+        ) from error
+    if not timm.is_model(name):
+        close = _close_names(name, timm.list_models(), "timm.list_models()")
+        raise UserError(f"unknown timm model '{name}'{close}")
+    try:
+        return timm.create_model(name, **kwargs)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise UserError(f"cannot build timm model '{name}': {error}") from error
+
+
+def _torchvision_model(spec: str) -> nn.Module:
+    name, kwargs = _zoo_spec(spec)
+    kwargs["weights"] = None  # never download anything
     from torchvision import models
 
     if name not in models.list_models():
@@ -90,9 +165,9 @@ def _class_count(text: str, spec: str) -> int:
     return int(text)
 
 
-def _close_names(name: str, names: list[str]) -> str:
+def _close_names(name: str, names: list[str], listing: str = "torchvision.models.list_models()") -> str:
     close = difflib.get_close_matches(name, names, n=5, cutoff=0.5)
-    return f"; did you mean {', '.join(close)}?" if close else "; see torchvision.models.list_models()"
+    return f"; did you mean {', '.join(close)}?" if close else f"; see {listing}"
 
 
 def _import_module(module_path: str) -> ModuleType:
