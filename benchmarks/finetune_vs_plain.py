@@ -28,11 +28,11 @@ from timing import LatenessProbe, abba, means, timed
 from torch import nn
 
 from prunetui.core.device import resolve_device
+from prunetui.core.events import Progress
 from prunetui.core.finetune import FinetuneSettings, finetune
 from prunetui.core.pruning import prune
 from prunetui.sources import load_data
 from prunetui.sources.vgg import VGG
-from prunetui.tui.jobs import JobContext
 
 
 # --- the plain loop, as the lab writes it ----------------------------------------------------------
@@ -75,15 +75,33 @@ def plain_finetune(model: nn.Module, data, masks: dict, settings: FinetuneSettin
 
 
 # --- ours, as the TUI runs it ------------------------------------------------------------------------
+def tui_report(post):
+    """The TUI worker's report function, `JobContext.report`; where Textual is not installed (a GPU box
+    set up for benchmarks only) the same throttle, restated: progress at most every 0.1 s, the rest posted."""
+    try:
+        from prunetui.tui.jobs import JobContext
+    except ImportError:
+        last = [0.0]
+
+        def report(event) -> None:
+            if isinstance(event, Progress):
+                now = time.monotonic()
+                if now - last[0] < 0.1 and event.done != event.total:
+                    return
+                last[0] = now
+            post(event)
+
+        return report
+    return JobContext(post, threading.Event()).report
+
+
 def tui_finetune(model: nn.Module, data, masks: dict, settings: FinetuneSettings) -> tuple[float, str, int]:
     """(best accuracy, lateness summary, messages posted)."""
     messages: queue.SimpleQueue = queue.SimpleQueue()
-    ctx = JobContext(messages.put, threading.Event())
+    report = tui_report(messages.put)
     outcome = {}
     worker = threading.Thread(
-        target=lambda: outcome.update(
-            result=finetune(model, data.train, data.eval, masks, settings, ctx.report)
-        )
+        target=lambda: outcome.update(result=finetune(model, data.train, data.eval, masks, settings, report))
     )
     posted = 0
     with LatenessProbe() as probe:

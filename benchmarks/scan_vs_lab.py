@@ -193,11 +193,17 @@ def main() -> None:
             data_file, checkpoint = Path(folder) / "data.pt", Path(folder) / "vgg.pt"
             torch.save({"images": images, "labels": labels}, data_file)
             torch.save({k: v.cpu() for k, v in model.state_dict().items()}, checkpoint)
-            wall, cpu = cli_scan_seconds(data_file, checkpoint, args.device)
-        line = f"`prunetui scan` as a process: {wall:.1f} s wall, {cpu:.1f} s CPU"
-        if lab is not None:
-            line += f"; ratio to the lab loop {wall / lab_wall:.3f} wall, {cpu / lab_cpu:.3f} CPU"
-        print(line)
+            try:
+                wall, cpu = cli_scan_seconds(data_file, checkpoint, args.device)
+            except subprocess.CalledProcessError as error:  # the figures above stand; say why this failed
+                tail = error.stderr.decode(errors="replace").strip().splitlines()[-3:]
+                wall = cpu = None
+                print(f"`prunetui scan` as a process: FAILED (exit {error.returncode}): {' / '.join(tail)}")
+        if wall is not None:
+            line = f"`prunetui scan` as a process: {wall:.1f} s wall, {cpu:.1f} s CPU"
+            if lab is not None:
+                line += f"; ratio to the lab loop {wall / lab_wall:.3f} wall, {cpu / lab_cpu:.3f} CPU"
+            print(line)
     lowest = min(min(v) for v in ours.layers.values())
     print(f"accuracy range in the grid: {lowest:.2f}% .. {ours.base_accuracy:.2f}% (dense)")
 
