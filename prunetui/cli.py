@@ -118,6 +118,11 @@ def build_parser() -> Parser:
     prune.add_argument("--lr", type=float, default=0.01, help="finetune learning rate (default 0.01)")
     prune.add_argument("--out", metavar="PATH", help="write the pruned checkpoint here")
     prune.add_argument("--force", action="store_true", help="let --out replace an existing file")
+    prune.add_argument(
+        "--regrow",
+        action="store_true",
+        help="let finetuning regrow the weights that were already zero in --checkpoint (default: held)",
+    )
     _add_amp(prune)
     _add_processes(prune)
 

@@ -44,6 +44,7 @@ def open_from_args(args: argparse.Namespace, print_notes: bool = True) -> Opened
         device=args.device,
         profile=args.profile,
         method=getattr(args, "method", None),
+        regrow=getattr(args, "regrow", False),
     )
     opened = open_session(request)
     for note in opened.notes if print_notes else ():
@@ -212,7 +213,7 @@ def prune(
     if out:
         steps.export(session, out, profile_name, force, say)
     size = session.current_size()
-    actual = session.pruned_sparsity()
+    actual, start = session.pruned_sparsity(), session.start_sparsity()
     return {
         "model": session.label,
         "profile": profile_name,
@@ -225,7 +226,8 @@ def prune(
         "accuracy_after": accuracy_after,
         "epochs": epochs_log,
         "layers": [
-            {"name": n, "target": session.targets[n], "sparsity": actual[n]} for n in session.layer_names
+            {"name": n, "target": session.targets[n], "sparsity": actual[n], "start_sparsity": start[n]}
+            for n in session.layer_names
         ],
     }
 
@@ -255,17 +257,16 @@ def runs(opened: Opened, as_json: bool) -> dict:
     if not as_json:
         table = Table(title=f"runs of {session.label} in {Path.cwd()}", box=box.SIMPLE_HEAD, pad_edge=False)
         several_methods = len({run.method for run in records}) > 1  # else the column says nothing
-        columns = ("#", "Name", "Method", "Status", "MiB", "%dense", "Before", "After", "Change", "Ep")
+        columns = ("#", "Name", "Method", "Status", "MiB", "%dense", "Before", "After", "Ep")
         for column in columns if several_methods else tuple(c for c in columns if c != "Method"):
             table.add_column(
                 column, justify="left" if column in ("Name", "Method", "Status") else "right", no_wrap=True
             )
         for number, run in enumerate(records, 1):
-            change = run.accuracy_change
             cells = [
                 str(number), run.name, run.method, run.status, f"{run.sparse_size_mib:.2f}",
                 f"{run.percent_of_dense:.2f}", _accuracy(run.accuracy_before), _accuracy(run.accuracy_after),
-                "" if change is None else f"{change:+.2f}", str(len(run.epochs) or ""),
+                str(len(run.epochs) or ""),
             ]  # fmt: skip
             table.add_row(*(cells if several_methods else cells[:2] + cells[3:]))
         _console(False).print(table if records else "No runs recorded here yet for this model.")

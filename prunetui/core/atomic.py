@@ -14,6 +14,7 @@ def write_atomic(path: str | os.PathLike, write: Callable[[object], None], binar
     target = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        os.fchmod(fd, _file_mode(target))  # mkstemp makes it private (0600); a saved file is not
         with os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as f:
             write(f)
             f.flush()
@@ -23,3 +24,22 @@ def write_atomic(path: str | os.PathLike, write: Callable[[object], None], binar
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+def _file_mode(target: Path) -> int:
+    """The mode the file keeps (when it exists), else what `open` would give: 0666 less the umask."""
+    try:
+        return target.stat().st_mode & 0o777
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (os.umask sets it: not safe beside other threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022

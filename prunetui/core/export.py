@@ -23,14 +23,15 @@ class Exported:
 
 def checkpoint_dict(session: Session, profile_name: str) -> dict:
     """`state_dict` loads into the same architecture; `prunetui` records what was done to it."""
-    size = session.current_size()
+    size, run = session.current_size(), session.current_run
     return {
         "state_dict": {k: v.detach().cpu() for k, v in session.model.state_dict().items()},
         "prunetui": {
             "model": session.label,
             "profile": profile_name,
-            "method": session.method.name,
-            "sparsity": dict(session.targets),
+            # what the weights hold: the run that made them, not targets typed since
+            "method": run.method if run is not None else session.method.name,
+            "sparsity": dict(run.profile) if run is not None else {},
             "dense_size_mib": session.dense_size,
             "sparse_size_mib": size,
             "percent_of_dense": session.percent(size),

@@ -77,6 +77,19 @@ def prune(
     return masks
 
 
+def existing_zeros(params: dict[str, torch.Tensor]) -> Masks:
+    """Masks of the zeros already in the tensors that have some (a pruned checkpoint, an export of an
+    earlier run): True = nonzero. They are part of the starting state, held like any mask."""
+    masks = {name: p.detach() != 0 for name, p in params.items()}
+    return {name: mask for name, mask in masks.items() if not bool(mask.all())}
+
+
+def hold(masks: Masks, held: Masks) -> Masks:
+    """`masks` with every weight `held` prunes kept pruned, and the layers only `held` masks added."""
+    combined = {name: mask & held[name] if name in held else mask for name, mask in masks.items()}
+    return {**held, **combined}
+
+
 def mask_sparsity(masks: Masks) -> dict[str, float]:
     """Fraction of weights each mask removes."""
     return {name: 1.0 - float(mask.sum()) / mask.numel() for name, mask in masks.items()}

@@ -45,6 +45,7 @@ class RunRecord:
     resume_file: str | None = None  # weights + optimizer after the last completed epoch
     error: str | None = None
     method: str = "magnitude"  # the core.methods criterion that made the masks
+    data_fingerprint: str | None = None  # what the data held (sources.fingerprints), not its name
 
     @property
     def accuracy_change(self) -> float | None:

@@ -1,8 +1,9 @@
 """Scan results kept in `.prunetui/scans/<key>.json`, so the same scan is instant the second time.
 
 The key covers everything the numbers depend on: the model's class, structure and every tensor of its
-state (weights and BatchNorm statistics), the data spec, the pruning method, the evaluation subset, the
-sparsity grid and the autocast mode. Rows are stored layer by layer, so a scan of a few layers, or one cancelled half-way,
+state (weights and BatchNorm statistics), the data's fingerprint (what the files hold, not what they are
+called: sources/fingerprints.py), the pruning method, the evaluation subset, the sparsity grid and the
+autocast mode. Rows are stored layer by layer, so a scan of a few layers, or one cancelled half-way,
 serves every later scan that asks for those layers, and only the missing ones are computed.
 """
 
@@ -41,18 +42,20 @@ def scan_folder(workdir: str | Path) -> Path:
 
 def scan_key(
     model: nn.Module,
-    data_spec: str,
+    data: str,
     sparsities: Sequence[float],
     eval_size: int | None,
     amp: str | None,
     method: str = "magnitude",
 ) -> str:
+    """The cache file's name for a scan of `model` on `data` (the data's fingerprint; its spec when
+    no fingerprint is known) with these settings."""
     settings = {
         "method": method,
         "model": f"{type(model).__module__}.{type(model).__qualname__}",
         "structure": repr(model),
         "state": fingerprint(model.state_dict()),
-        "data": data_spec,
+        "data": data,
         "eval_size": eval_size,
         "sparsities": [float(s) for s in sparsities],
         "amp": amp,

@@ -39,10 +39,12 @@ class Splits:
 
 @dataclass(frozen=True)
 class Origin:
-    """Where the model and data came from, as the user named them: recorded in every run."""
+    """Where the model and data came from, as the user named them: recorded in every run. The data's
+    fingerprint (what it is, whatever its name: sources/fingerprints.py) keys the scan cache."""
 
     data_spec: str | None = None
     checkpoint: str | None = None
+    data_fingerprint: str | None = None
 
 
 class Session:
@@ -64,7 +66,11 @@ class Session:
         self.dense_state = snapshot(model)
         self.layer_names = list(prunable_parameters(model))
         self.targets = {name: 0.0 for name in self.layer_names}
-        self.masks: pruning.Masks = {}
+        # zeros present at load are part of the starting state: held through prune and finetune
+        # (Han et al. 2015's iterative pruning keeps them), unless `regrow`
+        self.start_masks = pruning.existing_zeros(prunable_parameters(model))
+        self.regrow = False
+        self.masks: pruning.Masks = dict(self.start_masks)
         self.dense_size = dense_size_mib(model)
         self.dense_accuracy: float | None = None
         self.accuracy: float | None = None  # of the model as it is now, when known
@@ -72,12 +78,29 @@ class Session:
         # by method name, so a preview thread finishing after a method change never mixes two methods
         self._dense_scores: dict[str, dict[str, torch.Tensor]] = {}
         self._kept: dict[tuple[str, str, float], int] = {}
+        self._scoring = threading.Lock()  # preview threads and jobs may ask for the same scores at once
         self.origin = origin
         self.store = store  # None: runs are not recorded
         self.model_state = fingerprint(self.dense_state)
         self.profile_name = "custom"
         self.current_run: RunRecord | None = None  # the run whose weights the model holds now
         self.scan_cache_folder: Path | None = None  # scans are cached here when set (and the data spec known)
+
+    @property
+    def is_dense(self) -> bool:
+        """The model holds the weights it was opened with (nothing pruned or finetuned since)."""
+        return self.current_run is None
+
+    def set_regrow(self, regrow: bool) -> None:
+        """True: the zeros present at load are not held (finetuning may grow them back)."""
+        self.regrow = regrow
+        if self.is_dense:
+            self.masks = {} if regrow else dict(self.start_masks)
+
+    def start_sparsity(self) -> dict[str, float]:
+        """Fraction of each prunable tensor that was zero at load (0.0 for dense tensors)."""
+        held = pruning.mask_sparsity(self.start_masks)
+        return {name: held.get(name, 0.0) for name in self.layer_names}
 
     # --- sizes -----------------------------------------------------------------------------------
     def current_size(self) -> float:
@@ -114,8 +137,9 @@ class Session:
     ) -> dict[str, torch.Tensor]:
         """The importance of every dense weight by `method` (default: the session's), computed once."""
         method = method or self.method
-        if method.name not in self._dense_scores:
-            self._dense_scores[method.name] = self._scores(self.dense_state, cancel, method)
+        with self._scoring:
+            if method.name not in self._dense_scores:
+                self._dense_scores[method.name] = self._scores(self.dense_state, cancel, method)
         return self._dense_scores[method.name]
 
     def _scores(
@@ -162,7 +186,7 @@ class Session:
 
     def evaluate(self, report: Report = ignore, cancel: threading.Event | None = None) -> float:
         self.accuracy = evaluate(self.model, self._require_data().eval, report, cancel)
-        if not self.masks and self.dense_accuracy is None:
+        if self.is_dense and self.dense_accuracy is None:
             self.dense_accuracy = self.accuracy
         run = self.current_run
         if run is not None and run.kind == "prune" and run.accuracy_before is None:
@@ -176,8 +200,10 @@ class Session:
         targets = dict(self.targets if targets is None else targets)
         scores = self.dense_scores()
         restore(self.model, self.dense_state)
-        self.masks = pruning.prune(self.model, targets, scores)
-        self.accuracy = None if self.masks else self.dense_accuracy
+        masks = pruning.masks_from_scores(scores, targets)
+        self.masks = masks if self.regrow else pruning.hold(masks, self.start_masks)
+        pruning.apply_masks(self.model, self.masks)
+        self.accuracy = self.dense_accuracy if not any(s > 0 for s in targets.values()) else None
         self.current_run = self._new_run("prune", run_name or self.profile_name, targets)
         self.current_run.status = "finished"
         self._save(self.current_run)
@@ -301,6 +327,7 @@ class Session:
             checkpoint=self.origin.checkpoint,
             accuracy_dense=self.dense_accuracy,
             method=self.method.name,
+            data_fingerprint=self.origin.data_fingerprint,
         )
 
     def _save(self, record: RunRecord) -> None:
@@ -375,7 +402,7 @@ class Session:
             return None
         key = scan_key(
             self.model,
-            self.origin.data_spec,
+            self.origin.data_fingerprint or self.origin.data_spec,
             sparsities,
             options.eval_size,
             options.accel.amp,
@@ -386,7 +413,7 @@ class Session:
     def reset(self) -> None:
         """Back to the dense weights, no masks (targets are kept)."""
         restore(self.model, self.dense_state)
-        self.masks = {}
+        self.masks = {} if self.regrow else dict(self.start_masks)
         self.accuracy = self.dense_accuracy
         self.current_run = None
 

@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset, default_collate
 
 from prunetui.errors import UserError
+from prunetui.sources import fingerprints
 from prunetui.sources.checkpoints import read_torch_file
 from prunetui.sources.imagefolder import read_image_folder
 
@@ -42,12 +43,14 @@ class Data:
     num_classes: int
     input_shape: tuple[int, int, int]  # C, H, W of one image
     notes: list[str] = field(default_factory=list)  # lines for the user: what was ignored
+    fingerprint: str | None = None  # what the data is, both splits (sources/fingerprints.py): caches' key
 
 
 class _Splits(NamedTuple):
     train: Dataset
     eval: Dataset
     num_classes: int
+    fingerprint: str
     notes: list[str] = []  # noqa: RUF012 - a NamedTuple default, never mutated
 
 
@@ -76,6 +79,7 @@ def load_data(
         num_classes=splits.num_classes,
         input_shape=input_shape,
         notes=list(splits.notes),
+        fingerprint=splits.fingerprint,
     )
 
 
@@ -112,7 +116,8 @@ def _digits(argument: str, spec: str) -> _Splits:
     x_train, x_test, y_train, y_test = train_test_split(
         images, labels, test_size=0.25, random_state=0, stratify=labels
     )
-    return _Splits(TensorDataset(x_train, y_train), TensorDataset(x_test, y_test), 10)
+    fingerprint = fingerprints.of_tensors("digits", [x_train, y_train, x_test, y_test])
+    return _Splits(TensorDataset(x_train, y_train), TensorDataset(x_test, y_test), 10, fingerprint)
 
 
 def _cifar10(argument: str, spec: str) -> _Splits:
@@ -133,7 +138,9 @@ def _cifar10(argument: str, spec: str) -> _Splits:
             f"data spec '{spec}': the files in {root}/cifar-10-batches-py are not the official CIFAR-10 "
             "release (md5 check failed)"
         ) from error
-    return _Splits(train, test, 10)
+    folder = os.path.join(root, "cifar-10-batches-py")
+    fingerprint = fingerprints.of_files("cifar10", [os.path.join(folder, name) for name in _CIFAR_FILES])
+    return _Splits(train, test, 10, fingerprint)
 
 
 def _mnist_like(class_name: str, kind: str) -> Callable[[str, str], _Splits]:
@@ -150,7 +157,9 @@ def _mnist_like(class_name: str, kind: str) -> Callable[[str, str], _Splits]:
             raise UserError(
                 f"data spec '{spec}': cannot read the idx files: {type(error).__name__}"
             ) from error
-        return _Splits(train, test, 10)
+        folder = os.path.join(root, class_name, "raw")
+        fingerprint = fingerprints.of_files(kind, [os.path.join(folder, name) for name in _MNIST_FILES])
+        return _Splits(train, test, 10, fingerprint)
 
     return read
 
@@ -165,7 +174,8 @@ def _expect_files(spec: str, folder: str, names: list[str]) -> None:
 def _imagefolder(argument: str, spec: str) -> _Splits:
     root = _required(argument, spec, "imagefolder:DIR")
     train, val, notes = read_image_folder(root, spec)  # see sources/imagefolder.py for the rules
-    return _Splits(train, val, len(train.classes), notes)
+    used = [(name, split.classes, split.samples) for name, split in (("train", train), ("val", val))]
+    return _Splits(train, val, len(train.classes), fingerprints.of_image_folder(root, used), notes)
 
 
 def _tensor_file(argument: str, spec: str) -> _Splits:
@@ -176,7 +186,7 @@ def _tensor_file(argument: str, spec: str) -> _Splits:
     images, labels = content["images"], content["labels"]
     _check_tensors(spec, images, labels)
     dataset = TensorDataset(images.float(), labels)
-    return _Splits(dataset, dataset, int(labels.max()) + 1)
+    return _Splits(dataset, dataset, int(labels.max()) + 1, fingerprints.of_files("tensor", [path]))
 
 
 def _check_tensors(spec: str, images: Any, labels: Any) -> None:
@@ -205,7 +215,7 @@ def _random(argument: str, spec: str) -> _Splits:
     images = torch.randn(count, channels, height, width, generator=generator)
     labels = torch.randint(0, 10, (count,), generator=generator)
     dataset = TensorDataset(images, labels)
-    return _Splits(dataset, dataset, 10)
+    return _Splits(dataset, dataset, 10, f"random:{argument}")  # seeded: the spec is the content
 
 
 _READERS: dict[str, Callable[[str, str], _Splits]] = {

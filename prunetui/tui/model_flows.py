@@ -125,7 +125,7 @@ class ModelFlows:
     def _prune_first(self) -> dict[str, float] | None:
         """The targets to prune to before finetuning: when nothing is pruned yet and some target is set."""
         targets = dict(self.app.targets)
-        return targets if not self.app.session.masks and any(targets.values()) else None
+        return targets if self.app.session.is_dense and any(targets.values()) else None
 
     def _finetune_chosen(self, request: FinetuneRequest | None) -> None:
         if request is None:
@@ -153,7 +153,7 @@ class ModelFlows:
         """Back to the dense weights; asks first when pruned weights would be lost."""
         app = self.app
         reset = partial(app.jobs.start, "Reset", partial(jobs.reset, app.session))
-        if not app.session.masks:
+        if app.session.is_dense:
             reset()
             return
         question = "Back to the dense weights? The pruned weights are lost unless exported (w)."

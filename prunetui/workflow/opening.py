@@ -27,6 +27,22 @@ class Request:
     device: str | None = None
     profile: str | None = None
     method: str | None = None  # overrides the profile's method
+    regrow: bool = False  # let finetuning regrow the zeros present at load
+
+
+def start_sparsity_notes(session: Session) -> list[str]:
+    """A line when the model is already sparse: its zeros are the starting state and stay pruned."""
+    start = {name: s for name, s in session.start_sparsity().items() if s > 0}
+    if not start:
+        return []
+    shown = ", ".join(f"{name} {s:.0%}" for name, s in list(start.items())[:3])
+    more = f" and {len(start) - 3} more" if len(start) > 3 else ""
+    held = (
+        "they stay pruned through prune and finetune"
+        if not session.regrow
+        else "--regrow: they may grow back"
+    )
+    return [f"already sparse at load: {shown}{more}; {held}"]
 
 
 @dataclass
@@ -55,13 +71,16 @@ def open_session(request: Request, workdir: Path | None = None) -> Opened:
     model = loaded.model.to(device)
     if data is not None:
         check_model_fits_data(model, data, device)
-    origin = Origin(data_spec=data_spec, checkpoint=request.checkpoint)
+    fingerprint = data.fingerprint if data is not None else None
+    origin = Origin(data_spec=data_spec, checkpoint=request.checkpoint, data_fingerprint=fingerprint)
     session = Session(model, data, loaded.label, origin, RunStore(workdir))
     session.scan_cache_folder = scan_folder(workdir)
+    session.set_regrow(request.regrow)
     if profile is not None:
         session.apply_profile(profile)
         warning = profile_model_warning(profile.name, profile.model, loaded.label)
         notes += [f"warning: {warning}"] if warning else []
+    notes += start_sparsity_notes(session)
     if request.method is not None:
         if profile is not None and profile.method != request.method:
             notes.append(

@@ -64,6 +64,7 @@ def prune(
     """Prune the dense weights to `targets` (default: the session's) by the session's method; measure
     the accuracy before finetuning when there is data. `predicted`: the accuracy a suggestion
     predicted for these targets (the run is then named "suggested"), said beside the measured one."""
+    _say_held_zeros(session, targets if targets is not None else session.targets, say)
     session.prune(targets, run_name=SUGGESTED_RUN if predicted is not None else None)
     say_size(session, say)
     if session.data is None:
@@ -73,6 +74,18 @@ def prune(
     if predicted is not None:
         say(lines.predicted_vs_measured(predicted, accuracy))
     return accuracy
+
+
+def _say_held_zeros(session: Session, targets: dict[str, float], say: Say) -> None:
+    """Targets below a layer's zeros at load do not regrow them: say so, once per prune."""
+    if session.regrow:
+        return
+    start = session.start_sparsity()
+    below = [name for name, s in start.items() if 0 < targets.get(name, 0.0) < s - 1e-9]
+    if below:
+        layers = ", ".join(f"{name} {targets[name]:.2f} < {start[name]:.2f}" for name in below[:3])
+        more = f" and {len(below) - 3} more" if len(below) > 3 else ""
+        say(f"Targets below the zeros at load ({layers}{more}): those zeros stay pruned (--regrow)", "yellow")
 
 
 def _epoch_lines(say: Say, report: Report) -> Report:
@@ -135,6 +148,9 @@ def resume(
     record = session.find_run(run_id)
     done = f"after epoch {len(record.epochs)} of {record.epochs_planned}"
     say(f"Resuming run {label or run_id} ({record.name}) {done}")
+    now = session.origin.data_fingerprint
+    if record.data_fingerprint and now and record.data_fingerprint != now:
+        say(f"warning: the data behind {record.data} changed since this run started", "yellow")
     result = session.resume(run_id, _epoch_lines(say, report), cancel, nproc=nproc, rendezvous=rendezvous)
     return _finetune_outcome(session, result, say)
 

@@ -57,17 +57,26 @@ def test_taylor_and_magnitude_give_the_same_sizes_and_different_masks(tmp_path):
 
 def test_taylor_scores_are_w_times_gradient_summed_over_batches():
     model, splits = tiny_cnn(), tiny_splits(shuffle=False)
+    batches = list(splits.train)[:3]  # a plain list is read as it comes
     state = {k: v.clone() for k, v in model.state_dict().items()}
-    scores = Taylor(batches=3).scores(model, state, ["3.weight"], splits.train)
+    scores = Taylor(batches=3).scores(model, state, ["3.weight"], batches)
     expected = torch.zeros_like(state["3.weight"])
     model.eval()
-    for i, (images, labels) in enumerate(splits.train):
-        if i == 3:
-            break
+    for images, labels in batches:
         model.zero_grad()
         F.cross_entropy(model(images), labels).backward()
         expected += (model[3].weight.detach() * model[3].weight.grad).abs()
     torch.testing.assert_close(scores["3.weight"], expected)
+
+
+def test_taylor_never_runs_the_shared_model_nor_draws_from_its_loader():
+    """A scan or finetune may use the model and the loader on another thread meanwhile."""
+    model, splits = tiny_cnn(), tiny_splits()
+    calls = []
+    model.register_forward_hook(lambda module, *_: calls.append(module is model))  # copied with the model
+    generator_state = splits.train.generator.get_state()
+    Taylor().scores(model, model.state_dict(), ["0.weight"], splits.train)
+    assert calls and not any(calls) and torch.equal(splits.train.generator.get_state(), generator_state)
 
 
 def test_taylor_scores_leave_the_model_alone_and_repeat_exactly():

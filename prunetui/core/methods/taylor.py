@@ -2,18 +2,19 @@
 
 Molchanov et al. 2019, "Importance Estimation for Neural Network Pruning" (CVPR): the first-order
 estimate of the loss change when a weight is removed. The gradients are taken in eval mode (BatchNorm
-uses its running statistics and keeps them; dropout is off) on a fixed draw of training batches, so
-the same weights and data always give the same scores, and the model is never modified.
+uses its running statistics; dropout is off) on a private copy of the model, over a fixed draw of
+training batches: the same weights and data always give the same scores, and the shared model, its
+loader and the loader's generator are never touched (another thread may be training with them).
 """
 
+import copy
 from collections.abc import Iterable, Mapping, Sequence
-from contextlib import contextmanager
 from threading import Event
 
 import torch
 from torch import nn
-from torch.func import functional_call
 from torch.nn import functional as F
+from torch.utils.data import DataLoader
 
 from prunetui.core.events import check_cancel
 from prunetui.core.methods.base import Criterion
@@ -44,46 +45,48 @@ class Taylor(Criterion):
             raise UserError(
                 "the taylor method scores weights with training batches: give a data spec (--data)"
             )
-        device = next(model.parameters()).device
-        leaves = {name: state[name].detach().to(device).clone().requires_grad_(True) for name in names}
-        tensors = {key: value.to(device) for key, value in state.items()} | leaves
-        totals = {name: torch.zeros_like(leaf) for name, leaf in leaves.items()}
-        was_training = model.training
-        model.eval()
-        try:
-            with _fixed_draw(batches), torch.enable_grad():
-                for images, labels in _first(batches, self.batch_count):
-                    check_cancel(cancel)
-                    output = functional_call(model, tensors, (images.to(device),))
-                    loss = F.cross_entropy(logits_of(output), labels.to(device))
-                    grads = torch.autograd.grad(loss, list(leaves.values()), allow_unused=True)
-                    for (name, leaf), grad in zip(leaves.items(), grads, strict=True):
-                        if grad is not None:
-                            totals[name] += (leaf.detach() * grad).abs()
-        finally:
-            model.train(was_training)
+        scorer = _private_copy(model, state, names)
+        params = dict(scorer.named_parameters())
+        leaves = [params[name] for name in names]
+        totals = {name: torch.zeros_like(params[name]) for name in names}
+        device = leaves[0].device
+        with torch.random.fork_rng(devices=[]), torch.enable_grad():
+            torch.manual_seed(SEED)  # augmentation draws from the global generator
+            for images, labels in _first(_fixed_order(batches), self.batch_count):
+                check_cancel(cancel)
+                loss = F.cross_entropy(logits_of(scorer(images.to(device))), labels.to(device))
+                grads = torch.autograd.grad(loss, leaves, allow_unused=True)
+                for name, leaf, grad in zip(names, leaves, grads, strict=True):
+                    if grad is not None:
+                        totals[name] += (leaf.detach() * grad).abs()
         return totals
 
 
-@contextmanager
-def _fixed_draw(batches: Iterable):
-    """The same batches every time: torch's global generator and the loader's own (if it has one)
-    seeded with SEED for the draw, then put back, so the training that follows draws as it would have."""
-    generators = {id(g): g for g in (getattr(batches, "generator", None), _sampler_generator(batches)) if g}
-    states = {key: g.get_state() for key, g in generators.items()}
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(SEED)
-        for g in generators.values():
-            g.manual_seed(SEED)
-        try:
-            yield
-        finally:
-            for key, g in generators.items():
-                g.set_state(states[key])
+def _private_copy(model: nn.Module, state: Mapping[str, torch.Tensor], names: Sequence[str]) -> nn.Module:
+    """A copy of `model` holding `state`, in eval mode, with gradients for `names` only. The shared
+    model is never touched: a training job or a scan may be using it on another thread."""
+    scorer = copy.deepcopy(model)
+    scorer.load_state_dict(state)
+    scorer.eval()
+    wanted = set(names)
+    for name, param in scorer.named_parameters():
+        param.requires_grad_(name in wanted)
+    return scorer
 
 
-def _sampler_generator(batches: Iterable) -> torch.Generator | None:
-    return getattr(getattr(batches, "sampler", None), "generator", None)
+def _fixed_order(batches: Iterable) -> Iterable:
+    """The same batches every time: a DataLoader is re-made with its own seeded shuffle (the caller's
+    loader and its generator are left alone); any other iterable is read as it comes."""
+    if not isinstance(batches, DataLoader):
+        return batches
+    return DataLoader(
+        batches.dataset,
+        batch_size=batches.batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(SEED),
+        collate_fn=batches.collate_fn,
+        drop_last=batches.drop_last,
+    )
 
 
 def _first(batches: Iterable, count: int):
