@@ -1,4 +1,5 @@
-"""Top-1 accuracy on an evaluation split."""
+"""Top-1 accuracy on an evaluation split, in the split's own batches (the batching every accuracy
+follows: core.evaldata)."""
 
 import threading
 from collections.abc import Iterable
@@ -7,6 +8,7 @@ import torch
 from torch import nn
 
 from prunetui.core.events import Progress, Report, batch_count, check_cancel, ignore
+from prunetui.core.outputs import logits_of
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -37,7 +39,11 @@ def count_correct(
     report: Report = ignore,
     cancel: threading.Event | None = None,
 ) -> tuple[int, int]:
-    """(correct top-1 predictions, images seen) over `batches`, counted on the device (one sync at the end)."""
+    """(correct top-1 predictions, images seen) over `batches`, counted on the device (one sync at the end).
+
+    `batches` are evaluated as given: they are the evaluation's batching (core.evaldata's rule). The
+    logits are read from the forward's output by core.outputs.logits_of (UserError when it has none).
+    """
     model.eval()
     device = model_device(model)
     total = batch_count(batches)
@@ -47,7 +53,7 @@ def count_correct(
         check_cancel(cancel)
         images = images.to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
-        correct += (model(images).argmax(dim=1) == labels).sum()
+        correct += (logits_of(model(images)).argmax(dim=1) == labels).sum()
         seen += labels.numel()
         report(Progress("evaluate", i + 1, total))
     return int(correct), seen

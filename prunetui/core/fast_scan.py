@@ -5,6 +5,10 @@ later node reads) for as many batches as the activation budget allows, then for 
 pruned weight in place and runs the remaining nodes. When one chunk holds every batch, the states are
 kept from layer to layer and advanced instead of recomputed. Models fx cannot trace run the full
 forward for every point ("full" path), still on held data.
+
+Outputs are read through core.outputs.logits_of (a tuple, dict or namedtuple output gives its logits);
+the held data keeps the evaluation loader's own batches for a model whose output depends on the batch
+(core.evaldata.batch_dependent), so the scan's accuracies are the plain evaluation's.
 """
 
 import itertools
@@ -20,11 +24,13 @@ from prunetui.core.accel import Acceleration, autocast, model_memory_format, wan
 from prunetui.core.evaldata import (
     Batch,
     EvalBatches,
+    batch_dependent,
     default_activation_budget,
     default_batch_size,
     hold_eval_data,
 )
 from prunetui.core.events import Report, ScanPoint, check_cancel
+from prunetui.core.outputs import logits_of
 from prunetui.core.pruning import lab_mask
 from prunetui.core.split import (
     FIRST,
@@ -37,6 +43,7 @@ from prunetui.core.split import (
     state_bytes,
     trace,
 )
+from prunetui.errors import UserError
 
 # The traced graph runs the model's own ops, so its output matches to the bit on CPU; the tolerance only
 # absorbs nondeterministic GPU kernels, never a wrong trace.
@@ -87,14 +94,17 @@ class FastScanner:
 
     def _graph_state_sizes(self, images: torch.Tensor) -> list[int] | None:
         with autocast(self.accel, self.device):
-            expected = self.model(images.clone())
+            expected = logits_of(self.model(images.clone()))
             state = input_state(self.graph, images.clone())
             sizes = [0, state_bytes(state)]
             for i in range(FIRST, self.graph.end):
                 state = advance(self.graph, state, i, i + 1)
                 sizes.append(state_bytes(state))
-        logits = state[self.graph.nodes[-1]]
-        if isinstance(logits, torch.Tensor) and torch.allclose(logits, expected, **VERIFY_TOLERANCE):
+        try:
+            logits = logits_of(state[self.graph.nodes[-1]])
+        except UserError:  # the graph's output is not the model's: run the model itself
+            return None
+        if logits.shape == expected.shape and torch.allclose(logits, expected, **VERIFY_TOLERANCE):
             return sizes
         return None
 
@@ -104,7 +114,7 @@ class FastScanner:
         for images, labels in self.data:
             check_cancel(cancel)
             with autocast(self.accel, self.device):
-                correct += _correct(self.model(images.clone()), labels)
+                correct += _correct(logits_of(self.model(images.clone())), labels)
             seen += len(labels)
         self.images = seen
         return _accuracy(correct, seen)
@@ -187,8 +197,8 @@ class FastScanner:
     def _logits(self, state, index: int) -> torch.Tensor:
         """The suffix on a copy of the state: a node may modify its inputs in place (`out += identity`)."""
         if self.graph is None:
-            return self.model(state.clone())
-        return run_to_end(self.graph, copy_state(state), index)
+            return logits_of(self.model(state.clone()))
+        return logits_of(run_to_end(self.graph, copy_state(state), index))
 
 
 @contextmanager
@@ -204,20 +214,17 @@ def fast_scanner(
 ) -> Iterator[FastScanner]:
     """A prepared FastScanner for `model` (in eval mode) on the first `eval_size` images of `batches`.
 
-    While the block runs the model may hold its weights channels_last; they get their layout back after.
+    The images are held re-batched to `batch_size` (default: chosen for the device), unless the model's
+    output depends on its batch (core.evaldata.batch_dependent): then they keep `batches`' own batches,
+    whatever `batch_size` says, so every accuracy is the plain evaluation's. While the block runs the
+    model may hold its weights channels_last; they get their layout back after.
     """
     device = next(model.parameters()).device
     channels_last = wants_channels_last(accel, device)
     with model_memory_format(model, channels_last):
-        data = hold_eval_data(
-            batches,
-            device,
-            batch_size or default_batch_size(device),
-            eval_size,
-            data_budget,
-            channels_last,
-            cancel,
-        )
+        data = hold_eval_data(batches, device, None, eval_size, data_budget, channels_last, cancel)
+        if data.held is not None and not batch_dependent(model, data.held[0][0]):
+            data = data.rebatched(batch_size or default_batch_size(device))
         budget = default_activation_budget(device) if activation_budget is None else activation_budget
         scanner = FastScanner(model, data, trace(model), accel, budget)
         scanner.prepare(cancel)

@@ -18,6 +18,7 @@ from torch import nn
 from prunetui.core.accel import Acceleration, autocast, grad_scaler, model_memory_format, wants_channels_last
 from prunetui.core.evaluate import evaluate, model_device
 from prunetui.core.events import Cancelled, EpochEnd, Progress, Report, batch_count, check_cancel, ignore
+from prunetui.core.outputs import logits_of
 from prunetui.core.pruning import Masks
 
 
@@ -131,7 +132,8 @@ def train_one_epoch(
     scaler: torch.amp.GradScaler | None = None,
 ) -> None:
     """One pass over `batches` of (images N x C x H x W, labels N) through `model` (plain or DDP):
-    cross-entropy, one optimizer and schedule step a batch, the masks re-applied after each.
+    cross-entropy on the logits (core.outputs.logits_of: auxiliary outputs such as GoogLeNet's train-mode
+    aux heads are not in the loss), one optimizer and schedule step a batch, the masks re-applied after each.
 
     Raises Cancelled before a batch when `cancel` is set. Nothing here waits for the device (no .item()),
     so a GPU runs ahead.
@@ -148,7 +150,7 @@ def train_one_epoch(
         labels = labels.to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
         with autocast(accel, device):
-            loss = criterion(model(images), labels)
+            loss = criterion(logits_of(model(images)), labels)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()

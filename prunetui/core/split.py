@@ -73,8 +73,9 @@ def advance(graph: SplitGraph, state: State, start: int, stop: int) -> State:
     return env
 
 
-def run_to_end(graph: SplitGraph, state: State, start: int) -> torch.Tensor:
-    """The model's output for the batch whose state at `start` is `state`."""
+def run_to_end(graph: SplitGraph, state: State, start: int) -> object:
+    """The model's output for the batch whose state at `start` is `state`: what its forward returns (a
+    tensor, or a tuple, dict or namedtuple of them: read it with core.outputs.logits_of)."""
     return advance(graph, state, start, graph.end)[graph.nodes[-1]]
 
 

@@ -4,8 +4,8 @@ Every rank builds the model from its spec, loads the weights and masks the paren
 job file, and the data from its spec, then:
 - finetune: core.finetune's own loop (`train_epochs`, every setting applied as in one process), given
   what is distributed: DistributedDataParallel to train through (batch norms synchronised), a
-  DistributedSampler giving each rank 1/N of every global batch, the evaluation split sharded and the
-  correct counts summed;
+  DistributedSampler giving each rank 1/N of every global batch, the evaluation split sharded by whole
+  evaluation batches and the correct counts summed;
 - scan: the layers dealt round-robin to the ranks, each scanned over the whole evaluation split, the
   rows gathered.
 The first process of each machine (local rank 0) reports to the parent and writes the state after every
@@ -27,6 +27,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
+from prunetui.core.accel import autocast, input_memory_format, model_memory_format, wants_channels_last
 from prunetui.core.atomic import write_atomic
 from prunetui.core.evaluate import count_correct
 from prunetui.core.events import Event, Progress, ScanPoint
@@ -37,6 +38,7 @@ from prunetui.dist.protocol import encode, event_message
 from prunetui.dist.syncbn import sync_batchnorm
 from prunetui.errors import UserError
 from prunetui.sources import load_data, load_model
+from prunetui.sources.fit import probe_batch, untrained_parameters
 
 PROGRESS_INTERVAL = 0.1  # seconds between progress lines
 
@@ -121,11 +123,18 @@ def train_loader(data, job: dict) -> DataLoader:
 
 
 def eval_shard(data, job: dict) -> DataLoader:
-    """Every N-th evaluation image, from this rank's offset: the shards cover the split exactly once."""
+    """Every N-th evaluation batch, from this rank's offset: the shards cover the split exactly once, in
+    the very batches one process evaluates (core.evaldata's rule: a model whose output depends on its
+    batch then gives the same accuracy on N processes as on one)."""
+    size, rank, world = job["eval_batch_size"], dist.get_rank(), dist.get_world_size()
     dataset = data.eval.dataset
-    shard = Subset(dataset, range(dist.get_rank(), len(dataset), dist.get_world_size()))
+    indices = [
+        i
+        for start in range(rank * size, len(dataset), world * size)
+        for i in range(start, min(start + size, len(dataset)))
+    ]
     return DataLoader(
-        shard, job["eval_batch_size"], num_workers=job["num_workers"], collate_fn=data.eval.collate_fn
+        Subset(dataset, indices), size, num_workers=job["num_workers"], collate_fn=data.eval.collate_fn
     )
 
 
@@ -139,11 +148,30 @@ def global_accuracy(model: nn.Module, shard: DataLoader, device: torch.device) -
     return correct / seen * 100.0
 
 
-def ddp_wrapper(device: torch.device):
-    """What core's loop trains through: DDP, gradients averaged over the ranks after every backward."""
+def loss_free_parameters(
+    model: nn.Module, data, settings: FinetuneSettings, device: torch.device
+) -> list[str]:
+    """sources.fit.untrained_parameters on two evaluation images, under the settings' autocast and layout
+    like every training step."""
+    images, labels = probe_batch(data)
+    accel = settings.acceleration
+    channels_last = wants_channels_last(accel, device)
+    with model_memory_format(model, channels_last), autocast(accel, device):
+        images = input_memory_format(images.to(device), channels_last)
+        return untrained_parameters(model, images, labels.to(device))
+
+
+def ddp_wrapper(device: torch.device, find_unused_parameters: bool = False):
+    """What core's loop trains through: DDP, gradients averaged over the ranks after every backward.
+    `find_unused_parameters` for a model whose loss leaves some parameters without a gradient (auxiliary
+    heads: sources.fit.untrained_parameters), which DDP otherwise refuses at the second step."""
 
     def wrap(model: nn.Module) -> nn.Module:
-        return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        return DistributedDataParallel(
+            model,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=find_unused_parameters,
+        )
 
     return wrap
 
@@ -165,16 +193,18 @@ def finetune(job: dict, folder: Path, device: torch.device, channel: Channel) ->
     check_same_masks(inputs["masks"])
     data = load_data(job["data"])
     batches, shard = train_loader(data, job), eval_shard(data, job)
+    settings = FinetuneSettings(**job["settings"])
+    unused = loss_free_parameters(model, data, settings, device)
     result = train_epochs(
         sync_batchnorm(model, device),
         batches,
         inputs["masks"],
-        FinetuneSettings(**job["settings"]),
+        settings,
         evaluate_fn=lambda trained: global_accuracy(trained, shard, device),
         report=channel.report,
         save_state=state_writer(folder) if channel.leader else None,
         resume=inputs["resume"],
-        wrap=ddp_wrapper(device),
+        wrap=ddp_wrapper(device, find_unused_parameters=bool(unused)),
     )
     channel.send({"type": "result", "epochs": result.completed, "best_epoch": result.best_epoch})
 
