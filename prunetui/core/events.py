@@ -26,11 +26,15 @@ class ScanPoint:
 class EpochEnd:
     epoch: int  # 1-based
     accuracy: float
-    best_accuracy: float
+    best_accuracy: float | None  # None while a gradual schedule still grows the masks
     seconds: float
 
     def line(self) -> str:
         """The blog's line format, exactly."""
+        if self.best_accuracy is None:
+            return (
+                f"Epoch {self.epoch} Accuracy {self.accuracy:.2f}% / masks still growing to the targets (AGP)"
+            )
         return f"Epoch {self.epoch} Accuracy {self.accuracy:.2f}% / Best Accuracy: {self.best_accuracy:.2f}%"
 
 

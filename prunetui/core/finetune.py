@@ -16,10 +16,12 @@ import torch
 from torch import nn
 
 from prunetui.core.accel import Acceleration, autocast, grad_scaler, model_memory_format, wants_channels_last
+from prunetui.core.distill import Distillation, Teacher, distillation_loss
 from prunetui.core.evaluate import evaluate, model_device
 from prunetui.core.events import Cancelled, EpochEnd, Progress, Report, batch_count, check_cancel, ignore
 from prunetui.core.outputs import logits_of
 from prunetui.core.pruning import Masks
+from prunetui.core.schedule import GradualMasks, agp_over
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,26 @@ class FinetuneSettings:
     weight_decay: float = 1e-4
     amp: str | None = None  # "bf16" or "fp16" autocast (fp16 with loss scaling on CUDA), None for fp32
     channels_last: bool | None = None  # None: chosen for the device (core.accel)
+    distill: bool = False  # also learn from a teacher (the dense model): core.distill
+    temperature: float = 4.0
+    alpha: float = 0.9  # weight of the teacher's soft term
+    # "agp": the masks grow from each layer's sparsity at the start to `gradual_targets` on the cubic
+    # schedule of core.schedule over the first `agp_share` of the steps; "oneshot": masks fixed
+    schedule: str = "oneshot"
+    agp_share: float = 0.75
+    gradual_targets: dict[str, float] | None = None
+
+    def __post_init__(self):
+        if self.schedule not in ("oneshot", "agp"):
+            raise ValueError(f"unknown schedule '{self.schedule}': oneshot or agp")
+        if self.schedule == "agp" and not self.gradual_targets:
+            raise ValueError("an agp schedule needs the targets it ends at")
+        if self.distill:
+            self.distillation  # noqa: B018 - raises for bad values
+
+    @property
+    def distillation(self) -> Distillation:
+        return Distillation(self.temperature, self.alpha)
 
     @property
     def acceleration(self) -> Acceleration:
@@ -44,6 +66,7 @@ class FinetuneResult:
     best_accuracy: float | None = None
     best_epoch: int | None = None
     cancelled: bool = False
+    masks: Masks | None = None  # the masks at the end (a gradual schedule grows them), True = kept
 
     @property
     def completed(self) -> int:
@@ -76,10 +99,13 @@ def sgd_with_cosine(model: nn.Module, settings: FinetuneSettings, steps_per_epoc
     return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
 
 
-def resume_state(model, optimizer, scheduler, result: FinetuneResult, best_state: dict) -> dict:
+def resume_state(
+    model, optimizer, scheduler, result: FinetuneResult, best_state: dict, masks: Masks | None = None
+) -> dict:
     """Everything needed to go on after the last completed epoch (tensors and plain data only)."""
     return {
         "model": snapshot(model),
+        "held_masks": masks,  # as they are after that epoch (a gradual schedule changes them)
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "best_model": best_state,
@@ -95,8 +121,13 @@ def load_resume_state(model, optimizer, scheduler, result: FinetuneResult, state
     scheduler.load_state_dict(state["scheduler"])
     result.epochs = [EpochEnd(**e) for e in state["epochs"]]
     result.best_epoch = state["best_epoch"]
-    result.best_accuracy = max((e.accuracy for e in result.epochs), default=None)
+    result.best_accuracy = best_of(result)
     return state["best_model"]
+
+
+def best_of(result: FinetuneResult) -> float | None:
+    """The best epoch's accuracy (not the highest of all: a gradual run's early epochs are not eligible)."""
+    return next((e.accuracy for e in result.epochs if e.epoch == result.best_epoch), None)
 
 
 def masks_like_params(model: nn.Module, masks: Masks) -> Masks:
@@ -130,11 +161,15 @@ def train_one_epoch(
     cancel: threading.Event | None = None,
     accel: Acceleration | None = None,
     scaler: torch.amp.GradScaler | None = None,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    after_step: Callable[[], None] | None = None,
 ) -> None:
     """One pass over `batches` of (images N x C x H x W, labels N) through `model` (plain or DDP):
     cross-entropy on the logits (core.outputs.logits_of: auxiliary outputs such as GoogLeNet's train-mode
     aux heads are not in the loss), one optimizer and schedule step a batch, the masks re-applied after each.
 
+    `loss_fn(logits, images, labels)` replaces the cross-entropy (distillation); `after_step()` runs after
+    the masks are re-applied (a gradual schedule growing them).
     Raises Cancelled before a batch when `cancel` is set. Nothing here waits for the device (no .item()),
     so a GPU runs ahead.
     """
@@ -150,12 +185,15 @@ def train_one_epoch(
         labels = labels.to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
         with autocast(accel, device):
-            loss = criterion(logits_of(model(images)), labels)
+            logits = logits_of(model(images))
+            loss = criterion(logits, labels) if loss_fn is None else loss_fn(logits, images, labels)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
         reapply(held)
+        if after_step is not None:
+            after_step()
         report(Progress(f"train epoch {epoch}", i + 1, total))
 
 
@@ -179,6 +217,9 @@ class _Training:
     accel: Acceleration
     result: FinetuneResult
     best_state: dict
+    names: list[str]  # of the held masks, in order
+    loss_fn: Callable | None = None  # distillation
+    gradual: GradualMasks | None = None
 
     def epoch(
         self,
@@ -202,19 +243,53 @@ class _Training:
             cancel,
             accel=self.accel,
             scaler=self.scaler,
+            loss_fn=self.loss_fn,
+            after_step=self.gradual.after_step if self.gradual is not None else None,
         )
         with autocast(self.accel, model_device(self.model)):
             accuracy = evaluate_fn(self.model)
         result = self.result
-        if result.best_accuracy is None or accuracy > result.best_accuracy:
+        reached = self.gradual is None or self.gradual.done  # a gradual run's best is at its targets
+        if reached and (result.best_accuracy is None or accuracy > result.best_accuracy):
             result.best_accuracy, result.best_epoch = accuracy, epoch
             self.best_state = snapshot(self.model)
         event = EpochEnd(epoch, accuracy, result.best_accuracy, time.perf_counter() - started)
         result.epochs.append(event)
         return event
 
+    def masks(self) -> Masks:
+        """The held masks as they are now, True = kept."""
+        return {name: mask.bool().cpu() for name, (_, mask) in zip(self.names, self.held, strict=True)}
+
     def state(self) -> dict:
-        return resume_state(self.model, self.optimizer, self.scheduler, self.result, self.best_state)
+        state = resume_state(
+            self.model, self.optimizer, self.scheduler, self.result, self.best_state, self.masks()
+        )
+        state["gradual_initial"] = self.gradual.initial if self.gradual is not None else None
+        return state
+
+
+def _distillation(
+    settings: FinetuneSettings, model: nn.Module, teacher_state: dict | None
+) -> Callable | None:
+    """The loss of a distilling run: the teacher is `teacher_state` (the dense weights) in a copy."""
+    if not settings.distill:
+        return None
+    teacher = Teacher(model, teacher_state)
+
+    def loss_fn(logits: torch.Tensor, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return distillation_loss(logits, teacher.logits(images), labels, settings.distillation)
+
+    return loss_fn
+
+
+def _held_masks(model: nn.Module, masks: Masks, settings: FinetuneSettings) -> Masks:
+    """A gradual run holds every layer it will prune, from the start (all kept when not pruned yet)."""
+    if settings.schedule != "agp":
+        return masks
+    params = dict(model.named_parameters())
+    ones = {name: torch.ones_like(params[name], dtype=torch.bool) for name in settings.gradual_targets}
+    return {**ones, **masks}
 
 
 def train_epochs(
@@ -228,20 +303,34 @@ def train_epochs(
     save_state: Callable[[dict], None] | None = None,
     resume: dict | None = None,
     wrap: Callable[[nn.Module], nn.Module] | None = None,
+    teacher_state: dict[str, torch.Tensor] | None = None,
 ) -> FinetuneResult:
     """The epoch loop `finetune` documents, every `settings` field applied, for one process or one rank.
 
     `evaluate_fn(model)` gives an epoch's accuracy (run under the settings' autocast); `wrap(model)`, when
     given, returns the module the batches go through (DDP), made once the memory format is set.
+    `teacher_state`: the weights a distilling run learns from (default: the model as it starts).
     """
     start_state = snapshot(model)
-    optimizer, scheduler = sgd_with_cosine(model, settings, batch_count(train_batches))
+    steps_per_epoch = batch_count(train_batches)
+    optimizer, scheduler = sgd_with_cosine(model, settings, steps_per_epoch)
     result, best_state = FinetuneResult(), start_state
+    loss_fn = _distillation(settings, model, teacher_state)
+    masks = _held_masks(model, masks, settings)
     if resume is not None:
         best_state = load_resume_state(model, optimizer, scheduler, result, resume)
+        masks = resume.get("held_masks") or masks
     accel, device = settings.acceleration, model_device(model)
     with model_memory_format(model, wants_channels_last(accel, device)):
         trained = model if wrap is None else wrap(model)
+        held = hold_masks(model, masks)
+        gradual = None
+        if settings.schedule == "agp":
+            schedule = agp_over(settings.epochs * max(1, steps_per_epoch), settings.agp_share)
+            initial = resume.get("gradual_initial") if resume is not None else None
+            step = result.completed * max(1, steps_per_epoch)
+            named = dict(zip(masks, held, strict=True))
+            gradual = GradualMasks(named, settings.gradual_targets, schedule, step, initial)
         # one scaler for the run: its loss scale carries over between epochs
         run = _Training(
             model,
@@ -249,10 +338,13 @@ def train_epochs(
             optimizer,
             scheduler,
             scaler=grad_scaler(accel, device),
-            held=hold_masks(model, masks),
+            held=held,
             accel=accel,
             result=result,
             best_state=best_state,
+            names=list(masks),
+            loss_fn=loss_fn,
+            gradual=gradual,
         )
         try:
             for epoch in range(result.completed + 1, settings.epochs + 1):
@@ -263,6 +355,7 @@ def train_epochs(
         except Cancelled:
             result.cancelled = True
         restore(model, run.best_state)
+        result.masks = run.masks() if result.best_epoch is not None or resume is not None else masks
     model.eval()
     return result
 
@@ -277,6 +370,7 @@ def finetune(
     cancel: threading.Event | None = None,
     save_state: Callable[[dict], None] | None = None,
     resume: dict | None = None,
+    teacher_state: dict[str, torch.Tensor] | None = None,
 ) -> FinetuneResult:
     """Train `settings.epochs` epochs in this process, re-applying `masks` after every optimizer step.
 
@@ -290,5 +384,14 @@ def finetune(
         return evaluate(evaluated, eval_batches, cancel=cancel)
 
     return train_epochs(
-        model, train_batches, masks, settings, evaluate_fn, report, cancel, save_state, resume
+        model,
+        train_batches,
+        masks,
+        settings,
+        evaluate_fn,
+        report,
+        cancel,
+        save_state,
+        resume,
+        teacher_state=teacher_state,
     )

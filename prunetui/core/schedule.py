@@ -8,6 +8,10 @@ can recover and slowly near the end. Masks are recomputed only at update steps, 
 
 from dataclasses import dataclass
 
+import torch
+
+from prunetui.core.pruning import lab_mask
+
 
 @dataclass(frozen=True)
 class AGP:
@@ -42,3 +46,39 @@ def agp_over(steps: int, fraction: float = 0.75, every: int | None = None) -> AG
         raise ValueError(f"the schedule's share of the finetune must be in (0, 1], got {fraction}")
     end = max(0, round(steps * fraction) - 1)
     return AGP(start=0, end=end, every=every or max(1, end // 100))
+
+
+class GradualMasks:
+    """Grows held masks during a finetune on an AGP schedule: at each update step, each layer's mask
+    becomes the lab's rule on the current |w| at s_t, intersected with the mask it had (masks only grow:
+    the pruned weights are zero, so they are the first the rule takes again)."""
+
+    def __init__(
+        self,
+        held: dict[str, tuple[torch.nn.Parameter, torch.Tensor]],
+        targets: dict[str, float],
+        schedule: AGP,
+        step: int = 0,
+        initial: dict[str, float] | None = None,
+    ):
+        """`held`: name -> (parameter, its 0/1 mask as applied after every step); `step`: where the run
+        starts and `initial`: each layer's sparsity when the run began (a resumed run passes both)."""
+        self.held, self.targets, self.schedule, self.step = held, targets, schedule, step
+        self.initial = initial or {name: 1.0 - float(mask.float().mean()) for name, (_, mask) in held.items()}
+
+    @property
+    def done(self) -> bool:
+        """Every layer is at its target (the last update has run)."""
+        return self.step > self.schedule.end
+
+    @torch.no_grad()
+    def after_step(self) -> None:
+        if self.schedule.is_update(self.step):
+            for name, (param, mask) in self.held.items():
+                final = self.targets.get(name, self.initial[name])
+                sparsity = self.schedule.sparsity(
+                    self.initial[name], max(final, self.initial[name]), self.step
+                )
+                mask.copy_(lab_mask(param.detach().abs(), sparsity) & mask.bool())
+                param.mul_(mask)
+        self.step += 1

@@ -28,7 +28,7 @@ from torch.utils.data import SequentialSampler
 import prunetui
 from prunetui.core.evaluate import model_device
 from prunetui.core.events import EpochEnd, Report, ScanPoint, ignore
-from prunetui.core.finetune import FinetuneResult, FinetuneSettings, restore, snapshot
+from prunetui.core.finetune import FinetuneResult, FinetuneSettings, best_of, restore, snapshot
 from prunetui.core.layers import prunable_parameters
 from prunetui.core.pruning import Masks
 from prunetui.core.sensitivity import DEFAULT_SPARSITIES, ScanResult
@@ -77,6 +77,7 @@ class Launcher:
         cancel: threading.Event | None = None,
         save_state: Callable[[dict], None] | None = None,
         resume: dict | None = None,
+        teacher_state: dict[str, torch.Tensor] | None = None,
     ) -> FinetuneResult:
         """core.finetune's contract, the epochs run by torchrun. The loaders only lend their batch sizes
         and shuffling: the global batch stays what it is in one process.
@@ -85,7 +86,7 @@ class Launcher:
         model holding the best weights of the epochs that completed (unchanged if none did).
         """
         job = self.finetune_job(model, train_batches, eval_batches, settings)
-        inputs = {"model": snapshot(model), "masks": masks, "resume": resume}
+        inputs = {"model": snapshot(model), "masks": masks, "resume": resume, "teacher": teacher_state}
         state = resume
         with Run(self.command(), job, inputs, self.environment()) as run:
             for message in run.messages(cancel):
@@ -213,7 +214,8 @@ def finetune_result(state: dict | None, cancelled: bool) -> FinetuneResult:
     if state is not None:
         result.epochs = [EpochEnd(**e) for e in state["epochs"]]
         result.best_epoch = state["best_epoch"]
-        result.best_accuracy = max((e.accuracy for e in result.epochs), default=None)
+        result.best_accuracy = best_of(result)
+        result.masks = state.get("held_masks")
     return result
 
 

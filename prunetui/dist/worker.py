@@ -205,6 +205,7 @@ def finetune(job: dict, folder: Path, device: torch.device, channel: Channel) ->
         save_state=state_writer(folder) if channel.leader else None,
         resume=inputs["resume"],
         wrap=ddp_wrapper(device, find_unused_parameters=bool(unused)),
+        teacher_state=inputs.get("teacher"),
     )
     channel.send({"type": "result", "epochs": result.completed, "best_epoch": result.best_epoch})
 
