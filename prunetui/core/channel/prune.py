@@ -1,0 +1,107 @@
+"""Channel pruning of a model, whichever algorithm applies: the lab's for its VGG, DepGraph groups else.
+
+`prune_channels` returns a smaller copy and the kept output-channel indices per group (plain lists):
+the indices, not a pickled module, are what a checkpoint stores and what `apply_kept` replays on a
+freshly built model.
+"""
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from prunetui.core.channel import depgraph, lab_vgg
+from prunetui.core.channel.groups import ChannelGroup, Kept, check_targets, keep_count, remove_count
+
+LAB_VGG = "lab-vgg"  # the lab's sort-and-slice (prunetui.sources.vgg.VGG)
+DEPGRAPH = "depgraph"  # Torch-Pruning dependency groups (any traceable model)
+ALGORITHMS = (LAB_VGG, DEPGRAPH)
+
+
+@dataclass
+class ChannelResult:
+    """A channel-pruned model: the smaller copy, kept indices per group, the algorithm that chose them."""
+
+    model: nn.Module
+    kept: Kept
+    algorithm: str
+    targets: dict[str, float]
+
+
+def algorithm_for(model: nn.Module) -> str:
+    """The lab's algorithm for the lab's VGG, DepGraph groups for every other model."""
+    return LAB_VGG if lab_vgg.is_lab_vgg(model) else DEPGRAPH
+
+
+def channel_groups(model: nn.Module, example_input: torch.Tensor) -> list[ChannelGroup]:
+    """The units the user sets (model order), not-prunable ones included with their reason.
+
+    `example_input`: N x C x H x W, used to trace models other than the lab's VGG. Raises UserError
+    when the model cannot be traced.
+    """
+    if algorithm_for(model) == LAB_VGG:
+        return lab_vgg.lab_groups(model)
+    return depgraph.depgraph_groups(model, depgraph.build_graph(model, example_input))
+
+
+def plan_kept(model: nn.Module, example_input: torch.Tensor, targets: Mapping[str, float]) -> Kept:
+    """The output channels each group keeps at `targets` (group name -> fraction removed), not applied.
+
+    Raises UserError for unknown groups, groups that cannot be pruned, ratios outside [0, 1].
+    """
+    algorithm = algorithm_for(model)
+    if algorithm == LAB_VGG:
+        active = check_targets(lab_vgg.lab_groups(model), targets)
+        return lab_vgg.lab_kept(model, active)
+    graph = depgraph.build_graph(model, example_input)
+    active = check_targets(depgraph.depgraph_groups(model, graph), targets)
+    return depgraph.depgraph_kept(model, graph, active)
+
+
+def apply_kept(model: nn.Module, example_input: torch.Tensor, kept: Kept, algorithm: str) -> nn.Module:
+    """Prune `model` in place to `kept` with `algorithm` (one of ALGORITHMS); returns it.
+
+    The model must have the unpruned architecture the indices were chosen on (e.g. freshly built from
+    its spec). Raises ValueError for an unknown algorithm.
+    """
+    if algorithm == LAB_VGG:
+        return lab_vgg.apply_lab_kept(model, kept)
+    if algorithm == DEPGRAPH:
+        graph = depgraph.build_graph(model, example_input)
+        return depgraph.apply_depgraph_kept(model, graph, kept)
+    raise ValueError(f"unknown channel algorithm {algorithm!r}; known: {', '.join(ALGORITHMS)}")
+
+
+def prune_channels(
+    model: nn.Module, example_input: torch.Tensor, targets: Mapping[str, float]
+) -> ChannelResult:
+    """A channel-pruned deep copy of `model` at `targets`; `model` itself is left untouched.
+
+    On the lab's VGG: the lab's part 2 exactly. Else: DepGraph groups, group L2 importance, k = round(c*r).
+    """
+    kept = plan_kept(model, example_input, targets)
+    algorithm = algorithm_for(model)
+    smaller = apply_kept(copy.deepcopy(model), example_input, kept, algorithm)
+    return ChannelResult(smaller, kept, algorithm, {name: float(r) for name, r in targets.items() if r > 0})
+
+
+def kept_counts(
+    groups: list[ChannelGroup], targets: Mapping[str, float], algorithm: str
+) -> dict[str, tuple[int, int]]:
+    """(kept, total) output channels per group at `targets`, without pruning: the TUI's table column.
+
+    The lab keeps round(c * (1 - r)); DepGraph groups remove round(c * r) (they differ only at .5 ties).
+    """
+    counts = {}
+    for group in groups:
+        ratio = float(targets.get(group.name, 0.0)) if group.prunable else 0.0
+        if ratio <= 0:
+            kept = group.channels
+        elif algorithm == LAB_VGG:
+            kept = keep_count(group.channels, ratio)
+        else:
+            kept = group.channels - remove_count(group.channels, ratio)
+        counts[group.name] = (kept, group.channels)
+    return counts

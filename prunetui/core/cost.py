@@ -1,0 +1,178 @@
+"""What a model costs to run, measured: MACs and parameters as the lab counts them, and latency.
+
+- MACs: torchprofile's `profile_macs` on one example (batch 1), the counter of the MIT EfficientML.ai
+  lab 1 (`get_model_macs`); it counts convolutions and linears and also the BatchNorm, pooling and mean
+  elements, so the lab's figures are reproduced exactly (dense lab VGG on 1x3x32x32: 606,164,480).
+  `torch.utils.flop_counter.FlopCounterMode` counts only convolutions and matmuls (605,754,368 / 2
+  FLOPs per MAC on the same model) and is therefore not used.
+- Params: the sum of `numel` over `model.parameters()` (BN and biases included, buffers not), the lab's
+  `get_num_parameters`; 9,228,362 on the lab VGG.
+- Latency: `torch.utils.benchmark.Timer` on CPU (threads stated), CUDA events on a GPU; median of the
+  timed blocks, in milliseconds per forward pass of a whole batch.
+"""
+
+import statistics
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from prunetui.core.size import dense_size_mib, sparse_size_mib
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Static cost of a model: MACs for one input (batch 1), parameters, size (nonzero x 32 bit, MiB)."""
+
+    macs: int
+    params: int
+    size_mib: float
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Median time of one forward pass of `batch` inputs on `device`, in milliseconds.
+
+    `threads`: the CPU thread pool size while timing (on CUDA: the host threads, for the record).
+    `runs`: forward passes timed in all.
+    """
+
+    ms: float
+    batch: int
+    threads: int
+    device: str
+    runs: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """The model in eval mode under `no_grad` (BN statistics never move), its mode restored after."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield model
+    finally:
+        model.train(was_training)
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (CPU for a model without parameters)."""
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
+def one_input(example_input: torch.Tensor, model: nn.Module, batch: int = 1) -> torch.Tensor:
+    """`batch` copies of the first example (N x C x H x W -> batch x C x H x W) on the model's device."""
+    first = example_input[:1].to(model_device(model))
+    return first.expand(batch, *first.shape[1:]).clone()
+
+
+def count_macs(model: nn.Module, example_input: torch.Tensor) -> int:
+    """Multiply-accumulates of one forward pass at batch 1, counted by torchprofile as the lab does.
+
+    `example_input`: N x C x H x W (only the first item is used). The model is traced in eval mode, so
+    BatchNorm statistics are untouched. Raises RuntimeError when the model cannot be traced.
+    """
+    from torchprofile import profile_macs  # the lab's counter; imported here: tracing is slow to import
+
+    with evaluating(model), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # jit tracer warnings about data-dependent control flow
+        return int(profile_macs(model, one_input(example_input, model)))
+
+
+def count_params(model: nn.Module) -> int:
+    """Every parameter element, zero or not (the lab's `get_num_parameters`)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def measure_cost(model: nn.Module, example_input: torch.Tensor) -> Cost:
+    """MACs, params and the lab's size of `model` (size: nonzero parameters only, as `core.size`)."""
+    return Cost(count_macs(model, example_input), count_params(model), sparse_size_mib(model))
+
+
+def dense_cost(model: nn.Module, example_input: torch.Tensor) -> Cost:
+    """As `measure_cost`, with the size counting every parameter (what the dense model stores)."""
+    return Cost(count_macs(model, example_input), count_params(model), dense_size_mib(model))
+
+
+def measure_latency(
+    model: nn.Module,
+    example_input: torch.Tensor,
+    batch: int = 1,
+    threads: int | None = None,
+    min_run_time: float = 1.0,
+) -> Latency:
+    """Time a forward pass of `batch` copies of the example on the model's device (eval, inference mode).
+
+    CPU: `torch.utils.benchmark.Timer.blocked_autorange` with `threads` threads (default: the current
+    `torch.get_num_threads()`), at least `min_run_time` seconds, median of the blocks. CUDA: warm-up,
+    then CUDA events around blocks of passes for about `min_run_time` seconds, median per pass.
+    """
+    threads = threads or torch.get_num_threads()
+    device = model_device(model)
+    x = one_input(example_input, model, batch)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            if device.type == "cuda":
+                ms, runs = _cuda_ms(model, x, min_run_time)
+            else:
+                ms, runs = _timer_ms(model, x, threads, min_run_time)
+    finally:
+        model.train(was_training)
+    return Latency(ms=ms, batch=batch, threads=threads, device=str(device), runs=runs)
+
+
+def _timer_ms(model: nn.Module, x: torch.Tensor, threads: int, min_run_time: float) -> tuple[float, int]:
+    from torch.utils.benchmark import Timer
+
+    timer = Timer(stmt="model(x)", globals={"model": model, "x": x}, num_threads=threads)
+    timer.timeit(1)  # warm-up: first-call allocations and kernel selection
+    measurement = timer.blocked_autorange(min_run_time=min_run_time)
+    return measurement.median * 1000.0, len(measurement.times) * measurement.number_per_run
+
+
+def _cuda_ms(model: nn.Module, x: torch.Tensor, min_run_time: float) -> tuple[float, int]:
+    """Median ms per pass over blocks timed with CUDA events (the host does not wait per pass)."""
+    for _ in range(3):
+        model(x)
+    torch.cuda.synchronize(x.device)
+    per_block, total, samples = 10, 0.0, []
+    while total < min_run_time * 1000.0 or len(samples) < 5:
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(per_block):
+            model(x)
+        end.record()
+        end.synchronize()
+        block_ms = start.elapsed_time(end)
+        samples.append(block_ms / per_block)
+        total += block_ms
+    return statistics.median(samples), len(samples) * per_block
+
+
+def cost_report(
+    dense: Cost, pruned: Cost, latency_dense: Latency | None = None, latency: Latency | None = None
+) -> dict:
+    """The JSON keys every command uses for a run's measured cost (PRODUCT.md, command line)."""
+    report = {
+        "macs_dense": dense.macs,
+        "macs": pruned.macs,
+        "params_dense": dense.params,
+        "params": pruned.params,
+        "latency_ms_dense": latency_dense.ms if latency_dense else None,
+        "latency_ms": latency.ms if latency else None,
+    }
+    if latency is not None:
+        report["latency_batch"] = latency.batch
+        report["latency_threads"] = latency.threads
+        report["latency_device"] = latency.device
+    return report
