@@ -240,7 +240,8 @@ def run_row(run: RunRecord) -> dict:
         "sparse_size_mib": run.sparse_size_mib, "percent_of_dense": run.percent_of_dense,
         "accuracy_dense": run.accuracy_dense, "accuracy_before": run.accuracy_before,
         "accuracy_after": run.accuracy_after, "epochs": len(run.epochs), "lr": run.lr,
-        "seconds": run.seconds, "device": run.device, "profile": run.profile,
+        "seconds": run.seconds, "device": run.device, "profile": run.profile, "start": run.start,
+        "note": run.note,
     }  # fmt: skip
 
 
@@ -270,6 +271,9 @@ def runs(opened: Opened, as_json: bool) -> dict:
             ]  # fmt: skip
             table.add_row(*(cells if several_methods else cells[:2] + cells[3:]))
         _console(False).print(table if records else "No runs recorded here yet for this model.")
+        for number, run in enumerate(records, 1):
+            if run.note:
+                _console(False).print(f"  {number}: {run.note}", markup=False, highlight=False)
     return {"model": session.label, "runs": [run_row(r) for r in records]}
 
 

@@ -21,7 +21,7 @@ class RunRecord:
     """What one prune or finetune did, enough to compare runs and to resume an interrupted one."""
 
     id: str
-    name: str  # the profile's name, "+ft" added for a finetune
+    name: str  # the profile's name, "+ft" added for a finetune; the user may rename it
     kind: str  # "prune" or "finetune"
     model: str  # the model's label, e.g. "vgg-cifar"
     model_state: str  # fingerprint of the dense weights the run started from
@@ -46,6 +46,8 @@ class RunRecord:
     error: str | None = None
     method: str = "magnitude"  # the core.methods criterion that made the masks
     data_fingerprint: str | None = None  # what the data held (sources.fingerprints), not its name
+    start: str = "dense"  # a prune: "dense" (restored the dense weights first) or "current" (pruned further)
+    note: str = ""  # the user's words about the run (`n` in the Runs tab)
 
     @property
     def accuracy_change(self) -> float | None:

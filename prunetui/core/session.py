@@ -2,10 +2,9 @@
 
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,10 +18,17 @@ from prunetui.core.finetune import FinetuneResult, FinetuneSettings, finetune, r
 from prunetui.core.layers import LayerInfo, describe_layers, prunable_parameters
 from prunetui.core.methods import Criterion, Plan, get_method
 from prunetui.core.profile import Profile, check_layers
-from prunetui.core.runs import RunRecord, RunStore, fingerprint, new_run_id, now_iso
-from prunetui.core.scan_cache import ScanCache, cached_scan, load_cached, scan_key
-from prunetui.core.sensitivity import DEFAULT_SPARSITIES, ScanOptions, ScanResult, scan
-from prunetui.core.size import dense_size_mib, percent_of_dense, projected_size_mib, sparse_size_mib
+from prunetui.core.run_log import RunLog
+from prunetui.core.runs import RunRecord, RunStore, fingerprint
+from prunetui.core.session_scans import SessionScans
+from prunetui.core.size import (
+    BITS,
+    MIB,
+    dense_size_mib,
+    percent_of_dense,
+    projected_size_mib,
+    sparse_size_mib,
+)
 from prunetui.errors import UserError
 
 if TYPE_CHECKING:
@@ -47,7 +53,7 @@ class Origin:
     data_fingerprint: str | None = None
 
 
-class Session:
+class Session(RunLog, SessionScans):
     """Model + data + masks. Jobs (evaluate, prune, finetune, scan) take a report callback and a cancel
     event; run them one at a time."""
 
@@ -109,10 +115,34 @@ class Session:
     def percent(self, size_mib: float) -> float:
         return percent_of_dense(size_mib, self.dense_size)
 
-    def projected_size(self, targets: dict[str, float] | None = None) -> float:
-        """Size that pruning the dense weights to `targets` (default: the current targets) gives."""
+    def reported_size(self) -> float:
+        """The size to show for the model now: the dense size while nothing is pruned (as the lab reports
+        a dense model: every parameter, so zero-initialised biases do not read as pruning), else the
+        lab's sparse size (nonzeros)."""
+        return self.dense_size if not self.masks else self.current_size()
+
+    def projected_size(self, targets: dict[str, float] | None = None, start: str = "dense") -> float:
+        """Size that pruning to `targets` (default: the current targets) gives: from the dense weights, or
+        with `start="current"` further from the weights as they are (sparsities only grow). Nothing pruned
+        at all: the dense size, as `reported_size`."""
+        targets = targets or self.targets
+        if start == "current" and not self.is_dense:
+            return self._projected_further(targets)
+        if not self.start_masks and not any(s > 0 for s in targets.values()):
+            return self.dense_size
         dense_params = {name: self.dense_state[name] for name, _ in self.model.named_parameters()}
-        return projected_size_mib(dense_params, targets or self.targets, kept=self.kept_count)
+        return projected_size_mib(dense_params, targets, kept=self.kept_count)
+
+    def _projected_further(self, targets: dict[str, float]) -> float:
+        masks = self._further_masks(targets, self._scores(self.model.state_dict(), None))
+        params = dict(self.model.named_parameters())
+        kept = {name: int(mask.sum()) for name, mask in masks.items()}
+        count = sum(kept[n] if n in kept else int(torch.count_nonzero(p)) for n, p in params.items())
+        return count * BITS / MIB
+
+    def _further_masks(self, targets: dict[str, float], scores: dict[str, torch.Tensor]) -> pruning.Masks:
+        """Masks of `targets` on `scores` of the current weights, every mask held now kept."""
+        return pruning.hold(pruning.masks_from_scores(scores, targets), self.masks)
 
     def kept_count(self, name: str, sparsity: float) -> int:
         """Weights the method keeps of the dense `name` at `sparsity` (exact; cached)."""
@@ -194,19 +224,51 @@ class Session:
             self._save(run)
         return self.accuracy
 
-    def prune(self, targets: dict[str, float] | None = None, run_name: str | None = None) -> None:
-        """Restore the dense weights, then prune them to `targets` (default: the current targets) and
-        keep the masks. A front end that lets targets change while a job runs passes a copy."""
+    def prune(
+        self,
+        targets: dict[str, float] | None = None,
+        run_name: str | None = None,
+        start: str = "dense",
+        cancel: threading.Event | None = None,
+    ) -> None:
+        """Prune to `targets` (default: the current targets) and keep the masks. `start="dense"` (the
+        lab's) restores the dense weights first; `start="current"` prunes further from the weights as
+        they are (Han et al. 2015's iterative pruning): scores of the current weights, every mask held,
+        so a layer's sparsity only grows. A front end that lets targets change while a job runs passes
+        a copy."""
+        if start not in ("dense", "current"):
+            raise ValueError(f"start must be 'dense' or 'current', got {start!r}")
         targets = dict(self.targets if targets is None else targets)
-        scores = self.dense_scores()
-        restore(self.model, self.dense_state)
-        masks = pruning.masks_from_scores(scores, targets)
-        self.masks = masks if self.regrow else pruning.hold(masks, self.start_masks)
+        parent = self.current_run if start == "current" else None
+        if start == "current" and not self.is_dense:
+            self.masks = self._further_masks(targets, self._scores(self.model.state_dict(), cancel))
+            accuracy = self.accuracy
+        else:
+            start, scores = "dense", self.dense_scores(cancel)
+            restore(self.model, self.dense_state)
+            masks = pruning.masks_from_scores(scores, targets)
+            self.masks = masks if self.regrow else pruning.hold(masks, self.start_masks)
+            accuracy = self.dense_accuracy
         pruning.apply_masks(self.model, self.masks)
-        self.accuracy = self.dense_accuracy if not any(s > 0 for s in targets.values()) else None
+        self.accuracy = accuracy if not any(s > 0 for s in targets.values()) else None
         self.current_run = self._new_run("prune", run_name or self.profile_name, targets)
-        self.current_run.status = "finished"
+        self.current_run.start, self.current_run.status = start, "finished"
+        self.current_run.parent = parent.id if parent is not None else None
         self._save(self.current_run)
+
+    # --- what the weights hold -------------------------------------------------------------------
+    def pruned_targets(self) -> dict[str, float]:
+        """The targets the weights were pruned to (the current run's), all 0 while nothing is pruned."""
+        run = self.current_run
+        unpruned = run is None or (run.kind == "finetune" and run.parent is None)
+        profile = {} if unpruned else run.profile
+        return {name: profile.get(name, 0.0) for name in self.layer_names}
+
+    def targets_changed(self) -> bool:
+        """The targets shown differ from those the weights hold: a finetune or an export acts on the
+        weights as pruned, so a front end asks first (prune to the targets, or go on and say so)."""
+        held = self.pruned_targets()
+        return any(abs(self.targets[name] - held[name]) > 1e-9 for name in self.layer_names)
 
     def finetune(
         self,
@@ -297,118 +359,6 @@ class Session:
             self.store.drop_resume_state(record)
         self._save(record)
         return result
-
-    def _update_finetune_run(self, record: RunRecord, epochs: list[dict], started: float) -> None:
-        record.epochs = [
-            {"epoch": e["epoch"], "accuracy": e["accuracy"], "best": e["best_accuracy"]} for e in epochs
-        ]
-        record.accuracy_after = max((e["accuracy"] for e in epochs), default=None)
-        record.sparse_size_mib = self.current_size()
-        record.percent_of_dense = self.percent(record.sparse_size_mib)
-        record.seconds = round(time.perf_counter() - started, 3)
-        self._save(record)
-
-    # --- runs ------------------------------------------------------------------------------------
-    def _new_run(self, kind: str, name: str, profile: dict[str, float]) -> RunRecord:
-        size = self.current_size()
-        return RunRecord(
-            id=new_run_id(),
-            name=name,
-            kind=kind,
-            model=self.label,
-            model_state=self.model_state,
-            profile={layer: s for layer, s in profile.items() if s > 0},
-            dense_size_mib=self.dense_size,
-            sparse_size_mib=size,
-            percent_of_dense=self.percent(size),
-            started=now_iso(),
-            data=self.origin.data_spec,
-            device=str(self.device),
-            checkpoint=self.origin.checkpoint,
-            accuracy_dense=self.dense_accuracy,
-            method=self.method.name,
-            data_fingerprint=self.origin.data_fingerprint,
-        )
-
-    def _save(self, record: RunRecord) -> None:
-        if self.store is not None:
-            self.store.save(record)
-
-    def runs(self) -> list[RunRecord]:
-        """The recorded runs of this model (same dense weights), oldest first."""
-        return self.store.load_all(self.model_state) if self.store is not None else []
-
-    def find_run(self, run_id: str) -> RunRecord:
-        """By number in `runs()` (1 = oldest), by id, or by a unique prefix of an id."""
-        records = self.runs()
-        if run_id.isdigit() and 1 <= int(run_id) <= len(records):
-            return records[int(run_id) - 1]
-        matches = [r for r in records if r.id.startswith(run_id)]
-        if len(matches) != 1:
-            found = "no run of this model matches" if not matches else f"{len(matches)} runs match"
-            raise UserError(f"{found} '{run_id}' (see prunetui runs)")
-        return matches[0]
-
-    def scan(
-        self,
-        sparsities: Sequence[float] = DEFAULT_SPARSITIES,
-        layers: Sequence[str] | None = None,
-        report: Report = ignore,
-        cancel: threading.Event | None = None,
-        nproc: int = 1,
-        rendezvous: "Rendezvous | None" = None,
-        options: ScanOptions | None = None,
-        use_cache: bool = True,
-    ) -> ScanResult:
-        """Scan the model as it is now (dense, or pruned and finetuned); over several processes with
-        `nproc` > 1 or a `rendezvous`, the layers dealt to them. Layers already in the scan cache are
-        served from it. On an evaluation subset (`options.eval_size`) the session's accuracy is kept."""
-        data = self._require_data()
-        options = options or ScanOptions()
-        launcher = self._launcher(nproc, rendezvous)
-        if launcher is not None and options != ScanOptions():
-            raise UserError("scan options (eval size, amp) are not available for distributed scans")
-        scores = self._scores(self.model.state_dict(), cancel)  # of the weights as they are now
-        if launcher is None:
-            run_scan = partial(scan, options=options, scores=scores)
-        else:
-            run_scan = partial(launcher.scan, scores=scores)
-        whole = options.eval_size is None
-        cache = self._scan_cache(sparsities, options) if use_cache else None
-        result = cached_scan(
-            cache,
-            self.model,
-            data.eval,
-            sparsities,
-            layers,
-            report,
-            cancel,
-            self.accuracy if whole else None,
-            run_scan,
-        )
-        if result.base_accuracy is not None and whole:
-            self.accuracy = result.base_accuracy
-        return result
-
-    def stored_scan(
-        self, sparsities: Sequence[float] = DEFAULT_SPARSITIES, options: ScanOptions | None = None
-    ) -> ScanResult | None:
-        """The cached scan of the model as it is now with this grid and options, if one was stored."""
-        cache = self._scan_cache(sparsities, options or ScanOptions())
-        return load_cached(cache) if cache is not None else None
-
-    def _scan_cache(self, sparsities: Sequence[float], options: ScanOptions) -> ScanCache | None:
-        if self.scan_cache_folder is None or self.origin.data_spec is None:
-            return None
-        key = scan_key(
-            self.model,
-            self.origin.data_fingerprint or self.origin.data_spec,
-            sparsities,
-            options.eval_size,
-            options.accel.amp,
-            self.method.name,
-        )
-        return ScanCache(self.scan_cache_folder, key)
 
     def reset(self) -> None:
         """Back to the dense weights, no masks (targets are kept)."""

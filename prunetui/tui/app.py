@@ -21,6 +21,7 @@ from textual.worker import Worker, WorkerState
 from prunetui.core.events import EpochEnd, ScanPoint
 from prunetui.core.profile import Profile
 from prunetui.core.runs import RunRecord
+from prunetui.core.sensitivity import DEFAULT_SPARSITIES
 from prunetui.core.session import Session
 from prunetui.core.suggest import Suggestion
 from prunetui.tui import jobs, keys, paths
@@ -45,7 +46,9 @@ from prunetui.tui.model_flows import ModelFlows
 from prunetui.tui.preview import Preview
 from prunetui.tui.profiles_flow import ProfilesFlow
 from prunetui.tui.runs_controller import RunsController
-from prunetui.tui.scan_curves import ScanCurves
+from prunetui.tui.scan_curves import ScanCurves, Tolerance
+from prunetui.tui.selection_flow import SelectionFlow
+from prunetui.tui.sensitivity_flow import SensitivityFlow
 from prunetui.tui.stats import ModelStats
 from prunetui.tui.suggest_flow import SuggestFlow
 from prunetui.tui.widgets.finetune_plot import FinetunePlot
@@ -53,15 +56,15 @@ from prunetui.tui.widgets.job_log import JobLog
 from prunetui.tui.widgets.layer_table import LayerTable
 from prunetui.tui.widgets.params_plot import ParamsPlot
 from prunetui.tui.widgets.runs_plot import RunsPlot
-from prunetui.tui.widgets.runs_table import RunsTable
-from prunetui.tui.widgets.sensitivity_plot import SensitivityPlot
+from prunetui.tui.widgets.runs_table import RunDetails, RunsTable
+from prunetui.tui.widgets.sensitivity_view import SensitivityView
 from prunetui.tui.widgets.size_warning import SizeWarning, too_small
 from prunetui.tui.widgets.status_line import Status, StatusLine
 from prunetui.tui.widgets.weights_plot import WeightsPlot
 
-WIDE = 110  # columns: below this the panes stack vertically
+WIDE = 130  # columns: below this the panes stack vertically
 TALL = 30  # rows: below this the Runs tab shows its table only, not the plot
-SHAPE_COLUMN_WIDTH = 150  # columns: below this the table drops its Shape column
+PLOTS_WIDTH = 80  # columns: side by side, the plots keep at least this (as wide as stacked at 80 columns)
 
 
 def state(default, **options) -> reactive:
@@ -96,6 +99,14 @@ class PruneApp(KeyActions, App[int]):
     epochs: reactive[list[EpochEnd]] = state(list)
     """Epochs of the current finetune run."""
     accuracy_before_finetune: reactive[float | None] = state(None)
+    tolerance: reactive[Tolerance] = state(Tolerance)
+    """The tolerated accuracy drop of a scan: the Safe column, the numbers' marks and the red line."""
+    scan_grid: reactive[tuple[float, ...]] = state(DEFAULT_SPARSITIES)
+    """The sparsities `s` scans each layer at (S sets it)."""
+    sensitivity_numbers: reactive[bool] = state(False)
+    """The Sensitivity tab shows the numbers (layers × sparsity) instead of the curves (T toggles)."""
+    selection: reactive[frozenset[str]] = state(frozenset, bindings=True)
+    """Layers whose targets digits, +/-, enter and c edit together (space, v, V, / select; escape clears)."""
     nonzero_only: reactive[bool] = state(False)
     """The histogram leaves the zeros out."""
     method: reactive[str] = state("magnitude")
@@ -123,6 +134,8 @@ class PruneApp(KeyActions, App[int]):
         self.runs_tab = RunsController(self)
         self.profiles = ProfilesFlow(self)
         self.preview = Preview(self)
+        self.selection_flow = SelectionFlow(self)
+        self.scan_settings = SensitivityFlow(self)
         self._restore_logging: Callable[[], None] = lambda: None
 
     # --- layout ----------------------------------------------------------------------------------
@@ -137,6 +150,8 @@ class PruneApp(KeyActions, App[int]):
                     PruneApp.locked_layers,
                     PruneApp.pending_suggestion,
                     PruneApp.curves,
+                    PruneApp.tolerance,
+                    PruneApp.selection,
                 )
             with TabbedContent(id="plots"):
                 with TabPane("Weights", id="weights-tab"):
@@ -144,11 +159,12 @@ class PruneApp(KeyActions, App[int]):
                 with TabPane("Params", id="params-tab"):
                     yield ParamsPlot()
                 with TabPane("Sensitivity", id="sensitivity-tab"):
-                    yield SensitivityPlot()
+                    yield SensitivityView()
                 with TabPane("Finetune", id="finetune-tab"):
                     yield FinetunePlot()
                 with TabPane("Runs", id="runs-tab"):
                     yield RunsTable(id="runs")
+                    yield RunDetails(id="run-details")
                     yield RunsPlot()
             yield JobLog(id="job-log")
         yield Footer(compact=True)
@@ -175,7 +191,8 @@ class PruneApp(KeyActions, App[int]):
 
     def on_resize(self, event: events.Resize) -> None:
         width, height = event.size
-        self.query_one(LayerTable).compact = width < SHAPE_COLUMN_WIDTH
+        # stacked: the whole width (less the pane's bar); side by side: what leaves the plots PLOTS_WIDTH
+        self.query_one(LayerTable).room = width - 1 if width < WIDE else width - PLOTS_WIDTH - 2
         warning = self.query_one(SizeWarning)
         warning.show_size(width, height)
         warning.screen.set_class(too_small(width, height), "-too-small")
@@ -218,6 +235,7 @@ class PruneApp(KeyActions, App[int]):
             projected_mib=self.projected_mib,
             suggested_mib=suggestion.size_mib if suggestion else None,
             predicted_accuracy=suggestion.predicted_accuracy if suggestion else None,
+            accuracy_predicted=self.suggest.shown_prediction(),
         )
 
     def watch_targets(self) -> None:
@@ -231,7 +249,18 @@ class PruneApp(KeyActions, App[int]):
         self.draw_weights()
 
     def watch_curves(self) -> None:
-        self.query_one(SensitivityPlot).draw(self.curves, self.selected_layer)
+        self.query_one(SensitivityView).show(
+            self.curves, self.selected_layer, self.tolerance, self.sensitivity_numbers
+        )
+
+    def watch_tolerance(self) -> None:
+        self.watch_curves()
+
+    def watch_sensitivity_numbers(self) -> None:
+        self.watch_curves()
+
+    def watch_selection(self) -> None:
+        self.selection_flow.show_count()
 
     def watch_epochs(self) -> None:
         self.query_one(FinetunePlot).draw(self.epochs, self.accuracy_before_finetune)
@@ -313,6 +342,7 @@ class PruneApp(KeyActions, App[int]):
             self.mutate_reactive(PruneApp.curves)
 
     def on_model_changed(self, message: ModelChanged) -> None:
+        self.suggest.after_job()  # before the stats: the header reads its prediction
         self.stats = message.stats
         self.sync_targets()  # a resume sets them; a failed job puts them back
 

@@ -6,7 +6,7 @@ and `say` writes a log line. Everything reaches the UI as a posted message.
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -80,9 +80,9 @@ def error_text(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def last_scan(session: Session) -> ScanResult | None:
+def last_scan(session: Session, sparsities: Sequence[float] = DEFAULT_SPARSITIES) -> ScanResult | None:
     """The cached scan of the model as it is now, with the grid and options `s` uses, if one was stored."""
-    result = session.stored_scan()
+    result = session.stored_scan(sparsities)
     return result if result is not None and result.base_accuracy is not None and result.layers else None
 
 
@@ -104,17 +104,22 @@ def evaluate_dense(session: Session, ctx: JobContext) -> None:
     steps.evaluate_dense(session, ctx.say, ctx.report, ctx.cancel)
 
 
-def scan(session: Session, ctx: JobContext) -> None:
+def scan(session: Session, ctx: JobContext, sparsities: Sequence[float] = DEFAULT_SPARSITIES) -> None:
     base = session.accuracy if session.accuracy is not None else session.evaluate(ctx.report, ctx.cancel)
     ctx.post(ScanStarted(base))
-    steps.scan(session, ctx.say, ctx.report, ctx.cancel, DEFAULT_SPARSITIES)
+    steps.scan(session, ctx.say, ctx.report, ctx.cancel, sparsities)
 
 
 def prune(
-    session: Session, targets: dict[str, float], ctx: JobContext, predicted: float | None = None
+    session: Session,
+    targets: dict[str, float],
+    ctx: JobContext,
+    predicted: float | None = None,
+    start: str = "dense",
 ) -> None:
-    """`predicted`: the accuracy a suggestion predicted for `targets`, to compare with the measured one."""
-    steps.prune(session, ctx.say, ctx.report, ctx.cancel, targets, predicted)
+    """`predicted`: the accuracy a suggestion predicted for `targets`, to compare with the measured one;
+    `start`: "dense" (restore the dense weights first) or "current" (prune further)."""
+    steps.prune(session, ctx.say, ctx.report, ctx.cancel, targets, predicted, start)
 
 
 def finetune(
@@ -143,5 +148,15 @@ def reset(session: Session, ctx: JobContext) -> None:
     ctx.say("Reset to the dense model (targets kept)")
 
 
-def export(session: Session, path: Path, profile_name: str, overwrite: bool, ctx: JobContext) -> None:
+def export(
+    session: Session,
+    path: Path,
+    profile_name: str,
+    overwrite: bool,
+    ctx: JobContext,
+    targets: dict[str, float] | None = None,
+) -> None:
+    """`targets`: prune to these first (from the dense weights), or None to export the weights as they are."""
+    if targets is not None:
+        prune(session, targets, ctx)
     steps.export(session, path, profile_name, overwrite, ctx.say)

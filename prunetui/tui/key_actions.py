@@ -12,7 +12,7 @@ from textual import events
 from textual.actions import parse as parse_action
 from textual.app import SystemCommand
 from textual.screen import Screen
-from textual.widgets import TabbedContent
+from textual.widgets import DataTable, TabbedContent
 
 from prunetui.tui import key_help, keys
 from prunetui.tui.job_runner import BUSY
@@ -30,23 +30,56 @@ class KeyActions:
     """Mixed into PruneApp; `self` is the app."""
 
     def action_select(self: "PruneApp", step: int) -> None:
-        table = self.query_one(LayerTable)
+        """j/k: the cursor of the table in focus (the runs table in the Runs tab), else the layer table's."""
+        focused = self.focused
+        table = (
+            focused if isinstance(focused, DataTable) and self.runs_focused() else self.query_one(LayerTable)
+        )
         if table.row_count:
             table.move_cursor(row=max(0, min(table.cursor_row + step, table.row_count - 1)))
 
     def action_nudge(self: "PruneApp", delta: float) -> None:
-        if layer_name := self.selected_layer:
-            self.set_target(layer_name, self.session.targets[layer_name] + delta)
+        self.selection_flow.nudge_all(delta)
 
     def action_set_target(self: "PruneApp", value: float) -> None:
-        if layer_name := self.selected_layer:
-            self.set_target(layer_name, value)
+        self.selection_flow.set_all(value)
 
     def action_exact_target(self: "PruneApp") -> None:
-        self.model_flows.ask_exact_target()
+        if self.selection:
+            self.selection_flow.ask_exact()
+        else:
+            self.model_flows.ask_exact_target()
 
     def action_compound(self: "PruneApp") -> None:
-        self.model_flows.ask_compound(selected_only=True)
+        if self.selection:
+            self.selection_flow.ask_compound()
+        else:
+            self.model_flows.ask_compound(selected_only=True)
+
+    # --- the selection and the Sensitivity tab ---------------------------------------------------
+    def action_toggle_selected(self: "PruneApp") -> None:
+        self.selection_flow.toggle()
+
+    def action_select_range(self: "PruneApp") -> None:
+        self.selection_flow.select_range()
+
+    def action_select_all(self: "PruneApp") -> None:
+        self.selection_flow.select_all()
+
+    def action_select_pattern(self: "PruneApp") -> None:
+        self.selection_flow.ask_pattern()
+
+    def action_toggle_sensitivity_numbers(self: "PruneApp") -> None:
+        self.sensitivity_numbers = not self.sensitivity_numbers
+        self.show_plot("sensitivity-tab")
+
+    def action_scan_settings(self: "PruneApp") -> None:
+        self.scan_settings.ask()
+
+    def runs_focused(self: "PruneApp") -> bool:
+        """The Runs tab's table has the focus: keys act on the runs, not on the layers."""
+        focused = self.focused
+        return focused is not None and any(node.id == "runs-tab" for node in focused.ancestors_with_self)
 
     def action_compound_all(self: "PruneApp") -> None:
         self.model_flows.ask_compound(selected_only=False)
@@ -56,6 +89,10 @@ class KeyActions:
         """Hidden (False) while a suggestion waits for its answer; disabled (None) while a job runs."""
         pending = self.pending_suggestion is not None
         if action in keys.SUGGESTION_ACTIONS and not pending:
+            return False
+        if action in keys.LAYER_ACTIONS and self.runs_focused():
+            return False  # keys act on the pane in view
+        if action in keys.RUNS_ACTIONS and self.query_one(TabbedContent).active != "runs-tab":
             return False
         if pending and action in keys.BLOCKED_BY_SUGGESTION:
             return False
@@ -95,6 +132,9 @@ class KeyActions:
     def action_prune(self: "PruneApp") -> None:
         self.model_flows.prune()
 
+    def action_prune_further(self: "PruneApp") -> None:
+        self.model_flows.prune(start="current")
+
     def action_finetune(self: "PruneApp") -> None:
         self.model_flows.ask_finetune()
 
@@ -104,6 +144,8 @@ class KeyActions:
     def action_cancel_job(self: "PruneApp") -> None:
         if self.pending_suggestion is not None:
             self.suggest.discard()
+        elif self.selection and not self.busy:
+            self.selection_flow.clear()
         else:
             self.jobs.cancel()
 
@@ -145,7 +187,10 @@ class KeyActions:
 
     def action_next_plot(self: "PruneApp") -> None:
         tabs = self.query_one(TabbedContent)
+        leaving_runs = self.runs_focused()
         tabs.active = PLOT_TABS[(PLOT_TABS.index(tabs.active) + 1) % len(PLOT_TABS)]
+        if leaving_runs:  # the runs go out of view: the keys act on the layers again
+            self.query_one(LayerTable).focus()
 
     def action_cycle_method(self: "PruneApp") -> None:
         self.model_flows.next_method()

@@ -9,6 +9,7 @@ from textual.binding import Binding
 
 from prunetui.tui import keys
 from prunetui.tui.screens.help_screen import HelpScreen
+from prunetui.tui.widgets.runs_table import RunsTable
 
 if TYPE_CHECKING:
     from prunetui.tui.app import PruneApp
@@ -29,6 +30,7 @@ def help_rows(app: "PruneApp") -> list[tuple[str, str]]:
                 rows.append(("0-9", binding.group.description))
             continue
         rows.append((" ".join(_key_names(app, binding)), binding.tooltip or binding.description))
+    rows += [(f"{b.key} on a run", b.tooltip or b.description) for b in RunsTable.BINDINGS]
     rows.append(("tab", "Next pane (arrows then work inside it)"))
     rows.append(("^p", "Command palette: every action by name"))
     return rows

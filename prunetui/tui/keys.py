@@ -10,14 +10,14 @@ SUGGESTION_ACTIONS = {"accept_suggestion", "discard_suggestion"}
 # What changes or uses the targets waits while a suggestion is shown (hidden from the footer meanwhile).
 BLOCKED_BY_SUGGESTION = {
     "nudge", "set_target", "exact_target", "compound", "compound_all", "open_profile", "prune",
-    "finetune", "suggest", "toggle_lock", "load_run", "resume_run", "cycle_method",
+    "prune_further", "finetune", "suggest", "toggle_lock", "load_run", "resume_run", "cycle_method",
 }  # fmt: skip
 # What starts a job or changes the targets is disabled while a job runs (dimmed in the footer): a job's
 # transaction puts the targets back when it fails, and a resume sets them.
 BLOCKED_WHILE_BUSY = {
-    "scan", "prune", "finetune", "reset", "export", "resume_run", "suggest", "accept_suggestion",
-    "nudge", "set_target", "exact_target", "compound", "compound_all", "open_profile", "load_run",
-    "cycle_method",
+    "scan", "prune", "prune_further", "finetune", "reset", "export", "resume_run", "suggest",
+    "accept_suggestion", "nudge", "set_target", "exact_target", "compound", "compound_all", "open_profile",
+    "load_run", "cycle_method",
 }  # fmt: skip
 
 
@@ -49,12 +49,20 @@ BINDINGS = [
         id="discard-suggestion",
     ),
     Binding("p", "prune", "Prune", tooltip="Prune the dense weights to the targets", id="prune"),
+    Binding(
+        "P",
+        "prune_further",
+        "Prune further",
+        tooltip="Prune further from the current weights (masks held, sparsities only grow)",
+        show=False,
+        id="prune-further",
+    ),
     Binding("f", "finetune", "Finetune", tooltip="Finetune with the masks held…", id="finetune"),
     Binding(
         "x,escape",
         "cancel_job",
         "Cancel",
-        tooltip="Cancel the running job (or discard a suggestion)",
+        tooltip="Cancel the running job (or discard a suggestion, or clear the layer selection)",
         key_display="x",
         id="cancel",
     ),
@@ -145,3 +153,61 @@ BINDINGS = [
         id="resume-run",
     ),
 ]
+
+# --- many layers at once, and the Sensitivity tab's view -------------------------------------------
+# What acts on the layer table: off (hidden) while the Runs tab has the focus, where j/k move the runs'
+# cursor instead and digits do nothing.
+LAYER_ACTIONS = {
+    "nudge", "set_target", "exact_target", "compound", "toggle_lock", "toggle_selected", "select_range",
+    "select_all", "select_pattern",
+}  # fmt: skip
+# Keys that act on the Runs tab only while it is in view (they show in the footer then).
+RUNS_ACTIONS = {"mark_run", "diff_runs", "resume_run"}
+SELECTION_BINDINGS = [
+    Binding(
+        "space",
+        "toggle_selected",
+        "Select",
+        tooltip="Select the layer (again: unselect): digits, +/-, enter and c then edit every selected layer",
+        show=False,
+        key_display="space",
+        id="toggle-selected",
+    ),
+    Binding(
+        "v",
+        "select_range",
+        "Range",
+        tooltip="Select a range: v at one end, move, v at the other",
+        show=False,
+        id="select-range",
+    ),
+    Binding(
+        "V", "select_all", "All", tooltip="Select every layer (again: none)", show=False, id="select-all"
+    ),
+    Binding(
+        "slash",
+        "select_pattern",
+        "Pattern",
+        tooltip="Select the layers whose name matches a glob (layer3.*) or contains a text…",
+        show=False,
+        key_display="/",
+        id="select-pattern",
+    ),
+    Binding(
+        "T",
+        "toggle_sensitivity_numbers",
+        "Numbers",
+        tooltip="Sensitivity: the numbers (layers × sparsity) or the curves",
+        show=False,
+        id="sensitivity-numbers",
+    ),
+    Binding(
+        "S",
+        "scan_settings",
+        "Scan settings",
+        tooltip="Scan settings: the sparsities s scans at and the tolerated accuracy drop…",
+        show=False,
+        id="scan-settings",
+    ),
+]
+BINDINGS = [*BINDINGS, *SELECTION_BINDINGS]

@@ -13,6 +13,7 @@ from prunetui.tui import jobs
 from prunetui.tui.messages import ScanLoaded
 from prunetui.tui.scan_curves import ScanCurves
 from prunetui.tui.screens.ask_dialog import AskDialog
+from prunetui.tui.screens.choice_dialog import ChoiceDialog
 from prunetui.tui.screens.confirm_dialog import ConfirmDialog
 from prunetui.tui.screens.finetune_dialog import FinetuneDialog, FinetuneRequest
 from prunetui.tui.text import parse_fraction
@@ -47,7 +48,7 @@ class ModelFlows:
 
     def _load_stored_scan(self) -> None:
         """In a thread: the scan cache key fingerprints every weight."""
-        result = jobs.last_scan(self.app.session)
+        result = jobs.last_scan(self.app.session, self.app.scan_grid)
         if result is not None:
             self.app.post_message(ScanLoaded(result))
 
@@ -103,20 +104,53 @@ class ModelFlows:
 
     def scan(self) -> None:
         if not self._needs_data("Scan"):
-            self.app.jobs.start("Scan", partial(jobs.scan, self.app.session), changes_model=False)
+            job = partial(jobs.scan, self.app.session, sparsities=self.app.scan_grid)
+            self.app.jobs.start("Scan", job, changes_model=False)
 
-    def prune(self) -> None:
+    def prune(self, start: str = "dense") -> None:
+        """`p`: from the dense weights (the lab's); `P`: further from the weights as they are."""
         app = self.app
-        predicted = app.suggest.predicted_accuracy()
-        app.jobs.start("Prune", partial(jobs.prune, app.session, dict(app.targets), predicted=predicted))
+        predicted = app.suggest.take_prediction()
+        job = partial(jobs.prune, app.session, dict(app.targets), predicted=predicted, start=start)
+        app.jobs.start("Prune further" if start == "current" else "Prune", job)
 
     def ask_finetune(self) -> None:
+        """Finetune what the screen shows: not pruned yet, the targets are applied first; targets changed
+        since the last prune, ask whether to prune to them first."""
+        app = self.app
         if self._needs_data("Finetune"):
             return
-        note = ""
+        session = app.session
         if self._prune_first() is not None:
             note = "Not pruned yet: the targets are applied first (as p does)."
-        self.app.push_screen(FinetuneDialog(note, gpus=self._gpu_count()), self._finetune_chosen)
+            app.push_screen(
+                FinetuneDialog(note, gpus=self._gpu_count()), partial(self._finetune_chosen, True)
+            )
+            return
+        if not session.targets_changed():
+            app.push_screen(FinetuneDialog(gpus=self._gpu_count()), partial(self._finetune_chosen, False))
+            return
+        run = session.current_run
+        question = (
+            f"The targets changed since the last prune: the weights hold {run.name} "
+            f"({session.percent(session.current_size()):.2f}% of dense), the targets give "
+            f"{self._projected_text()}.\nPrune to the targets first (from dense, as p does)?"
+        )
+        choices = [("y", "Prune, then finetune"), ("n", "Finetune the current masks")]
+        app.push_screen(ChoiceDialog("Targets changed", question, choices), self._stale_answer)
+
+    def _projected_text(self) -> str:
+        projected = self.app.projected_mib
+        return "n/a" if projected is None else f"{self.app.session.percent(projected):.2f}%"
+
+    def _stale_answer(self, answer: str | None) -> None:
+        if answer is None:
+            return
+        prune = answer == "y"
+        note = "The targets are applied first (as p does)." if prune else "Finetuning the current masks."
+        self.app.push_screen(
+            FinetuneDialog(note, gpus=self._gpu_count()), partial(self._finetune_chosen, prune)
+        )
 
     def _gpu_count(self) -> int:
         """GPUs a finetune can spread over: those visible when the model is on CUDA."""
@@ -127,17 +161,18 @@ class ModelFlows:
         targets = dict(self.app.targets)
         return targets if self.app.session.is_dense and any(targets.values()) else None
 
-    def _finetune_chosen(self, request: FinetuneRequest | None) -> None:
+    def _finetune_chosen(self, prune_first: bool, request: FinetuneRequest | None) -> None:
         if request is None:
             return
         app = self.app
+        targets = dict(app.targets) if prune_first else None
         job = partial(
             jobs.finetune,
             app.session,
             request.settings,
-            self._prune_first(),
+            targets,
             nproc=request.nproc,
-            predicted=app.suggest.predicted_accuracy(),
+            predicted=app.suggest.take_prediction() if prune_first else None,
         )
         if app.jobs.start("Finetune", job):
             self.show_new_finetune()

@@ -3,10 +3,25 @@
 from pathlib import Path
 
 from prunetui.core.export import side_file_path
+from prunetui.core.profile import load_profile
 from prunetui.errors import UserError
 from prunetui.tui.text import filename_part
 
 PROFILES = "profiles"
+SHIPPED = Path(__file__).parents[1] / "profiles"  # the blog's runs, the lab's reference, the demo's
+
+
+def shipped_profiles(model_label: str) -> list[Path]:
+    """The profiles installed with prunetui that were made for `model_label` (or for any model)."""
+    found = []
+    for path in sorted(SHIPPED.glob("*.toml")):
+        try:
+            model = load_profile(path).model
+        except UserError:
+            continue
+        if model in (None, model_label):
+            found.append(path)
+    return found
 
 
 def user_path(text: str, workdir: Path) -> Path:
@@ -26,7 +41,10 @@ def profile_path(text: str, workdir: Path) -> Path:
 
 
 def default_export_path(workdir: Path, model_label: str, profile_name: str) -> Path:
-    return workdir / f"{filename_part(model_label)}-{filename_part(profile_name)}.pt"
+    """`MODEL-PROFILE.pt`, the model named once (`demo-aggressive`, not `demo-demo-aggressive`)."""
+    model, profile = filename_part(model_label), filename_part(profile_name)
+    name = profile if profile == model or profile.startswith(f"{model}-") else f"{model}-{profile}"
+    return workdir / f"{name}.pt"
 
 
 def export_files(path: Path) -> list[Path]:

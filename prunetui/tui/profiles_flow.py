@@ -8,8 +8,17 @@ from typing import TYPE_CHECKING
 from prunetui.core.profile import Profile, load_profile, save_profile
 from prunetui.errors import UserError
 from prunetui.tui import jobs
-from prunetui.tui.paths import PROFILES, default_export_path, export_files, profile_path, user_path
+from prunetui.tui.paths import (
+    PROFILES,
+    default_export_path,
+    export_files,
+    profile_path,
+    shipped_profiles,
+    user_path,
+)
+from prunetui.tui.runs_view import profile_name_of
 from prunetui.tui.screens.ask_dialog import AskDialog
+from prunetui.tui.screens.choice_dialog import ChoiceDialog
 from prunetui.tui.screens.confirm_dialog import ConfirmDialog
 from prunetui.tui.screens.open_profile_dialog import OpenProfileDialog
 from prunetui.tui.text import parse_profile_name
@@ -49,7 +58,12 @@ class ProfilesFlow:
         self.app.write_log(f"Profile {profile.name} applied to the targets")
 
     def ask_open(self) -> None:
-        files = sorted(self.app.shown(p) for p in self.folder.glob("*.toml"))
+        here = sorted(self.folder.glob("*.toml"))
+        files = [(self.app.shown(p), self.app.shown(p)) for p in here]
+        seen = {p.resolve() for p in here}
+        for path in shipped_profiles(self.app.session.label):
+            if path.resolve() not in seen:
+                files.append((f"{path.stem} (shipped)", str(path)))
         self.app.push_screen(OpenProfileDialog(files, self._open), self._opened)
 
     def _open(self, text: str) -> Profile:
@@ -103,8 +117,35 @@ class ProfilesFlow:
 
     # --- export ----------------------------------------------------------------------------------
     def ask_export(self) -> None:
+        """Export what the screen shows: when the targets differ from what the weights hold, ask whether
+        to prune to them first or to export the weights as they are (and say which is written)."""
+        session = self.app.session
+        if not session.targets_changed():
+            self._ask_export_path(prune_first=False)
+            return
+        held = session.current_run
+        holds = (
+            f"{held.name} ({session.percent(session.current_size()):.2f}% of dense)"
+            if held
+            else "the dense weights"
+        )
+        question = (
+            f"The targets changed since the last prune: the weights hold {holds}, not the targets shown."
+            "\nPrune to the targets first (from dense, as p does)?"
+        )
+        choices = [("y", "Prune, then export"), ("n", "Export the weights as they are")]
+        self.app.push_screen(
+            ChoiceDialog("Targets changed", question, choices),
+            lambda answer: answer is not None and self._ask_export_path(prune_first=answer == "y"),
+        )
+
+    def _ask_export_path(self, prune_first: bool) -> None:
         app = self.app
-        profile_name = app.session.profile_name
+        run = app.session.current_run
+        if prune_first or not app.session.targets_changed():
+            profile_name = app.session.profile_name
+        else:  # the weights as they are: named after the run that made them
+            profile_name = profile_name_of(run) if run is not None else "dense"
         default = default_export_path(app.workdir, app.session.label, profile_name)
         dialog = AskDialog(
             "Export checkpoint",
@@ -112,7 +153,7 @@ class ProfilesFlow:
             self._parse_export_path,
             app.shown(default),
         )
-        app.push_screen(dialog, partial(self._export_path_chosen, profile_name))
+        app.push_screen(dialog, partial(self._export_path_chosen, profile_name, prune_first))
 
     def _parse_export_path(self, text: str) -> Path:
         try:
@@ -120,18 +161,20 @@ class ProfilesFlow:
         except UserError as error:
             raise ValueError(str(error)) from None
 
-    def _export_path_chosen(self, profile_name: str, path: Path | None) -> None:
+    def _export_path_chosen(self, profile_name: str, prune_first: bool, path: Path | None) -> None:
         if path is None:
             return
         existing = [self.app.shown(p) for p in export_files(path) if p.exists()]
         if not existing:
-            self._export(profile_name, path, overwrite=False)
+            self._export(profile_name, path, False, prune_first)
             return
         question = f"{' and '.join(existing)} exist{'s' if len(existing) == 1 else ''}. Overwrite?"
         self.app.push_screen(
-            ConfirmDialog(question), lambda yes: yes and self._export(profile_name, path, overwrite=True)
+            ConfirmDialog(question), lambda yes: yes and self._export(profile_name, path, True, prune_first)
         )
 
-    def _export(self, profile_name: str, path: Path, overwrite: bool) -> None:
-        job = partial(jobs.export, self.app.session, path, profile_name, overwrite)
-        self.app.jobs.start("Export", job, changes_model=False)
+    def _export(self, profile_name: str, path: Path, overwrite: bool, prune_first: bool) -> None:
+        app = self.app
+        targets = dict(app.targets) if prune_first else None
+        job = partial(jobs.export, app.session, path, profile_name, overwrite, targets=targets)
+        app.jobs.start("Export", job, changes_model=prune_first)

@@ -1,13 +1,16 @@
 """The Runs tab: the runs listed and plotted as the app's `runs` state changes; a run's targets loaded
-(enter), a run marked (m) and diffed (d), an interrupted finetune resumed (R)."""
+(enter), a run marked (m) and diffed (d), an interrupted finetune resumed (R), a run named and annotated
+(n), the table sorted (O)."""
 
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from prunetui.core.runs import RunRecord
+from prunetui.errors import UserError
 from prunetui.tui import jobs
 from prunetui.tui.runs_view import is_resumable, pareto_best, profile_name_of, run_targets, targets_diff
+from prunetui.tui.screens.run_note_dialog import RunNoteDialog
 from prunetui.tui.screens.targets_diff_screen import TargetsDiffScreen
 from prunetui.tui.widgets.runs_plot import RunsPlot
 from prunetui.tui.widgets.runs_table import RunsTable
@@ -38,8 +41,12 @@ class RunsController:
         self.unreadable = set(unreadable)
 
     def focus(self) -> None:
+        """The Runs tab with its table focused, the cursor on the run the model holds now."""
         self.app.show_plot("runs-tab")
         self.table.focus()
+        current = self.app.session.current_run
+        if current is not None:
+            self.table.select_run(current.id)
 
     def _selected(self) -> RunRecord | None:
         """The run under the runs table's cursor; says so when there is none yet."""
@@ -98,3 +105,29 @@ class RunsController:
         number = self.table.number_of(run)
         if app.jobs.start("Resume", partial(jobs.resume, app.session, run, number)):
             app.model_flows.show_new_finetune()
+
+    def ask_note(self) -> None:
+        run = self._selected()
+        if run is not None:
+            dialog = RunNoteDialog(self._label(run), run.name, run.note)
+            self.app.push_screen(dialog, partial(self._note_chosen, run))
+
+    def _note_chosen(self, run: RunRecord, answer: tuple[str, str] | None) -> None:
+        if answer is None:
+            return
+        app = self.app
+        name, note = answer
+        try:
+            record = app.session.annotate_run(run.id, name=name, note=note)
+        except UserError as error:
+            app.show_error(str(error))
+            return
+        app.runs = [record if r.id == record.id else r for r in app.runs]
+        app.write_log(
+            f"Run {self.table.number_of(record)}: {record.name}"
+            + (f" · {record.note}" if record.note else "")
+        )
+
+    def cycle_sort(self) -> None:
+        self.app.show_plot("runs-tab")
+        self.app.notify(f"Runs: {self.table.cycle_sort()}")

@@ -1,8 +1,61 @@
-"""Sensitivity scan results as they arrive, point by point."""
+"""Sensitivity scan results as they arrive, point by point, and the one threshold that reads them.
+
+The tolerated drop is the one definition of "safe": a point is within it when the layer's accuracy stays
+at or above `base - drop` (the floor). By default the drop is the lab's rule (the lower bound
+100 - (100 - base) * 1.5, i.e. half the base error); the user can set a fixed number of points instead.
+The Safe column, the marks of the numeric view and the line drawn on the curves all read it.
+"""
 
 from dataclasses import dataclass, field
 
-from prunetui.core.sensitivity import ScanResult, highest_safe_sparsity
+from prunetui.core.sensitivity import ScanResult, highest_safe_sparsity, lower_bound
+
+LAB_RULE = "lab"
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How far below the scan's base accuracy a layer may fall: `points`, or the lab's rule when None."""
+
+    points: float | None = None
+
+    def drop(self, base_accuracy: float) -> float:
+        if self.points is not None:
+            return self.points
+        return base_accuracy - lower_bound(base_accuracy)
+
+    def floor(self, base_accuracy: float) -> float:
+        return max(0.0, base_accuracy - self.drop(base_accuracy))
+
+    def text(self) -> str:
+        """What the user types to get this tolerance back."""
+        return LAB_RULE if self.points is None else f"{self.points:g}"
+
+    def describe(self, base_accuracy: float | None) -> str:
+        """`tolerated drop 1.00 pt` or `tolerated drop 3.52 pt (lab: 1.5× error)`."""
+        rule = "" if self.points is not None else " (lab: 1.5× error)"
+        if base_accuracy is None:
+            return f"tolerated drop: {self.text()}{rule}"
+        return f"tolerated drop {self.drop(base_accuracy):.2f} pt{rule}"
+
+
+LAB_TOLERANCE = Tolerance()
+
+
+def parse_tolerance(text: str) -> Tolerance:
+    """`lab` (the lab's 1.5× error rule) or a number of accuracy points, e.g. `1` or `0.5`."""
+    raw = text.strip().lower().removesuffix("pt").removesuffix("points").strip()
+    if raw in ("", LAB_RULE):
+        return Tolerance()
+    try:
+        points = float(raw)
+    except ValueError:
+        raise ValueError(
+            f"type 'lab' or a number of accuracy points (e.g. 1.0), got {text.strip()}"
+        ) from None
+    if not 0.0 <= points <= 100.0:
+        raise ValueError(f"the tolerated drop is in accuracy points, 0 to 100, got {points:g}")
+    return Tolerance(points)
 
 
 @dataclass
@@ -21,16 +74,20 @@ class ScanCurves:
     def add(self, layer: str, sparsity: float, accuracy: float) -> None:
         self.points.setdefault(layer, []).append((sparsity, accuracy))
 
-    def safe_sparsity(self, layer: str) -> float | None:
-        """Highest scanned sparsity that keeps the accuracy drop under 1 point (None: not scanned)."""
+    def floor(self, tolerance: Tolerance) -> float | None:
+        return None if self.base_accuracy is None else tolerance.floor(self.base_accuracy)
+
+    def safe_sparsity(self, layer: str, tolerance: Tolerance = LAB_TOLERANCE) -> float | None:
+        """Highest scanned sparsity whose accuracy stays within the tolerated drop (None: not scanned)."""
         if self.base_accuracy is None or layer not in self.points:
             return None
         sparsities, accuracies = zip(*self.points[layer], strict=True)
-        return highest_safe_sparsity(sparsities, accuracies, self.base_accuracy)
+        drop = tolerance.drop(self.base_accuracy)
+        return highest_safe_sparsity(sparsities, accuracies, self.base_accuracy, max_drop=drop + 1e-9)
 
-    def safe_sparsities(self) -> dict[str, float]:
+    def safe_sparsities(self, tolerance: Tolerance = LAB_TOLERANCE) -> dict[str, float]:
         """The safe sparsity of every layer that has one."""
-        safe = {layer: self.safe_sparsity(layer) for layer in self.points}
+        safe = {layer: self.safe_sparsity(layer, tolerance) for layer in self.points}
         return {layer: value for layer, value in safe.items() if value is not None}
 
     def sparsities(self) -> list[float]:

@@ -23,6 +23,10 @@ class SuggestFlow:
     def __init__(self, app: "PruneApp") -> None:
         self.app = app
         self.accepted: Suggestion | None = None  # its prediction is compared when pruned
+        self.accepted_method: str | None = None  # the method it was predicted for
+        # (prediction, id of the run before) of the prune job running now
+        self.pending: tuple[float, str | None] | None = None
+        self.measured: tuple[str, float] | None = None  # (run id, predicted accuracy) once pruned to it
 
     def toggle_lock(self) -> None:
         app = self.app
@@ -107,6 +111,7 @@ class SuggestFlow:
         app.pending_suggestion = None
         app.set_targets(suggestion.targets)
         self.accepted = replace(suggestion, targets=dict(app.targets))  # as rounded
+        self.accepted_method = app.session.method.name
         app.write_log("Suggested targets accepted (p prunes to them)")
 
     def discard(self) -> None:
@@ -114,7 +119,35 @@ class SuggestFlow:
         self.app.write_log("Suggested targets discarded")
 
     def predicted_accuracy(self) -> float | None:
-        """What the accepted suggestion predicted, while the targets are still the suggested ones."""
-        if self.accepted is not None and self.accepted.targets == self.app.targets:
-            return self.accepted.predicted_accuracy
-        return None
+        """What the accepted suggestion predicted, while the targets and the method are still those it
+        was made for (a method switch or a target change drops it)."""
+        accepted = self.accepted
+        if accepted is None or accepted.targets != self.app.targets:
+            return None
+        if self.accepted_method != self.app.session.method.name:
+            return None
+        return accepted.predicted_accuracy
+
+    def take_prediction(self) -> float | None:
+        """The prediction for a prune to the targets now: said once, beside the measured accuracy; then
+        dropped, so a later prune never repeats a stale one."""
+        predicted = self.predicted_accuracy()
+        before = self.app.session.current_run
+        self.accepted = None
+        self.pending = None if predicted is None else (predicted, before.id if before else None)
+        return predicted
+
+    def after_job(self) -> None:
+        """On ModelChanged: the run a prune to an accepted suggestion made keeps its prediction, for the
+        header to show beside the measured accuracy."""
+        run, pending = self.app.session.current_run, self.pending
+        if pending is not None and run is not None and run.kind == "prune" and run.id != pending[1]:
+            self.measured = (run.id, pending[0])
+        self.pending = None
+
+    def shown_prediction(self) -> float | None:
+        """The predicted accuracy before finetuning, while the model holds the run pruned to it."""
+        run = self.app.session.current_run
+        if self.measured is None or run is None or run.id != self.measured[0]:
+            return None
+        return self.measured[1]

@@ -16,11 +16,33 @@ def shape_text(shape: tuple[int, ...]) -> str:
 
 
 def short_label(param_name: str) -> str:
-    """A few characters for plot axes: backbone.conv3.weight -> conv3, features.0.weight -> f0."""
-    parts = param_name.removesuffix(".weight").split(".")
-    if parts[-1].isdigit() and len(parts) > 1:
-        return parts[-2][:1] + parts[-1]
-    return parts[-1][:8]
+    """The layer's name for tables, axes and titles: the parameter name without `.weight`, never cut
+    (`layer1.0.conv1.weight` -> `layer1.0.conv1`; parameter names are unique, and so are these)."""
+    return param_name.removesuffix(".weight") or param_name
+
+
+def nice_ticks(low: float, high: float, count: int = 5, top: float | None = None) -> list[float]:
+    """Round values (steps of 1, 2, 2.5 or 5 times a power of ten), about `count` of them, from at or
+    below `low` to at or above `high`, none above `top` (100 for an accuracy axis)."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return [0.0]
+    if high - low < 1e-9:
+        low, high = low - 0.5, high + 0.5
+    rough = (high - low) / max(1, count - 1)
+    power = 10 ** math.floor(math.log10(rough))
+    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= rough * (1 - 1e-9))
+    first, last = math.floor(low / step + 1e-9), math.ceil(high / step - 1e-9)
+    ticks = [round(i * step, 10) for i in range(first, last + 1)]
+    if top is not None:
+        ticks = [t for t in ticks if t <= top + 1e-9] or [top]
+    return ticks
+
+
+def tick_text(value: float, ticks: list[float]) -> str:
+    """A tick label with as many decimals as the step between ticks needs (2.5 -> one)."""
+    step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
+    decimals = next((d for d in range(4) if abs(round(step, d) - step) < 1e-9), 4)
+    return f"{value:.{decimals}f}"
 
 
 def filename_part(text: str) -> str:
@@ -46,6 +68,29 @@ def parse_fraction(text: str) -> float:
         hint = f" (for a percentage write {value:g}%)" if 1.0 < value <= 100.0 else ""
         raise ValueError(f"must be in [0, 1], got {raw}{hint}")
     return value
+
+
+def parse_grid(text: str) -> list[float]:
+    """A scan grid: `0.4,0.5,0.9` or `start:stop:step` (stop excluded, like the lab's np.arange)."""
+    raw = text.strip()
+    try:
+        if ":" in raw:
+            start, stop, step = (float(x) for x in raw.split(":"))
+            if step <= 0:
+                raise ValueError
+            count = math.ceil((stop - start) / step - 1e-9)
+            values = [round(start + i * step, 6) for i in range(max(0, count))]
+        else:
+            values = [float(x) for x in raw.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError("expected sparsities like 0.4,0.6,0.8 or start:stop:step like 0.4:1.0:0.1") from None
+    if not values:
+        raise ValueError("no sparsity in the grid: e.g. 0.4:1.0:0.1")
+    if any(not 0.0 <= v <= 1.0 for v in values):
+        raise ValueError("every sparsity must be in [0, 1]")
+    if len(values) > 40:
+        raise ValueError(f"{len(values)} sparsities: 40 at most (each one evaluates every layer)")
+    return sorted(set(values))
 
 
 def parse_profile_name(text: str) -> str:

@@ -44,3 +44,15 @@ FINETUNE_CANCELLED_AT_ONCE = "Finetune cancelled before the first epoch ended: w
 
 def finetune_cancelled(completed: int) -> str:
     return f"Finetune cancelled after {completed} epochs: kept the best one"
+
+
+def pruning_further(run_name: str, percent: float) -> str:
+    return f"Pruning further from the current weights ({run_name}, {percent:.2f}% of dense): sparsities only grow"
+
+
+def pruning_from_dense() -> str:
+    return "Pruning from the dense weights"
+
+
+def stale_targets(what: str, held: str) -> str:
+    return f"Targets changed since the last prune: {what} {held}, not the targets shown"

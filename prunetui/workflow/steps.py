@@ -60,12 +60,21 @@ def prune(
     cancel: threading.Event | None = None,
     targets: dict[str, float] | None = None,
     predicted: float | None = None,
+    start: str = "dense",
 ) -> float | None:
-    """Prune the dense weights to `targets` (default: the session's) by the session's method; measure
-    the accuracy before finetuning when there is data. `predicted`: the accuracy a suggestion
-    predicted for these targets (the run is then named "suggested"), said beside the measured one."""
-    _say_held_zeros(session, targets if targets is not None else session.targets, say)
-    session.prune(targets, run_name=SUGGESTED_RUN if predicted is not None else None)
+    """Prune to `targets` (default: the session's) by the session's method, from the dense weights or
+    (`start="current"`) further from the weights as they are; measure the accuracy before finetuning
+    when there is data. `predicted`: the accuracy a suggestion predicted for these targets (the run is
+    then named "suggested"), said beside the measured one."""
+    targets = dict(targets if targets is not None else session.targets)
+    if start == "current":
+        _say_further(session, targets, say)
+    else:
+        say(lines.pruning_from_dense(), "dim")
+        _say_held_zeros(session, targets, say)
+    session.prune(
+        targets, run_name=SUGGESTED_RUN if predicted is not None else None, start=start, cancel=cancel
+    )
     say_size(session, say)
     if session.data is None:
         return None
@@ -74,6 +83,24 @@ def prune(
     if predicted is not None:
         say(lines.predicted_vs_measured(predicted, accuracy))
     return accuracy
+
+
+def _say_further(session: Session, targets: dict[str, float], say: Say) -> None:
+    """Which weights pruning further starts from, and the targets below what a layer already has."""
+    run = session.current_run
+    if run is None:
+        say(f"Nothing pruned yet: {lines.pruning_from_dense().lower()}", "dim")
+        _say_held_zeros(session, targets, say)
+        return
+    say(lines.pruning_further(run.name, run.percent_of_dense), "dim")
+    now = session.pruned_sparsity()
+    below = [
+        name for name in session.layer_names if targets.get(name, 0.0) < now[name] - 1e-9 and now[name] > 0
+    ]
+    if below:
+        layers = ", ".join(f"{name} {targets.get(name, 0.0):.2f} < {now[name]:.2f}" for name in below[:3])
+        more = f" and {len(below) - 3} more" if len(below) > 3 else ""
+        say(f"Targets below the current sparsity ({layers}{more}): those layers keep theirs", "yellow")
 
 
 def _say_held_zeros(session: Session, targets: dict[str, float], say: Say) -> None:
@@ -86,6 +113,20 @@ def _say_held_zeros(session: Session, targets: dict[str, float], say: Say) -> No
         layers = ", ".join(f"{name} {targets[name]:.2f} < {start[name]:.2f}" for name in below[:3])
         more = f" and {len(below) - 3} more" if len(below) > 3 else ""
         say(f"Targets below the zeros at load ({layers}{more}): those zeros stay pruned (--regrow)", "yellow")
+
+
+def say_stale_targets(session: Session, say: Say, what: str) -> None:
+    """When the targets shown are not those the weights hold, say what `what` acts on instead."""
+    if session.targets_changed():
+        say(lines.stale_targets(what, _held_description(session)), "yellow")
+
+
+def _held_description(session: Session) -> str:
+    run = session.current_run
+    if run is None or not any(session.pruned_targets().values()):
+        return "the unpruned weights"
+    size = session.current_size()
+    return f"the masks of {run.name} ({session.percent(size):.2f}% of dense)"
 
 
 def _epoch_lines(say: Say, report: Report) -> Report:
@@ -121,6 +162,7 @@ def finetune(
 ) -> FinetuneResult:
     """Finetune the model as it is with its masks held; the epoch lines said as they end."""
     require_data(session, "finetune")
+    say_stale_targets(session, say, "finetuning")
     processes = f", {nproc} processes" if nproc > 1 else ""
     say(lines.FINETUNE_HEADER)
     say(
@@ -239,6 +281,7 @@ def suggest(
 
 def export(session: Session, path: str | Path, profile_name: str, overwrite: bool, say: Say) -> Exported:
     """Write the model as it is (checkpoint + side profile) and say what it weighs on disk."""
+    say_stale_targets(session, say, "the export writes")
     written = export_checkpoint(session, path, profile_name, overwrite=overwrite)
     size = session.current_size()
     say(f"Exported {written.path} ({size:.2f} MiB = {session.percent(size):.2f}% of dense)")

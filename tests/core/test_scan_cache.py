@@ -5,7 +5,7 @@ import threading
 import pytest
 import torch
 
-from prunetui.core import session as session_module
+from prunetui.core import session_scans as session_module
 from prunetui.core.events import Progress, ScanPoint
 from prunetui.core.scan_cache import ScanCache, cached_scan, scan_folder, scan_key
 from prunetui.core.sensitivity import ScanOptions, scan

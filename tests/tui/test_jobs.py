@@ -296,10 +296,10 @@ async def test_quit_when_idle_exits_at_once(app):
 async def test_warnings_and_log_records_go_to_the_log_pane(app, monkeypatch):
     real_prune = app.session.prune
 
-    def prune_with_a_warning(targets=None, run_name=None):
+    def prune_with_a_warning(targets=None, run_name=None, **options):
         warnings.warn("weights look odd", UserWarning, stacklevel=1)
         logging.getLogger("somelib").warning("native library says hi")
-        real_prune(targets, run_name)
+        real_prune(targets, run_name, **options)
 
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_idle(pilot)

@@ -151,7 +151,9 @@ async def test_R_resumes_a_cancelled_finetune_run(trained_state, tmp_path):
         assert runs_cell(app, 2, "status") == "cancelled" and done < 3
         notes = []
         app.notify = lambda message, **kw: notes.append(message)
-        await pilot.press("u", "R")  # the prune run: nothing to resume
+        await pilot.press("u")  # the cursor on the run the model holds: the cancelled finetune
+        assert app.query_one(RunsTable).selected_run.status == "cancelled"
+        await pilot.press("up", "R")  # the prune run: nothing to resume
         assert notes == ["run 1 (custom) has nothing to resume (prune, finished)"] and not app.busy
         await pilot.press("down", "R")
         await wait_idle(pilot)
@@ -169,7 +171,9 @@ def test_a_narrow_runs_table_leaves_out_columns_then_shortens_names():
 
     runs = [run("suggested", "finished"), run("suggested+ft8", "cancelled")]
     everything = ["number", "name", "status", "mib", "percent", "before", "after", "change", "epochs"]
-    assert fit(runs, 120, cell_padding=1).columns == everything
+    details = ["lr", "method", "time", "note"]  # left out first
+    assert fit(runs, 120, cell_padding=1).columns == everything + details
+    assert fit(runs, 100, cell_padding=1).columns == [*everything, "lr", "method"]
     narrow_80 = fit(runs, 78, cell_padding=1)  # the 80-column layout
     assert narrow_80.columns == [c for c in everything if c != "mib"] and narrow_80.widths["name"] == 13
     wide_120 = fit(runs, 54, cell_padding=1)  # the plots pane of the 120-column layout

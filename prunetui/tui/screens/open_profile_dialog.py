@@ -1,4 +1,5 @@
-"""Open a profile: pick one of the workdir's profiles/*.toml, or type a path."""
+"""Open a profile: pick one of the workdir's profiles/*.toml or of those shipped for this model, or type
+a path."""
 
 from collections.abc import Callable
 
@@ -18,7 +19,8 @@ class OpenProfileDialog(ModalScreen[Profile | None]):
 
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
 
-    def __init__(self, files: list[str], open_profile: Callable[[str], Profile]) -> None:
+    def __init__(self, files: list[tuple[str, str]], open_profile: Callable[[str], Profile]) -> None:
+        """`files`: (label, path) pairs: the label is listed, the path opened."""
         super().__init__()
         self.files = files
         self.open_profile = open_profile
@@ -27,7 +29,7 @@ class OpenProfileDialog(ModalScreen[Profile | None]):
         with Vertical(classes="dialog"):
             yield Label("Open profile", classes="dialog-title")
             if self.files:
-                yield OptionList(*(Option(f, id=f) for f in self.files))
+                yield OptionList(*(Option(label, id=path) for label, path in self.files))
             else:
                 yield Label("No profiles/*.toml here yet.", classes="dialog-note")
             yield Label("or a path (a bare name means profiles/NAME.toml):", classes="dialog-prompt")

@@ -1,6 +1,7 @@
 """Accuracy per epoch of the current finetune run, the best epoch marked."""
 
 from prunetui.core.events import EpochEnd
+from prunetui.tui.text import nice_ticks, tick_text
 from prunetui.tui.widgets.titled_plot import TitledPlot
 
 
@@ -25,8 +26,10 @@ class FinetunePlot(TitledPlot):
         plt.plot(numbers, accuracies, color="cyan+", marker="hd")
         best = max(epochs, key=lambda e: e.accuracy)  # the first of equals, as the run keeps it
         plt.scatter([best.epoch], [best.accuracy], color="green+", marker="*")
-        low, high = accuracy_range(accuracies)
+        ticks = nice_ticks(*accuracy_range(accuracies), max(3, (self.size.height - 3) // 2), top=100.0)
+        low, high = ticks[0], ticks[-1]
         plt.ylim(low, high)
+        plt.yticks(ticks, [tick_text(t, ticks) for t in ticks])
         before = ""
         if accuracy_before is not None:
             before = f" · before {accuracy_before:.2f}%"

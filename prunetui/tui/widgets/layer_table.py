@@ -6,9 +6,9 @@ from textual.widgets import DataTable
 
 from prunetui.core.layers import LayerInfo
 from prunetui.core.suggest import Suggestion
-from prunetui.tui.scan_curves import ScanCurves
+from prunetui.tui.scan_curves import ScanCurves, Tolerance
 from prunetui.tui.stats import ModelStats
-from prunetui.tui.text import shape_text
+from prunetui.tui.text import shape_text, short_label
 
 LABELS = {
     "layer": "Layer",
@@ -21,6 +21,9 @@ LABELS = {
 }
 # Room for the widest value a column can take ("100.0%"), so that widths never change after pruning.
 MIN_WIDTHS = {"share": 6, "zeros": 6}
+ORDER = ["layer", "shape", "params", "share", "zeros", "target", "safe"]  # left to right
+PRIORITY = ["layer", "target", "safe", "zeros", "params", "share", "shape"]  # kept first when narrow
+SELECTED_MARK = "● "  # before a selected layer's name (the selection targets edit together)
 
 
 def _number(text: str, style: str = "") -> Text:
@@ -48,22 +51,26 @@ def cell_width(cell: Text | str) -> int:
 
 
 class LayerTable(DataTable):
-    """`compact` drops the Shape column; the Safe column appears once a layer has been scanned.
-    The Target column shows locks and a pending suggestion, and widens for them.
+    """`room` (cells, set by the app on resize) decides the columns: those that fit, by PRIORITY; the
+    Safe column appears once a layer has been scanned. The Target column shows locks and a pending
+    suggestion, and widens for them; the Layer column marks the selected layers.
 
     It follows the workbench's state through reactives the app binds (`data_bind`): `stats` (the layers),
-    `targets`, `locked_layers`, `pending_suggestion` and `curves` (the scan). Nothing else writes its cells.
+    `targets`, `locked_layers`, `pending_suggestion`, `curves` (the scan), `tolerance` (what Safe means)
+    and `selection`. Nothing else writes its cells.
 
     Its size is set from its content when the rows or columns change: sizing a DataTable with
     `auto` (from its virtual size) sometimes left it 0 rows high here under load.
     """
 
-    compact = reactive(False)
+    room: reactive[int | None] = reactive(None)  # cells of width it may take (None: all columns)
     stats: reactive[ModelStats | None] = reactive(None, init=False)
     targets: reactive[dict[str, float]] = reactive(dict, init=False)
     locked_layers: reactive[frozenset[str]] = reactive(frozenset(), init=False)
     pending_suggestion: reactive[Suggestion | None] = reactive(None, init=False)
     curves: reactive[ScanCurves | None] = reactive(None, init=False, always_update=True)  # mutated
+    tolerance: reactive[Tolerance] = reactive(Tolerance, init=False)
+    selection: reactive[frozenset[str]] = reactive(frozenset(), init=False)
 
     def __init__(self, **kwargs) -> None:
         super().__init__(cursor_type="row", **kwargs)
@@ -78,8 +85,16 @@ class LayerTable(DataTable):
         return self.ordered_rows[self.cursor_row].key.value
 
     def _columns(self) -> list[str]:
-        columns = ["layer"] + ([] if self.compact else ["shape"]) + ["params", "share", "zeros", "target"]
-        return columns + (["safe"] if self._safe else [])
+        """The columns that fit in `room`, by PRIORITY (the Layer and Target columns always)."""
+        candidates = [c for c in PRIORITY if c != "safe" or self._safe]
+        kept, used = [], self.styles.scrollbar_size_vertical
+        for column in candidates:
+            width = self._width(column) + 2 * self.cell_padding
+            if len(kept) >= 2 and self.room is not None and used + width > self.room:
+                continue
+            kept.append(column)
+            used += width
+        return [c for c in ORDER if c in kept]
 
     def _target_cell(self, layer_name: str) -> Text:
         suggestion = self.pending_suggestion
@@ -92,7 +107,9 @@ class LayerTable(DataTable):
         info = self._infos[layer_name]
         match column:
             case "layer":
-                return layer_name
+                if layer_name in self.selection:
+                    return Text(SELECTED_MARK + short_label(layer_name), style="bold cyan")
+                return Text(" " * len(SELECTED_MARK) + short_label(layer_name))
             case "shape":
                 return _number(shape_text(info.shape))
             case "params":
@@ -142,9 +159,16 @@ class LayerTable(DataTable):
         for layer_name in self._infos:
             self._update(layer_name, "target")
 
-    def watch_compact(self) -> None:
-        if self._infos:
+    def watch_room(self) -> None:
+        if self._infos and self._columns() != list(self._widths):
             self._rebuild()
+
+    def watch_selection(self, old: frozenset[str], new: frozenset[str]) -> None:
+        for layer_name in old ^ new:
+            self._update(layer_name, "layer")
+
+    def watch_tolerance(self) -> None:
+        self.watch_curves(self.curves)
 
     def watch_stats(self, stats: ModelStats | None) -> None:
         """New statistics after a job; the first fills the table."""
@@ -173,7 +197,7 @@ class LayerTable(DataTable):
 
     def watch_curves(self, curves: ScanCurves | None) -> None:
         """The Safe column: rebuilt when it appears or goes, else only the cells that changed."""
-        safe = {} if curves is None else curves.safe_sparsities()
+        safe = {} if curves is None else curves.safe_sparsities(self.tolerance)
         had_column, changed = bool(self._safe), {n for n in safe if safe[n] != self._safe.get(n)}
         self._safe = safe
         if bool(safe) != had_column:

@@ -1,16 +1,20 @@
-"""The runs of this model in this working directory, oldest first: one row per run, keyed by its id.
+"""The runs of this model in this working directory: one row per run, keyed by its id, oldest first or
+sorted by size or accuracy (`O`); `n` names the selected run and notes what it tried.
 
-The # column marks the Pareto-best runs with `*` and the marked run (compared with `d`) with `>`.
-When the table is narrow, the least useful columns are left out and long names are shortened.
+The # column (the run's number, oldest first, whatever the order) marks the Pareto-best runs with `*`
+and the marked run (compared with `d`) with `>`. When the table is narrow, the least useful columns are
+left out and long names are shortened; the line under the table tells everything about the selected run.
 """
 
 from dataclasses import dataclass
 
 from rich.text import Text
 from textual import events
-from textual.widgets import DataTable
+from textual.binding import Binding
+from textual.widgets import DataTable, Static
 
 from prunetui.core.runs import RunRecord
+from prunetui.tui.runs_view import run_accuracy
 
 LABELS = {
     "number": "#",
@@ -22,10 +26,20 @@ LABELS = {
     "after": "After",
     "change": "Δdense",
     "epochs": "Ep",
+    "lr": "LR",
+    "method": "Method",
+    "time": "Time",
+    "note": "Note",
 }
-FIXED_WIDTHS = {"number": 4, "mib": 6, "percent": 6, "before": 6, "after": 6, "change": 6, "epochs": 5}
+FIXED_WIDTHS = {
+    "number": 4, "mib": 6, "percent": 6, "before": 6, "after": 6, "change": 6, "epochs": 5, "lr": 6,
+    "method": 9, "time": 6,
+}  # fmt: skip
 NAME_WIDTHS = (10, 20)  # a name is shortened down to the first when the table is narrow
-LEFT_OUT_FIRST = ["mib", "epochs", "before"]  # then names are shortened, then Status goes
+NOTE_WIDTH = 30
+# then names are shortened, then Status goes
+LEFT_OUT_FIRST = ["note", "time", "lr", "method", "mib", "epochs", "before"]
+SORTS = {"time": "oldest first", "size": "smallest first", "accuracy": "most accurate first"}
 STATUS_STYLES = {"finished": "", "unfinished": "yellow", "cancelled": "yellow", "failed": "red"}
 
 
@@ -54,13 +68,50 @@ def _epochs(run: RunRecord) -> str:
     return f"{len(run.epochs)}/{run.epochs_planned}" if run.kind == "finetune" else ""
 
 
+def duration_text(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}m{secs:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def _shortened(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def sorted_runs(records: list[RunRecord], sort_by: str) -> list[RunRecord]:
+    """`time`: as recorded; `size`: smallest first; `accuracy`: most accurate first (none last)."""
+    if sort_by == "size":
+        return sorted(records, key=lambda r: r.percent_of_dense)
+    if sort_by == "accuracy":
+        return sorted(records, key=lambda r: -a if (a := run_accuracy(r)) is not None else float("inf"))
+    return list(records)
+
+
+def run_details(number: int, run: RunRecord, parent_number: int | None) -> str:
+    """Everything about one run on one line: the table leaves columns out when narrow."""
+    lr = f", lr {run.lr:g}" if run.lr is not None else ""
+    what = f"pruned ({run.method})" if run.kind == "prune" else f"finetuned {_epochs(run)} ep{lr}"
+    if run.kind == "prune":
+        what += " further from run " + str(parent_number) if run.start == "current" else " from dense"
+    elif parent_number is not None:
+        what += f" from run {parent_number}"
+    parts = [f"#{number} {run.name}", what, f"{run.sparse_size_mib:.2f} MiB"]
+    parts += [duration_text(run.seconds)] if run.seconds else []
+    if run.note:
+        parts.append(f"note: {run.note}")
+    return " · ".join(parts)
+
+
 def _content_widths(records: list[RunRecord]) -> dict[str, int]:
     """Every column as wide as its label and its longest value (names within NAME_WIDTHS)."""
     name = max((len(r.name) for r in records), default=0)
     status = max((len(r.status) for r in records), default=0)
+    note = max((len(r.note) for r in records), default=0)
     widths = {
         "name": min(max(name, len(LABELS["name"])), NAME_WIDTHS[1]),
         "status": max(status, len(LABELS["status"])),
+        "note": min(max(note, len(LABELS["note"])), NOTE_WIDTH),
     }
     return {column: widths.get(column, FIXED_WIDTHS.get(column, 0)) for column in LABELS}
 
@@ -83,10 +134,20 @@ def fit(records: list[RunRecord], available: int, cell_padding: int) -> Layout:
     return Layout(columns, widths)
 
 
+class RunDetails(Static):
+    """The selected run, told in full under the table."""
+
+
 class RunsTable(DataTable):
+    BINDINGS = [
+        Binding("n", "note_run", "Name/note", tooltip="Name the selected run and write a note…"),
+        Binding("O", "sort_runs", "Sort", tooltip="Sort the runs: oldest first, by size, by accuracy"),
+    ]
+
     def __init__(self, **kwargs) -> None:
         super().__init__(cursor_type="row", **kwargs)
         self.records: list[RunRecord] = []
+        self.sort_by = "time"
         self.best_numbers: list[int] = []
         self.marked_id: str | None = None
         self._layout = Layout([], {})
@@ -112,8 +173,15 @@ class RunsTable(DataTable):
                 best = "*" if number in self.best_numbers else " "
                 return _number(f"{mark}{number}{best}", "bold green" if best == "*" else "")
             case "name":
-                width = self._layout.widths["name"]
-                return run.name if len(run.name) <= width else run.name[: width - 1] + "…"
+                return _shortened(run.name, self._layout.widths["name"])
+            case "note":
+                return _shortened(run.note, self._layout.widths["note"])
+            case "lr":
+                return _number("" if run.lr is None else f"{run.lr:g}")
+            case "method":
+                return run.method
+            case "time":
+                return _number(duration_text(run.seconds) if run.seconds else "")
             case "status":
                 return Text(run.status, style=STATUS_STYLES.get(run.status, ""))
             case "mib":
@@ -126,25 +194,34 @@ class RunsTable(DataTable):
                 return _accuracy(run.accuracy_after)
             case "change":
                 return _change(run)
-            case _:
+            case "epochs":
                 return _number(_epochs(run))
+            case _:
+                return ""
 
     def _row(self, number: int, run: RunRecord) -> list[Text | str]:
         return [self._cell(column, number, run) for column in self._layout.columns]
 
     def _rebuild(self) -> None:
-        """The columns changed: rebuild everything, keeping the cursor on the same row."""
-        row = self.cursor_row
+        """The columns or the order changed: rebuild everything, keeping the cursor on the same run."""
+        selected, row = self.selected_run, self.cursor_row
         self.clear(columns=True)
         for column in self._layout.columns:
             self.add_column(LABELS[column], key=column, width=self._layout.widths[column])
-        for number, run in enumerate(self.records, 1):
-            self.add_row(*self._row(number, run), key=run.id)
+        for run in sorted_runs(self.records, self.sort_by):
+            self.add_row(*self._row(self.number_of(run), run), key=run.id)
         if self.row_count:
+            ids = [key.value for key in self.rows]
+            if selected is not None and selected.id in ids:
+                row = ids.index(selected.id)
             self.move_cursor(row=min(row, self.row_count - 1), animate=False)
+        self.show_details()
 
     def _update_rows(self) -> None:
         """New or changed records: update rows in place (the cursor stays), add the new ones."""
+        if self.sort_by != "time":
+            self._rebuild()  # a new or changed run may move
+            return
         known = {run.id for run in self.records}
         for row_key in [key for key in self.rows if key.value not in known]:
             self.remove_row(row_key)
@@ -154,6 +231,7 @@ class RunsTable(DataTable):
                 continue
             for column, cell in zip(self._layout.columns, self._row(number, run), strict=True):
                 self.update_cell(run.id, column, cell)
+        self.show_details()
 
     def _refit(self, available: int) -> None:
         """Rebuild when the layout for `available` cells changed (all columns before the first layout),
@@ -176,6 +254,45 @@ class RunsTable(DataTable):
         self.marked_id = None if run is None or run.id == self.marked_id else run.id
         self._update_rows()
         return self.marked_run
+
+    def select_run(self, run_id: str) -> None:
+        ids = [key.value for key in self.rows]
+        if run_id in ids:
+            self.move_cursor(row=ids.index(run_id), animate=False)
+            self.show_details()
+
+    def cycle_sort(self) -> str:
+        """Oldest first -> smallest first -> most accurate first; returns the new order's words."""
+        names = list(SORTS)
+        self.sort_by = names[(names.index(self.sort_by) + 1) % len(names)]
+        self._rebuild()
+        return SORTS[self.sort_by]
+
+    def show_details(self) -> None:
+        run = self.selected_run
+        text = "" if run is None else run_details(self.number_of(run), run, self._parent_number(run))
+        for details in self.screen.query(RunDetails):
+            details.update(text)
+
+    def _parent_number(self, run: RunRecord) -> int | None:
+        return next((n for n, r in enumerate(self.records, 1) if r.id == run.parent), None)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.show_details()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """A suggestion waiting for its answer takes `n` (discard): the app's binding then runs."""
+        if action in ("note_run", "sort_runs") and self.app.pending_suggestion is not None:
+            return False
+        if action == "note_run" and self.app.busy:
+            return None  # a finetune saves its own record meanwhile
+        return True
+
+    def action_note_run(self) -> None:
+        self.app.runs_tab.ask_note()
+
+    def action_sort_runs(self) -> None:
+        self.app.runs_tab.cycle_sort()
 
     def on_mount(self) -> None:
         self._refit(self.size.width)

@@ -1,35 +1,36 @@
-"""Accuracy vs sparsity of every scanned layer: the selected one highlighted, the others dim."""
+"""Accuracy vs sparsity of every scanned layer: the selected one highlighted, the others dim, the base
+accuracy (green) and the floor of the tolerated drop (red) drawn over them. Round y ticks, none above 100."""
 
-from prunetui.core.sensitivity import lower_bound
-from prunetui.tui.scan_curves import ScanCurves
-from prunetui.tui.text import short_label
+from prunetui.tui.scan_curves import LAB_TOLERANCE, ScanCurves, Tolerance
+from prunetui.tui.text import nice_ticks, tick_text
 from prunetui.tui.widgets.titled_plot import TitledPlot
 
 
 class SensitivityPlot(TitledPlot):
-    def draw(self, curves: ScanCurves, selected: str | None) -> None:
+    def draw(self, curves: ScanCurves, selected: str | None, tolerance: Tolerance = LAB_TOLERANCE) -> None:
         plt = self.plt
         plt.clear_data()
-        plt.xlabel("sparsity")
+        self.set_title("")
         if curves.base_accuracy is None:
-            self.set_title("no scan yet: s scans every layer", "no scan yet: s")
             self.refresh()
             return
-        base, floor = curves.base_accuracy, lower_bound(curves.base_accuracy)
+        base, floor = curves.base_accuracy, tolerance.floor(curves.base_accuracy)
+        sparsities = curves.sparsities()
         for layer_name, points in curves.points.items():
             if layer_name != selected:
-                plt.plot(*zip(*points, strict=True), color="gray")
+                plt.plot(*zip(*points, strict=True), color="gray", marker="braille")
+        if sparsities:  # the reference lines go over the dim curves (plotext draws hline under them)
+            ends = [sparsities[0], sparsities[-1]]
+            plt.plot(ends, [base, base], color="green", marker="hd")
+            plt.plot(ends, [floor, floor], color="red", marker="hd")
         if selected in curves.points:
             plt.plot(*zip(*curves.points[selected], strict=True), color="cyan+", marker="hd")
-        plt.hline(base, "green")
-        plt.hline(floor, "red")
-        sparsities = sorted({s for points in curves.points.values() for s, _ in points})
         accuracies = [a for points in curves.points.values() for _, a in points]
-        plt.xticks(sparsities, [f"{s:g}" for s in sparsities])
-        plt.ylim(min([floor, *accuracies]) - 1, max([base, *accuracies]) + 1)
-        name = short_label(selected) if selected else "-"
-        self.set_title(
-            f"{name} (cyan) · base {base:.2f}% (green) · lower bound {floor:.2f}% (red)",
-            f"{name} · base {base:.2f}% · bound {floor:.2f}%",
-        )
+        rows = max(3, (self.size.height - 3) // 2)
+        ticks = nice_ticks(min([floor, *accuracies]), max([base, *accuracies]), rows, top=100.0)
+        ticks = [t for t in ticks if t >= 0] or [0.0]
+        plt.ylim(ticks[0], ticks[-1])
+        plt.yticks(ticks, [tick_text(t, ticks) for t in ticks])
+        if sparsities:
+            plt.xticks(sparsities, [f"{s:g}" for s in sparsities])
         self.refresh()

@@ -1,4 +1,5 @@
-"""The header: model, device, accuracies, current and projected size. Drops its captions when narrow."""
+"""The header: model, device, accuracies, current and projected size, on one line: when narrow it leaves
+out its captions, then fields by priority."""
 
 from dataclasses import dataclass
 
@@ -21,12 +22,13 @@ class Status:
     projected_mib: float | None  # None until the preview worker has it
     suggested_mib: float | None = None  # of a pending suggestion
     predicted_accuracy: float | None = None  # of a pending suggestion, from the scan
+    accuracy_predicted: float | None = None  # what a suggestion predicted for the weights now (beside "now")
 
 
-def _size_text(size_mib: float | None, dense_mib: float) -> str:
+def _size_text(size_mib: float | None, dense_mib: float, percent: bool = True) -> str:
     if size_mib is None:
         return NOT_AVAILABLE
-    return f"{size_mib:.2f} MiB {size_mib / dense_mib * 100:.1f}%"
+    return f"{size_mib:.2f} MiB {size_mib / dense_mib * 100:.1f}%" if percent else f"{size_mib:.2f} MiB"
 
 
 def _targets_field(status: Status, captions: bool) -> tuple[str, str, str]:
@@ -38,31 +40,73 @@ def _targets_field(status: Status, captions: bool) -> tuple[str, str, str]:
     predicted = accuracy_text(status.predicted_accuracy)
     if captions:
         return "suggested → ", f"{size} · predicted {predicted}", "bold magenta"
-    return "→ ", f"{size} ≈{predicted}", "bold magenta"
+    return "→ ", f"{size} pred {predicted}", "bold magenta"
 
 
-def status_text(status: Status, captions: bool) -> Text:
+def _now_text(status: Status) -> str:
+    """The measured accuracy, and beside it what a suggestion predicted for these weights."""
+    if status.accuracy_predicted is None:
+        return accuracy_text(status.accuracy)
+    return f"{accuracy_text(status.accuracy)} (pred {accuracy_text(status.accuracy_predicted)})"
+
+
+# Left out first when the line is too narrow, in this order (the model, the accuracy now and the sizes
+# stay): captions, the device, the current size's percentage, the method, the dense accuracy.
+DROPPABLE = ("captions", "device", "size_percent", "method", "dense")
+
+
+def status_text(status: Status, captions: bool, leave_out: frozenset[str] = frozenset()) -> Text:
     fields = [
-        ("dense ", accuracy_text(status.dense_accuracy), "bold"),
-        ("now ", accuracy_text(status.accuracy), "bold"),
-        ("size " if captions else "", _size_text(status.size_mib, status.dense_mib), "bold"),
-        _targets_field(status, captions),
+        ("dense ", accuracy_text(status.dense_accuracy), "bold", "dense"),
+        ("now ", _now_text(status), "bold", ""),
+        (
+            "size " if captions else "",
+            _size_text(status.size_mib, status.dense_mib, "size_percent" not in leave_out),
+            "bold",
+            "",
+        ),
+        (*_targets_field(status, captions), ""),
     ]
-    text = Text.assemble(
-        (status.model_label, "bold"), " ", (status.device_label, "italic"), " ", (status.method, "cyan")
-    )
-    for caption, value, style in fields:
+    text = Text(status.model_label, style="bold", no_wrap=True, overflow="ellipsis")
+    for part, style in ((status.device_label, "italic"), (status.method, "cyan")):
+        if (style == "italic" and "device" in leave_out) or (style == "cyan" and "method" in leave_out):
+            continue
+        text.append(" ")
+        text.append(part, style=style)
+    for caption, value, style, key in fields:
+        if key and key in leave_out:
+            continue
         text.append("  │  " if captions else "  ", style="dim")
         text.append(caption, style="dim")
         text.append(value, style=style)
     return text
 
 
+def fitted_status_text(status: Status, width: int) -> Text:
+    """The fullest line that fits `width` cells: fields are left out by priority (DROPPABLE), then the
+    model label is cut with an ellipsis. Always one line."""
+    text = status_text(status, captions=True)
+    leave_out: set[str] = set()
+    for field in DROPPABLE:
+        if text.cell_len <= width:
+            return text
+        leave_out.add(field)
+        text = status_text(status, captions=False, leave_out=frozenset(leave_out))
+    if text.cell_len > width:
+        excess = text.cell_len - width
+        label = status.model_label
+        cut = label[: max(1, len(label) - excess - 1)] + "…"
+        text = status_text(
+            Status(**{**status.__dict__, "model_label": cut}), captions=False, leave_out=frozenset(leave_out)
+        )
+        text.truncate(width, overflow="ellipsis")
+    return text
+
+
 class StatusLine(Widget):
-    status: reactive[Status | None] = reactive(None, layout=True)
+    status: reactive[Status | None] = reactive(None)
 
     def render(self) -> Text:
         if self.status is None:
             return Text()
-        full = status_text(self.status, captions=True)
-        return full if full.cell_len <= self.content_size.width else status_text(self.status, captions=False)
+        return fitted_status_text(self.status, self.content_size.width)

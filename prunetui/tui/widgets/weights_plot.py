@@ -1,7 +1,7 @@
 """Histogram of the selected layer's weights, with its target's magnitude threshold marked."""
 
 from prunetui.tui.stats import Histogram
-from prunetui.tui.text import short_label
+from prunetui.tui.text import nice_ticks, short_label
 from prunetui.tui.widgets.titled_plot import TitledPlot
 
 
@@ -23,7 +23,9 @@ class WeightsPlot(TitledPlot):
         ticks = [histogram.low, 0.0, histogram.high]
         plt.xticks(ticks, [f"{t:.3g}" for t in ticks])
         top = max(counts, default=0)
-        plt.yticks([0, top // 2, top])  # counts are whole numbers
+        ticks = [int(t) for t in nice_ticks(0, max(top, 2), 3) if t == int(t)] or [0, top]  # whole counts
+        plt.ylim(0, max(ticks[-1], top))
+        plt.yticks(ticks)
         if 0 < threshold < histogram.high:
             plt.vline(-threshold, "red")
             plt.vline(threshold, "red")

@@ -1,0 +1,154 @@
+"""Many layers at once: the selection (space toggles a layer, v selects a range, V every layer, / a name
+pattern, escape clears it) and the target edits that act on it. With layers selected, digits, +/-, enter
+and c edit every selected layer; with none, the layer under the cursor. Targets go through the session
+(`app.set_targets`), as a single layer's do."""
+
+import fnmatch
+from functools import partial
+from typing import TYPE_CHECKING
+
+from prunetui.core.pruning import compound
+from prunetui.tui.screens.ask_dialog import AskDialog
+from prunetui.tui.text import parse_fraction, short_label
+from prunetui.tui.widgets.layer_table import LayerTable
+
+if TYPE_CHECKING:
+    from prunetui.tui.app import PruneApp
+
+GLOB_CHARACTERS = set("*?[")
+
+
+def matching_layers(pattern: str, layer_names: list[str]) -> list[str]:
+    """Layers whose name (with or without `.weight`) matches a glob (`layer3.*conv*`), or contains the
+    text (`downsample`), case-insensitively. Raise ValueError when the pattern is empty or matches none."""
+    text = pattern.strip().lower()
+    if not text:
+        raise ValueError("type a glob such as layer3.* or a part of a name such as downsample")
+    if GLOB_CHARACTERS & set(text):
+        matches = [
+            n for n in layer_names if any(fnmatch.fnmatchcase(x.lower(), text) for x in (n, short_label(n)))
+        ]
+    else:
+        matches = [n for n in layer_names if text in n.lower()]
+    if not matches:
+        raise ValueError(f"no layer matches {pattern.strip()}")
+    return matches
+
+
+class SelectionFlow:
+    def __init__(self, app: "PruneApp") -> None:
+        self.app = app
+        self.range_start: str | None = None  # the first `v` of a range
+
+    @property
+    def table(self) -> LayerTable:
+        return self.app.query_one(LayerTable)
+
+    def _names(self) -> list[str]:
+        return [row.key.value for row in self.table.ordered_rows]
+
+    def edited_layers(self) -> list[str]:
+        """What a target edit acts on: the selected layers in table order, else the layer under the cursor."""
+        if self.app.selection:
+            return [n for n in self._names() if n in self.app.selection]
+        selected = self.app.selected_layer
+        return [] if selected is None else [selected]
+
+    # --- choosing layers -------------------------------------------------------------------------
+    def toggle(self) -> None:
+        """space: the layer under the cursor in or out of the selection; the cursor moves on."""
+        layer_name = self.app.selected_layer
+        if layer_name is None:
+            return
+        self.app.selection = self.app.selection ^ {layer_name}
+        self.app.action_select(1)
+
+    def select_range(self) -> None:
+        """v marks where a range starts; v again selects every layer from there to the cursor."""
+        app, cursor = self.app, self.app.selected_layer
+        if cursor is None:
+            return
+        if self.range_start is None or self.range_start not in self._names():
+            self.range_start = cursor
+            app.selection = app.selection | {cursor}
+            app.notify(f"Range from {short_label(cursor)}: move to its other end, then v")
+            return
+        names = self._names()
+        first, last = sorted((names.index(self.range_start), names.index(cursor)))
+        self.range_start = None
+        app.selection = app.selection | set(names[first : last + 1])
+        app.write_log(f"Selected {len(app.selection)} layers: digits, +/-, enter and c edit them together")
+
+    def select_all(self) -> None:
+        """V: every layer, or none when every layer is selected already."""
+        names = set(self._names())
+        self.range_start = None
+        self.app.selection = frozenset() if names <= self.app.selection else frozenset(names)
+
+    def ask_pattern(self) -> None:
+        dialog = AskDialog(
+            "Select layers by name",
+            "a glob (layer3.*, *downsample*) or a part of the name (conv1)",
+            partial(matching_layers, layer_names=self._names()),
+        )
+        self.app.push_screen(dialog, self._pattern_chosen)
+
+    def _pattern_chosen(self, matches: list[str] | None) -> None:
+        if matches is None:
+            return
+        self.range_start = None
+        self.app.selection = frozenset(matches)
+        self.app.write_log(f"Selected {len(matches)} layers: digits, +/-, enter and c edit them together")
+
+    def clear(self) -> None:
+        self.range_start = None
+        self.app.selection = frozenset()
+
+    # --- editing their targets -------------------------------------------------------------------
+    def set_all(self, value: float) -> None:
+        self.app.set_targets({name: value for name in self.edited_layers()})
+
+    def nudge_all(self, delta: float) -> None:
+        targets = self.app.session.targets
+        self.app.set_targets({name: targets[name] + delta for name in self.edited_layers()})
+
+    def _what(self, layer_names: list[str]) -> str:
+        return layer_names[0] if len(layer_names) == 1 else f"{len(layer_names)} selected layers"
+
+    def ask_exact(self) -> None:
+        app, layer_names = self.app, self.edited_layers()
+        if not layer_names:
+            return
+        values = {app.targets[name] for name in layer_names}
+        dialog = AskDialog(
+            "Target sparsity",
+            f"{self._what(layer_names)}: a number in [0, 1] or a percentage",
+            parse_fraction,
+            f"{values.pop():g}" if len(values) == 1 else "",
+        )
+        app.push_screen(dialog, lambda value: value is not None and self.set_all_of(layer_names, value))
+
+    def set_all_of(self, layer_names: list[str], value: float) -> None:
+        self.app.set_targets({name: value for name in layer_names})
+
+    def ask_compound(self) -> None:
+        """c: the blog's rule on each edited layer, from its own current target."""
+        app, layer_names = self.app, self.edited_layers()
+        if not layer_names:
+            return
+        rule = "target = current + (1 - current) × beta"
+        dialog = AskDialog("Compound rule", f"{self._what(layer_names)}: {rule}", parse_fraction)
+        app.push_screen(dialog, partial(self._compound_chosen, layer_names))
+
+    def _compound_chosen(self, layer_names: list[str], beta: float | None) -> None:
+        if beta is None:
+            return
+        app = self.app
+        app.set_targets({name: compound(app.targets[name], beta) for name in layer_names})
+        app.write_log(f"Compound rule, beta {beta:g}, applied to {len(layer_names)} layer(s)")
+
+    def show_count(self) -> None:
+        """The table pane's title says how many layers are selected."""
+        count = len(self.app.selection)
+        title = "Layers" if not count else f"Layers · {count} selected (esc clears)"
+        self.app.query_one("#table-pane").border_title = title

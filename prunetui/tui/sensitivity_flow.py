@@ -1,0 +1,46 @@
+"""The sensitivity scan's settings (S): the grid `s` scans at and the tolerated drop. A new grid shows
+the stored scan of this model with that grid when there is one."""
+
+from typing import TYPE_CHECKING
+
+from prunetui.tui import jobs
+from prunetui.tui.messages import ScanLoaded
+from prunetui.tui.scan_curves import ScanCurves
+from prunetui.tui.screens.scan_settings_dialog import ScanSettings, ScanSettingsDialog, grid_text
+
+if TYPE_CHECKING:
+    from prunetui.tui.app import PruneApp
+
+
+class SensitivityFlow:
+    def __init__(self, app: "PruneApp") -> None:
+        self.app = app
+
+    def ask(self) -> None:
+        current = ScanSettings(self.app.scan_grid, self.app.tolerance)
+        self.app.push_screen(ScanSettingsDialog(current), self._chosen)
+
+    def _chosen(self, settings: ScanSettings | None) -> None:
+        if settings is None:
+            return
+        app = self.app
+        app.tolerance = settings.tolerance
+        base = app.curves.base_accuracy
+        app.write_log(f"Sensitivity: {settings.tolerance.describe(base)} (the Safe column and the red marks)")
+        if settings.grid != app.scan_grid:
+            app.scan_grid = settings.grid
+            app.write_log(f"Scan grid: {grid_text(settings.grid)} (s scans at these sparsities)")
+            self.load_stored_scan()
+        app.show_plot("sensitivity-tab")
+
+    def load_stored_scan(self) -> None:
+        """The stored scan of the model as it is, by the method and grid now chosen, in a thread (the
+        cache key fingerprints every weight); the curves are emptied meanwhile."""
+        app = self.app
+        app.curves = ScanCurves()
+        app.run_worker(self._load, group="stored-scan", exclusive=True, thread=True, exit_on_error=False)
+
+    def _load(self) -> None:
+        result = jobs.last_scan(self.app.session, self.app.scan_grid)
+        if result is not None:
+            self.app.post_message(ScanLoaded(result))

@@ -1,0 +1,72 @@
+"""The Sensitivity tab: a one-line header with the scan's definition of safe (base, tolerated drop,
+floor), then the curves or the numbers (T toggles)."""
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import ContentSwitcher, Static
+
+from prunetui.tui.scan_curves import ScanCurves, Tolerance
+from prunetui.tui.text import short_label
+from prunetui.tui.widgets.sensitivity_grid import SensitivityGrid
+from prunetui.tui.widgets.sensitivity_plot import SensitivityPlot
+
+
+def header_text(
+    curves: ScanCurves, selected: str | None, tolerance: Tolerance, numeric: bool, width: int
+) -> Text:
+    """The fullest header that fits `width`: the colours' meaning goes first, then the layer's name."""
+    if curves.base_accuracy is None:
+        return Text(f"no scan yet: s scans every layer · S grid and {tolerance.describe(None)}")
+    base = curves.base_accuracy
+    floor = tolerance.floor(base)
+    name = short_label(selected) if selected in curves.points else None
+    marks = ("green", "red") if numeric else ("green line", "red line")
+    variants = [
+        [
+            (f"{name} (cyan) · " if name and not numeric else "", "cyan"),
+            (f"base {base:.2f}% ({marks[0]}) · ", "green"),
+            (f"{tolerance.describe(base)} → floor {floor:.2f}% ({marks[1]})", "red"),
+        ],
+        [
+            (f"{name} · " if name and not numeric else "", "cyan"),
+            (f"base {base:.2f}% · ", "green"),
+            (f"{tolerance.describe(base)} → floor {floor:.2f}%", "red"),
+        ],
+        [
+            (f"base {base:.2f}% · ", "green"),
+            (f"{tolerance.describe(base)} → floor {floor:.2f}%", "red"),
+        ],
+        [
+            (f"base {base:.2f}% · ", "green"),
+            (f"drop ≤ {tolerance.drop(base):.2f} → floor {floor:.2f}%", "red"),
+        ],
+    ]
+    for parts in variants:
+        text = Text.assemble(*parts)
+        if text.cell_len <= width:
+            return text
+    return text
+
+
+class SensitivityView(Vertical):
+    def compose(self) -> ComposeResult:
+        yield Static(id="sensitivity-header")
+        with ContentSwitcher(initial="sensitivity-curves"):
+            yield SensitivityPlot(id="sensitivity-curves")
+            yield SensitivityGrid(id="sensitivity-numbers")
+
+    def show(self, curves: ScanCurves, selected: str | None, tolerance: Tolerance, numeric: bool) -> None:
+        self._header = (curves, selected, tolerance, numeric)
+        self.query_one(ContentSwitcher).current = "sensitivity-numbers" if numeric else "sensitivity-curves"
+        self._show_header()
+        self.query_one(SensitivityPlot).draw(curves, selected, tolerance)
+        self.query_one(SensitivityGrid).show(curves, selected, tolerance)
+
+    def _show_header(self) -> None:
+        if hasattr(self, "_header"):
+            width = self.content_size.width or 80
+            self.query_one("#sensitivity-header", Static).update(header_text(*self._header, width))
+
+    def on_resize(self) -> None:
+        self._show_header()

@@ -1,0 +1,95 @@
+"""The Sensitivity tab: one definition of safe (the tolerated drop) shown in its header and used by the
+Safe column, the numbers and the red line; the numbers view (T); the scan settings (S); the Safe column
+after a method switch."""
+
+import pytest
+
+from prunetui.core.sensitivity import lower_bound
+from prunetui.tui.scan_curves import Tolerance, parse_tolerance
+from prunetui.tui.screens.scan_settings_dialog import ScanSettingsDialog
+from prunetui.tui.widgets.layer_table import LayerTable
+from prunetui.tui.widgets.parsed_input import ParsedInput
+from prunetui.tui.widgets.sensitivity_grid import SensitivityGrid
+from prunetui.tui.widgets.sensitivity_plot import SensitivityPlot
+
+from .conftest import LAYERS, wait_idle, wait_until
+
+
+def safe_cells(app) -> dict[str, str]:
+    table = app.query_one(LayerTable)
+    return {name: str(table.get_cell(name, "safe")).strip() for name in LAYERS}
+
+
+def header(app) -> str:
+    return str(app.query_one("#sensitivity-header").render())
+
+
+def test_one_tolerance_gives_the_floor_and_safe():
+    assert Tolerance().floor(93.0) == pytest.approx(lower_bound(93.0))  # the lab's rule by default
+    assert Tolerance(1.0).floor(93.0) == 92.0
+    assert parse_tolerance("lab") == Tolerance() and parse_tolerance("0.5") == Tolerance(0.5)
+    with pytest.raises(ValueError, match="points"):
+        parse_tolerance("lots")
+
+
+async def test_tolerated_drop_drives_safe_the_numbers_and_the_header(app):
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_idle(pilot)
+        await pilot.press("s")
+        await wait_idle(pilot)
+        base = app.curves.base_accuracy
+        assert f"floor {lower_bound(base):.2f}%" in header(app)  # the lab's rule by default
+        lab_safe = safe_cells(app)
+        await pilot.press("S")
+        assert isinstance(app.screen, ScanSettingsDialog)
+        app.screen.query_one("#drop", ParsedInput).value = "0"
+        await pilot.press("enter")
+        assert app.tolerance == Tolerance(0.0)
+        assert f"tolerated drop 0.00 pt → floor {base:.2f}%" in header(app)
+        strict = safe_cells(app)
+        assert strict == {n: f"{app.curves.safe_sparsity(n, Tolerance(0.0)):.2f}" for n in LAYERS}
+        assert strict != lab_safe and all(float(strict[n]) <= float(lab_safe[n]) for n in LAYERS)
+        await pilot.press("T")  # the numbers, cells below the floor in red
+        grid = app.query_one(SensitivityGrid)
+        assert grid.display and not app.query_one(SensitivityPlot).display
+        assert grid.row_count == len(LAYERS)
+        below = [(n, s) for n, points in app.curves.points.items() for s, a in points if a < base - 1e-9]
+        assert below
+        for layer_name, s in below:
+            assert "red" in str(grid.get_cell(layer_name, f"{s:g}").style)
+        await pilot.press("T")
+        assert app.query_one(SensitivityPlot).display and not grid.display
+
+
+async def test_scan_grid_is_chosen_in_the_app(app):
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_idle(pilot)
+        await pilot.press("S")
+        dialog = app.screen
+        dialog.query_one("#grid", ParsedInput).value = "0.5:1.0:0.25"
+        await pilot.press("enter")
+        assert app.scan_grid == (0.5, 0.75)
+        await pilot.press("s")
+        await wait_idle(pilot)
+        assert all([s for s, _ in points] == [0.5, 0.75] for points in app.curves.points.values())
+        await pilot.press("S")
+        app.screen.query_one("#grid", ParsedInput).value = "2"
+        await pilot.press("enter")
+        assert "[0, 1]" in str(app.screen.query_one(".reason").render())  # stays open with the reason
+
+
+async def test_method_switch_keeps_safe_when_a_stored_scan_exists(recording_app):
+    app = recording_app
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_idle(pilot)
+        await pilot.press("s")
+        await wait_idle(pilot)
+        magnitude_safe = safe_cells(app)
+        await pilot.press("M")  # taylor: no scan stored by it yet
+        await wait_until(pilot, lambda: app.method == "taylor")
+        await pilot.pause(0.2)
+        assert "safe" not in [c.key.value for c in app.query_one(LayerTable).ordered_columns]
+        await pilot.press("M")  # magnitude again: its stored scan comes back, and the Safe column
+        await wait_until(pilot, lambda: app.curves.base_accuracy is not None)
+        await pilot.pause()
+        assert safe_cells(app) == magnitude_safe
