@@ -9,7 +9,7 @@ from prunetui.errors import UserError
 _FORM = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
-def resolve_device(spec: str = "cpu") -> torch.device:
+def resolve_device(spec: str = "auto") -> torch.device:
     """`auto` picks CUDA, then MPS, then CPU; an explicit device must exist."""
     if not _FORM.match(spec):
         raise UserError(f"bad device '{spec}': expected auto, cpu, cuda, cuda:N or mps")
