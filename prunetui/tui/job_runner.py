@@ -26,6 +26,7 @@ class JobRunner:
         self.title = ""
         self.cancel_event: threading.Event | None = None
         self.quit_when_idle = False
+        self.changes_model = False  # of the job running now: targets stay editable beside one that doesn't
 
     def start(self, title: str, job: jobs.Job, changes_model: bool = True) -> bool:
         """Start `job` unless one runs; a job that `changes_model` reports the new statistics and runs."""
@@ -33,6 +34,7 @@ class JobRunner:
         if app.busy:  # a dialog answered after a job started
             app.notify(BUSY, severity="warning")
             return False
+        self.changes_model = changes_model
         app.busy = True
         self.title = title
         self.cancel_event = threading.Event()
@@ -52,7 +54,7 @@ class JobRunner:
         session = self.app.session
         try:
             try:
-                with session.transaction():
+                with session.transaction(restore_targets=changes_model):
                     job(ctx)
             except Cancelled:
                 ctx.say(f"{title} cancelled: the model is as it was", "yellow")

@@ -96,6 +96,8 @@ class KeyActions:
             return False
         if pending and action in keys.BLOCKED_BY_SUGGESTION:
             return False
+        if self.busy and action in keys.TARGET_EDITS and not self.jobs.changes_model:
+            return True  # a scan reads the weights, not the targets: keep editing while it runs
         if self.busy and action in keys.BLOCKED_WHILE_BUSY:
             return None
         return True
@@ -137,6 +139,12 @@ class KeyActions:
 
     def action_finetune(self: "PruneApp") -> None:
         self.model_flows.ask_finetune()
+
+    def action_recalibrate(self: "PruneApp") -> None:
+        self.recovery.recalibrate_now()
+
+    def action_toggle_recalibrate(self: "PruneApp") -> None:
+        self.recovery.toggle()
 
     def action_reset(self: "PruneApp") -> None:
         self.model_flows.ask_reset()

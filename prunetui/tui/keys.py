@@ -14,10 +14,12 @@ BLOCKED_BY_SUGGESTION = {
 }  # fmt: skip
 # What starts a job or changes the targets is disabled while a job runs (dimmed in the footer): a job's
 # transaction puts the targets back when it fails, and a resume sets them.
+# Edits of the targets only: allowed beside a job that does not change the model (a scan).
+TARGET_EDITS = {"nudge", "set_target", "exact_target", "compound", "compound_all", "open_profile", "load_run"}
 BLOCKED_WHILE_BUSY = {
     "scan", "prune", "prune_further", "finetune", "reset", "export", "resume_run", "suggest",
     "accept_suggestion", "nudge", "set_target", "exact_target", "compound", "compound_all", "open_profile",
-    "load_run", "cycle_method",
+    "load_run", "cycle_method", "recalibrate",
 }  # fmt: skip
 
 
@@ -114,9 +116,25 @@ BINDINGS = [
         "M",
         "cycle_method",
         "Method",
-        tooltip="Next pruning method (magnitude, taylor): how prune and scan choose the weights",
+        tooltip="Next pruning method (magnitude, taylor, channel): how prune and scan choose the weights",
         show=False,
         id="method",
+    ),
+    Binding(
+        "b",
+        "recalibrate",
+        "Recalibrate BN",
+        tooltip="Recalibrate the BatchNorm statistics of the model as it is now (20 training batches)",
+        show=False,
+        id="recalibrate",
+    ),
+    Binding(
+        "B",
+        "toggle_recalibrate",
+        "BN recal on/off",
+        tooltip="Recalibrate BatchNorm after every prune and in suggestions (off: the lab's numbers)",
+        show=False,
+        id="toggle-recalibrate",
     ),
     Binding("z", "toggle_zeros", "Zeros", tooltip="Histogram: show or hide zeros", show=False, id="zeros"),
     Binding(

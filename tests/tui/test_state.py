@@ -68,3 +68,24 @@ async def test_panes_follow_targets_locks_and_suggestions_they_did_not_set(app, 
         app.pending_suggestion = None
         assert target_cell(app, "conv2.weight") == "0.00"
         assert app.query_one(StatusLine).status.suggested_mib is None
+
+
+async def test_targets_stay_editable_beside_a_scan_and_survive_its_failure(app):
+    """A scan reads the weights, not the targets: a user plans the next run while it runs."""
+    import threading
+
+    release = threading.Event()
+
+    def failing_scan(ctx) -> None:
+        release.wait(10)
+        raise RuntimeError("disk full")
+
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_idle(pilot)
+        app.jobs.start("Scan", failing_scan, changes_model=False)
+        await pilot.press("5")
+        assert app.session.targets["conv1.weight"] == 0.5 and target_cell(app, "conv1.weight") == "0.50"
+        assert app.check_action("prune", ()) is None  # jobs still wait
+        release.set()
+        await wait_idle(pilot)
+        assert app.session.targets["conv1.weight"] == 0.5  # the failed job did not put them back
