@@ -12,10 +12,12 @@ import tempfile
 import traceback
 from collections.abc import Sequence
 
+from prunetui import cli_recovery
 from prunetui.errors import JobFailed, UserError
 from prunetui.workflow import policy
 
-METHOD_NAMES = ("magnitude", "taylor")  # prunetui.core.methods.METHODS, named here so --help loads no torch
+# prunetui.core.methods' names, written here so that --help loads no torch (a test keeps them equal)
+METHOD_NAMES = ("magnitude", "taylor", "channel")
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 1
@@ -61,7 +63,12 @@ def _add_common(parser: argparse.ArgumentParser, top_level: bool) -> None:
         help="digits (demo default), cifar10:DIR, "
         "mnist:DIR, fashion-mnist:DIR, imagefolder:DIR, tensor:FILE.pt, random:N:CxHxW",
     )
-    parser.add_argument("--device", default=default, metavar="DEV", help="auto, cpu (default), cuda[:N], mps")
+    parser.add_argument(
+        "--device",
+        default=default,
+        metavar="DEV",
+        help="auto (default: CUDA, then MPS, else CPU), cpu, cuda[:N], mps",
+    )
     if not top_level:
         parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
     parser.add_argument("--profile", default=default, metavar="TOML", help="sparsity profile to load")
@@ -108,6 +115,7 @@ def build_parser() -> Parser:
     scan.add_argument("--eval-size", type=int, metavar="N", help="evaluate on the first N images only")
     scan.add_argument("--no-cache", action="store_true", help="scan again even if .prunetui/scans has it")
     _add_amp(scan)
+    cli_recovery.add_recalibrate(scan, "before each point is measured (curves of what recovery gives)")
     _add_processes(scan)
 
     prune = commands.add_parser("prune", help="prune to a profile, optionally finetune, report and export")
@@ -119,11 +127,22 @@ def build_parser() -> Parser:
     prune.add_argument("--out", metavar="PATH", help="write the pruned checkpoint here")
     prune.add_argument("--force", action="store_true", help="let --out replace an existing file")
     prune.add_argument(
+        "--onnx", metavar="PATH", help="also write the pruned model as ONNX (deployable, no prunetui needed)"
+    )
+    prune.add_argument(
+        "--latency-batch",
+        type=int,
+        default=1,
+        metavar="N",
+        help="also time dense and pruned at batch N (latency at batch 1 is always measured)",
+    )
+    prune.add_argument(
         "--regrow",
         action="store_true",
         help="let finetuning regrow the weights that were already zero in --checkpoint (default: held)",
     )
     _add_amp(prune)
+    cli_recovery.add_prune_flags(prune)
     _add_processes(prune)
 
     runs = commands.add_parser("runs", help="the runs recorded in this directory for this model")
@@ -145,6 +164,7 @@ def build_parser() -> Parser:
     )
     suggest.add_argument("--sparsities", default="0.4:1.0:0.05", help="scan grid (default 0.4:1.0:0.05)")
     suggest.add_argument("--out", metavar="TOML", help="write the suggested profile here")
+    cli_recovery.add_suggest_flags(suggest)
     return parser
 
 
@@ -209,6 +229,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("prune needs --profile")
     if args.command == "prune":
         _check_finetune(args.finetune, args.lr)
+        if args.latency_batch < 1:
+            raise UserError(f"--latency-batch must be a positive batch size, got {args.latency_batch}")
     sparsities = parse_sparsities(args.sparsities) if args.command in ("scan", "suggest") else None
     if args.command == "scan" and args.eval_size is not None and args.eval_size < 1:
         raise UserError(f"--eval-size must be a positive number of images, got {args.eval_size}")
@@ -217,6 +239,7 @@ def run(args: argparse.Namespace) -> int:
     if args.command in ("scan", "prune", "resume"):
         _check_processes(args)
     _check_data_given(args)
+    cli_recovery.check(args)
     if args.command is None:
         _check_terminal()
 
@@ -247,6 +270,9 @@ def run(args: argparse.Namespace) -> int:
             args.json,
             **commands.processes(args),
             amp=args.amp,
+            recovery=cli_recovery.recovery(args),
+            onnx=args.onnx,
+            latency_batch=args.latency_batch,
         ),
         "runs": lambda: commands.runs(opened, args.json),
         "resume": lambda: commands.resume(opened, args.run_id, args.json, **commands.processes(args)),
@@ -257,6 +283,10 @@ def run(args: argparse.Namespace) -> int:
             args.lock,
             args.out,
             args.json,
+            recalibrate=args.recalibrate_bn,
+            use_global=args.use_global,
+            cap=args.cap,
+            measures=args.refine,
         ),
     }[args.command]()
     if args.json:

@@ -17,15 +17,17 @@ from rich.table import Table
 from prunetui.core.accel import Acceleration
 from prunetui.core.evaldata import standard_error
 from prunetui.core.events import Event, ScanPoint
-from prunetui.core.finetune import FinetuneSettings
 from prunetui.core.profile import check_layer_names, save_profile
 from prunetui.core.runs import RunRecord
 from prunetui.core.sensitivity import ScanOptions, ScanResult
 from prunetui.core.session import Session
 from prunetui.errors import UserError
-from prunetui.workflow import steps
+from prunetui.workflow import channel_steps, steps
+from prunetui.workflow import recovery as recovery_steps
+from prunetui.workflow.channel_steps import run_cost_row
 from prunetui.workflow.goals import goal_from_flags
 from prunetui.workflow.opening import Opened, Request, open_session
+from prunetui.workflow.recovery import Recovery
 
 if TYPE_CHECKING:
     from prunetui.dist.launch import Rendezvous
@@ -119,7 +121,8 @@ def processes(args: argparse.Namespace) -> dict:
 
 def scan_options(args: argparse.Namespace) -> dict:
     """--eval-size, --amp and --no-cache as the keyword arguments of `scan`."""
-    options = ScanOptions(eval_size=args.eval_size, accel=Acceleration(amp=args.amp))
+    recalibrate = getattr(args, "recalibrate_bn", False)
+    options = ScanOptions(eval_size=args.eval_size, accel=Acceleration(amp=args.amp), recalibrate=recalibrate)
     return {"options": options, "use_cache": not args.no_cache}
 
 
@@ -168,6 +171,7 @@ def scan(
         "cached": result.cached,
         "eval_images": result.images,
         "standard_error": result.standard_error(),
+        "recalibrate_bn": result.path == "recalibrated",
     }
 
 
@@ -192,18 +196,24 @@ def prune(
     nproc: int = 1,
     rendezvous: "Rendezvous | None" = None,
     amp: str | None = None,
+    onnx: str | None = None,
+    latency_batch: int = 1,
+    recovery: Recovery | None = None,
 ) -> dict:
     session, console = opened.session, _console(as_json)
+    recovery = recovery or Recovery()
     say = _sayer(console)
     if epochs:
         steps.require_data(session, "finetune")
-    if out and not force and Path(out).exists():
-        raise UserError(f"{out} exists (use --force to replace it)")  # checked before the long work
+    for path in (out, onnx) if not force else ():
+        if path and Path(path).exists():
+            raise UserError(f"{path} exists (use --force to replace it)")  # checked before the long work
+    session.latency_batch = latency_batch
     accuracy_dense = steps.evaluate_dense(session, say)
-    accuracy_before = steps.prune(session, say)
+    accuracy_before, accuracy_recalibrated = recovery_steps.prune(session, say, recovery)
     epochs_log, accuracy_after = [], None
     if epochs:
-        settings = FinetuneSettings(epochs=epochs, lr=lr, amp=amp)
+        settings = recovery.settings(session.targets, epochs=epochs, lr=lr, amp=amp)
         result = steps.finetune(session, settings, say, nproc=nproc, rendezvous=rendezvous)
         epochs_log = [
             {"epoch": e.epoch, "accuracy": e.accuracy, "best": e.best_accuracy} for e in result.epochs
@@ -212,6 +222,8 @@ def prune(
     profile_name = opened.profile.name if opened.profile else "custom"
     if out:
         steps.export(session, out, profile_name, force, say)
+    if onnx:
+        channel_steps.export_onnx(session, onnx, force, say)
     size = session.current_size()
     actual, start = session.pruned_sparsity(), session.start_sparsity()
     return {
@@ -224,7 +236,12 @@ def prune(
         "accuracy_dense": accuracy_dense,
         "accuracy_before": accuracy_before,
         "accuracy_after": accuracy_after,
+        "accuracy_recalibrated": accuracy_recalibrated,
+        "schedule": recovery.schedule,
+        "distill": recovery.distill,
         "epochs": epochs_log,
+        **session.run_cost(),  # macs_dense, macs, params_dense, params, latency_ms_dense, latency_ms
+        **channel_steps.channels_json(session),
         "layers": [
             {"name": n, "target": session.targets[n], "sparsity": actual[n], "start_sparsity": start[n]}
             for n in session.layer_names
@@ -241,7 +258,7 @@ def run_row(run: RunRecord) -> dict:
         "accuracy_dense": run.accuracy_dense, "accuracy_before": run.accuracy_before,
         "accuracy_after": run.accuracy_after, "epochs": len(run.epochs), "lr": run.lr,
         "seconds": run.seconds, "device": run.device, "profile": run.profile, "start": run.start,
-        "note": run.note,
+        "note": run.note, **run_cost_row(run),
     }  # fmt: skip
 
 
@@ -293,8 +310,13 @@ def suggest(
     lock: str | None,
     out: str | None,
     as_json: bool,
+    recalibrate: bool = False,
+    use_global: bool = False,
+    cap: float | None = None,
+    measures: int = recovery_steps.MEASURES,
 ) -> dict:
-    """Scan, then propose targets for the goal; prune to them to measure the real accuracy too."""
+    """Scan, propose targets for the goal, measure them against uniform and global pruning at the same
+    size and refine them (or `use_global`: global pruning at the budget); prune to them and measure."""
     session, console = opened.session, _console(as_json)
     steps.require_data(session, "suggest")
     locked_names = _layer_list(lock, session)
@@ -302,27 +324,30 @@ def suggest(
     if out and Path(out).exists():
         raise UserError(f"{out} exists (choose another name)")
     say = _sayer(console)
-    outcome = steps.suggest(session, goal, say, sparsities, locked_names)
+    outcome = steps.suggest(
+        session, goal, say, sparsities, locked_names, recalibrate=recalibrate, use_global=use_global,
+        cap=cap, measures=measures,
+    )  # fmt: skip
     proposal = outcome.suggestion
     for name in session.layer_names:
-        console.print(f"  {name}: {proposal.targets[name]:.2f}", markup=False)
-    measured = "n/a" if outcome.accuracy_before is None else f"{outcome.accuracy_before:.2f}%"
-    say(
-        f"Suggested profile: {proposal.size_mib:.2f} MiB = {session.percent(proposal.size_mib):.2f}% of dense; "
-        f"accuracy before finetuning predicted {proposal.predicted_accuracy:.2f}% (sum of per-layer scan drops), "
-        f"measured {measured}"
-    )
+        console.print(f"  {name}: {proposal.targets[name]:.4g}", markup=False)
+    say(recovery_steps.suggested_line(session, outcome))
     if out:
-        save_profile(session.profile(Path(out).stem, "suggested by prunetui from a sensitivity scan"), out)
+        how = "global pruning" if use_global else "a sensitivity scan, measured and refined"
+        save_profile(session.profile(Path(out).stem, f"suggested by prunetui from {how}"), out)
         say(f"Wrote {out}")
     return {
         "model": session.label,
         "method": session.method.name,
         "goal": goal.as_json(),
-        "sparsities": outcome.scan.sparsities,
-        "base_accuracy": outcome.scan.base_accuracy,
+        "sparsities": outcome.scan.sparsities if outcome.scan else [],
+        "base_accuracy": outcome.scan.base_accuracy if outcome.scan else session.dense_accuracy,
         "predicted_accuracy": proposal.predicted_accuracy,
         "accuracy_before": outcome.accuracy_before,
+        "accuracy_recalibrated": outcome.accuracy_recalibrated,
+        "recalibrate_bn": recalibrate,
+        "source": proposal.source,
+        **recovery_steps.measured_json(session, outcome.measured),
         "sparse_size_mib": proposal.size_mib,
         "percent_of_dense": session.percent(proposal.size_mib),
         "targets": proposal.targets,

@@ -8,6 +8,12 @@ from torch.utils.data import DataLoader, TensorDataset
 from prunetui.core.session import Splits
 
 
+@pytest.fixture(autouse=True)
+def _short_latency_timing(monkeypatch):
+    """Every prune times the model (core.session_channel): the shortest timing keeps tests quick."""
+    monkeypatch.setattr("prunetui.core.session_channel.LATENCY_MIN_RUN_TIME", 0.001)
+
+
 def tiny_cnn() -> nn.Module:
     torch.manual_seed(0)
     return nn.Sequential(

@@ -74,10 +74,12 @@ def test_prune_finetune_keeps_masks_and_logs_epochs(capsys, tmp_path):
     out = tmp_path / "pruned.pt"
     profile = PROFILES / "demo-aggressive.toml"
     doc, err = run_json(capsys, "prune", "--profile", str(profile), "--finetune", "2", "--out", str(out))
-    assert set(doc) == {
+    assert {
         "model", "profile", "method", "dense_size_mib", "sparse_size_mib", "percent_of_dense", "accuracy_dense",
         "accuracy_before", "accuracy_after", "epochs", "layers",
-    }  # fmt: skip
+        "accuracy_recalibrated", "schedule", "distill",  # recovery options (issue 16)
+    } <= set(doc)  # fmt: skip
+    assert doc["accuracy_recalibrated"] is None and doc["schedule"] == "oneshot" and doc["distill"] is False
     epoch_lines = [line for line in err.splitlines() if EPOCH_LINE.match(line)]
     assert len(epoch_lines) == 2
     assert [e["epoch"] for e in doc["epochs"]] == [1, 2]
@@ -259,3 +261,14 @@ def test_a_closed_pipe_is_not_an_internal_error():
     process.stdout.close()  # like head exiting before prunetui writes
     assert process.wait(timeout=60) == 141
     assert process.stderr.read() == b""
+
+
+def test_the_default_device_is_auto(monkeypatch):
+    """On the GPU box the tool is made for, no flag means CUDA (here: no CUDA, so the CPU)."""
+    import prunetui.workflow.opening as opening
+    from prunetui.core.device import resolve_device
+
+    asked = []
+    monkeypatch.setattr(opening, "resolve_device", lambda spec: asked.append(spec) or resolve_device("cpu"))
+    assert main(["info", "--json"]) == 0
+    assert asked == ["auto"]

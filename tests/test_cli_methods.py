@@ -66,7 +66,7 @@ GENTLE_TEXT = Path(GENTLE).read_text(encoding="utf-8")
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('method = "channel"\n[sparsity]\n"backbone.conv1.weight" = 0.5\n', "unknown method 'channel'"),
+        ('method = "hessian"\n[sparsity]\n"backbone.conv1.weight" = 0.5\n', "unknown method 'hessian'"),
         ('methd = "taylor"\n[sparsity]\n"backbone.conv1.weight" = 0.5\n', "unknown key methd"),
     ],
 )

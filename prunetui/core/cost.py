@@ -131,6 +131,29 @@ def measure_latency(
     return Latency(ms=ms, batch=batch, threads=threads, device=str(device), runs=runs)
 
 
+def measure_latency_pair(
+    dense: nn.Module,
+    pruned: nn.Module,
+    example_input: torch.Tensor,
+    batch: int = 1,
+    min_run_time: float = 1.0,
+) -> tuple[Latency, Latency]:
+    """Both models timed side by side in the order dense, pruned, pruned, dense (ABBA), each the mean
+    of its two medians: a change in the machine's load falls on both, so their ratio is the figure to
+    trust (a dense model timed once per session and a pruned one later compare noise, not kernels)."""
+    half = min_run_time / 2
+    first_dense = measure_latency(dense, example_input, batch, min_run_time=half)
+    pruned_runs = [measure_latency(pruned, example_input, batch, min_run_time=half) for _ in range(2)]
+    last_dense = measure_latency(dense, example_input, batch, min_run_time=half)
+    return _mean(first_dense, last_dense), _mean(*pruned_runs)
+
+
+def _mean(a: Latency, b: Latency) -> Latency:
+    return Latency(
+        ms=(a.ms + b.ms) / 2, batch=a.batch, threads=a.threads, device=a.device, runs=a.runs + b.runs
+    )
+
+
 def _timer_ms(model: nn.Module, x: torch.Tensor, threads: int, min_run_time: float) -> tuple[float, int]:
     from torch.utils.benchmark import Timer
 

@@ -1,7 +1,10 @@
-"""Export the pruned model: a checkpoint plain PyTorch loads, a side file, and the real size on disk."""
+"""Export the pruned model: a checkpoint plain PyTorch loads, a side file, and the real size on disk.
+
+A channel-pruned model is written as a channel checkpoint (core.channel.saved: kept indices + the
+smaller state_dict, no pickled module), with the same `prunetui` record beside them."""
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +12,7 @@ import tomli_w
 import torch
 
 from prunetui.core.atomic import write_atomic
+from prunetui.core.channel.saved import channel_checkpoint
 from prunetui.core.session import Session
 from prunetui.errors import UserError
 
@@ -24,8 +28,12 @@ class Exported:
 def checkpoint_dict(session: Session, profile_name: str) -> dict:
     """`state_dict` loads into the same architecture; `prunetui` records what was done to it."""
     size, run = session.current_size(), session.current_run
-    return {
-        "state_dict": {k: v.detach().cpu() for k, v in session.model.state_dict().items()},
+    if session.channel_pruned:  # kept indices + the smaller state_dict: `rebuild` replays them
+        result = replace(session.channel_result, model=session.model)
+        saved = channel_checkpoint(result, session.example_input())
+    else:
+        saved = {"state_dict": {k: v.detach().cpu() for k, v in session.model.state_dict().items()}}
+    return saved | {
         "prunetui": {
             "model": session.label,
             "profile": profile_name,
@@ -36,6 +44,7 @@ def checkpoint_dict(session: Session, profile_name: str) -> dict:
             "sparse_size_mib": size,
             "percent_of_dense": session.percent(size),
             "accuracy": session.accuracy,
+            **{k: v for k, v in session.run_cost().items() if v is not None},
         },
     }
 
@@ -108,9 +117,7 @@ def export_checkpoint(
             f"{path if path.exists() else side} exists (choose another name or allow overwriting)"
         )
     data = checkpoint_dict(session, profile_name)
-    sparse_bytes = serialized_bytes(
-        {"state_dict": pack_sparse(data["state_dict"]), "prunetui": data["prunetui"]}
-    )
+    sparse_bytes = serialized_bytes(data | {"state_dict": pack_sparse(data["state_dict"])})
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, lambda f: torch.save(data, f), binary=True)

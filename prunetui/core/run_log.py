@@ -34,6 +34,9 @@ class RunLog:
             accuracy_dense=self.dense_accuracy,
             method=self.method.name,
             data_fingerprint=self.origin.data_fingerprint,
+            # a finetune changes no shape: it costs what the run it continues cost, and started where it did
+            cost=dict(self.current_run.cost) if kind == "finetune" and self.current_run else {},
+            start=self.current_run.start if kind == "finetune" and self.current_run else "dense",
         )
 
     def _update_finetune_run(self, record: RunRecord, epochs: list[dict], started: float) -> None:

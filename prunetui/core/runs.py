@@ -48,6 +48,14 @@ class RunRecord:
     data_fingerprint: str | None = None  # what the data held (sources.fingerprints), not its name
     start: str = "dense"  # a prune: "dense" (restored the dense weights first) or "current" (pruned further)
     note: str = ""  # the user's words about the run (`n` in the Runs tab)
+    accuracy_recalibrated: float | None = None  # after BatchNorm recalibration (core.recalibrate)
+    # a finetune's recovery options: "oneshot" or "agp" (the masks grown to `profile` while training),
+    # and the teacher's settings when it distilled from the dense model ({temperature, alpha}, else None)
+    schedule: str = "oneshot"
+    distill: dict | None = None
+    # measured cost (core.session_channel.COST_KEYS: macs_dense, macs, params_dense, params,
+    # latency_ms_dense, latency_ms; latency_batch, latency_threads, latency_device); {} when not measured
+    cost: dict = field(default_factory=dict)
 
     @property
     def accuracy_change(self) -> float | None:

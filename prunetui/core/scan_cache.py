@@ -47,9 +47,11 @@ def scan_key(
     eval_size: int | None,
     amp: str | None,
     method: str = "magnitude",
+    recalibrate: bool = False,
 ) -> str:
     """The cache file's name for a scan of `model` on `data` (the data's fingerprint; its spec when
-    no fingerprint is known) with these settings."""
+    no fingerprint is known) with these settings. A scan measured after BatchNorm recalibration is
+    another scan (`recalibrate`; keys of plain scans are those they always were)."""
     settings = {
         "method": method,
         "model": f"{type(model).__module__}.{type(model).__qualname__}",
@@ -60,6 +62,8 @@ def scan_key(
         "sparsities": [float(s) for s in sparsities],
         "amp": amp,
     }
+    if recalibrate:
+        settings["recalibrate"] = True
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:32]
 
 

@@ -20,6 +20,7 @@ from prunetui.core.events import Cancelled, Progress, Report, ScanPoint, ignore
 from prunetui.core.fast_scan import fast_scanner
 from prunetui.core.layers import prunable_parameters
 from prunetui.core.pruning import lab_mask
+from prunetui.core.recalibrate import batch_norms, recalibrate_bn
 
 DEFAULT_SPARSITIES = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # the lab's np.arange(0.4, 1.0, 0.1)
 
@@ -35,6 +36,9 @@ class ScanOptions:
     activation_budget: int | None = None  # bytes of cached activations; None: chosen for the device
     data_budget: int | None = None  # bytes of eval images held on the device, else streamed
     accel: Acceleration = Acceleration()  # autocast and channels_last
+    # each point measured after BatchNorm recalibration (core.recalibrate) on the training batches given
+    # to `scan` as `calibration`: the plain loop, the statistics put back exactly after each point
+    recalibrate: bool = False
 
 
 @dataclass
@@ -100,8 +104,37 @@ class PlainScanner:
         return correct / self.images * 100.0
 
 
+class RecalibratingScanner(PlainScanner):
+    """The lab's loop, each point measured after recalibrating the BatchNorm statistics (what a pruned
+    model reads after `prunetui prune --recalibrate-bn`); weights and statistics restored exactly."""
+
+    path = "recalibrated"
+
+    def __init__(self, model: nn.Module, batches: Iterable, calibration: Iterable):
+        super().__init__(model, batches)
+        self.calibration = calibration
+
+    def _evaluate(self, cancel: threading.Event | None) -> float:
+        norms = batch_norms(self.model)
+        saved = [{k: v.clone() for k, v in m.state_dict().items()} for m in norms]
+        try:
+            recalibrate_bn(self.model, self.calibration, cancel=cancel)
+            return super()._evaluate(cancel)
+        finally:
+            for m, state in zip(norms, saved, strict=True):
+                m.load_state_dict(state)
+
+
 @contextlib.contextmanager
-def _scanner(model: nn.Module, batches: Iterable, options: ScanOptions, cancel) -> Iterator:
+def _scanner(
+    model: nn.Module, batches: Iterable, options: ScanOptions, cancel, calibration: Iterable | None = None
+) -> Iterator:
+    if options.recalibrate:
+        if calibration is None:
+            raise ValueError("a recalibrated scan needs training batches (calibration)")
+        eval_batches = EvalBatches(None, batches, model_device(model), options.eval_size)
+        yield RecalibratingScanner(model, eval_batches, calibration)
+        return
     if not options.fast:
         yield PlainScanner(model, EvalBatches(None, batches, model_device(model), options.eval_size))
         return
@@ -129,6 +162,7 @@ def scan(
     *,
     options: ScanOptions | None = None,
     scores: Mapping[str, torch.Tensor] | None = None,
+    calibration: Iterable | None = None,
 ) -> ScanResult:
     """Accuracy of `model` with each layer alone pruned to each sparsity, the others untouched.
 
@@ -136,6 +170,7 @@ def scan(
     core.methods criterion); without them, on |w| (the magnitude method).
     `layers` defaults to every prunable tensor. `base_accuracy`, when given, must be the model's accuracy
     on the same images (mind `options.eval_size`). A cancelled scan returns the layers it finished.
+    `calibration`: the training batches a recalibrated scan (`options.recalibrate`) measures on.
     The model's weights are exactly as before when this returns, cancelled or not.
     """
     started = time.perf_counter()
@@ -145,7 +180,7 @@ def scan(
     result = ScanResult(sparsities=[float(s) for s in sparsities], base_accuracy=None)
     model.eval()
     try:
-        with _scanner(model, batches, options, cancel) as scanner:
+        with _scanner(model, batches, options, cancel, calibration) as scanner:
             result.path = scanner.path
             try:
                 result.base_accuracy = (

@@ -16,10 +16,12 @@ from prunetui.core.evaluate import evaluate
 from prunetui.core.events import Report, ignore
 from prunetui.core.finetune import FinetuneResult, FinetuneSettings, finetune, restore, snapshot
 from prunetui.core.layers import LayerInfo, describe_layers, prunable_parameters
-from prunetui.core.methods import Criterion, Plan, get_method
+from prunetui.core.methods import Criterion, Plan, get_method, is_structured
 from prunetui.core.profile import Profile, check_layers
 from prunetui.core.run_log import RunLog
 from prunetui.core.runs import RunRecord, RunStore, fingerprint
+from prunetui.core.session_channel import SessionChannel
+from prunetui.core.session_recovery import SessionRecovery
 from prunetui.core.session_scans import SessionScans
 from prunetui.core.size import (
     BITS,
@@ -53,7 +55,7 @@ class Origin:
     data_fingerprint: str | None = None
 
 
-class Session(RunLog, SessionScans):
+class Session(RunLog, SessionScans, SessionChannel, SessionRecovery):
     """Model + data + masks. Jobs (evaluate, prune, finetune, scan) take a report callback and a cancel
     event; run them one at a time."""
 
@@ -91,6 +93,7 @@ class Session(RunLog, SessionScans):
         self.profile_name = "custom"
         self.current_run: RunRecord | None = None  # the run whose weights the model holds now
         self.scan_cache_folder: Path | None = None  # scans are cached here when set (and the data spec known)
+        self._init_channel()  # the dense model, a channel-pruned one swapped in, measured cost
 
     @property
     def is_dense(self) -> bool:
@@ -119,13 +122,15 @@ class Session(RunLog, SessionScans):
         """The size to show for the model now: the dense size while nothing is pruned (as the lab reports
         a dense model: every parameter, so zero-initialised biases do not read as pruning), else the
         lab's sparse size (nonzeros)."""
-        return self.dense_size if not self.masks else self.current_size()
+        return self.dense_size if not self.masks and not self.channel_pruned else self.current_size()
 
     def projected_size(self, targets: dict[str, float] | None = None, start: str = "dense") -> float:
         """Size that pruning to `targets` (default: the current targets) gives: from the dense weights, or
         with `start="current"` further from the weights as they are (sparsities only grow). Nothing pruned
         at all: the dense size, as `reported_size`."""
         targets = targets or self.targets
+        if self.structured:
+            return self.projected_cost(targets).size_mib
         if start == "current" and not self.is_dense:
             return self._projected_further(targets)
         if not self.start_masks and not any(s > 0 for s in targets.values()):
@@ -147,6 +152,9 @@ class Session(RunLog, SessionScans):
     def kept_count(self, name: str, sparsity: float) -> int:
         """Weights the method keeps of the dense `name` at `sparsity` (exact; cached)."""
         method = self.method
+        if self.structured:  # the group's weight shrinks with its kept output channels
+            kept, total = self.channel_counts({name: sparsity}).get(name, (1, 1))
+            return self.dense_state[name].numel() * kept // total
         key = (method.name, name, round(sparsity, 6))
         if key not in self._kept:
             self._kept[key] = method.kept(self.dense_scores(method=method)[name], sparsity)
@@ -169,18 +177,26 @@ class Session(RunLog, SessionScans):
         method = method or self.method
         with self._scoring:
             if method.name not in self._dense_scores:
-                self._dense_scores[method.name] = self._scores(self.dense_state, cancel, method)
+                self._dense_scores[method.name] = self._scores(
+                    self.dense_state, cancel, method, self.base_model
+                )
         return self._dense_scores[method.name]
 
     def _scores(
-        self, state: dict[str, torch.Tensor], cancel: threading.Event | None, method: Criterion | None = None
+        self,
+        state: dict[str, torch.Tensor],
+        cancel: threading.Event | None,
+        method: Criterion | None = None,
+        model: nn.Module | None = None,
     ) -> dict[str, torch.Tensor]:
         train = self.data.train if self.data is not None else None
-        return (method or self.method).scores(self.model, state, self.layer_names, train, cancel)
+        return (method or self.method).scores(model or self.model, state, self.layer_names, train, cancel)
 
     def weight_cut(self, name: str, sparsity: float) -> float | None:
         """The |w| at or below which pruning `name` to `sparsity` cuts, for magnitude-like methods."""
         method = self.method
+        if self.structured:
+            return None
         return method.weight_cut(self.dense_state[name], self.dense_scores(method=method)[name], sparsity)
 
     def plan(self) -> Plan:
@@ -197,6 +213,8 @@ class Session(RunLog, SessionScans):
 
     def apply_profile(self, profile: Profile) -> None:
         """Targets become the profile's (unlisted layers 0). Unknown layer names raise UserError."""
+        if is_structured(get_method(profile.method)):  # names of channel groups, and prunable ones
+            self.check_channel_targets(profile.sparsity, f"profile '{profile.name}': ")
         check_layers(profile, self.layer_names)
         self.set_method(profile.method)
         self.targets = {name: profile.sparsity.get(name, 0.0) for name in self.layer_names}
@@ -239,12 +257,15 @@ class Session(RunLog, SessionScans):
         if start not in ("dense", "current"):
             raise ValueError(f"start must be 'dense' or 'current', got {start!r}")
         targets = dict(self.targets if targets is None else targets)
+        if self.structured:
+            return self._prune_channels(targets, run_name or self.profile_name, start)
         parent = self.current_run if start == "current" else None
         if start == "current" and not self.is_dense:
             self.masks = self._further_masks(targets, self._scores(self.model.state_dict(), cancel))
             accuracy = self.accuracy
         else:
             start, scores = "dense", self.dense_scores(cancel)
+            self._back_to_dense_model()
             restore(self.model, self.dense_state)
             masks = pruning.masks_from_scores(scores, targets)
             self.masks = masks if self.regrow else pruning.hold(masks, self.start_masks)
@@ -260,7 +281,7 @@ class Session(RunLog, SessionScans):
     def pruned_targets(self) -> dict[str, float]:
         """The targets the weights were pruned to (the current run's), all 0 while nothing is pruned."""
         run = self.current_run
-        unpruned = run is None or (run.kind == "finetune" and run.parent is None)
+        unpruned = run is None or (run.kind == "finetune" and run.parent is None and run.schedule != "agp")
         profile = {} if unpruned else run.profile
         return {name: profile.get(name, 0.0) for name in self.layer_names}
 
@@ -286,10 +307,11 @@ class Session(RunLog, SessionScans):
         parent = self.current_run
         name = f"{parent.name if parent else self.profile_name}+ft{settings.epochs}"
         profile = parent.profile if parent else pruning.mask_sparsity(self.masks)
-        record = self._new_run("finetune", name, profile)
+        record = self._new_run("finetune", name, self._finetune_profile(settings, profile))
         record.parent = parent.id if parent else None
         record.accuracy_before = self.accuracy
         record.epochs_planned, record.lr = settings.epochs, settings.lr
+        self._record_recovery(record, settings)  # schedule, distillation
         self._save(record)
         return self._run_finetune(data, record, settings, report, cancel, None, train)
 
@@ -324,6 +346,7 @@ class Session(RunLog, SessionScans):
         """What runs a job over several processes, or None to run it in this one."""
         if nproc == 1 and rendezvous is None:
             return None
+        self._refuse_distributed()
         if self.origin.data_spec is None:
             raise UserError(
                 "distributed jobs need a model spec and a data spec: each process rebuilds the model and "
@@ -344,8 +367,9 @@ class Session(RunLog, SessionScans):
 
         try:
             result = train(
-                self.model, data.train, data.eval, self.masks, settings, report, cancel, save_state, resume
-            )
+                self.model, data.train, data.eval, self.masks, settings, report, cancel, save_state, resume,
+                teacher_state=self.dense_state if settings.distill else None,
+            )  # fmt: skip
         except BaseException as e:
             record.status, record.error = "failed", f"{type(e).__name__}: {e}"
             self._save(record)
@@ -353,6 +377,7 @@ class Session(RunLog, SessionScans):
         if result.best_accuracy is not None:
             self.accuracy = result.best_accuracy
             self.current_run = record
+            self._keep_grown_masks(settings, result)  # an AGP schedule grew them to the targets
         record.status = "cancelled" if result.cancelled else "finished"
         self._update_finetune_run(record, [asdict(e) for e in result.epochs], started)
         if not result.cancelled and self.store is not None:
@@ -362,21 +387,25 @@ class Session(RunLog, SessionScans):
 
     def reset(self) -> None:
         """Back to the dense weights, no masks (targets are kept)."""
+        self._back_to_dense_model()
         restore(self.model, self.dense_state)
         self.masks = {} if self.regrow else dict(self.start_masks)
         self.accuracy = self.dense_accuracy
         self.current_run = None
 
     @contextmanager
-    def transaction(self):
-        """Run a job; if it raises, put the weights, masks and accuracy back as they were."""
-        state = snapshot(self.model)
+    def transaction(self, restore_targets: bool = True):
+        """Run a job; if it raises, put the weights, masks and accuracy back as they were (and the
+        targets, unless the front end lets them be edited while the job runs: a scan's)."""
+        state, structure = snapshot(self.model), self._structure()
         kept = dict(self.masks), self.accuracy, self.dense_accuracy, self.current_run, dict(self.targets)
         try:
             yield
         except BaseException:
+            self._set_structure(structure)
             restore(self.model, state)
-            self.masks, self.accuracy, self.dense_accuracy, self.current_run, self.targets = kept
+            self.masks, self.accuracy, self.dense_accuracy, self.current_run, targets = kept
+            self.targets = targets if restore_targets else self.targets
             raise
 
     def pruned_sparsity(self) -> dict[str, float]:

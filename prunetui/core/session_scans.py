@@ -41,12 +41,16 @@ class SessionScans:
         launcher = self._launcher(nproc, rendezvous)
         if launcher is not None and options != ScanOptions():
             raise UserError("scan options (eval size, amp) are not available for distributed scans")
+        if self.structured:  # groups, not tensors: each group alone at each ratio (session_channel)
+            return self.channel_scan(sparsities, layers, report, cancel, options, use_cache, launcher)
         scores = self._scores(self.model.state_dict(), cancel)  # of the weights as they are now
         if launcher is None:
-            run_scan = partial(scan, options=options, scores=scores)
+            calibration = data.train if options.recalibrate else None
+            run_scan = partial(scan, options=options, scores=scores, calibration=calibration)
         else:
             run_scan = partial(launcher.scan, scores=scores)
-        whole = options.eval_size is None
+        # a recalibrated scan's base is the model recalibrated too, not the session's accuracy
+        whole = options.eval_size is None and not options.recalibrate
         cache = self._scan_cache(sparsities, options) if use_cache else None
         result = cached_scan(
             cache,
@@ -80,5 +84,6 @@ class SessionScans:
             options.eval_size,
             options.accel.amp,
             self.method.name,
+            options.recalibrate,
         )
         return ScanCache(self.scan_cache_folder, key)

@@ -6,7 +6,8 @@ sparsity 0, never extrapolated past the highest scanned sparsity). Choosing one 
 remove the most weights for the least predicted drop is a multiple-choice knapsack; we solve its
 Lagrangian relaxation: for a price `lam` on each kept weight, every layer independently picks the
 sparsity minimising drop + lam * kept, and a bisection on `lam` meets the goal. The additive model is a
-prediction, not a measurement: pruning several layers usually hurts more than the sum.
+prediction, not a measurement: pruning several layers usually hurts more than the sum, so it is clamped
+to [0, 100] and core.refine measures the proposal against the uniform and global baselines and refines it.
 """
 
 from collections.abc import Callable, Mapping, Sequence
@@ -21,8 +22,15 @@ STEP = 0.05  # finest target the suggestion uses between scanned points
 @dataclass(frozen=True)
 class Suggestion:
     targets: dict[str, float]
-    predicted_accuracy: float  # base minus the sum of per-layer drops read off the scan
+    predicted_accuracy: float | None  # base minus the sum of per-layer scan drops, in [0, 100]; None: no scan
     size_mib: float
+    measured_accuracy: float | None = None  # measured before finetuning (core.refine), when it was
+    source: str = "scan"  # what the targets came from: "scan", "global", "uniform" or "refined"
+
+
+def clamp_accuracy(accuracy: float) -> float:
+    """A prediction as an accuracy can be: in [0, 100]."""
+    return min(100.0, max(0.0, accuracy))
 
 
 def drop_at(sparsity: float, sparsities: Sequence[float], accuracies: Sequence[float], base: float) -> float:
@@ -107,7 +115,7 @@ def _layer_options(table: ScanTable, locked: Mapping[str, float]) -> dict[str, l
 
 def _result(picked: dict[str, _Option], table: ScanTable, size_of: Callable[[dict], float]) -> Suggestion:
     targets = {name: o.sparsity for name, o in picked.items()}
-    predicted = table.base_accuracy - sum(o.drop for o in picked.values())
+    predicted = clamp_accuracy(table.base_accuracy - sum(o.drop for o in picked.values()))
     return Suggestion(targets, predicted, size_of(targets))
 
 

@@ -10,7 +10,9 @@ Accepted, in any combination:
   `n_averaged` counter is dropped;
 - files written by torch.nn.utils.prune before `prune.remove`: `X_orig` and `X_mask` become `X = orig *
   mask`, and the mask (bool, True = kept) is returned in `LoadedCheckpoint.masks`;
-- `.safetensors` files.
+- `.safetensors` files;
+- prunetui's channel checkpoints (kept indices + the smaller state_dict, core.channel.saved): the kept
+  channels are replayed on the freshly built model, which becomes the smaller one.
 
 When a file holds several weight sets, the default is the first in `WEIGHT_KEYS` order: an EMA copy first
 (the weights timm's and torchvision's reference scripts evaluate with), then `state_dict`, `model_state_dict`,
@@ -26,6 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from prunetui.core.channel.saved import is_channel_checkpoint, rebuild
 from prunetui.errors import UserError
 from prunetui.sources.checkpoint_files import read_torch_file, read_weights_file, short_reason
 
@@ -57,6 +60,7 @@ class LoadedCheckpoint:
     masks: dict[str, torch.Tensor] = field(default_factory=dict)  # bool, True = kept; model names
     chosen_key: str | None = None  # None for a bare state_dict; "outer/inner" for a nested one
     note: str = ""  # one line for the user ("" when there is nothing to say)
+    channels: dict | None = None  # a channel checkpoint (core.channel.saved): the model was rebuilt smaller
 
 
 def load_checkpoint(model: nn.Module, path: str, key: str | None = None) -> LoadedCheckpoint:
@@ -64,7 +68,10 @@ def load_checkpoint(model: nn.Module, path: str, key: str | None = None) -> Load
 
     Returns the LoadedCheckpoint with names as in the model. The model is unchanged when this raises.
     """
-    loaded = read_checkpoint(path, key)
+    content = read_weights_file(path)
+    if is_channel_checkpoint(content):
+        return _rebuild_channels(model, content, path)
+    loaded = read_checkpoint(path, key, content)
     expected = model.state_dict()
     names = _name_map(loaded.state_dict, expected)
     state = {names[k]: v for k, v in loaded.state_dict.items() if k in names}
@@ -80,10 +87,22 @@ def load_checkpoint(model: nn.Module, path: str, key: str | None = None) -> Load
     return LoadedCheckpoint(state, masks, loaded.chosen_key, loaded.note)
 
 
-def read_checkpoint(path: str, key: str | None = None) -> LoadedCheckpoint:
+def _rebuild_channels(model: nn.Module, saved: dict, path: str) -> LoadedCheckpoint:
+    """`model` (freshly built, unpruned) becomes the channel-pruned model `saved` describes."""
+    _check_finite(saved["state_dict"], path)
+    rebuild(model, saved)
+    pruned = sum(1 for index in saved["kept"].values() if index)
+    note = (
+        f"channel checkpoint {path}: the smaller model rebuilt from its kept channels "
+        f"({pruned} groups, {saved['algorithm']})"
+    )
+    return LoadedCheckpoint(dict(saved["state_dict"]), {}, None, note, saved)
+
+
+def read_checkpoint(path: str, key: str | None = None, content: Any = None) -> LoadedCheckpoint:
     """The weight set in `path` (the default one, or the one under `key`), pruning masks folded in,
-    every floating tensor checked finite. Names are as in the file."""
-    candidates = _candidates(read_weights_file(path))
+    every floating tensor checked finite. Names are as in the file. `content`: the file already read."""
+    candidates = _candidates(read_weights_file(path) if content is None else content)
     if not candidates:
         raise UserError(_no_weights_message(path))
     chosen, state, note = _choose(candidates, key, path)

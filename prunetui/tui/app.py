@@ -45,6 +45,7 @@ from prunetui.tui.messages import (
 from prunetui.tui.model_flows import ModelFlows
 from prunetui.tui.preview import Preview
 from prunetui.tui.profiles_flow import ProfilesFlow
+from prunetui.tui.recovery_flow import RecoveryFlow
 from prunetui.tui.runs_controller import RunsController
 from prunetui.tui.scan_curves import ScanCurves, Tolerance
 from prunetui.tui.selection_flow import SelectionFlow
@@ -131,6 +132,7 @@ class PruneApp(KeyActions, App[int]):
         self.jobs = JobRunner(self)
         self.model_flows = ModelFlows(self)
         self.suggest = SuggestFlow(self)
+        self.recovery = RecoveryFlow(self)  # b recalibrates, B turns recalibration on after prune
         self.runs_tab = RunsController(self)
         self.profiles = ProfilesFlow(self)
         self.preview = Preview(self)
@@ -236,6 +238,7 @@ class PruneApp(KeyActions, App[int]):
             suggested_mib=suggestion.size_mib if suggestion else None,
             predicted_accuracy=suggestion.predicted_accuracy if suggestion else None,
             accuracy_predicted=self.suggest.shown_prediction(),
+            projected_macs=self.preview.cost.macs if self.preview.cost else None,
         )
 
     def watch_targets(self) -> None:
@@ -296,9 +299,17 @@ class PruneApp(KeyActions, App[int]):
         self.targets = dict(self.session.targets)
 
     def set_targets(self, targets: dict[str, float]) -> None:
-        """Targets of some layers, each clamped and rounded by the session."""
+        """Targets of some layers, each clamped and rounded by the session (in channel mode, a layer
+        that cannot be pruned keeps 0 and the reason is shown)."""
+        table, fixed = self.query_one(LayerTable), []
         for layer_name, value in targets.items():
+            reason = table.reason(layer_name) if value > 0 else None
+            if reason is not None:
+                fixed.append(f"{layer_name} cannot be channel-pruned: {reason}")
+                continue
             self.session.set_target(layer_name, value)
+        if fixed:
+            self.show_warning(fixed[0] + (f" (and {len(fixed) - 1} more layers)" if len(fixed) > 1 else ""))
         self.sync_targets()
 
     def set_target(self, layer_name: str, value: float) -> None:
@@ -353,6 +364,7 @@ class PruneApp(KeyActions, App[int]):
     def on_preview_ready(self, message: PreviewReady) -> None:
         if message.targets != self.session.targets:
             return  # the targets changed meanwhile: a newer preview is on its way
+        self.preview.ready(message)  # channel mode: kept channels per group, projected MACs
         self.projected_mib = message.projected_mib
         self.draw_weights()
 

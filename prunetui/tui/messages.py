@@ -85,10 +85,20 @@ class SuggestionReady(Message):
 class PreviewReady(Message):
     """The projected size of `targets` is known (and the threshold of the selected layer's target)."""
 
-    def __init__(self, targets: dict[str, float], projected_mib: float) -> None:
+    def __init__(
+        self,
+        targets: dict[str, float],
+        projected_mib: float | None,
+        cost: object = None,
+        channels: dict[str, tuple[int, int]] | None = None,
+        error: str | None = None,
+    ) -> None:
         super().__init__()
         self.targets = targets
         self.projected_mib = projected_mib
+        self.cost = cost  # channel mode: core.cost.Cost of the targets (MACs, params, size)
+        self.channels = channels  # channel mode: (kept, total) output channels per group
+        self.error = error  # the targets cannot be projected (e.g. a layer that cannot be pruned)
 
 
 class JobFailed(Message):

@@ -31,12 +31,16 @@ class ModelFlows:
         """The next pruning method: prune, scan, sizes and suggestions follow it; the curves shown are
         the stored scan of this model by that method, if there is one."""
         app = self.app
-        names = list(METHODS)
-        name = names[(names.index(app.session.method.name) + 1) % len(names)]
-        try:
-            app.session.set_method(name)
-        except UserError as error:
-            app.show_error(str(error))
+        names = list(METHODS)  # magnitude -> taylor -> channel; one that cannot be used is skipped
+        start = names.index(app.session.method.name)
+        for step in range(1, len(names)):
+            name = names[(start + step) % len(names)]
+            try:
+                app.session.set_method(name)
+                break
+            except UserError as error:
+                app.show_warning(str(error))
+        else:
             return
         app.method = name
         app.write_log(f"Method: {name}, {app.session.method.summary}")
@@ -111,7 +115,7 @@ class ModelFlows:
         """`p`: from the dense weights (the lab's); `P`: further from the weights as they are."""
         app = self.app
         predicted = app.suggest.take_prediction()
-        job = partial(jobs.prune, app.session, dict(app.targets), predicted=predicted, start=start)
+        job = app.recovery.prune_job(dict(app.targets), predicted, start)  # b/B: BN recalibration
         app.jobs.start("Prune further" if start == "current" else "Prune", job)
 
     def ask_finetune(self) -> None:
@@ -165,11 +169,11 @@ class ModelFlows:
         if request is None:
             return
         app = self.app
-        targets = dict(app.targets) if prune_first else None
+        targets = dict(app.targets) if prune_first and request.schedule != "agp" else None
         job = partial(
             jobs.finetune,
             app.session,
-            request.settings,
+            request.resolved(app.targets),  # an AGP schedule grows the masks to the targets shown
             targets,
             nproc=request.nproc,
             predicted=app.suggest.take_prediction() if prune_first else None,

@@ -1,18 +1,20 @@
-"""Suggestions (a) and locks (l): a goal typed in a dialog, the search in a worker, the proposal pending in
-the app's state until y accepts or n discards it; the accepted prediction is compared when pruned."""
+"""Suggestions (a) and locks (l): a goal typed in a dialog, the search and its measurement in a job (the
+scan's proposal measured beside uniform and global pruning at the same size and refined by measured moves,
+after BN recalibration when B turned it on: workflow.recovery), the result pending in the app's state until
+y accepts or n discards it; the accepted prediction is compared when pruned."""
 
 from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING
 
-from textual.worker import get_current_worker
-
 from prunetui.core.suggest import ScanTable, Suggestion
 from prunetui.errors import UserError
+from prunetui.tui.jobs import JobContext
 from prunetui.tui.messages import JobFailed, SuggestionReady
 from prunetui.tui.screens.ask_dialog import AskDialog
 from prunetui.tui.suggestion import scan_table
 from prunetui.tui.text import accuracy_text
+from prunetui.workflow import recovery
 from prunetui.workflow.goals import GOAL_FORMS, Goal, parse_goal, propose
 
 if TYPE_CHECKING:
@@ -70,33 +72,37 @@ class SuggestFlow:
         locked = {name: app.targets[name] for name in app.locked_layers}
         app.write_log(f"Suggesting targets for {goal.text}…")
         table = scan_table(app.curves, session)
-        app.run_worker(
-            lambda: self._search(goal, table, locked),
-            group="suggest",
-            exclusive=True,
-            thread=True,
-            exit_on_error=False,
-        )
+        search = partial(self._search, goal, table, locked, app.recovery.recalibrate_bn)
+        app.jobs.start("Suggest", search, changes_model=False)
 
-    def _search(self, goal: Goal, table: ScanTable, locked: dict[str, float]) -> None:
-        """Off the UI thread: the search calls projected_size many times."""
-        app = self.app
+    def _search(
+        self, goal: Goal, table: ScanTable, locked: dict[str, float], recalibrate: bool, ctx: JobContext
+    ) -> None:
+        """A job: the search calls projected_size many times, the measurement prunes and evaluates (the
+        model is put back as it was)."""
+        session = self.app.session
         try:
-            suggestion = propose(goal, table, app.session.projected_size, locked)
+            suggestion = propose(goal, table, session.projected_size, locked)
         except UserError as error:
-            app.post_message(JobFailed(f"Suggest: {error}"))
+            ctx.post(JobFailed(f"Suggest: {error}"))
             return
-        if not get_current_worker().is_cancelled:  # else a newer goal was asked for meanwhile
-            app.post_message(SuggestionReady(goal, suggestion))
+        measured = recovery.measure_and_refine(
+            session, suggestion, goal, ctx.say, locked, recalibrate, report=ctx.report, cancel=ctx.cancel
+        )
+        ctx.post(SuggestionReady(goal, measured.suggestion))
 
     def show(self, goal: Goal, suggestion: Suggestion) -> None:
         """On SuggestionReady: the proposal becomes the pending suggestion."""
         app = self.app
         changed = sum(1 for n, t in suggestion.targets.items() if abs(t - app.targets[n]) > 5e-5)
+        measured = ""
+        if suggestion.measured_accuracy is not None:
+            recalibrated = " after BN recalibration" if app.recovery.recalibrate_bn else ""
+            measured = f", measured {suggestion.measured_accuracy:.2f}%{recalibrated} ({suggestion.source})"
         app.write_log(
             f"Suggested for {goal.text}: {suggestion.size_mib:.2f} MiB = "
             f"{app.session.percent(suggestion.size_mib):.2f}% of dense, predicted accuracy "
-            f"{accuracy_text(suggestion.predicted_accuracy)} before finetuning (sum of scan drops); "
+            f"{accuracy_text(suggestion.predicted_accuracy)} before finetuning (sum of scan drops){measured}; "
             f"{changed} target(s) change",
             "magenta",
         )

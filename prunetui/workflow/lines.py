@@ -56,3 +56,7 @@ def pruning_from_dense() -> str:
 
 def stale_targets(what: str, held: str) -> str:
     return f"Targets changed since the last prune: {what} {held}, not the targets shown"
+
+
+def accuracy_recalibrated(accuracy: float) -> str:
+    return f"Sparse model has accuracy={accuracy:.2f}% after BN recalibration"

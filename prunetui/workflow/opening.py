@@ -13,6 +13,7 @@ from prunetui.core.scan_cache import scan_folder
 from prunetui.core.session import Origin, Session
 from prunetui.sources import load_data, open_model
 from prunetui.sources.fit import check_model_fits_data
+from prunetui.workflow.channel_steps import set_example
 from prunetui.workflow.policy import profile_model_warning
 
 
@@ -61,7 +62,7 @@ def open_session(request: Request, workdir: Path | None = None) -> Opened:
     workdir = workdir or Path.cwd()
     notes: list[str] = []
     model_spec = request.model or "demo"
-    device = resolve_device(request.device or "cpu")
+    device = resolve_device(request.device or "auto")  # the GPU box by default
     profile = load_profile(request.profile) if request.profile else None
     loaded = open_model(model_spec, request.checkpoint, request.checkpoint_key)
     notes += loaded.notes
@@ -75,6 +76,7 @@ def open_session(request: Request, workdir: Path | None = None) -> Opened:
     origin = Origin(data_spec=data_spec, checkpoint=request.checkpoint, data_fingerprint=fingerprint)
     session = Session(model, data, loaded.label, origin, RunStore(workdir))
     session.scan_cache_folder = scan_folder(workdir)
+    set_example(session, model_spec)  # without data: the input shape the spec implies
     session.set_regrow(request.regrow)
     if profile is not None:
         session.apply_profile(profile)
@@ -87,4 +89,6 @@ def open_session(request: Request, workdir: Path | None = None) -> Opened:
                 f"warning: profile '{profile.name}' is a {profile.method} profile; --method {request.method} wins"
             )
         session.set_method(request.method)
+        if session.structured:  # the profile's names must be channel groups
+            session.check_channel_targets(session.targets, f"--method {request.method}: ")
     return Opened(session, profile, model_spec, data_spec, notes)

@@ -18,7 +18,7 @@ from prunetui.core.sensitivity import DEFAULT_SPARSITIES, ScanOptions, ScanResul
 from prunetui.core.session import Session
 from prunetui.core.suggest import ScanTable, Suggestion
 from prunetui.errors import UserError
-from prunetui.workflow import lines
+from prunetui.workflow import channel_steps, lines, recovery
 from prunetui.workflow.goals import Goal, propose
 
 if TYPE_CHECKING:
@@ -75,6 +75,8 @@ def prune(
     session.prune(
         targets, run_name=SUGGESTED_RUN if predicted is not None else None, start=start, cancel=cancel
     )
+    channel_steps.say_channels(session, say)
+    channel_steps.measure_cost(session, say)  # MACs, params, latency against dense (both methods)
     say_size(session, say)
     if session.data is None:
         return None
@@ -162,7 +164,8 @@ def finetune(
 ) -> FinetuneResult:
     """Finetune the model as it is with its masks held; the epoch lines said as they end."""
     require_data(session, "finetune")
-    say_stale_targets(session, say, "finetuning")
+    if settings.schedule != "agp":  # an AGP schedule grows the masks to the targets shown
+        say_stale_targets(session, say, "finetuning")
     processes = f", {nproc} processes" if nproc > 1 else ""
     say(lines.FINETUNE_HEADER)
     say(
@@ -170,6 +173,8 @@ def finetune(
         f"({session.method.name}){processes}",
         "dim",
     )
+    if recovery.describe(settings):
+        say(recovery.describe(settings), "dim")
     result = session.finetune(settings, _epoch_lines(say, report), cancel, nproc=nproc, rendezvous=rendezvous)
     return _finetune_outcome(session, result, say)
 
@@ -254,9 +259,11 @@ def propose_targets(session: Session, table: ScanTable, goal: Goal, locked: dict
 
 @dataclass
 class Suggested:
-    scan: ScanResult
+    scan: ScanResult | None  # None for a global suggestion (no scan)
     suggestion: Suggestion
     accuracy_before: float | None  # measured after pruning to the suggestion
+    accuracy_recalibrated: float | None = None  # and after BN recalibration, when asked for
+    measured: "recovery.Measured | None" = None  # the baselines and the refinement
 
 
 def suggest(
@@ -267,16 +274,34 @@ def suggest(
     locked_names: Sequence[str] = (),
     report: Report = ignore,
     cancel: threading.Event | None = None,
+    recalibrate: bool = False,
+    use_global: bool = False,
+    cap: float | None = None,
+    measures: int = recovery.MEASURES,
 ) -> Suggested:
-    """Scan the unlocked layers, propose targets for `goal`, prune to them and measure the accuracy."""
+    """Scan the unlocked layers (after BN recalibration with `recalibrate`), propose targets for `goal`,
+    measure them against uniform and global pruning at the same size and refine them by measured moves
+    (workflow.recovery), prune to the result and measure it. `use_global`: global pruning at the budget
+    instead (no scan, `cap` per layer)."""
     require_data(session, "suggest")
-    unlocked = [n for n in session.layer_names if n not in locked_names]
-    result = scan(session, say, report, cancel, sparsities, unlocked)
     locked = {n: session.targets[n] for n in locked_names}
-    suggestion = propose_targets(session, scan_table(session, result), goal, locked)
+    result, measured = None, None
+    if use_global:
+        suggestion = recovery.global_suggestion(session, goal, locked, cap)
+    else:
+        unlocked = [n for n in session.layer_names if n not in locked_names]
+        options = recovery.scan_options(recalibrate)
+        result = scan(session, say, report, cancel, sparsities, unlocked, options)
+        suggestion = propose_targets(session, scan_table(session, result), goal, locked)
+        measured = recovery.measure_and_refine(
+            session, suggestion, goal, say, locked, recalibrate, measures, report, cancel
+        )
+        suggestion = measured.suggestion
     session.targets = dict(suggestion.targets)
-    measured = prune(session, say, report, cancel, predicted=suggestion.predicted_accuracy)
-    return Suggested(result, suggestion, measured)
+    predicted = suggestion.predicted_accuracy
+    before = prune(session, say, report, cancel, predicted=None if recalibrate else predicted)
+    recalibrated = recovery.recalibrate(session, say, report, cancel, predicted) if recalibrate else None
+    return Suggested(result, suggestion, before, recalibrated, measured)
 
 
 def export(session: Session, path: str | Path, profile_name: str, overwrite: bool, say: Say) -> Exported:

@@ -67,3 +67,20 @@ def test_cost_report_uses_the_product_keys():
     assert report["latency_ms_dense"] == 2.0 and report["latency_ms"] == 1.0
     assert report["latency_batch"] == 1 and report["latency_threads"] == 1
     assert cost_report(dense, pruned)["latency_ms"] is None
+
+
+def test_latency_pair_times_dense_and_pruned_abba(monkeypatch):
+    """The order that cancels a drift in the machine's load, and the mean of each side's two runs."""
+    from prunetui.core import cost
+
+    order, ms = [], iter([10.0, 4.0, 6.0, 14.0])
+
+    def fake(model, x, batch=1, threads=None, min_run_time=1.0):
+        order.append(model)
+        return cost.Latency(ms=next(ms), batch=batch, threads=1, device="cpu", runs=3)
+
+    monkeypatch.setattr(cost, "measure_latency", fake)
+    dense_model, pruned_model = object(), object()
+    dense, pruned = cost.measure_latency_pair(dense_model, pruned_model, None, batch=2)
+    assert order == [dense_model, pruned_model, pruned_model, dense_model]
+    assert (dense.ms, pruned.ms, dense.runs, dense.batch) == (12.0, 5.0, 6, 2)

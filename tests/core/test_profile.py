@@ -153,5 +153,6 @@ def test_unknown_top_level_keys_are_named():
 
 def test_method_defaults_to_magnitude_and_unknown_methods_are_refused():
     assert parse_profile('[sparsity]\n"a.weight" = 0.5\n').method == "magnitude"
-    with pytest.raises(UserError, match="unknown method 'channel'"):
-        parse_profile('method = "channel"\n[sparsity]\n"a.weight" = 0.5\n')
+    assert parse_profile('method = "channel"\n[sparsity]\n"a.weight" = 0.5\n').method == "channel"
+    with pytest.raises(UserError, match="unknown method 'hessian'"):
+        parse_profile('method = "hessian"\n[sparsity]\n"a.weight" = 0.5\n')

@@ -170,12 +170,14 @@ def test_a_narrow_runs_table_leaves_out_columns_then_shortens_names():
         return RunRecord("i", name, "finetune", "m", "s", {}, 1, 1, 1, "t", status=status)
 
     runs = [run("suggested", "finished"), run("suggested+ft8", "cancelled")]
-    everything = ["number", "name", "status", "mib", "percent", "before", "after", "change", "epochs"]
+    everything = ["number", "name", "status", "mib", "percent", "before", "after", "change", "macs"]
+    everything += ["speedup", "epochs"]
     details = ["lr", "method", "time", "note"]  # left out first
-    assert fit(runs, 120, cell_padding=1).columns == everything + details
-    assert fit(runs, 100, cell_padding=1).columns == [*everything, "lr", "method"]
-    narrow_80 = fit(runs, 78, cell_padding=1)  # the 80-column layout
-    assert narrow_80.columns == [c for c in everything if c != "mib"] and narrow_80.widths["name"] == 13
+    assert fit(runs, 160, cell_padding=1).columns == everything + details
+    assert fit(runs, 120, cell_padding=1).columns == [*everything, "lr", "method"]
+    narrow_80 = fit(runs, 78, cell_padding=1)  # the 80-column layout: the speed-up stays
+    assert narrow_80.columns == [c for c in everything if c not in ("mib", "macs", "epochs")]
+    assert narrow_80.widths["name"] == 13
     wide_120 = fit(runs, 54, cell_padding=1)  # the plots pane of the 120-column layout
     assert wide_120.columns == ["number", "name", "status", "percent", "after", "change"]
     assert wide_120.widths["name"] == 10

@@ -89,7 +89,9 @@ async def test_method_switch_keeps_safe_when_a_stored_scan_exists(recording_app)
         await wait_until(pilot, lambda: app.method == "taylor")
         await pilot.pause(0.2)
         assert "safe" not in [c.key.value for c in app.query_one(LayerTable).ordered_columns]
+        await pilot.press("M")  # channel
+        await wait_until(pilot, lambda: app.method == "channel")
         await pilot.press("M")  # magnitude again: its stored scan comes back, and the Safe column
-        await wait_until(pilot, lambda: app.curves.base_accuracy is not None)
+        await wait_until(pilot, lambda: app.method == "magnitude" and app.curves.base_accuracy is not None)
         await pilot.pause()
         assert safe_cells(app) == magnitude_safe

@@ -1,4 +1,4 @@
-"""The `channel` method: structured pruning, one ratio per channel group (not registered in METHODS yet).
+"""The `channel` method: structured pruning, one ratio per channel group.
 
 Fine-grained methods (`Criterion`) score weights and mask them; shapes never change. A structured
 method removes whole output channels, so it cannot be a mask: it lists its units (`groups`), returns a

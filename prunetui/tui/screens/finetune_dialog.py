@@ -1,7 +1,8 @@
-"""Finetune settings: epochs, learning rate (PRODUCT.md's defaults: 5 epochs, lr 0.01), and the number
-of processes when several GPUs can share the work."""
+"""Finetune settings: epochs, learning rate (PRODUCT.md's defaults: 5 epochs, lr 0.01), the recovery
+options (the AGP schedule, distillation from the dense model; both off by default) and the number of
+processes when several GPUs can share the work."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 from textual.app import ComposeResult
@@ -16,10 +17,32 @@ from prunetui.tui.widgets.parsed_input import ParsedInput
 from prunetui.workflow.policy import parse_epochs, parse_learning_rate
 
 
+def parse_schedule(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ("oneshot", "agp"):
+        raise ValueError("schedule: oneshot (prune, then finetune) or agp (prune gradually while finetuning)")
+    return value
+
+
+def parse_yes_no(text: str) -> bool:
+    value = text.strip().lower()
+    if value not in ("y", "n", "yes", "no"):
+        raise ValueError("distill: y or n")
+    return value.startswith("y")
+
+
 @dataclass(frozen=True)
 class FinetuneRequest:
-    settings: FinetuneSettings
+    settings: FinetuneSettings  # schedule "oneshot": `resolved` makes it "agp" with the targets
     nproc: int = 1  # processes, one per GPU
+    schedule: str = "oneshot"  # "agp": no one-shot prune, the masks grow to the targets while training
+
+    def resolved(self, targets: dict[str, float]) -> FinetuneSettings:
+        """The settings to run: with an AGP schedule, ending at `targets` (those above 0)."""
+        if self.schedule != "agp":
+            return self.settings
+        gradual = {name: s for name, s in targets.items() if s > 0}
+        return replace(self.settings, schedule="agp", gradual_targets=gradual)
 
 
 class FinetuneDialog(ModalScreen[FinetuneRequest | None]):
@@ -41,6 +64,10 @@ class FinetuneDialog(ModalScreen[FinetuneRequest | None]):
             yield ParsedInput(parse_epochs, str(defaults.epochs), id="epochs")
             yield Label("Learning rate", classes="dialog-prompt")
             yield ParsedInput(parse_learning_rate, f"{defaults.lr:g}", id="lr")
+            yield Label("Schedule: oneshot, or agp (prune gradually to the targets)", classes="dialog-prompt")
+            yield ParsedInput(parse_schedule, defaults.schedule, id="schedule")
+            yield Label("Distill from the dense model (y/n)", classes="dialog-prompt")
+            yield ParsedInput(parse_yes_no, "n", id="distill")
             if self.gpus > 1:
                 yield Label(f"Processes (1-{self.gpus}, one per GPU)", classes="dialog-prompt")
                 yield ParsedInput(partial(parse_process_count, maximum=self.gpus), "1", id="nproc")
@@ -55,7 +82,10 @@ class FinetuneDialog(ModalScreen[FinetuneRequest | None]):
             epochs = self.query_one("#epochs", ParsedInput).parsed()
             lr = self.query_one("#lr", ParsedInput).parsed()
             nproc = self.query_one("#nproc", ParsedInput).parsed() if self.gpus > 1 else 1
+            schedule = self.query_one("#schedule", ParsedInput).parsed()
+            distill = self.query_one("#distill", ParsedInput).parsed()
         except ValueError as error:
             self.query_one(".reason", Label).update(str(error))
             return
-        self.dismiss(FinetuneRequest(FinetuneSettings(epochs=epochs, lr=lr), nproc))
+        settings = FinetuneSettings(epochs=epochs, lr=lr, distill=distill)
+        self.dismiss(FinetuneRequest(settings, nproc, schedule))

@@ -18,11 +18,13 @@ LABELS = {
     "zeros": "Zeros",
     "target": "Target",
     "safe": "Safe",
+    "channels": "Chan",
 }
 # Room for the widest value a column can take ("100.0%"), so that widths never change after pruning.
 MIN_WIDTHS = {"share": 6, "zeros": 6}
-ORDER = ["layer", "shape", "params", "share", "zeros", "target", "safe"]  # left to right
-PRIORITY = ["layer", "target", "safe", "zeros", "params", "share", "shape"]  # kept first when narrow
+ORDER = ["layer", "shape", "params", "share", "zeros", "target", "channels", "safe"]  # left to right
+PRIORITY = ["layer", "target", "channels", "safe", "zeros", "params", "share", "shape"]  # kept first
+FIXED = "fixed"  # the channels cell of a layer channel pruning cannot touch
 SELECTED_MARK = "● "  # before a selected layer's name (the selection targets edit together)
 
 
@@ -71,6 +73,10 @@ class LayerTable(DataTable):
     curves: reactive[ScanCurves | None] = reactive(None, init=False, always_update=True)  # mutated
     tolerance: reactive[Tolerance] = reactive(Tolerance, init=False)
     selection: reactive[frozenset[str]] = reactive(frozenset(), init=False)
+    # channel mode: (kept, total) output channels per group (None: a fine-grained method, no column);
+    # `reasons`: why a group cannot be pruned. Layers that are no group, or cannot be pruned, are dim.
+    channels: reactive[dict[str, tuple[int, int]] | None] = reactive(None, init=False)
+    reasons: dict[str, str] = {}
 
     def __init__(self, **kwargs) -> None:
         super().__init__(cursor_type="row", **kwargs)
@@ -86,7 +92,11 @@ class LayerTable(DataTable):
 
     def _columns(self) -> list[str]:
         """The columns that fit in `room`, by PRIORITY (the Layer and Target columns always)."""
-        candidates = [c for c in PRIORITY if c != "safe" or self._safe]
+        candidates = [
+            c
+            for c in PRIORITY
+            if (c != "safe" or self._safe) and (c != "channels" or self.channels is not None)
+        ]
         kept, used = [], self.styles.scrollbar_size_vertical
         for column in candidates:
             width = self._width(column) + 2 * self.cell_padding
@@ -109,7 +119,10 @@ class LayerTable(DataTable):
             case "layer":
                 if layer_name in self.selection:
                     return Text(SELECTED_MARK + short_label(layer_name), style="bold cyan")
-                return Text(" " * len(SELECTED_MARK) + short_label(layer_name))
+                style = "dim" if not self._prunable(layer_name) else ""
+                return Text(" " * len(SELECTED_MARK) + short_label(layer_name), style=style)
+            case "channels":
+                return self._channels_cell(layer_name)
             case "shape":
                 return _number(shape_text(info.shape))
             case "params":
@@ -123,6 +136,24 @@ class LayerTable(DataTable):
             case _:
                 safe = self._safe.get(layer_name)
                 return _number("" if safe is None else f"{safe:.2f}", "green")
+
+    def _prunable(self, layer_name: str) -> bool:
+        """In channel mode: a group whose output channels may be removed."""
+        channels = self.channels
+        return channels is None or (layer_name in channels and layer_name not in self.reasons)
+
+    def _channels_cell(self, layer_name: str) -> Text:
+        counts = (self.channels or {}).get(layer_name)
+        if counts is None or layer_name in self.reasons:
+            return _number(FIXED if counts is not None else "", "dim")
+        kept, total = counts
+        return _number(f"{kept}/{total}", "bold yellow" if kept < total else "")
+
+    def reason(self, layer_name: str) -> str | None:
+        """Why `layer_name` cannot be channel-pruned (None when it can, or in fine-grained mode)."""
+        if self._prunable(layer_name):
+            return None
+        return self.reasons.get(layer_name, "not a channel group (no output channels to remove)")
 
     def _width(self, column: str) -> int:
         widest = max((cell_width(self._cell(column, layer_name)) for layer_name in self._infos), default=0)
@@ -180,7 +211,8 @@ class LayerTable(DataTable):
             self._rebuild()
             return
         for layer_name in self._infos:
-            self._update(layer_name, "zeros")
+            for column in ("zeros", "shape", "params", "share"):  # shapes change with channel pruning
+                self._update(layer_name, column)
         self._show_targets_column()
 
     def watch_targets(self, old: dict[str, float], new: dict[str, float]) -> None:
@@ -188,6 +220,17 @@ class LayerTable(DataTable):
         for layer_name, target in new.items():
             if old.get(layer_name) != target:
                 self._update(layer_name, "target")
+
+    def watch_channels(self, old, new) -> None:
+        """The column comes and goes with channel mode; else only the counts that changed."""
+        if not self._infos:
+            return
+        if (old is None) != (new is None) or self._width("channels") != self._widths.get("channels"):
+            self._rebuild()
+            return
+        for layer_name in self._infos:
+            if (old or {}).get(layer_name) != (new or {}).get(layer_name):
+                self._update(layer_name, "channels")
 
     def watch_locked_layers(self) -> None:
         self._show_targets_column()

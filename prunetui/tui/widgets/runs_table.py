@@ -25,6 +25,8 @@ LABELS = {
     "before": "Before",
     "after": "After",
     "change": "Δdense",
+    "macs": "MMACs",
+    "speedup": "Speed",
     "epochs": "Ep",
     "lr": "LR",
     "method": "Method",
@@ -33,12 +35,12 @@ LABELS = {
 }
 FIXED_WIDTHS = {
     "number": 4, "mib": 6, "percent": 6, "before": 6, "after": 6, "change": 6, "epochs": 5, "lr": 6,
-    "method": 9, "time": 6,
+    "method": 9, "time": 6, "macs": 7, "speedup": 6,
 }  # fmt: skip
 NAME_WIDTHS = (10, 20)  # a name is shortened down to the first when the table is narrow
 NOTE_WIDTH = 30
 # then names are shortened, then Status goes
-LEFT_OUT_FIRST = ["note", "time", "lr", "method", "mib", "epochs", "before"]
+LEFT_OUT_FIRST = ["note", "time", "lr", "method", "mib", "macs", "epochs", "before", "speedup"]
 SORTS = {"time": "oldest first", "size": "smallest first", "accuracy": "most accurate first"}
 STATUS_STYLES = {"finished": "", "unfinished": "yellow", "cancelled": "yellow", "failed": "red"}
 
@@ -62,6 +64,15 @@ def _change(run: RunRecord) -> Text:
     if change is None:
         return _number("")
     return _number(f"{change:+.2f}", "green" if change >= 0 else "red")
+
+
+def _speedup(run: RunRecord) -> Text:
+    """latency_ms_dense / latency_ms at batch 1 (green when faster by 10% or more)."""
+    dense, now = run.cost.get("latency_ms_dense"), run.cost.get("latency_ms")
+    if not dense or not now:
+        return _number("")
+    speedup = dense / now
+    return _number(f"{speedup:.2f}x", "green" if speedup >= 1.1 else "")
 
 
 def _epochs(run: RunRecord) -> str:
@@ -97,6 +108,11 @@ def run_details(number: int, run: RunRecord, parent_number: int | None) -> str:
     elif parent_number is not None:
         what += f" from run {parent_number}"
     parts = [f"#{number} {run.name}", what, f"{run.sparse_size_mib:.2f} MiB"]
+    if run.cost.get("macs") is not None:
+        parts.append(f"{run.cost['macs'] / 1e6:.1f}M of {run.cost['macs_dense'] / 1e6:.1f}M MACs")
+    if run.cost.get("latency_ms"):
+        latency, dense = run.cost["latency_ms"], run.cost["latency_ms_dense"]
+        parts.append(f"{latency:.2f} ms vs {dense:.2f} ms dense ({dense / latency:.2f}x)")
     parts += [duration_text(run.seconds)] if run.seconds else []
     if run.note:
         parts.append(f"note: {run.note}")
@@ -196,6 +212,11 @@ class RunsTable(DataTable):
                 return _change(run)
             case "epochs":
                 return _number(_epochs(run))
+            case "macs":
+                macs = run.cost.get("macs")
+                return _number("" if macs is None else f"{macs / 1e6:.1f}")
+            case "speedup":
+                return _speedup(run)
             case _:
                 return ""
 

@@ -23,6 +23,7 @@ class Status:
     suggested_mib: float | None = None  # of a pending suggestion
     predicted_accuracy: float | None = None  # of a pending suggestion, from the scan
     accuracy_predicted: float | None = None  # what a suggestion predicted for the weights now (beside "now")
+    projected_macs: int | None = None  # channel mode: MACs (batch 1) the targets give
 
 
 def _size_text(size_mib: float | None, dense_mib: float, percent: bool = True) -> str:
@@ -31,11 +32,15 @@ def _size_text(size_mib: float | None, dense_mib: float, percent: bool = True) -
     return f"{size_mib:.2f} MiB {size_mib / dense_mib * 100:.1f}%" if percent else f"{size_mib:.2f} MiB"
 
 
-def _targets_field(status: Status, captions: bool) -> tuple[str, str, str]:
-    """(caption, value, style): the projected size of the targets, or of a pending suggestion."""
+def _targets_field(status: Status, captions: bool, macs: bool = True) -> tuple[str, str, str]:
+    """(caption, value, style): the projected size of the targets (and MACs in channel mode), or of a
+    pending suggestion."""
     if status.suggested_mib is None:
         caption = "targets → " if captions else "→ "
-        return caption, _size_text(status.projected_mib, status.dense_mib), "bold"
+        size = _size_text(status.projected_mib, status.dense_mib)
+        if macs and status.projected_macs is not None:
+            size += f" {status.projected_macs / 1e6:.1f}M MACs"
+        return caption, size, "bold"
     size = _size_text(status.suggested_mib, status.dense_mib)
     predicted = accuracy_text(status.predicted_accuracy)
     if captions:
@@ -51,8 +56,8 @@ def _now_text(status: Status) -> str:
 
 
 # Left out first when the line is too narrow, in this order (the model, the accuracy now and the sizes
-# stay): captions, the device, the current size's percentage, the method, the dense accuracy.
-DROPPABLE = ("captions", "device", "size_percent", "method", "dense")
+# stay): captions, the device, the current size's percentage, the projected MACs, the method, the dense accuracy.
+DROPPABLE = ("captions", "device", "size_percent", "macs", "method", "dense")
 
 
 def status_text(status: Status, captions: bool, leave_out: frozenset[str] = frozenset()) -> Text:
@@ -65,7 +70,7 @@ def status_text(status: Status, captions: bool, leave_out: frozenset[str] = froz
             "bold",
             "",
         ),
-        (*_targets_field(status, captions), ""),
+        (*_targets_field(status, captions, "macs" not in leave_out), ""),
     ]
     text = Text(status.model_label, style="bold", no_wrap=True, overflow="ellipsis")
     for part, style in ((status.device_label, "italic"), (status.method, "cyan")):

@@ -1,0 +1,126 @@
+"""The steps channel pruning adds, once for both front ends: the measured cost of a run, the lines
+that report it, and the deployable export (ONNX, else torch.export's .pt2).
+
+Every prune (either method) measures MACs, params and latency against the dense model; a run whose
+model cannot be traced says so and goes on without them.
+"""
+
+from pathlib import Path
+
+from prunetui.core.channel.export import Exported, export_deployable, onnx_outputs
+from prunetui.core.session import Session
+from prunetui.errors import UserError
+
+INPUT_SHAPES = {"demo": (1, 8, 8), "vgg-cifar": (3, 32, 32)}  # what each built-in model takes
+IMAGENET_SHAPE = (3, 224, 224)
+
+
+def spec_input_shape(spec: str) -> tuple[int, ...] | None:
+    """The input shape (C, H, W) a model spec implies, when it implies one."""
+    if spec in INPUT_SHAPES:
+        return INPUT_SHAPES[spec]
+    if spec.startswith(("torchvision:", "timm:")):
+        return IMAGENET_SHAPE
+    return None
+
+
+def set_example(session: Session, spec: str) -> None:
+    """Without data, the example input (channel groups, MACs, latency) comes from the model spec."""
+    shape = spec_input_shape(spec)
+    if session.data is None and session.example is None and shape is not None:
+        import torch
+
+        session.example = torch.zeros(1, *shape)
+
+
+def millions(count: int | None) -> str:
+    return "n/a" if count is None else f"{count / 1e6:.2f}M"
+
+
+def ratio(dense: float | None, now: float | None) -> str:
+    return "n/a" if not dense or not now else f"{dense / now:.2f}x"
+
+
+def cost_line(cost: dict) -> str:
+    """One line: MACs and params against dense, latency and its speed-up, batch and threads stated."""
+    line = (
+        f"MACs {millions(cost['macs'])} of {millions(cost['macs_dense'])} dense "
+        f"({ratio(cost['macs_dense'], cost['macs'])} fewer), params {millions(cost['params'])} "
+        f"of {millions(cost['params_dense'])}"
+    )
+    if cost.get("latency_ms") is not None:
+        line += (
+            f"; latency {cost['latency_ms']:.2f} ms vs {cost['latency_ms_dense']:.2f} ms dense "
+            f"({ratio(cost['latency_ms_dense'], cost['latency_ms'])} speed-up) at batch 1, "
+            f"{cost['latency_threads']} threads, {cost['latency_device']}"
+        )
+    if cost.get("latency_ms_at_batch") is not None:
+        line += (
+            f"; at batch {cost['latency_batch']}: {cost['latency_ms_at_batch']:.2f} ms vs "
+            f"{cost['latency_ms_dense_at_batch']:.2f} ms "
+            f"({ratio(cost['latency_ms_dense_at_batch'], cost['latency_ms_at_batch'])})"
+        )
+    return line
+
+
+def measure_cost(session: Session, say, latency: bool = True) -> dict:
+    """Measure the model as it is now against dense, store it in the current run and say it. A model
+    that cannot be traced or has no known input shape gets a yellow line and the keys as None."""
+    try:
+        cost = session.measure_run_cost(latency)
+    except UserError:  # no data and a model spec that implies no input shape: the keys stay None
+        return session.run_cost()
+    except Exception as error:  # noqa: BLE001 - untraceable, or needs a batch > 1: the cost only informs
+        say(f"Cost not measured: the model cannot be run on one example ({str(error)[:120]})", "yellow")
+        return session.run_cost()
+    say(cost_line(cost), "dim")
+    return session.run_cost()
+
+
+def run_cost_row(run) -> dict:
+    """A run record's measured cost as the `runs --json` keys (None where not measured)."""
+    from prunetui.core.session_channel import COST_KEYS
+
+    return {key: run.cost.get(key) for key in COST_KEYS}
+
+
+def channels_json(session: Session) -> dict:
+    """`channels`: kept / total output channels per group after a channel prune (absent otherwise)."""
+    if not session.channel_pruned:
+        return {}
+    counts = session.channel_counts(session.channel_result.targets)
+    return {"channels": {name: {"kept": k, "total": t} for name, (k, t) in counts.items()}}
+
+
+def say_channels(session: Session, say) -> None:
+    """After a channel prune: channels kept of each pruned group."""
+    if not session.channel_pruned:
+        return
+    counts = session.channel_counts(session.channel_result.targets)
+    pruned = [f"{name} {kept}/{total}" for name, (kept, total) in counts.items() if kept < total]
+    shown = ", ".join(pruned[:4]) + (f" and {len(pruned) - 4} more" if len(pruned) > 4 else "")
+    say(f"Channels kept: {shown} ({session.channel_result.algorithm})", "dim")
+
+
+def export_onnx(session: Session, path: str | Path, overwrite: bool, say) -> Exported:
+    """The model as it is, as a deployable file (ONNX checked by onnx's checker; onnxruntime's outputs
+    compared with PyTorch's when it is installed)."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise UserError(f"{path} exists (use --force to replace it)")
+    example = session.example_input()
+    written = export_deployable(session.model, example, path)
+    checked = "checked by onnx" if written.checked else "not checked (onnx not installed)"
+    say(f"Exported {written.path} ({written.format}, {checked})")
+    if written.format == "onnx":
+        import torch
+
+        from prunetui.core.outputs import logits_of
+
+        with torch.inference_mode():
+            expected = logits_of(session.model.eval()(example)).detach().cpu().numpy()
+        got = onnx_outputs(written.path, example)
+        if got is not None:
+            difference = float(abs(got - expected).max())
+            say(f"onnxruntime outputs match PyTorch's within {difference:.2e}", "dim")
+    return written

@@ -1,0 +1,66 @@
+"""Channel mode in the app: the method as a mode, groups with kept channels, projected MACs, pruning that
+swaps in a smaller model, and the Runs tab's MACs and speed-up."""
+
+from prunetui.tui.widgets.layer_table import LayerTable
+from prunetui.tui.widgets.runs_table import RunsTable
+from prunetui.tui.widgets.status_line import StatusLine
+
+from .conftest import make_app, make_session, wait_idle, wait_until
+
+
+def cell(app, layer_name: str, column: str) -> str:
+    return str(app.query_one(LayerTable).get_cell(layer_name, column)).strip()
+
+
+def header(app) -> str:
+    return str(app.query_one(StatusLine).render())
+
+
+async def to_channel_mode(app, pilot) -> None:
+    await wait_idle(pilot)
+    await pilot.press("M", "M")  # magnitude -> taylor -> channel
+    await wait_until(pilot, lambda: app.method == "channel")
+    await wait_until(pilot, lambda: app.query_one(LayerTable).channels is not None)
+
+
+async def test_channel_mode_shows_groups_and_projected_macs(trained_state, tmp_path):
+    app = make_app(make_session(trained_state, workdir=tmp_path), tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await to_channel_mode(app, pilot)
+        assert "channel" in header(app)
+        table = app.query_one(LayerTable)
+        assert "channels" in [c.key.value for c in table.ordered_columns]
+        assert cell(app, "conv1.weight", "channels") == "8/8"
+        assert cell(app, "fc.weight", "channels") == "fixed"  # the classes: greyed, with a reason
+        dense_macs = app.preview.cost.macs
+        app.set_target("conv1.weight", 0.5)
+        await wait_until(pilot, lambda: cell(app, "conv1.weight", "channels") == "4/8")
+        await wait_until(pilot, lambda: app.preview.cost is not None and app.preview.cost.macs < dense_macs)
+        await wait_until(pilot, lambda: "MACs" in header(app))
+        app.set_target("fc.weight", 0.5)  # cannot be pruned: stays 0, the reason is shown
+        assert app.session.targets["fc.weight"] == 0.0
+        assert "cannot be channel-pruned" in "\n".join(app.query_one("#job-log").texts)
+
+
+async def test_channel_prune_swaps_in_the_smaller_model_and_runs_show_speed(trained_state, tmp_path):
+    session = make_session(trained_state, workdir=tmp_path)
+    app = make_app(session, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await to_channel_mode(app, pilot)
+        app.set_targets({"conv1.weight": 0.5, "conv2.weight": 0.5})
+        await pilot.press("p")
+        await wait_idle(pilot)
+        assert session.channel_pruned and session.masks == {}
+        assert session.model.conv1.out_channels == 4 and session.model.conv2.out_channels == 8
+        run = session.current_run
+        assert run.method == "channel" and run.cost["macs"] < run.cost["macs_dense"]
+        assert run.cost["latency_ms"] > 0 and run.cost["params"] < run.cost["params_dense"]
+        await pilot.press("u")
+        await wait_until(pilot, lambda: app.query_one(RunsTable).row_count == 1)
+        runs = app.query_one(RunsTable)
+        assert str(runs.get_cell(run.id, "speedup")).endswith("x")
+        assert float(str(runs.get_cell(run.id, "macs"))) == round(run.cost["macs"] / 1e6, 1)
+        await pilot.press("tab", "r")  # reset: the dense model back
+        await pilot.press("y")
+        await wait_idle(pilot)
+        assert not session.channel_pruned and session.model.conv1.out_channels == 8
