@@ -437,11 +437,26 @@ def latency() -> None:
             f"dense {ms['dense']:.3f} ms)",
             "expected ~1.0x: zeroed weights run through the same dense kernels",
         )
-    row(
-        "h latency",
-        "dense vs channel-pruned",
-        "TODO(issue 15): channel pruning is not in prunetui yet; measure it here when it lands",
-    )
+    channel_latency(dense)
+
+
+def channel_latency(dense) -> None:
+    """The lab's channel pruning at 0.3 and 0.5 (conv0..conv6), timed side by side with dense (ABBA)."""
+    from prunetui.core.channel import prune_channels
+    from prunetui.core.cost import count_macs, measure_latency_pair
+
+    x = torch.randn(1, 3, 32, 32, device=DEVICE)
+    for ratio in (0.3, 0.5):
+        targets = {f"backbone.conv{i}.weight": ratio for i in range(7)}
+        smaller = prune_channels(dense, x, targets).model.eval()
+        for batch in (1, 64):
+            fat, slim = measure_latency_pair(dense, smaller, x, batch, min_run_time=0.4 if SMALL else 2.0)
+            row(
+                "h latency",
+                f"lab VGG batch {batch}: channel {ratio} / dense (ABBA, medians)",
+                f"**{slim.ms / fat.ms:.3f}** (pruned {slim.ms:.3f} ms, dense {fat.ms:.3f} ms)",
+                f"MACs {count_macs(smaller, x):,} of {count_macs(dense, x):,}",
+            )
 
 
 # --- i. peak memory of a large scan --------------------------------------------------------------------

@@ -16,11 +16,12 @@ from prunetui.core.evaluate import evaluate
 from prunetui.core.events import Report, ignore
 from prunetui.core.finetune import FinetuneResult, FinetuneSettings, finetune, restore, snapshot
 from prunetui.core.layers import LayerInfo, describe_layers, prunable_parameters
-from prunetui.core.methods import Criterion, Plan, get_method, is_structured
+from prunetui.core.methods import Criterion, get_method, is_structured
 from prunetui.core.profile import Profile, check_layers
 from prunetui.core.run_log import RunLog
 from prunetui.core.runs import RunRecord, RunStore, fingerprint
 from prunetui.core.session_channel import SessionChannel
+from prunetui.core.session_method import SessionMethod
 from prunetui.core.session_recovery import SessionRecovery
 from prunetui.core.session_scans import SessionScans
 from prunetui.core.size import (
@@ -55,7 +56,7 @@ class Origin:
     data_fingerprint: str | None = None
 
 
-class Session(RunLog, SessionScans, SessionChannel, SessionRecovery):
+class Session(RunLog, SessionScans, SessionChannel, SessionRecovery, SessionMethod):
     """Model + data + masks. Jobs (evaluate, prune, finetune, scan) take a report callback and a cancel
     event; run them one at a time."""
 
@@ -148,60 +149,6 @@ class Session(RunLog, SessionScans, SessionChannel, SessionRecovery):
     def _further_masks(self, targets: dict[str, float], scores: dict[str, torch.Tensor]) -> pruning.Masks:
         """Masks of `targets` on `scores` of the current weights, every mask held now kept."""
         return pruning.hold(pruning.masks_from_scores(scores, targets), self.masks)
-
-    def kept_count(self, name: str, sparsity: float) -> int:
-        """Weights the method keeps of the dense `name` at `sparsity` (exact; cached)."""
-        method = self.method
-        if self.structured:  # the group's weight shrinks with its kept output channels
-            kept, total = self.channel_counts({name: sparsity}).get(name, (1, 1))
-            return self.dense_state[name].numel() * kept // total
-        key = (method.name, name, round(sparsity, 6))
-        if key not in self._kept:
-            self._kept[key] = method.kept(self.dense_scores(method=method)[name], sparsity)
-        return self._kept[key]
-
-    # --- method ----------------------------------------------------------------------------------
-    def set_method(self, name: str) -> None:
-        """Prune by the criterion called `name` from now on (UserError for an unknown name, or for a
-        criterion that needs training data when the session has none)."""
-        method = get_method(name)
-        if method.needs_data and self.data is None:
-            raise UserError(f"the {method.name} method needs training data: give a data spec (--data)")
-        if method.name != self.method.name:
-            self.method = method
-
-    def dense_scores(
-        self, cancel: threading.Event | None = None, method: Criterion | None = None
-    ) -> dict[str, torch.Tensor]:
-        """The importance of every dense weight by `method` (default: the session's), computed once."""
-        method = method or self.method
-        with self._scoring:
-            if method.name not in self._dense_scores:
-                self._dense_scores[method.name] = self._scores(
-                    self.dense_state, cancel, method, self.base_model
-                )
-        return self._dense_scores[method.name]
-
-    def _scores(
-        self,
-        state: dict[str, torch.Tensor],
-        cancel: threading.Event | None,
-        method: Criterion | None = None,
-        model: nn.Module | None = None,
-    ) -> dict[str, torch.Tensor]:
-        train = self.data.train if self.data is not None else None
-        return (method or self.method).scores(model or self.model, state, self.layer_names, train, cancel)
-
-    def weight_cut(self, name: str, sparsity: float) -> float | None:
-        """The |w| at or below which pruning `name` to `sparsity` cuts, for magnitude-like methods."""
-        method = self.method
-        if self.structured:
-            return None
-        return method.weight_cut(self.dense_state[name], self.dense_scores(method=method)[name], sparsity)
-
-    def plan(self) -> Plan:
-        """The method and the current targets."""
-        return Plan(self.method.name, dict(self.targets))
 
     def layers(self) -> list[LayerInfo]:
         return describe_layers(self.model)

@@ -23,16 +23,22 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.utils.data import SequentialSampler
 
 import prunetui
 from prunetui.core.evaluate import model_device
-from prunetui.core.events import EpochEnd, Report, ScanPoint, ignore
-from prunetui.core.finetune import FinetuneResult, FinetuneSettings, best_of, restore, snapshot
+from prunetui.core.events import Report, ScanPoint, ignore
+from prunetui.core.finetune import FinetuneResult, FinetuneSettings, restore, snapshot
 from prunetui.core.layers import prunable_parameters
 from prunetui.core.pruning import Masks
 from prunetui.core.sensitivity import DEFAULT_SPARSITIES, ScanResult
-from prunetui.dist.protocol import decode, to_event
+from prunetui.dist.protocol import (
+    decode,
+    eval_settings,
+    finetune_result,
+    kept_note,
+    loader_settings,
+    to_event,
+)
 from prunetui.errors import JobFailed, UserError
 
 GRACE_SECONDS = 10.0  # after SIGTERM, before SIGKILL
@@ -188,41 +194,6 @@ class Launcher:
         if device.type not in ("cpu", "cuda"):
             raise UserError(f"distributed jobs run on CPU (gloo) or CUDA (nccl), not {device.type}")
         return device.type
-
-
-def loader_settings(train: Iterable, evals: Iterable) -> dict:
-    """The session's own global batch size and shuffling, and a shuffling seed every rank shares, drawn
-    from torch's generator as a shuffling DataLoader draws one."""
-    return {
-        "batch_size": getattr(train, "batch_size", None) or 128,
-        "shuffle": not isinstance(getattr(train, "sampler", None), SequentialSampler),
-        "seed": int(torch.randint(2**31 - 1, ())),
-        **eval_settings(evals),
-    }
-
-
-def eval_settings(evals: Iterable) -> dict:
-    return {
-        "eval_batch_size": getattr(evals, "batch_size", None) or 512,
-        "num_workers": getattr(evals, "num_workers", 0),
-    }
-
-
-def finetune_result(state: dict | None, cancelled: bool) -> FinetuneResult:
-    """The result the last epoch's state describes (empty when no epoch completed)."""
-    result = FinetuneResult(cancelled=cancelled)
-    if state is not None:
-        result.epochs = [EpochEnd(**e) for e in state["epochs"]]
-        result.best_epoch = state["best_epoch"]
-        result.best_accuracy = best_of(result)
-        result.masks = state.get("held_masks")
-    return result
-
-
-def kept_note(result: FinetuneResult) -> str:
-    if not result.epochs:
-        return "; no epoch completed, the weights are unchanged"
-    return f"; kept the best of {result.completed} completed epochs (epoch {result.best_epoch})"
 
 
 class LayerOrder:

@@ -1,13 +1,19 @@
-"""What a job's processes tell the parent: one JSON object a line on the job's stdout.
+"""What passes between a job's parent and its processes: the job's settings, and one JSON object a
+line on the job's stdout back.
 
 `type` says what a line is: a core event (progress, scan_point, epoch_end, with the event's own fields),
 `started` (a rank and its pid), `result` (the job's outcome) or `error` (a rank's failure).
 """
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict
 
+import torch
+from torch.utils.data import SequentialSampler
+
 from prunetui.core.events import EpochEnd, Event, Progress, ScanPoint
+from prunetui.core.finetune import FinetuneResult, best_of
 
 EVENTS = {"progress": Progress, "scan_point": ScanPoint, "epoch_end": EpochEnd}
 _TYPES = {kind: name for name, kind in EVENTS.items()}
@@ -34,3 +40,38 @@ def decode(line: bytes | str) -> dict | None:
     except ValueError:
         return None
     return message if isinstance(message, dict) and isinstance(message.get("type"), str) else None
+
+
+def loader_settings(train: Iterable, evals: Iterable) -> dict:
+    """The session's own global batch size and shuffling, and a shuffling seed every rank shares, drawn
+    from torch's generator as a shuffling DataLoader draws one."""
+    return {
+        "batch_size": getattr(train, "batch_size", None) or 128,
+        "shuffle": not isinstance(getattr(train, "sampler", None), SequentialSampler),
+        "seed": int(torch.randint(2**31 - 1, ())),
+        **eval_settings(evals),
+    }
+
+
+def eval_settings(evals: Iterable) -> dict:
+    return {
+        "eval_batch_size": getattr(evals, "batch_size", None) or 512,
+        "num_workers": getattr(evals, "num_workers", 0),
+    }
+
+
+def finetune_result(state: dict | None, cancelled: bool) -> FinetuneResult:
+    """The result the last epoch's state describes (empty when no epoch completed)."""
+    result = FinetuneResult(cancelled=cancelled)
+    if state is not None:
+        result.epochs = [EpochEnd(**e) for e in state["epochs"]]
+        result.best_epoch = state["best_epoch"]
+        result.best_accuracy = best_of(result)
+        result.masks = state.get("held_masks")
+    return result
+
+
+def kept_note(result: FinetuneResult) -> str:
+    if not result.epochs:
+        return "; no epoch completed, the weights are unchanged"
+    return f"; kept the best of {result.completed} completed epochs (epoch {result.best_epoch})"

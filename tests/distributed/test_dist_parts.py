@@ -13,10 +13,12 @@ from torch import nn
 from prunetui.cli import main
 from prunetui.core.events import EpochEnd, Progress, ScanPoint
 from prunetui.core.session import Origin, Session
-from prunetui.dist.launch import Launcher, LayerOrder, Rendezvous, finetune_result
-from prunetui.dist.protocol import decode, encode, event_message, to_event
+from prunetui.dist.launch import Launcher, LayerOrder, Rendezvous
+from prunetui.dist.protocol import decode, encode, event_message, finetune_result, to_event
 from prunetui.dist.syncbn import CpuSyncBatchNorm, sync_batchnorm
+from prunetui.dist.worker import train_loader
 from prunetui.errors import UserError
+from prunetui.sources import load_data
 
 PROFILE = Path(__file__).parents[2] / "profiles" / "demo-gentle.toml"
 
@@ -110,6 +112,21 @@ def test_cpu_sync_batchnorm_is_batchnorm_outside_a_process_group():
     assert isinstance(converted[1], CpuSyncBatchNorm) and isinstance(converted[3], CpuSyncBatchNorm)
     assert [name for name, _ in converted.named_parameters()] == names
     assert torch.equal(converted(images), expected)
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_a_last_per_rank_batch_of_one_image_is_dropped(monkeypatch, rank):
+    """66 images, global batch 16 on 2 ranks: each rank's 33 images end in a batch of one, which its
+    BatchNorm cannot train on (one process keeps its last batch of 2)."""
+    monkeypatch.setattr(torch.distributed, "get_world_size", lambda group=None: 2)
+    monkeypatch.setattr(torch.distributed, "get_rank", lambda group=None: rank)
+    monkeypatch.setattr(torch.distributed, "broadcast_object_list", lambda objects, src=0: None)
+    data = load_data("random:66:3x4x4", batch_size=16)
+    assert [len(y) for _, y in data.train][-1] == 2
+    job = {"seed": 0, "shuffle": True, "batch_size": 16, "num_workers": 0}
+    assert [len(y) for _, y in train_loader(data, job)] == [8, 8, 8, 8]
+    job["batch_size"] = 20  # per rank 10: a last batch of 3 is kept
+    assert [len(y) for _, y in train_loader(data, job)] == [10, 10, 10, 3]
 
 
 def test_the_dist_package_imports_no_ui():
