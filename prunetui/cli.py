@@ -8,12 +8,10 @@ import json
 import os
 import re
 import sys
-import tempfile
-import traceback
 from collections.abc import Sequence
 
 from prunetui import cli_recovery
-from prunetui.errors import JobFailed, UserError
+from prunetui.errors import JobFailed, UserError, write_crash_log
 from prunetui.workflow import policy
 
 # prunetui.core.methods' names, written here so that --help loads no torch (a test keeps them equal)
@@ -211,10 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _report_crash() -> int:
-    with tempfile.NamedTemporaryFile("w", prefix="prunetui-crash-", suffix=".log", delete=False) as f:
-        traceback.print_exc(file=f)
-    kind, value = sys.exc_info()[:2]
-    print(f"error: internal error ({kind.__name__}: {value}); full traceback in {f.name}", file=sys.stderr)
+    print(write_crash_log(sys.exc_info()[1]), file=sys.stderr)
     return EXIT_INTERNAL
 
 

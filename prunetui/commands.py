@@ -249,11 +249,12 @@ def prune(
     }
 
 
-def run_row(run: RunRecord) -> dict:
-    """One run as `runs --json` and `resume --json` give it: the keys `prune --json` uses."""
+def run_row(run: RunRecord, number: int | None) -> dict:
+    """One run as `runs --json` and `resume --json` give it: the keys `prune --json` uses, and `number`,
+    its `#` in `prunetui runs` (what `prunetui resume N` takes)."""
     return {
-        "id": run.id, "name": run.name, "kind": run.kind, "status": run.status, "started": run.started,
-        "parent": run.parent, "method": run.method, "dense_size_mib": run.dense_size_mib,
+        "number": number, "id": run.id, "name": run.name, "kind": run.kind, "status": run.status,
+        "started": run.started, "parent": run.parent, "method": run.method, "dense_size_mib": run.dense_size_mib,
         "sparse_size_mib": run.sparse_size_mib, "percent_of_dense": run.percent_of_dense,
         "accuracy_dense": run.accuracy_dense, "accuracy_before": run.accuracy_before,
         "accuracy_after": run.accuracy_after, "epochs": len(run.epochs), "lr": run.lr,
@@ -291,7 +292,7 @@ def runs(opened: Opened, as_json: bool) -> dict:
         for number, run in enumerate(records, 1):
             if run.note:
                 _console(False).print(f"  {number}: {run.note}", markup=False, highlight=False)
-    return {"model": session.label, "runs": [run_row(r) for r in records]}
+    return {"model": session.label, "runs": [run_row(r, number) for number, r in enumerate(records, 1)]}
 
 
 def resume(
@@ -300,7 +301,9 @@ def resume(
     """Go on with an interrupted finetune from its last completed epoch."""
     session = opened.session
     steps.resume(session, run_id, _sayer(_console(as_json)), nproc=nproc, rendezvous=rendezvous)
-    return run_row(session.current_run)
+    run = session.current_run
+    numbers = {record.id: number for number, record in enumerate(session.runs(), 1)}
+    return run_row(run, numbers.get(run.id))
 
 
 def suggest(

@@ -177,9 +177,10 @@ def test_module_entry_point_in_a_real_process(tmp_path):
 def test_runs_lists_what_prune_and_finetune_recorded(capsys):
     profile = str(PROFILES / "demo-gentle.toml")
     assert main(["prune", "--profile", profile, "--finetune", "1"]) == 0
-    capsys.readouterr()
+    assert "1 epoch, lr " in capsys.readouterr().out  # not "1 epochs"
     doc, _ = run_json(capsys, "runs")
     prune_run, finetune_run = doc["runs"]
+    assert (prune_run["number"], finetune_run["number"]) == (1, 2)  # the # that `resume N` takes
     assert (prune_run["kind"], finetune_run["kind"]) == ("prune", "finetune")
     assert finetune_run["parent"] == prune_run["id"] and finetune_run["status"] == "finished"
     assert finetune_run["epochs"] == 1 and finetune_run["accuracy_after"] is not None
@@ -247,10 +248,11 @@ def test_sighup_during_finetune_leaves_a_resumable_run(tmp_path, capsys):
     doc, _ = run_json(capsys, "runs")
     finetune_run = doc["runs"][-1]
     assert finetune_run["kind"] == "finetune" and finetune_run["status"] == "unfinished"
-    assert finetune_run["epochs"] >= 1
-    assert main(["resume", str(len(doc["runs"])), "--json"]) == 0
+    assert finetune_run["epochs"] >= 1 and finetune_run["number"] == len(doc["runs"])
+    assert main(["resume", str(finetune_run["number"]), "--json"]) == 0
     resumed = json.loads(capsys.readouterr().out)
     assert resumed["status"] == "finished" and resumed["epochs"] == 3
+    assert resumed["number"] == finetune_run["number"] and resumed["id"] == finetune_run["id"]
 
 
 def test_a_closed_pipe_is_not_an_internal_error():

@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 from torch.utils.data import RandomSampler, SequentialSampler
 
+from prunetui.core.finetune import hold_masks, train_one_epoch
 from prunetui.errors import UserError
 from prunetui.sources import DATA_HELP, Data, load_data
 
@@ -43,6 +44,32 @@ def test_loaders_train_shuffled_eval_ordered_with_the_batch_sizes():
     assert [len(y) for _, y in data.train][-1] == 1347 - 1300
     images, labels = first_batch(data)
     assert images.shape == (200, 1, 8, 8) and labels.shape == (200,)
+
+
+def train_with_batchnorm(batches, channels: int) -> None:
+    """One epoch of the finetune loop on a model whose BatchNorm1d raises on a batch of one image."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(channels, 16), torch.nn.BatchNorm1d(16), torch.nn.Linear(16, 10)
+    )
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    scheduler = torch.optim.lr_scheduler.ConstantLR(optimizer, 1.0)
+    train_one_epoch(model, batches, optimizer, scheduler, hold_masks(model, {}), epoch=1)
+
+
+@pytest.mark.parametrize(("images", "batch_size"), [(33, 8), (257, 128), (3, 2)])
+def test_a_last_train_batch_of_one_image_is_dropped(images, batch_size):
+    data = load_data(f"random:{images}:3x4x4", batch_size=batch_size)
+    sizes = [len(y) for _, y in data.train]
+    assert sizes == [batch_size] * (images // batch_size)
+    train_with_batchnorm(data.train, 3 * 4 * 4)  # raised "Expected more than 1 value per channel"
+    assert [len(y) for _, y in data.eval] == [images]  # evaluation sees every image
+
+
+@pytest.mark.parametrize(("images", "last"), [(34, 2), (40, 8), (39, 7)])
+def test_other_last_train_batches_are_kept(images, last):
+    sizes = [len(y) for _, y in load_data(f"random:{images}:3x4x4", batch_size=8).train]
+    assert sum(sizes) == images and sizes[-1] == last
 
 
 def test_random_is_seeded_and_used_for_both_splits():

@@ -113,10 +113,13 @@ def train_loader(data, job: dict) -> DataLoader:
     dist.broadcast_object_list(seed, src=0)
     sampler = DistributedSampler(data.train.dataset, shuffle=job["shuffle"], seed=seed[0])
     per_rank = max(1, job["batch_size"] // dist.get_world_size())
+    # Each rank's BatchNorm sees only its own batch: a last per-rank batch of one image raises in
+    # training mode, so drop it then (as sources/data.py does for one process).
     return DataLoader(
         data.train.dataset,
         per_rank,
         sampler=sampler,
+        drop_last=len(sampler) % per_rank == 1,
         num_workers=job["num_workers"],
         collate_fn=data.train.collate_fn,
     )

@@ -70,8 +70,19 @@ def load_data(
             raise UserError(f"data spec '{spec}': the {name} split is empty")
     input_shape = tuple(splits.eval[0][0].shape)
     collate = functools.partial(_collate_same_shape, shape=input_shape, spec=spec)
+    # A last train batch of exactly one image makes BatchNorm raise in training mode ("Expected more than
+    # 1 value per channel"): drop that one image each epoch (another is drawn each shuffle), keep any
+    # larger remainder.
+    drop_last = len(splits.train) % batch_size == 1
     return Data(
-        train=DataLoader(splits.train, batch_size, shuffle=True, num_workers=num_workers, collate_fn=collate),
+        train=DataLoader(
+            splits.train,
+            batch_size,
+            shuffle=True,
+            num_workers=num_workers,
+            collate_fn=collate,
+            drop_last=drop_last,
+        ),
         eval=DataLoader(
             splits.eval, eval_batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate
         ),

@@ -7,6 +7,7 @@ SuggestFlow, RunsController, ProfilesFlow (profiles and export) and Preview (pro
 maps each key to one of them and gates it (`check_action`).
 """
 
+import sys
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -24,6 +25,7 @@ from prunetui.core.runs import RunRecord
 from prunetui.core.sensitivity import DEFAULT_SPARSITIES
 from prunetui.core.session import Session
 from prunetui.core.suggest import Suggestion
+from prunetui.errors import write_crash_log
 from prunetui.tui import jobs, keys, paths
 from prunetui.tui.job_runner import JobRunner
 from prunetui.tui.key_actions import KeyActions
@@ -139,6 +141,16 @@ class PruneApp(KeyActions, App[int]):
         self.selection_flow = SelectionFlow(self)
         self.scan_settings = SensitivityFlow(self)
         self._restore_logging: Callable[[], None] = lambda: None
+        self.crash_error: Exception | None = None
+        """The first exception that escaped a handler: run_app reports it as the CLI reports its own."""
+
+    def _handle_exception(self, error: Exception) -> None:
+        """Textual's handling (the app exits, code 1) without its Rich traceback on the terminal: run_app
+        writes the traceback to a crash log and prints one line once the terminal is restored."""
+        if self.crash_error is None:
+            self.crash_error = error
+        super()._handle_exception(error)
+        self._exit_renderables.clear()
 
     # --- layout ----------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -398,4 +410,7 @@ def run_app(
     """Run the TUI on `session` in the current working directory; returns the exit code."""
     app = PruneApp(session, profile=profile, device_label=device_label, notes=notes)
     app.run()
+    if app.crash_error is not None:
+        print(write_crash_log(app.crash_error), file=sys.stderr)
+        return 1
     return app.return_code or 0

@@ -124,7 +124,9 @@ class KeyActions:
         if not self.busy or len(self.screen_stack) > 1:
             return  # a dialog's keys are its own
         active = self.screen.active_bindings.get(event.key)
-        if active is not None and active.node is self and not active.enabled:
+        if active is None or active.enabled:
+            return
+        if active.node is self or active.binding.action.startswith("app."):  # the runs table's app keys
             self.notify(BUSY, severity="warning")
 
     # --- actions of the composed flows -----------------------------------------------------------

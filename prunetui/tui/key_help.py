@@ -30,7 +30,7 @@ def help_rows(app: "PruneApp") -> list[tuple[str, str]]:
                 rows.append(("0-9", binding.group.description))
             continue
         rows.append((" ".join(_key_names(app, binding)), binding.tooltip or binding.description))
-    rows += [(f"{b.key} on a run", b.tooltip or b.description) for b in RunsTable.BINDINGS]
+    rows += [(f"{b.key} on a run", b.tooltip or b.description) for b in RunsTable.OWN_BINDINGS]
     rows.append(("tab", "Next pane (arrows then work inside it)"))
     rows.append(("^p", "Command palette: every action by name"))
     return rows

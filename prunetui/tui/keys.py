@@ -179,8 +179,26 @@ LAYER_ACTIONS = {
     "nudge", "set_target", "exact_target", "compound", "toggle_lock", "toggle_selected", "select_range",
     "select_all", "select_pattern",
 }  # fmt: skip
-# Keys that act on the Runs tab only while it is in view (they show in the footer then).
+# Keys that act on the Runs tab only while it is in view (the runs table's footer shows them).
 RUNS_ACTIONS = {"mark_run", "diff_runs", "resume_run"}
+# The runs table's footer (it has the focus in the Runs tab): what acts on a run, in short words, before
+# its own n and O. The model's keys still work there but leave the footer (RUNS_TABLE_HIDDEN), else 80
+# columns cut it before the run keys; the help screen lists every key.
+RUNS_TABLE_KEYS = [
+    Binding("enter", "select_cursor", "Load", tooltip=LOAD_RUN),
+    Binding("m", "app.mark_run", "Mark", tooltip="Mark the selected run to compare (d)"),
+    Binding(
+        "d", "app.diff_runs", "Diff", tooltip="Diff the targets: marked run (or current) vs selected run"
+    ),
+    Binding("R", "app.resume_run", "Resume", tooltip="Resume the selected interrupted finetune run"),
+]
+RUNS_TABLE_HIDDEN = [
+    Binding(key, f"app.{action}", show=False)
+    for key, action in (
+        ("s", "scan"), ("a", "suggest"), ("p", "prune"), ("f", "finetune"), ("x", "cancel_job"),
+        ("escape", "cancel_job"),
+    )
+]  # fmt: skip
 SELECTION_BINDINGS = [
     Binding(
         "space",

@@ -1,6 +1,7 @@
 """Profiles and export, under the working directory: save the targets (ctrl+s), open a profile (o), apply
 the one given at start, export the model as a checkpoint (w). Nothing is overwritten without asking."""
 
+import re
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +27,8 @@ from prunetui.workflow.policy import profile_model_warning
 
 if TYPE_CHECKING:
     from prunetui.tui.app import PruneApp
+
+RUN_NUMBER = re.compile(r"(?<![a-z])run(\d+)(?!\d)", re.IGNORECASE)
 
 
 class ProfilesFlow:
@@ -87,11 +90,16 @@ class ProfilesFlow:
         self.app.push_screen(dialog, self._name_chosen)
 
     def _name_suggestion(self) -> str:
-        """The current profile's name, or the first free runN."""
+        """The current profile's name, or the first runN that no profile here and no run of this model
+        is named after (`run4`, `RUN4 compound`, `run4+ft5`), counting on from the prune runs made."""
         if self.app.session.profile_name != "custom":
             return self.app.session.profile_name
-        taken = {p.stem for p in self.folder.glob("*.toml")}
-        return next(f"run{n}" for n in range(1, len(taken) + 2) if f"run{n}" not in taken)
+        names = [p.stem for p in self.folder.glob("*.toml")] + [run.name for run in self.app.runs]
+        taken = {int(match[1]) for name in names if (match := RUN_NUMBER.search(name))}
+        n = 1 + sum(run.kind == "prune" for run in self.app.runs)
+        while n in taken:
+            n += 1
+        return f"run{n}"
 
     def _name_chosen(self, profile_name: str | None) -> None:
         if profile_name is None:
@@ -142,10 +150,12 @@ class ProfilesFlow:
     def _ask_export_path(self, prune_first: bool) -> None:
         app = self.app
         run = app.session.current_run
-        if prune_first or not app.session.targets_changed():
+        if prune_first:
             profile_name = app.session.profile_name
-        else:  # the weights as they are: named after the run that made them
-            profile_name = profile_name_of(run) if run is not None else "dense"
+        elif run is not None:  # the weights as they are: named after the run that made them (as renamed)
+            profile_name = profile_name_of(run)
+        else:
+            profile_name = "dense" if app.session.targets_changed() else app.session.profile_name
         default = default_export_path(app.workdir, app.session.label, profile_name)
         dialog = AskDialog(
             "Export checkpoint",

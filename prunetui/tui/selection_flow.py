@@ -15,21 +15,15 @@ from prunetui.tui.widgets.layer_table import LayerTable
 if TYPE_CHECKING:
     from prunetui.tui.app import PruneApp
 
-GLOB_CHARACTERS = set("*?[")
-
 
 def matching_layers(pattern: str, layer_names: list[str]) -> list[str]:
-    """Layers whose name (with or without `.weight`) matches a glob (`layer3.*conv*`), or contains the
-    text (`downsample`), case-insensitively. Raise ValueError when the pattern is empty or matches none."""
+    """Layers whose name contains a match of a glob (`layer3.*conv*`, `conv[34]`) or the text
+    (`downsample`), case-insensitively: `*pattern*`, which takes in the whole-name match of `pattern`.
+    Raise ValueError when the pattern is empty or matches none."""
     text = pattern.strip().lower()
     if not text:
         raise ValueError("type a glob such as layer3.* or a part of a name such as downsample")
-    if GLOB_CHARACTERS & set(text):
-        matches = [
-            n for n in layer_names if any(fnmatch.fnmatchcase(x.lower(), text) for x in (n, short_label(n)))
-        ]
-    else:
-        matches = [n for n in layer_names if text in n.lower()]
+    matches = [n for n in layer_names if fnmatch.fnmatchcase(n.lower(), f"*{text}*")]
     if not matches:
         raise ValueError(f"no layer matches {pattern.strip()}")
     return matches
@@ -83,7 +77,12 @@ class SelectionFlow:
         """V: every layer, or none when every layer is selected already."""
         names = set(self._names())
         self.range_start = None
-        self.app.selection = frozenset() if names <= self.app.selection else frozenset(names)
+        if names <= self.app.selection:
+            self.app.selection = frozenset()
+            self.app.write_log("Selection cleared")
+            return
+        self.app.selection = frozenset(names)
+        self.app.write_log(f"Selected all {len(names)} layers: digits, +/-, enter and c edit them together")
 
     def ask_pattern(self) -> None:
         dialog = AskDialog(
@@ -99,6 +98,8 @@ class SelectionFlow:
         self.range_start = None
         self.app.selection = frozenset(matches)
         self.app.write_log(f"Selected {len(matches)} layers: digits, +/-, enter and c edit them together")
+        first = next(n for n in self._names() if n in self.app.selection)
+        self.table.move_cursor(row=self.table.get_row_index(first), animate=False, scroll=True)
 
     def clear(self) -> None:
         self.range_start = None

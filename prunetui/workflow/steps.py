@@ -169,7 +169,7 @@ def finetune(
     processes = f", {nproc} processes" if nproc > 1 else ""
     say(lines.FINETUNE_HEADER)
     say(
-        f"{settings.epochs} epochs, lr {settings.lr:g}, {len(session.masks)} layers masked "
+        f"{settings.epochs} epoch{'s' if settings.epochs != 1 else ''}, lr {settings.lr:g}, {len(session.masks)} layers masked "
         f"({session.method.name}){processes}",
         "dim",
     )

@@ -154,6 +154,27 @@ async def test_runs_are_named_noted_and_sorted(recording_app):
         assert str(table.get_cell(second.id, "number")).strip().startswith("2")  # numbers keep time order
 
 
+async def test_save_proposes_the_next_run_number_and_export_the_runs_name(recording_app):
+    app = recording_app
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_idle(pilot)
+        for value in (0.2, 0.4, 0.6, 0.8):
+            await prune_to(pilot, {"conv2.weight": value})
+        await pilot.press("ctrl+s")
+        assert app.screen.query_one(ParsedInput).value == "run5"  # four runs made: not run1
+        await pilot.press("escape")
+        await pilot.press("u", "n")  # the newest run, renamed
+        app.screen.query_one("#run-name").value = "RUN5 compound"
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        assert app.screen.query_one(ParsedInput).value == "run6"  # run5 names a run now
+        await pilot.press("escape")
+        await pilot.press("w")
+        assert isinstance(app.screen, AskDialog)
+        assert app.screen.query_one(ParsedInput).value == "tiny-RUN5-compound.pt"  # not tiny-custom.pt
+
+
 async def test_n_discards_a_pending_suggestion_even_in_the_runs_tab(recording_app):
     app = recording_app
     async with app.run_test(size=(80, 24)) as pilot:

@@ -1,12 +1,19 @@
 """Terminal sizes, resizing during a job, several GPUs, and failures of separate processes."""
 
+import asyncio
+import re
+import tempfile
+from pathlib import Path
+
 import torch
+from textual.app import App
 from textual.widgets import RichLog
 
 from prunetui.core.events import EpochEnd
 from prunetui.core.finetune import FinetuneResult
 from prunetui.core.session import Session
 from prunetui.errors import JobFailed
+from prunetui.tui.app import PruneApp, run_app
 from prunetui.tui.screens.finetune_dialog import FinetuneDialog
 from prunetui.tui.widgets.parsed_input import ParsedInput
 from prunetui.tui.widgets.size_warning import SizeWarning
@@ -89,7 +96,7 @@ async def test_several_gpus_offer_a_process_count_and_process_failures_are_shown
         await pilot.press("enter")
         await wait_idle(pilot)
         assert calls == [(1, 2)]
-        assert "1 epochs, lr 0.01, 0 layers masked (magnitude), 2 processes" in log_lines(app)
+        assert "1 epoch, lr 0.01, 0 layers masked (magnitude), 2 processes" in log_lines(app)
         notes = []
         monkeypatch.setattr(app, "notify", lambda message, **kw: notes.append(message))
         await pilot.press("f", "enter")
@@ -97,3 +104,36 @@ async def test_several_gpus_offer_a_process_count_and_process_failures_are_shown
         failure = "Finetune failed: 2 processes failed:\n  rank 0: exit code 1\n  rank 1: RuntimeError: boom"
         assert log_lines(app)[-1] == failure and notes == [failure]
         assert app.is_running and not app.busy
+
+
+def test_an_error_in_a_handler_is_one_line_naming_a_crash_log(session, tmp_path, monkeypatch, capsys):
+    """As the CLI: no Rich traceback on the terminal, the traceback in prunetui-crash-*.log, exit 1."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+    def broken_help(self) -> None:
+        raise RuntimeError("help is broken")
+
+    async def press_help(pilot) -> None:
+        await pilot.press("question_mark")
+        for _ in range(200):  # Textual awaits this coroutine before run() returns
+            if pilot.app.crash_error is not None:
+                return
+            await asyncio.sleep(0.05)
+        pilot.app.exit()  # the action did not raise
+
+    monkeypatch.setattr(PruneApp, "action_help", broken_help)
+    monkeypatch.setattr(
+        PruneApp, "run", lambda self: App.run(self, headless=True, size=(100, 30), auto_pilot=press_help)
+    )
+    assert run_app(session) == 1
+    captured = capsys.readouterr()
+    match = re.fullmatch(
+        r"error: internal error \(RuntimeError: help is broken\); full traceback in (\S+)\n", captured.err
+    )
+    assert match, captured.err
+    log = Path(match[1])
+    assert log.parent == tmp_path and log.name.startswith("prunetui-crash-") and log.suffix == ".log"
+    text = log.read_text()
+    assert "Traceback (most recent call last)" in text and "in broken_help" in text
+    assert "Traceback" not in captured.out and "╭" not in captured.out + captured.err

@@ -2,6 +2,7 @@
 and everything still there when prunetui is opened again in the same directory."""
 
 from prunetui.core.runs import RunRecord, RunStore
+from prunetui.tui.job_runner import BUSY
 from prunetui.tui.runs_view import pareto_best, profile_name_of
 from prunetui.tui.screens.targets_diff_screen import TargetsDiffScreen
 from prunetui.tui.widgets.layer_table import LayerTable
@@ -72,6 +73,43 @@ async def test_prune_and_finetune_runs_are_listed_and_plotted(recording_app):
         await pilot.pause()
         assert app.query_one(RunsPlot).display
         assert "Pareto-best (green): #2" in app.query_one(RunsPlot).render().plain
+
+
+def footer_keys(app) -> list[tuple[str, str]]:
+    """(key, description) of the footer's keys that fit beside the command palette's."""
+    keys = list(app.query("FooterKey"))
+    palette = next(k for k in keys if k.has_class("-command-palette"))
+    return [(k.key, k.description) for k in keys if k is not palette and k.region.right <= palette.region.x]
+
+
+async def test_the_runs_tab_footer_shows_the_run_keys_at_80_columns(recording_app, monkeypatch):
+    app = recording_app
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_idle(pilot)
+        model_keys = footer_keys(app)
+        assert [key for key, _ in model_keys] == ["s", "a", "p", "f", "x", "question_mark", "q"]
+        app.set_target("conv2.weight", 0.8)
+        await pilot.press("p")
+        await wait_idle(pilot)
+        await pilot.press("u")
+        await pilot.pause()
+        assert footer_keys(app) == [
+            ("enter", "Load"), ("m", "Mark"), ("d", "Diff"), ("R", "Resume"), ("n", "Name/note"),
+            ("O", "Sort"), ("question_mark", "Help"), ("q", "Quit"),
+        ]  # fmt: skip
+        await pilot.press("m")
+        assert app.query_one(RunsTable).marked_id == app.query_one(RunsTable).records[0].id
+        app.set_target("conv3.weight", 0.5)
+        await pilot.press("p")  # the model's keys still work, out of the footer
+        await wait_idle(pilot)
+        assert len(app.query_one(RunsTable).records) == 2
+        notes = []
+        monkeypatch.setattr(app, "notify", lambda message, **kw: notes.append(message))
+        app.busy = True  # as while a job runs: a model key says why it does nothing
+        await pilot.pause()
+        await pilot.press("s")
+        assert notes == [BUSY] and len(app.query_one(RunsTable).records) == 2
+        app.busy = False
 
 
 async def test_enter_loads_a_runs_targets_and_d_shows_the_difference(trained_state, tmp_path):

@@ -11,6 +11,7 @@ from prunetui.tui.widgets.parsed_input import ParsedInput
 
 from .conftest import make_app, wait_idle
 from .many_layers import many_session
+from .test_jobs import log_lines
 
 
 @pytest.fixture
@@ -88,11 +89,35 @@ async def test_pattern_selects_by_glob_or_part_of_the_name(many_app):
         assert {n for n, t in app.session.targets.items() if t == 0.9} == app.selection
 
 
+async def test_a_pattern_matches_inside_names_and_scrolls_its_first_layer_into_view(many_app):
+    async with many_app.run_test(size=(80, 24)) as pilot:
+        app = many_app
+        await wait_idle(pilot)
+        table = app.query_one(LayerTable)
+        await pilot.press("slash")
+        app.screen.query_one(ParsedInput).value = "4.1.conv[12]"  # a character class, no wildcard
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.selection == {"layer4.1.conv1.weight", "layer4.1.conv2.weight"}
+        assert app.selected_layer == "layer4.1.conv1.weight"
+        assert (
+            table.scroll_y > 0 and table.scroll_y + table.scrollable_content_region.height > table.cursor_row
+        )
+        assert "Selected 2 layers" in log_lines(app)[-1]
+        await pilot.press("V")
+        assert len(app.selection) == 21 and "Selected all 21 layers" in log_lines(app)[-1]
+        await pilot.press("V")
+        assert app.selection == frozenset() and log_lines(app)[-1] == "Selection cleared"
+
+
 def test_matching_layers():
     names = ["conv1.weight", "layer1.0.conv1.weight", "layer1.0.downsample.0.weight", "fc.weight"]
     assert matching_layers("downsample", names) == ["layer1.0.downsample.0.weight"]
     assert matching_layers("layer1.*", names) == names[1:3]
     assert matching_layers("*conv1", names) == ["conv1.weight", "layer1.0.conv1.weight"]
+    assert matching_layers("CONV[1]", names) == ["conv1.weight", "layer1.0.conv1.weight"]  # as *conv[1]*
+    assert matching_layers("0.conv?", names) == ["layer1.0.conv1.weight"]
+    assert matching_layers("conv1.weight", names) == ["conv1.weight", "layer1.0.conv1.weight"]
     with pytest.raises(ValueError, match="no layer matches"):
         matching_layers("layer4.*", names)
 

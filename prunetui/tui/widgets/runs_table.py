@@ -14,6 +14,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
 from prunetui.core.runs import RunRecord
+from prunetui.tui import keys
 from prunetui.tui.runs_view import run_accuracy
 
 LABELS = {
@@ -155,10 +156,12 @@ class RunDetails(Static):
 
 
 class RunsTable(DataTable):
-    BINDINGS = [
+    OWN_BINDINGS = [
         Binding("n", "note_run", "Name/note", tooltip="Name the selected run and write a note…"),
         Binding("O", "sort_runs", "Sort", tooltip="Sort the runs: oldest first, by size, by accuracy"),
     ]
+    """The keys only the runs table has (the others are the app's, shown or hidden here: keys.py)."""
+    BINDINGS = [*keys.RUNS_TABLE_KEYS, *OWN_BINDINGS, *keys.RUNS_TABLE_HIDDEN]
 
     def __init__(self, **kwargs) -> None:
         super().__init__(cursor_type="row", **kwargs)

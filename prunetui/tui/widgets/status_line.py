@@ -1,7 +1,7 @@
 """The header: model, device, accuracies, current and projected size, on one line: when narrow it leaves
-out its captions, then fields by priority."""
+out its captions, then fields by priority, shortening the model label before the method and dense accuracy."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rich.text import Text
 from textual.reactive import reactive
@@ -55,9 +55,13 @@ def _now_text(status: Status) -> str:
     return f"{accuracy_text(status.accuracy)} (pred {accuracy_text(status.accuracy_predicted)})"
 
 
-# Left out first when the line is too narrow, in this order (the model, the accuracy now and the sizes
-# stay): captions, the device, the current size's percentage, the projected MACs, the method, the dense accuracy.
-DROPPABLE = ("captions", "device", "size_percent", "macs", "method", "dense")
+# When the line is too narrow: the captions go, and the device with them (so that it does not come and
+# go at one width as the values change); then these fields, in this order; then the model label is
+# shortened to MIN_LABEL cells; then LEFT_OUT_LAST; then the label is cut to its last character.
+# The accuracy now and the sizes stay.
+LEFT_OUT_FIRST = ("size_percent", "macs")
+LEFT_OUT_LAST = ("method", "dense")
+MIN_LABEL = 12
 
 
 def status_text(status: Status, captions: bool, leave_out: frozenset[str] = frozenset()) -> Text:
@@ -87,24 +91,48 @@ def status_text(status: Status, captions: bool, leave_out: frozenset[str] = froz
     return text
 
 
+def shortened(label: str, cells: int) -> str:
+    """`label` in at most `cells` cells: its end after an ellipsis, where a spec keeps what tells models
+    apart; from a `:` on when that keeps most of the room (`…resnet18:10`, not `…ion:resnet18:10`)."""
+    if len(label) <= cells:
+        return label
+    tail = label[len(label) - max(1, cells - 1) :]
+    whole = tail.partition(":")[2]
+    return "…" + (whole if len(whole) * 2 >= len(tail) else tail)
+
+
+def _as_measured(status: Status) -> Status:
+    """`status` with a value in place of each `n/a` that measuring fills in (one as wide as most)."""
+    return replace(
+        status,
+        dense_accuracy=99.99 if status.dense_accuracy is None else status.dense_accuracy,
+        accuracy=99.99 if status.accuracy is None else status.accuracy,
+        size_mib=status.dense_mib if status.size_mib is None else status.size_mib,
+        projected_mib=status.dense_mib if status.projected_mib is None else status.projected_mib,
+    )
+
+
 def fitted_status_text(status: Status, width: int) -> Text:
-    """The fullest line that fits `width` cells: fields are left out by priority (DROPPABLE), then the
-    model label is cut with an ellipsis. Always one line."""
-    text = status_text(status, captions=True)
-    leave_out: set[str] = set()
-    for field in DROPPABLE:
-        if text.cell_len <= width:
-            return text
-        leave_out.add(field)
-        text = status_text(status, captions=False, leave_out=frozenset(leave_out))
-    if text.cell_len > width:
-        excess = text.cell_len - width
-        label = status.model_label
-        cut = label[: max(1, len(label) - excess - 1)] + "…"
+    """The fullest line that fits `width` cells, leaving out and shortening as listed above; what goes is
+    decided as if every value were measured, so that fields do not come and go as they arrive. Always one
+    line."""
+    measured = _as_measured(status)
+    captions = status_text(measured, captions=True).cell_len <= width
+    leave_out: set[str] = set() if captions else {"captions", "device"}
+    label = status.model_label
+    steps = [] if captions else [*LEFT_OUT_FIRST, MIN_LABEL, *LEFT_OUT_LAST, 2]
+    for step in steps:
         text = status_text(
-            Status(**{**status.__dict__, "model_label": cut}), captions=False, leave_out=frozenset(leave_out)
+            replace(measured, model_label=label), captions=False, leave_out=frozenset(leave_out)
         )
-        text.truncate(width, overflow="ellipsis")
+        if text.cell_len <= width:
+            break
+        if isinstance(step, int):
+            label = shortened(label, max(step, len(label) - (text.cell_len - width)))
+        else:
+            leave_out.add(step)
+    text = status_text(replace(status, model_label=label), captions=captions, leave_out=frozenset(leave_out))
+    text.truncate(width, overflow="ellipsis")
     return text
 
 
