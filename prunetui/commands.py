@@ -2,21 +2,28 @@
 
 Each one calls the workflow step (prunetui.workflow.steps) that the TUI calls too, prints its lines,
 and returns the JSON document PRODUCT.md specifies. Human lines go to stdout, or to stderr when the
-caller prints JSON on stdout.
+caller prints JSON on stdout. While a job runs, a progress bar on stderr says what it is on, how far
+and the time left (the TUI's progress row, in the same words), when stderr is a terminal.
 """
 
 import argparse
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Console
+from rich.progress import BarColumn, TaskProgressColumn, TextColumn
+from rich.progress import Progress as Bar
 from rich.table import Table
 
 from prunetui.core.accel import Acceleration
+from prunetui.core.eta import Eta, describe
 from prunetui.core.evaldata import standard_error
-from prunetui.core.events import Event, ScanPoint
+from prunetui.core.events import Event, Progress, Report, ScanPoint, ignore
 from prunetui.core.profile import check_layer_names, save_profile
 from prunetui.core.runs import RunRecord
 from prunetui.core.sensitivity import ScanOptions, ScanResult
@@ -63,6 +70,64 @@ def _sayer(console: Console) -> steps.Say:
         console.print(text, style=style or None, markup=False, soft_wrap=True)
 
     return say
+
+
+PROGRESS_INTERVAL = 0.1  # seconds between redraws of the bar: the TUI's rate
+
+
+class BarReport:
+    """A report callback drawing a job's Progress on a Rich bar: "scan conv3.weight at 0.70", the bar,
+    the percent and the time left (core.eta), redrawn at most every PROGRESS_INTERVAL."""
+
+    def __init__(self, bar: Bar):
+        self.bar, self.eta, self._last = bar, Eta(), float("-inf")
+        self.task = bar.add_task("starting", total=None, left="")
+
+    def __call__(self, event: Event) -> None:
+        if not isinstance(event, Progress):
+            return
+        now = time.monotonic()
+        if now - self._last < PROGRESS_INTERVAL and event.done != event.total:
+            return
+        self._last = now
+        self.eta.update(event, now)
+        self.bar.update(
+            self.task,
+            description=describe(event),
+            completed=event.done,
+            total=event.total or None,
+            left=self.eta.text(now),
+        )
+
+
+@contextmanager
+def progress_bar(console: Console) -> Iterator[tuple[Console, Report]]:
+    """(the console the job's lines go to, the report that draws the bar) for the job run inside.
+
+    The bar is on stderr and only when stderr is a terminal; it goes away when the job ends. When the
+    lines go to the same terminal, they are printed through the bar's console, above it; otherwise
+    (stdout piped, `--json` on stdout) they go where they always go and the bar cannot touch them."""
+    if not sys.stderr.isatty():
+        yield console, ignore
+        return
+    bar_console = console if console.stderr else Console(stderr=True, highlight=False)
+    columns = (
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[left]}", markup=False),
+    )
+    bar = Bar(*columns, console=bar_console, transient=True, redirect_stdout=False, redirect_stderr=False)
+    with bar:
+        yield (bar_console if console.is_terminal else console), BarReport(bar)
+
+
+def _with_bar(bar: Report, report: Report) -> Report:
+    def both(event: Event) -> None:
+        bar(event)
+        report(event)
+
+    return both
 
 
 def info(opened: Opened, as_json: bool) -> dict:
@@ -145,21 +210,30 @@ def scan(
     session = opened.session
     steps.require_data(session, "scan")
     names = _layer_list(layers, session) or session.layer_names
-    console = _console(as_json)
     row: list[str] = []
+    with progress_bar(_console(as_json)) as (console, bar):
 
-    def report(event: Event) -> None:
-        if isinstance(event, ScanPoint):
-            row.append(f"{event.accuracy:6.2f}")
-            if len(row) == len(sparsities):
-                console.print(f"{event.layer:<32} " + " ".join(row), markup=False)
-                row.clear()
+        def report(event: Event) -> None:
+            if isinstance(event, ScanPoint):
+                row.append(f"{event.accuracy:6.2f}")
+                if len(row) == len(sparsities):
+                    console.print(f"{event.layer:<32} " + " ".join(row), markup=False)
+                    row.clear()
 
-    console.print(f"{'sparsity':<32} " + " ".join(f"{s:6.2f}" for s in sparsities))
-    result = steps.scan(
-        session, _sayer(console), report, None, sparsities, names, options, use_cache, nproc, rendezvous
-    )
-    console.print(_scan_details(result), style="dim")
+        console.print(f"{'sparsity':<32} " + " ".join(f"{s:6.2f}" for s in sparsities))
+        result = steps.scan(
+            session,
+            _sayer(console),
+            _with_bar(bar, report),
+            None,
+            sparsities,
+            names,
+            options,
+            use_cache,
+            nproc,
+            rendezvous,
+        )
+        console.print(_scan_details(result), style="dim")
     return {
         "model": session.label,
         "method": session.method.name,
@@ -200,30 +274,31 @@ def prune(
     latency_batch: int = 1,
     recovery: Recovery | None = None,
 ) -> dict:
-    session, console = opened.session, _console(as_json)
+    session = opened.session
     recovery = recovery or Recovery()
-    say = _sayer(console)
     if epochs:
         steps.require_data(session, "finetune")
     for path in (out, onnx) if not force else ():
         if path and Path(path).exists():
             raise UserError(f"{path} exists (use --force to replace it)")  # checked before the long work
     session.latency_batch = latency_batch
-    accuracy_dense = steps.evaluate_dense(session, say)
-    accuracy_before, accuracy_recalibrated = recovery_steps.prune(session, say, recovery)
     epochs_log, accuracy_after = [], None
-    if epochs:
-        settings = recovery.settings(session.targets, epochs=epochs, lr=lr, amp=amp)
-        result = steps.finetune(session, settings, say, nproc=nproc, rendezvous=rendezvous)
-        epochs_log = [
-            {"epoch": e.epoch, "accuracy": e.accuracy, "best": e.best_accuracy} for e in result.epochs
-        ]
-        accuracy_after = result.best_accuracy
     profile_name = opened.profile.name if opened.profile else "custom"
-    if out:
-        steps.export(session, out, profile_name, force, say)
-    if onnx:
-        channel_steps.export_onnx(session, onnx, force, say)
+    with progress_bar(_console(as_json)) as (console, bar):
+        say = _sayer(console)
+        accuracy_dense = steps.evaluate_dense(session, say, bar)
+        accuracy_before, accuracy_recalibrated = recovery_steps.prune(session, say, recovery, bar)
+        if epochs:
+            settings = recovery.settings(session.targets, epochs=epochs, lr=lr, amp=amp)
+            result = steps.finetune(session, settings, say, bar, nproc=nproc, rendezvous=rendezvous)
+            epochs_log = [
+                {"epoch": e.epoch, "accuracy": e.accuracy, "best": e.best_accuracy} for e in result.epochs
+            ]
+            accuracy_after = result.best_accuracy
+        if out:
+            steps.export(session, out, profile_name, force, say)
+        if onnx:
+            channel_steps.export_onnx(session, onnx, force, say)
     size = session.current_size()
     actual, start = session.pruned_sparsity(), session.start_sparsity()
     return {
@@ -300,7 +375,8 @@ def resume(
 ) -> dict:
     """Go on with an interrupted finetune from its last completed epoch."""
     session = opened.session
-    steps.resume(session, run_id, _sayer(_console(as_json)), nproc=nproc, rendezvous=rendezvous)
+    with progress_bar(_console(as_json)) as (console, bar):
+        steps.resume(session, run_id, _sayer(console), bar, nproc=nproc, rendezvous=rendezvous)
     run = session.current_run
     numbers = {record.id: number for number, record in enumerate(session.runs(), 1)}
     return run_row(run, numbers.get(run.id))
@@ -320,25 +396,26 @@ def suggest(
 ) -> dict:
     """Scan, propose targets for the goal, measure them against uniform and global pruning at the same
     size and refine them (or `use_global`: global pruning at the budget); prune to them and measure."""
-    session, console = opened.session, _console(as_json)
+    session = opened.session
     steps.require_data(session, "suggest")
     locked_names = _layer_list(lock, session)
     goal = goal_from_flags(*goal_flags, session.dense_size)
     if out and Path(out).exists():
         raise UserError(f"{out} exists (choose another name)")
-    say = _sayer(console)
-    outcome = steps.suggest(
-        session, goal, say, sparsities, locked_names, recalibrate=recalibrate, use_global=use_global,
-        cap=cap, measures=measures,
-    )  # fmt: skip
-    proposal = outcome.suggestion
-    for name in session.layer_names:
-        console.print(f"  {name}: {proposal.targets[name]:.4g}", markup=False)
-    say(recovery_steps.suggested_line(session, outcome))
-    if out:
-        how = "global pruning" if use_global else "a sensitivity scan, measured and refined"
-        save_profile(session.profile(Path(out).stem, f"suggested by prunetui from {how}"), out)
-        say(f"Wrote {out}")
+    with progress_bar(_console(as_json)) as (console, bar):
+        say = _sayer(console)
+        outcome = steps.suggest(
+            session, goal, say, sparsities, locked_names, bar, recalibrate=recalibrate,
+            use_global=use_global, cap=cap, measures=measures,
+        )  # fmt: skip
+        proposal = outcome.suggestion
+        for name in session.layer_names:
+            console.print(f"  {name}: {proposal.targets[name]:.4g}", markup=False)
+        say(recovery_steps.suggested_line(session, outcome))
+        if out:
+            how = "global pruning" if use_global else "a sensitivity scan, measured and refined"
+            save_profile(session.profile(Path(out).stem, f"suggested by prunetui from {how}"), out)
+            say(f"Wrote {out}")
     return {
         "model": session.label,
         "method": session.method.name,

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from prunetui.core.events import Progress, Report, batch_count, check_cancel, ignore
+from prunetui.core.events import Progress, Report, batch_count, batch_detail, check_cancel, ignore
 from prunetui.core.outputs import logits_of
 
 
@@ -55,5 +55,5 @@ def count_correct(
         labels = labels.to(device, non_blocking=True)
         correct += (logits_of(model(images)).argmax(dim=1) == labels).sum()
         seen += labels.numel()
-        report(Progress("evaluate", i + 1, total))
+        report(Progress("evaluate", i + 1, total, batch_detail(i + 1, total)))
     return int(correct), seen

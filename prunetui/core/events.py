@@ -10,9 +10,14 @@ class Cancelled(Exception):
 
 @dataclass(frozen=True)
 class Progress:
-    stage: str  # "evaluate", "scan", "train"
+    """How far a job is: `done` of `total` in the finest unit the job counts (a scan: evaluation batches
+    of all its points; a finetune: training batches of all its epochs), so a front end can take a rate
+    and the time left from it (core.eta); `detail`: what it is on ("conv3.weight at 0.70", "batch 40/196")."""
+
+    stage: str  # "evaluate", "scan", "train epoch N"
     done: int
     total: int  # 0 when unknown
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -58,3 +63,18 @@ def batch_count(batches) -> int:
         return len(batches)
     except TypeError:
         return 0
+
+
+def batch_detail(done: int, total: int) -> str:
+    """ "batch 40/196", or "batch 40" when the count is unknown."""
+    return f"batch {done}/{total}" if total else f"batch {done}"
+
+
+def expected_batches(batches, limit: int | None = None) -> int:
+    """Batches an evaluation of the first `limit` images of `batches` runs (a DataLoader's own count cut
+    to `limit` by its batch size), or 0 when it cannot say."""
+    count = batch_count(batches)
+    size = getattr(batches, "batch_size", None)
+    if count and limit is not None and size:
+        return min(count, -(-limit // size))
+    return count

@@ -13,9 +13,12 @@ the held data keeps the evaluation loader's own batches for a model whose output
 
 import itertools
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -29,7 +32,7 @@ from prunetui.core.evaldata import (
     default_batch_size,
     hold_eval_data,
 )
-from prunetui.core.events import Report, ScanPoint, check_cancel
+from prunetui.core.events import Report, ScanPoint, check_cancel, expected_batches
 from prunetui.core.outputs import logits_of
 from prunetui.core.pruning import lab_mask
 from prunetui.core.split import (
@@ -44,6 +47,9 @@ from prunetui.core.split import (
     trace,
 )
 from prunetui.errors import UserError
+
+if TYPE_CHECKING:
+    from prunetui.core.sensitivity import ScanProgress
 
 # The traced graph runs the model's own ops, so its output matches to the bit on CPU; the tolerance only
 # absorbs nondeterministic GPU kernels, never a wrong trace.
@@ -68,17 +74,35 @@ class FastScanner:
         graph: SplitGraph | None,
         accel: Acceleration,
         activation_budget: int,
+        count: int = 0,
     ):
         self.model, self.data, self.accel, self.budget = model, data, accel, activation_budget
+        self._count = count  # batches of one evaluation of streamed data (0: unknown)
         self.device = next(model.parameters()).device
         self.graph = graph
         self.images: int | None = None  # counted on the first pass over the data
         self._batch_bytes: list[int] = []  # bytes of the first batch's state at each node index
+        self._node_seconds: list[float] = []  # time each node took on the first batch, by node index
         self._held: _Held | None = None
 
     @property
     def path(self) -> str:
         return "full" if self.graph is None else "split"
+
+    full_weight = 100  # the work of a whole forward, in the units of `weight`
+
+    def weight(self, param: nn.Parameter) -> int:
+        """The work of one batch of `param`'s points, in hundredths of a whole forward: the share of
+        the first batch's forward spent from its split on (a scan of the last layers runs little)."""
+        whole = sum(self._node_seconds)
+        if self.graph is None or whole <= 0:
+            return self.full_weight
+        return max(1, round(self.full_weight * sum(self._node_seconds[self._split_index(param) :]) / whole))
+
+    @property
+    def count(self) -> int:
+        """Batches of one evaluation (0 when streamed data cannot say)."""
+        return len(self.data.held) if self.data.held is not None else self._count
 
     @torch.inference_mode()
     def prepare(self, cancel: threading.Event | None) -> None:
@@ -97,8 +121,13 @@ class FastScanner:
             expected = logits_of(self.model(images.clone()))
             state = input_state(self.graph, images.clone())
             sizes = [0, state_bytes(state)]
+            self._node_seconds = [0.0] * FIRST
             for i in range(FIRST, self.graph.end):
+                started = time.perf_counter()
                 state = advance(self.graph, state, i, i + 1)
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize(self.device)
+                self._node_seconds.append(time.perf_counter() - started)
                 sizes.append(state_bytes(state))
         try:
             logits = logits_of(state[self.graph.nodes[-1]])
@@ -109,13 +138,14 @@ class FastScanner:
         return None
 
     @torch.inference_mode()
-    def base_accuracy(self, cancel: threading.Event | None) -> float:
+    def base_accuracy(self, cancel: threading.Event | None, progress: "ScanProgress") -> float:
         correct = seen = 0
         for images, labels in self.data:
             check_cancel(cancel)
             with autocast(self.accel, self.device):
                 correct += _correct(logits_of(self.model(images.clone())), labels)
             seen += len(labels)
+            progress.batch("base accuracy")
         self.images = seen
         return _accuracy(correct, seen)
 
@@ -128,9 +158,10 @@ class FastScanner:
         sparsities: Sequence[float],
         report: Report,
         cancel: threading.Event | None,
+        progress: "ScanProgress",
     ) -> list[float]:
         """Accuracy with `param` alone pruned to each sparsity by the lab's rule on `scores` (its shape);
-        its values are restored exactly."""
+        its values are restored exactly. `progress` hears of every batch evaluated."""
         index = self._split_index(param)
         original = param.detach().clone()
         correct = [0] * len(sparsities)
@@ -138,11 +169,14 @@ class FastScanner:
         accuracies = []
         try:
             for chunk, last in _mark_last(self._chunks(index)):
-                states = self._states_at(chunk, index, cancel)
+                states = self._states_at(chunk, index, cancel, partial(progress.note, f"{name} inputs"))
                 seen += sum(len(labels) for _, labels in chunk)
                 for j, sparsity in enumerate(sparsities):
                     param.copy_(original * lab_mask(scores, sparsity))
-                    correct[j] += self._count_correct(states, chunk, index, cancel)
+                    detail = f"{name} at {sparsity:.2f}"
+                    correct[j] += self._count_correct(
+                        states, chunk, index, cancel, partial(progress.batch, detail)
+                    )
                     if last:
                         accuracies.append(_accuracy(correct[j], seen))
                         report(ScanPoint(name, sparsity, accuracies[-1]))
@@ -170,8 +204,11 @@ class FastScanner:
             return len(self.data.held)  # the full path's states are the held images themselves
         return max(1, int(self.budget // max(1, self._batch_bytes[index])))
 
-    def _states_at(self, chunk: list[Batch], index: int, cancel: threading.Event | None) -> list:
-        """Each batch's state at `index`, advanced from the held states when they are earlier."""
+    def _states_at(
+        self, chunk: list[Batch], index: int, cancel: threading.Event | None, on_batch: Callable[[], None]
+    ) -> list:
+        """Each batch's state at `index`, advanced from the held states when they are earlier;
+        `on_batch()` after each."""
         if self.graph is None:
             return [images for images, _ in chunk]
         single = chunk is self.data.held
@@ -183,15 +220,19 @@ class FastScanner:
             for k, state in enumerate(states):
                 check_cancel(cancel)
                 states[k] = advance(self.graph, state, start, index)
+                on_batch()
         self._held = _Held(index, states) if single else None
         return states
 
-    def _count_correct(self, states: list, chunk: list[Batch], index: int, cancel) -> torch.Tensor:
+    def _count_correct(
+        self, states: list, chunk: list[Batch], index: int, cancel, on_batch: Callable[[], None]
+    ) -> torch.Tensor:
         correct = 0
         with autocast(self.accel, self.device):
             for state, (_, labels) in zip(states, chunk, strict=True):
                 check_cancel(cancel)
                 correct += _correct(self._logits(state, index), labels)
+                on_batch()
         return correct
 
     def _logits(self, state, index: int) -> torch.Tensor:
@@ -226,7 +267,7 @@ def fast_scanner(
         if data.held is not None and not batch_dependent(model, data.held[0][0]):
             data = data.rebatched(batch_size or default_batch_size(device))
         budget = default_activation_budget(device) if activation_budget is None else activation_budget
-        scanner = FastScanner(model, data, trace(model), accel, budget)
+        scanner = FastScanner(model, data, trace(model), accel, budget, expected_batches(batches, eval_size))
         scanner.prepare(cancel)
         yield scanner
 

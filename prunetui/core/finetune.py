@@ -18,7 +18,16 @@ from torch import nn
 from prunetui.core.accel import Acceleration, autocast, grad_scaler, model_memory_format, wants_channels_last
 from prunetui.core.distill import Distillation, Teacher, distillation_loss
 from prunetui.core.evaluate import evaluate, model_device
-from prunetui.core.events import Cancelled, EpochEnd, Progress, Report, batch_count, check_cancel, ignore
+from prunetui.core.events import (
+    Cancelled,
+    EpochEnd,
+    Progress,
+    Report,
+    batch_count,
+    batch_detail,
+    check_cancel,
+    ignore,
+)
 from prunetui.core.outputs import logits_of
 from prunetui.core.pruning import Masks
 from prunetui.core.schedule import GradualMasks, agp_over
@@ -163,6 +172,7 @@ def train_one_epoch(
     scaler: torch.amp.GradScaler | None = None,
     loss_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     after_step: Callable[[], None] | None = None,
+    epochs: int | None = None,
 ) -> None:
     """One pass over `batches` of (images N x C x H x W, labels N) through `model` (plain or DDP):
     cross-entropy on the logits (core.outputs.logits_of: auxiliary outputs such as GoogLeNet's train-mode
@@ -171,7 +181,8 @@ def train_one_epoch(
     `loss_fn(logits, images, labels)` replaces the cross-entropy (distillation); `after_step()` runs after
     the masks are re-applied (a gradual schedule growing them).
     Raises Cancelled before a batch when `cancel` is set. Nothing here waits for the device (no .item()),
-    so a GPU runs ahead.
+    so a GPU runs ahead. Progress counts the batches of all `epochs` of the run (of this epoch when
+    not given), its detail the batch of this epoch.
     """
     accel = accel or Acceleration()
     model.train()
@@ -179,6 +190,7 @@ def train_one_epoch(
     scaler = scaler or grad_scaler(accel, device)
     criterion = nn.CrossEntropyLoss()
     total = batch_count(batches)
+    before, run_total = ((epoch - 1) * total, epochs * total) if epochs else (0, total)
     for i, (images, labels) in enumerate(batches):
         check_cancel(cancel)
         images = images.to(device, non_blocking=True)
@@ -194,7 +206,7 @@ def train_one_epoch(
         reapply(held)
         if after_step is not None:
             after_step()
-        report(Progress(f"train epoch {epoch}", i + 1, total))
+        report(Progress(f"train epoch {epoch}", before + i + 1, run_total, batch_detail(i + 1, total)))
 
 
 def set_sampler_epoch(batches: Iterable, epoch: int) -> None:
@@ -220,6 +232,7 @@ class _Training:
     names: list[str]  # of the held masks, in order
     loss_fn: Callable | None = None  # distillation
     gradual: GradualMasks | None = None
+    epochs: int | None = None  # of the whole run: progress counts its batches
 
     def epoch(
         self,
@@ -245,6 +258,7 @@ class _Training:
             scaler=self.scaler,
             loss_fn=self.loss_fn,
             after_step=self.gradual.after_step if self.gradual is not None else None,
+            epochs=self.epochs,
         )
         with autocast(self.accel, model_device(self.model)):
             accuracy = evaluate_fn(self.model)
@@ -345,6 +359,7 @@ def train_epochs(
             names=list(masks),
             loss_fn=loss_fn,
             gradual=gradual,
+            epochs=settings.epochs,
         )
         try:
             for epoch in range(result.completed + 1, settings.epochs + 1):
@@ -381,7 +396,7 @@ def finetune(
     """
 
     def evaluate_fn(evaluated: nn.Module) -> float:
-        return evaluate(evaluated, eval_batches, cancel=cancel)
+        return evaluate(evaluated, eval_batches, report, cancel)
 
     return train_epochs(
         model,

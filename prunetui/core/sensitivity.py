@@ -16,7 +16,7 @@ from torch import nn
 from prunetui.core.accel import Acceleration
 from prunetui.core.evaldata import EvalBatches, standard_error
 from prunetui.core.evaluate import count_correct, model_device
-from prunetui.core.events import Cancelled, Progress, Report, ScanPoint, ignore
+from prunetui.core.events import Cancelled, Progress, Report, ScanPoint, expected_batches, ignore
 from prunetui.core.fast_scan import fast_scanner
 from prunetui.core.layers import prunable_parameters
 from prunetui.core.pruning import lab_mask
@@ -72,33 +72,82 @@ def highest_safe_sparsity(
     return max(safe, default=0.0)
 
 
+class ScanProgress:
+    """The scan's Progress events. `done` counts evaluation batches, each weighted by the work it does
+    (the scanner's `weight`: the plain loop's are all 1, the fast scan's the share of a forward it runs,
+    so a time left from a steady rate holds while later layers get cheaper): `batches` for each point of
+    every layer, and for the base accuracy when the scan measures it, so it advances within a layer. A
+    scanner calls `batch(detail)` after each evaluation batch; with `batches` unknown (0) a point is one
+    batch and the batches only say what is being evaluated."""
+
+    def __init__(self, report: Report, weights: Sequence[int], points: int, batches: int, base: int | None):
+        """`weights`: each layer's weight a batch; `base`: the base accuracy's (None: not measured)."""
+        self.report, self.counted = report, batches > 0
+        self.per_point, self.points = max(1, batches), points
+        self.total = ((base or 0) + points * sum(weights)) * self.per_point
+        self.done = self.end = 0
+        self.weight = 1
+
+    def begin(self, points: int, weight: int, detail: str) -> None:
+        """The next `points` evaluations of `weight` a batch: `done` moves to where the last one ends."""
+        self.done, self.end, self.weight = self.end, self.end + points * self.per_point * weight, weight
+        self.report(Progress("scan", self.done, self.total, detail))
+
+    def batch(self, detail: str) -> None:
+        if self.counted:  # a wrong count never runs into the next piece
+            self.done = min(self.end, self.done + self.weight)
+        self.report(Progress("scan", self.done, self.total, detail))
+
+    def note(self, detail: str) -> None:
+        """Work the count does not measure (a layer's inputs computed): said, `done` unchanged."""
+        self.report(Progress("scan", self.done, self.total, detail))
+
+    def finish(self) -> None:
+        self.report(Progress("scan", self.total, self.total, "done"))
+
+
+def _at(name: str, sparsity: float) -> str:
+    return f"{name} at {sparsity:.2f}"
+
+
 class PlainScanner:
-    """The lab's loop: a full evaluation of the model for every (layer, sparsity) point."""
+    """The lab's loop: a full evaluation of the model for every (layer, sparsity) point. `count`: the
+    batches of one evaluation, 0 when unknown."""
 
     path = "plain"
+    full_weight = 1  # every point is a whole forward
 
-    def __init__(self, model: nn.Module, batches: Iterable):
-        self.model, self.batches = model, batches
+    def __init__(self, model: nn.Module, batches: Iterable, count: int = 0):
+        self.model, self.batches, self.count = model, batches, count
         self.images: int | None = None
 
-    def base_accuracy(self, cancel: threading.Event | None) -> float:
-        return self._evaluate(cancel)
+    def weight(self, param) -> int:
+        return 1
+
+    def base_accuracy(self, cancel: threading.Event | None, progress: ScanProgress) -> float:
+        return self._evaluate(cancel, progress, "base accuracy")
 
     @torch.no_grad()
-    def scan_layer(self, name, param, scores, sparsities, report, cancel) -> list[float]:
+    def scan_layer(
+        self, name, param, scores, sparsities, report, cancel, progress: ScanProgress
+    ) -> list[float]:
         original = param.detach().clone()
         accuracies = []
         try:
             for s in sparsities:
                 param.copy_(original * lab_mask(scores, s))
-                accuracies.append(self._evaluate(cancel))
+                accuracies.append(self._evaluate(cancel, progress, _at(name, s)))
                 report(ScanPoint(name, s, accuracies[-1]))
         finally:
             param.copy_(original)
         return accuracies
 
-    def _evaluate(self, cancel: threading.Event | None) -> float:
-        correct, self.images = count_correct(self.model, self.batches, cancel=cancel)
+    def _evaluate(self, cancel: threading.Event | None, progress: ScanProgress, detail: str) -> float:
+        def on_batch(event) -> None:
+            if isinstance(event, Progress):
+                progress.batch(detail)
+
+        correct, self.images = count_correct(self.model, self.batches, on_batch, cancel)
         if self.images == 0:
             raise ValueError("the evaluation split is empty")
         return correct / self.images * 100.0
@@ -110,16 +159,18 @@ class RecalibratingScanner(PlainScanner):
 
     path = "recalibrated"
 
-    def __init__(self, model: nn.Module, batches: Iterable, calibration: Iterable):
-        super().__init__(model, batches)
+    def __init__(self, model: nn.Module, batches: Iterable, calibration: Iterable, count: int = 0):
+        super().__init__(model, batches, count)
         self.calibration = calibration
 
-    def _evaluate(self, cancel: threading.Event | None) -> float:
+    def _evaluate(self, cancel: threading.Event | None, progress: ScanProgress, detail: str) -> float:
         norms = batch_norms(self.model)
         saved = [{k: v.clone() for k, v in m.state_dict().items()} for m in norms]
         try:
-            recalibrate_bn(self.model, self.calibration, cancel=cancel)
-            return super()._evaluate(cancel)
+            recalibrate_bn(
+                self.model, self.calibration, report=lambda _: progress.note(f"{detail}, BN"), cancel=cancel
+            )
+            return super()._evaluate(cancel, progress, detail)
         finally:
             for m, state in zip(norms, saved, strict=True):
                 m.load_state_dict(state)
@@ -129,14 +180,16 @@ class RecalibratingScanner(PlainScanner):
 def _scanner(
     model: nn.Module, batches: Iterable, options: ScanOptions, cancel, calibration: Iterable | None = None
 ) -> Iterator:
+    count = expected_batches(batches, options.eval_size)
     if options.recalibrate:
         if calibration is None:
             raise ValueError("a recalibrated scan needs training batches (calibration)")
         eval_batches = EvalBatches(None, batches, model_device(model), options.eval_size)
-        yield RecalibratingScanner(model, eval_batches, calibration)
+        yield RecalibratingScanner(model, eval_batches, calibration, count)
         return
     if not options.fast:
-        yield PlainScanner(model, EvalBatches(None, batches, model_device(model), options.eval_size))
+        eval_batches = EvalBatches(None, batches, model_device(model), options.eval_size)
+        yield PlainScanner(model, eval_batches, count)
         return
     with fast_scanner(
         model,
@@ -172,6 +225,8 @@ def scan(
     on the same images (mind `options.eval_size`). A cancelled scan returns the layers it finished.
     `calibration`: the training batches a recalibrated scan (`options.recalibrate`) measures on.
     The model's weights are exactly as before when this returns, cancelled or not.
+    Progress: "scan" events counting evaluation batches of every point (ScanProgress), naming the
+    layer and sparsity being evaluated.
     """
     started = time.perf_counter()
     options = options or ScanOptions()
@@ -183,16 +238,21 @@ def scan(
         with _scanner(model, batches, options, cancel, calibration) as scanner:
             result.path = scanner.path
             try:
-                result.base_accuracy = (
-                    base_accuracy if base_accuracy is not None else scanner.base_accuracy(cancel)
-                )
-                for i, name in enumerate(names):
-                    report(Progress("scan", i, len(names)))
+                weights = [scanner.weight(params[name]) for name in names]
+                base = scanner.full_weight if base_accuracy is None else None
+                points = len(result.sparsities)
+                progress = ScanProgress(report, weights, points, scanner.count, base)
+                result.base_accuracy = base_accuracy
+                if base is not None:
+                    progress.begin(1, base, "base accuracy")
+                    result.base_accuracy = scanner.base_accuracy(cancel, progress)
+                for name, weight in zip(names, weights, strict=True):
+                    progress.begin(points, weight, name)
                     score = scores[name] if scores is not None else params[name].detach().abs()
                     result.layers[name] = scanner.scan_layer(
-                        name, params[name], score, result.sparsities, report, cancel
+                        name, params[name], score, result.sparsities, report, cancel, progress
                     )
-                report(Progress("scan", len(names), len(names)))
+                progress.finish()
             finally:
                 result.images = scanner.images
     except Cancelled:

@@ -3,6 +3,8 @@
 Every front end prints these strings and no others for the same facts.
 """
 
+from prunetui.core.eta import duration
+
 FINETUNE_HEADER = "Finetuning Fine-grained Pruned Sparse Model"
 
 
@@ -30,20 +32,25 @@ def predicted_vs_measured(predicted: float, measured: float) -> str:
     return f"Predicted {predicted:.2f}% before finetuning (sum of scan drops); measured {measured:.2f}%"
 
 
+def finished(job: str, seconds: float) -> str:
+    """A job's last line: "Finetune finished in 3 min 05 s"."""
+    return f"{job} finished in {duration(seconds)}"
+
+
 def scan_finished(seconds: float) -> str:
-    return f"Scan finished in {seconds:.0f} s"
+    return finished("Scan", seconds)
 
 
 def scan_cancelled(seconds: float, done: int, total: int) -> str:
-    return f"Scan cancelled after {seconds:.0f} s ({done} of {total} layers)"
+    return f"Scan cancelled after {duration(seconds)} ({done} of {total} layers)"
 
 
 NO_DATA = "No data: accuracy n/a (start with --data to evaluate, scan or finetune)"
 FINETUNE_CANCELLED_AT_ONCE = "Finetune cancelled before the first epoch ended: weights unchanged"
 
 
-def finetune_cancelled(completed: int) -> str:
-    return f"Finetune cancelled after {completed} epochs: kept the best one"
+def finetune_cancelled(completed: int, seconds: float) -> str:
+    return f"Finetune cancelled after {completed} epochs ({duration(seconds)}): kept the best one"
 
 
 def pruning_further(run_name: str, percent: float) -> str:

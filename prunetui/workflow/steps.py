@@ -6,6 +6,7 @@ prints the lines and turns the data into JSON; the TUI runs the same call in a w
 """
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,7 +66,8 @@ def prune(
     """Prune to `targets` (default: the session's) by the session's method, from the dense weights or
     (`start="current"`) further from the weights as they are; measure the accuracy before finetuning
     when there is data. `predicted`: the accuracy a suggestion predicted for these targets (the run is
-    then named "suggested"), said beside the measured one."""
+    then named "suggested"), said beside the measured one. The last line says how long it took."""
+    started = time.perf_counter()
     targets = dict(targets if targets is not None else session.targets)
     if start == "current":
         _say_further(session, targets, say)
@@ -78,12 +80,13 @@ def prune(
     channel_steps.say_channels(session, say)
     channel_steps.measure_cost(session, say)  # MACs, params, latency against dense (both methods)
     say_size(session, say)
-    if session.data is None:
-        return None
-    accuracy = session.evaluate(report, cancel)
-    say(lines.accuracy_before_finetune(accuracy))
-    if predicted is not None:
-        say(lines.predicted_vs_measured(predicted, accuracy))
+    accuracy = None
+    if session.data is not None:
+        accuracy = session.evaluate(report, cancel)
+        say(lines.accuracy_before_finetune(accuracy))
+        if predicted is not None:
+            say(lines.predicted_vs_measured(predicted, accuracy))
+    say(lines.finished("Prune", time.perf_counter() - started), "dim")
     return accuracy
 
 
@@ -142,14 +145,17 @@ def _epoch_lines(say: Say, report: Report) -> Report:
     return on_event
 
 
-def _finetune_outcome(session: Session, result: FinetuneResult, say: Say) -> FinetuneResult:
+def _finetune_outcome(session: Session, result: FinetuneResult, say: Say, started: float) -> FinetuneResult:
+    seconds = time.perf_counter() - started
     if result.cancelled and result.best_accuracy is None:
         say(lines.FINETUNE_CANCELLED_AT_ONCE, "yellow")
         return result
     if result.cancelled:
-        say(lines.finetune_cancelled(result.completed), "yellow")
+        say(lines.finetune_cancelled(result.completed, seconds), "yellow")
     say_size(session, say)
     say(lines.accuracy_after_finetune(result.best_accuracy))
+    if not result.cancelled:
+        say(lines.finished("Finetune", seconds), "dim")
     return result
 
 
@@ -175,8 +181,9 @@ def finetune(
     )
     if recovery.describe(settings):
         say(recovery.describe(settings), "dim")
+    started = time.perf_counter()
     result = session.finetune(settings, _epoch_lines(say, report), cancel, nproc=nproc, rendezvous=rendezvous)
-    return _finetune_outcome(session, result, say)
+    return _finetune_outcome(session, result, say, started)
 
 
 def resume(
@@ -198,8 +205,9 @@ def resume(
     now = session.origin.data_fingerprint
     if record.data_fingerprint and now and record.data_fingerprint != now:
         say(f"warning: the data behind {record.data} changed since this run started", "yellow")
+    started = time.perf_counter()
     result = session.resume(run_id, _epoch_lines(say, report), cancel, nproc=nproc, rendezvous=rendezvous)
-    return _finetune_outcome(session, result, say)
+    return _finetune_outcome(session, result, say, started)
 
 
 def scan(

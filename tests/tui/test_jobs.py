@@ -21,6 +21,7 @@ from .conftest import LAYERS, make_app, make_session, wait_idle, wait_until
 SIZE_LINE = re.compile(r"^Sparse model has size=\d+\.\d\d MiB = \d+\.\d\d% of dense model size$")
 BEFORE_LINE = re.compile(r"^Sparse model has accuracy=\d+\.\d\d% before finetuning$")
 AFTER_LINE = re.compile(r"^Sparse model has accuracy=\d+\.\d\d% after finetuning$")
+FINISHED_LINE = re.compile(r"^(Prune|Finetune) finished in (\d+ min )?\d+ s$")
 EPOCH_LINE = re.compile(r"^    Epoch (\d+) Accuracy \d+\.\d\d% / Best Accuracy: \d+\.\d\d%$")
 
 
@@ -89,9 +90,10 @@ async def test_prune_applies_targets_and_reports_size_and_accuracy(app):
         assert status.size_mib == pytest.approx(session.current_size())
         assert status.size_mib < session.dense_size
         assert status.accuracy == session.accuracy is not None
-        assert SIZE_LINE.match(log_lines(app)[-2]) and BEFORE_LINE.match(log_lines(app)[-1])
+        assert SIZE_LINE.match(log_lines(app)[-3]) and BEFORE_LINE.match(log_lines(app)[-2])
+        assert FINISHED_LINE.match(log_lines(app)[-1]).group(1) == "Prune"
         size = session.current_size()
-        assert f"{size:.2f} MiB = {session.percent(size):.2f}%" in log_lines(app)[-2]
+        assert f"{size:.2f} MiB = {session.percent(size):.2f}%" in log_lines(app)[-3]
 
 
 async def test_finetune_logs_every_epoch_and_keeps_the_best(app):
@@ -108,8 +110,9 @@ async def test_finetune_logs_every_epoch_and_keeps_the_best(app):
         assert epoch_lines == [f"    {e.line()}" for e in app.epochs]
         best = max(e.accuracy for e in app.epochs)
         assert app.session.accuracy == best
-        assert SIZE_LINE.match(lines[-2]) and AFTER_LINE.match(lines[-1])
-        assert f"{best:.2f}%" in lines[-1]
+        assert SIZE_LINE.match(lines[-3]) and AFTER_LINE.match(lines[-2])
+        assert FINISHED_LINE.match(lines[-1]).group(1) == "Finetune"
+        assert f"{best:.2f}%" in lines[-2]
         assert pruned_weights_are_zero(app.session)  # the masks held while training
         assert app.query_one("#plots").active == "finetune-tab"
         best_epoch = next(e.epoch for e in app.epochs if e.accuracy == best)
@@ -262,7 +265,8 @@ async def test_without_data_accuracy_is_na_and_scan_finetune_say_why(trained_sta
         app.set_target("conv1.weight", 0.9)
         await pilot.press("p")  # pruning needs no data: sizes only
         await wait_idle(pilot)
-        assert app.session.masks and SIZE_LINE.match(log_lines(app)[-1])
+        assert app.session.masks and SIZE_LINE.match(log_lines(app)[-2])
+        assert FINISHED_LINE.match(log_lines(app)[-1])
 
 
 async def test_quit_while_a_job_runs_asks_then_cancels_and_exits(slow_app):
