@@ -9,6 +9,7 @@ import os
 import re
 import sys
 from collections.abc import Sequence
+from functools import partial
 
 from prunetui import cli_recovery
 from prunetui.errors import JobFailed, UserError, write_crash_log
@@ -238,14 +239,14 @@ def run(args: argparse.Namespace) -> int:
     if args.command is None:
         _check_terminal()
 
-    from prunetui import commands  # torch is imported from here on
-
-    opened = commands.open_from_args(args, print_notes=args.command is not None)
-    if args.command is None:
+    if args.command is None:  # the workbench draws its first frame, then opens the model in a thread
         from prunetui.tui.app import run_app
 
-        device = str(opened.session.device)
-        return run_app(opened.session, opened.profile, device_label=device, notes=opened.notes)
+        return run_app(partial(_open_quietly, args), model_spec=args.model or "demo")
+
+    from prunetui import commands  # torch is imported from here on
+
+    opened = commands.open_from_args(args)
     output = {
         "info": lambda: commands.info(opened, args.json),
         "scan": lambda: commands.scan(
@@ -287,6 +288,13 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(output, indent=2))
     return 0
+
+
+def _open_quietly(args: argparse.Namespace):
+    """The TUI's opener (run in its thread): the notes go to the workbench's log, not to stderr."""
+    from prunetui import commands  # imports torch
+
+    return commands.open_from_args(args, print_notes=False)
 
 
 def _check_data_given(args: argparse.Namespace) -> None:

@@ -5,30 +5,32 @@ layer table and the header, `watch_*` for the plots) instead of being told to re
 small classes the app composes: JobRunner (one job at a time), ModelFlows (scan, prune, finetune, reset),
 SuggestFlow, RunsController, ProfilesFlow (profiles and export) and Preview (projected size); KeyActions
 maps each key to one of them and gates it (`check_action`).
+
+`prunetui` gives the app an opener instead of a session: the first frame (header, empty panes, footer) is
+drawn before torch is imported, the opener runs in a thread (tui.loading), and the panes that need the
+session (tui.panes) are mounted when it arrives. Until then only `q` works.
 """
+
+from __future__ import annotations
 
 import sys
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual import events, on
 from textual.app import App, ComposeResult
 from textual.containers import Vertical
 from textual.reactive import reactive
-from textual.widgets import DataTable, Footer, TabbedContent, TabPane
+from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
 from prunetui.core.events import EpochEnd, ScanPoint
-from prunetui.core.profile import Profile
-from prunetui.core.runs import RunRecord
-from prunetui.core.sensitivity import DEFAULT_SPARSITIES
-from prunetui.core.session import Session
-from prunetui.core.suggest import Suggestion
 from prunetui.errors import write_crash_log
-from prunetui.tui import jobs, keys, paths
-from prunetui.tui.job_runner import JobRunner
+from prunetui.tui import keys
 from prunetui.tui.key_actions import KeyActions
+from prunetui.tui.loading import PLOT_TABS, LoadingNote, Opening
 from prunetui.tui.log_handler import route_logging
 from prunetui.tui.messages import (
     FinetuneStarted,
@@ -44,26 +46,18 @@ from prunetui.tui.messages import (
     ScanStarted,
     SuggestionReady,
 )
-from prunetui.tui.model_flows import ModelFlows
-from prunetui.tui.preview import Preview
-from prunetui.tui.profiles_flow import ProfilesFlow
-from prunetui.tui.recovery_flow import RecoveryFlow
-from prunetui.tui.runs_controller import RunsController
-from prunetui.tui.scan_curves import ScanCurves, Tolerance
-from prunetui.tui.selection_flow import SelectionFlow
-from prunetui.tui.sensitivity_flow import SensitivityFlow
-from prunetui.tui.stats import ModelStats
-from prunetui.tui.suggest_flow import SuggestFlow
-from prunetui.tui.widgets.finetune_plot import FinetunePlot
+from prunetui.tui.scan_curves import DEFAULT_GRID, ScanCurves, Tolerance
 from prunetui.tui.widgets.job_log import JobLog
-from prunetui.tui.widgets.layer_table import LayerTable
-from prunetui.tui.widgets.params_plot import ParamsPlot
-from prunetui.tui.widgets.runs_plot import RunsPlot
-from prunetui.tui.widgets.runs_table import RunDetails, RunsTable
-from prunetui.tui.widgets.sensitivity_view import SensitivityView
 from prunetui.tui.widgets.size_warning import SizeWarning, too_small
 from prunetui.tui.widgets.status_line import Status, StatusLine
-from prunetui.tui.widgets.weights_plot import WeightsPlot
+
+if TYPE_CHECKING:  # the first frame is drawn before torch is imported: these are imported with the session
+    from prunetui.core.profile import Profile
+    from prunetui.core.runs import RunRecord
+    from prunetui.core.session import Session
+    from prunetui.core.suggest import Suggestion
+    from prunetui.tui.stats import ModelStats
+    from prunetui.workflow.opening import Opened
 
 WIDE = 130  # columns: below this the panes stack vertically
 TALL = 30  # rows: below this the Runs tab shows its table only, not the plot
@@ -75,7 +69,7 @@ def state(default, **options) -> reactive:
     return reactive(default, repaint=False, init=False, **options)
 
 
-class PruneApp(KeyActions, App[int]):
+class PruneApp(Opening, KeyActions, App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "prunetui"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (WIDE, "-wide")]
@@ -104,7 +98,7 @@ class PruneApp(KeyActions, App[int]):
     accuracy_before_finetune: reactive[float | None] = state(None)
     tolerance: reactive[Tolerance] = state(Tolerance)
     """The tolerated accuracy drop of a scan: the Safe column, the numbers' marks and the red line."""
-    scan_grid: reactive[tuple[float, ...]] = state(DEFAULT_SPARSITIES)
+    scan_grid: reactive[tuple[float, ...]] = state(DEFAULT_GRID)
     """The sparsities `s` scans each layer at (S sets it)."""
     sensitivity_numbers: reactive[bool] = state(False)
     """The Sensitivity tab shows the numbers (layers × sparsity) instead of the curves (T toggles)."""
@@ -119,30 +113,34 @@ class PruneApp(KeyActions, App[int]):
 
     def __init__(
         self,
-        session: Session,
+        session: Session | None = None,
         profile: Profile | None = None,
         workdir: Path | None = None,
         device_label: str = "cpu",
         notes: list[str] | None = None,
+        opener: Callable[[], Opened] | None = None,
+        model_spec: str = "",
     ) -> None:
+        """A `session` (the tests), or an `opener` run in a thread after the first frame (`prunetui`)."""
         super().__init__()
+        if (session is None) == (opener is None):
+            raise ValueError("PruneApp needs either a session or an opener")
         self.session = session
+        self.opener = opener
+        self.model_spec = model_spec or (session.label if session is not None else "")
         self.notes = notes or []  # what opening the model and data said (random weights, skipped files)
         self.start_profile = profile
         self.workdir = Path(workdir) if workdir is not None else Path.cwd()
         self.device_label = device_label
-        self.jobs = JobRunner(self)
-        self.model_flows = ModelFlows(self)
-        self.suggest = SuggestFlow(self)
-        self.recovery = RecoveryFlow(self)  # b recalibrates, B turns recalibration on after prune
-        self.runs_tab = RunsController(self)
-        self.profiles = ProfilesFlow(self)
-        self.preview = Preview(self)
-        self.selection_flow = SelectionFlow(self)
-        self.scan_settings = SensitivityFlow(self)
+        if session is not None:  # else once the opener returns
+            from prunetui.tui import panes
+
+            panes.attach_flows(self)  # jobs, model_flows, suggest, ...: the flows the keys drive
         self._restore_logging: Callable[[], None] = lambda: None
         self.crash_error: Exception | None = None
         """The first exception that escaped a handler: run_app reports it as the CLI reports its own."""
+        self.open_error: BaseException | None = None
+        """What the opener raised: run_app raises it again once the terminal is restored."""
 
     def _handle_exception(self, error: Exception) -> None:
         """Textual's handling (the app exits, code 1) without its Rich traceback on the terminal: run_app
@@ -156,30 +154,16 @@ class PruneApp(KeyActions, App[int]):
     def compose(self) -> ComposeResult:
         yield SizeWarning(id="size-warning")
         yield StatusLine(id="status").data_bind(PruneApp.status)
+        panes = None
+        if self.session is not None:
+            from prunetui.tui import panes
         with Vertical(id="panes"):
             with Vertical(id="table-pane"):
-                yield LayerTable(id="layers").data_bind(
-                    PruneApp.stats,
-                    PruneApp.targets,
-                    PruneApp.locked_layers,
-                    PruneApp.pending_suggestion,
-                    PruneApp.curves,
-                    PruneApp.tolerance,
-                    PruneApp.selection,
-                )
+                yield panes.layer_table(PruneApp) if panes else LoadingNote(self.model_spec)
             with TabbedContent(id="plots"):
-                with TabPane("Weights", id="weights-tab"):
-                    yield WeightsPlot()
-                with TabPane("Params", id="params-tab"):
-                    yield ParamsPlot()
-                with TabPane("Sensitivity", id="sensitivity-tab"):
-                    yield SensitivityView()
-                with TabPane("Finetune", id="finetune-tab"):
-                    yield FinetunePlot()
-                with TabPane("Runs", id="runs-tab"):
-                    yield RunsTable(id="runs")
-                    yield RunDetails(id="run-details")
-                    yield RunsPlot()
+                for title, tab_id in PLOT_TABS:
+                    with TabPane(title, id=tab_id):
+                        yield from panes.plot_widgets(tab_id) if panes else [Static(classes="-waiting")]
             yield JobLog(id="job-log")
         yield Footer(compact=True)
 
@@ -188,7 +172,16 @@ class PruneApp(KeyActions, App[int]):
         self.query_one("#table-pane").border_title = "Layers"
         self.query_one("#plots").border_title = "Plots"
         self.query_one(JobLog).border_title = "Log"
-        self.query_one(LayerTable).focus()
+        if self.session is not None:
+            self.start_workbench()
+        else:
+            self.start_opening()
+
+    def start_workbench(self) -> None:
+        """Once the session exists: the state from the session, the notes, the first job."""
+        from prunetui.tui import jobs
+
+        self.query_one("#layers").focus()
         if self.start_profile is not None:
             self.profiles.apply_at_start(self.start_profile)
         self.method = self.session.method.name
@@ -205,17 +198,21 @@ class PruneApp(KeyActions, App[int]):
 
     def on_resize(self, event: events.Resize) -> None:
         width, height = event.size
-        # stacked: the whole width (less the pane's bar); side by side: what leaves the plots PLOTS_WIDTH
-        self.query_one(LayerTable).room = width - 1 if width < WIDE else width - PLOTS_WIDTH - 2
+        self.fit_table(width)
         warning = self.query_one(SizeWarning)
         warning.show_size(width, height)
         warning.screen.set_class(too_small(width, height), "-too-small")
+
+    def fit_table(self, width: int) -> None:
+        # stacked: the whole width (less the pane's bar); side by side: what leaves the plots PLOTS_WIDTH
+        for table in self.query("#layers"):
+            table.room = width - 1 if width < WIDE else width - PLOTS_WIDTH - 2
 
     # --- small helpers ---------------------------------------------------------------------------
     @property
     def selected_layer(self) -> str | None:
         """The layer under the table's cursor: the cursor is the selection's one place."""
-        return self.query_one(LayerTable).selected
+        return self.query_one("#layers").selected
 
     @property
     def job_title(self) -> str:
@@ -236,8 +233,10 @@ class PruneApp(KeyActions, App[int]):
         self.query_one(TabbedContent).active = tab_id
 
     # --- views that follow the state -------------------------------------------------------------
-    def compute_status(self) -> Status:
+    def compute_status(self) -> Status | None:
         session, suggestion = self.session, self.pending_suggestion
+        if session is None:
+            return None  # the header says the model is loading
         return Status(
             model_label=session.label,
             device_label=self.device_label,
@@ -257,14 +256,14 @@ class PruneApp(KeyActions, App[int]):
         self.preview.request()
 
     def watch_stats(self, stats: ModelStats) -> None:
-        self.query_one(ParamsPlot).draw(stats.layers)
+        self.query_one("ParamsPlot").draw(stats.layers)
         self.draw_weights()
 
     def watch_nonzero_only(self) -> None:
         self.draw_weights()
 
     def watch_curves(self) -> None:
-        self.query_one(SensitivityView).show(
+        self.query_one("SensitivityView").show(
             self.curves, self.selected_layer, self.tolerance, self.sensitivity_numbers
         )
 
@@ -278,7 +277,7 @@ class PruneApp(KeyActions, App[int]):
         self.selection_flow.show_count()
 
     def watch_epochs(self) -> None:
-        self.query_one(FinetunePlot).draw(self.epochs, self.accuracy_before_finetune)
+        self.query_one("FinetunePlot").draw(self.epochs, self.accuracy_before_finetune)
 
     def watch_accuracy_before_finetune(self) -> None:
         self.watch_epochs()
@@ -291,7 +290,7 @@ class PruneApp(KeyActions, App[int]):
         if self.stats is None or layer_name is None:
             return
         target = self.targets[layer_name]
-        self.query_one(WeightsPlot).draw(
+        self.query_one("WeightsPlot").draw(
             layer_name,
             self.stats.histograms[layer_name],
             target,
@@ -313,7 +312,7 @@ class PruneApp(KeyActions, App[int]):
     def set_targets(self, targets: dict[str, float]) -> None:
         """Targets of some layers, each clamped and rounded by the session (in channel mode, a layer
         that cannot be pruned keeps 0 and the reason is shown)."""
-        table, fixed = self.query_one(LayerTable), []
+        table, fixed = self.query_one("#layers"), []
         for layer_name, value in targets.items():
             reason = table.reason(layer_name) if value > 0 else None
             if reason is not None:
@@ -390,10 +389,14 @@ class PruneApp(KeyActions, App[int]):
         # A job catches its own errors; this is the net under the net (computing the stats, the preview).
         if event.state == WorkerState.ERROR:
             what = {"job": self.job_title, "suggest": "Suggest"}.get(event.worker.group, "Size preview")
+            from prunetui.tui import jobs
+
             self.show_error(f"{what} failed: {jobs.error_text(event.worker.error)}")
 
     def shown(self, path: Path) -> str:
         """`path` relative to the working directory when it is inside it."""
+        from prunetui.tui import paths
+
         return paths.shown(path, self.workdir)
 
     @on(DataTable.RowSelected, "#runs")
@@ -401,15 +404,14 @@ class PruneApp(KeyActions, App[int]):
         self.run_gated("load_run")
 
 
-def run_app(
-    session: Session,
-    profile: Profile | None = None,
-    device_label: str = "cpu",
-    notes: list[str] | None = None,
-) -> int:
-    """Run the TUI on `session` in the current working directory; returns the exit code."""
-    app = PruneApp(session, profile=profile, device_label=device_label, notes=notes)
+def run_app(opener: Callable[[], Opened], model_spec: str = "demo") -> int:
+    """Run the TUI in the current working directory; the first frame is drawn before `opener` (which imports
+    torch and opens the model and data) runs in a thread. Returns the exit code; what the opener raised is
+    raised again here, once the terminal is restored, for the CLI to report as it reports its own."""
+    app = PruneApp(opener=opener, model_spec=model_spec)
     app.run()
+    if app.open_error is not None:
+        raise app.open_error
     if app.crash_error is not None:
         print(write_crash_log(app.crash_error), file=sys.stderr)
         return 1

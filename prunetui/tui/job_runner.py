@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from prunetui.core.events import Cancelled
 from prunetui.tui import jobs
+from prunetui.tui.keys import BUSY
 from prunetui.tui.messages import JobEnded, JobFailed, ModelChanged
 from prunetui.tui.screens.confirm_dialog import ConfirmDialog
 from prunetui.tui.stats import model_stats
@@ -16,8 +17,6 @@ from prunetui.tui.widgets.job_log import JobLog
 
 if TYPE_CHECKING:
     from prunetui.tui.app import PruneApp
-
-BUSY = "a job is running (x cancels it)"
 
 
 class JobRunner:

@@ -2,7 +2,8 @@
 and their gating (`check_action`: hidden while a suggestion waits, disabled while a job runs).
 
 `KeyActions` is mixed into PruneApp (Textual finds actions and `check_action` on the app); it keeps no
-state of its own: everything it reads is the app's.
+state of its own: everything it reads is the app's. It is imported by the first frame, before torch: what
+needs the session (the flows, the help built from the runs table's keys) is imported where it is used.
 """
 
 from collections.abc import Iterable
@@ -14,9 +15,8 @@ from textual.app import SystemCommand
 from textual.screen import Screen
 from textual.widgets import DataTable, TabbedContent
 
-from prunetui.tui import key_help, keys
-from prunetui.tui.job_runner import BUSY
-from prunetui.tui.widgets.layer_table import LayerTable
+from prunetui.tui import keys
+from prunetui.tui.keys import BUSY, OPENING
 
 if TYPE_CHECKING:
     from prunetui.tui.app import PruneApp
@@ -33,7 +33,9 @@ class KeyActions:
         """j/k: the cursor of the table in focus (the runs table in the Runs tab), else the layer table's."""
         focused = self.focused
         table = (
-            focused if isinstance(focused, DataTable) and self.runs_focused() else self.query_one(LayerTable)
+            focused
+            if isinstance(focused, DataTable) and self.runs_focused()
+            else self.query_one("#layers", DataTable)
         )
         if table.row_count:
             table.move_cursor(row=max(0, min(table.cursor_row + step, table.row_count - 1)))
@@ -86,7 +88,8 @@ class KeyActions:
 
     # --- gating ----------------------------------------------------------------------------------
     def check_action(self: "PruneApp", action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Hidden (False) while a suggestion waits for its answer; disabled (None) while a job runs."""
+        """Hidden (False) while a suggestion waits for its answer; disabled (None) while a job runs, and
+        until the session is open."""
         pending = self.pending_suggestion is not None
         if action in keys.SUGGESTION_ACTIONS and not pending:
             return False
@@ -94,6 +97,8 @@ class KeyActions:
             return False  # keys act on the pane in view
         if action in keys.RUNS_ACTIONS and self.query_one(TabbedContent).active != "runs-tab":
             return False
+        if self.session is None:  # the footer as it will be, dimmed
+            return True if action in keys.BEFORE_SESSION else None
         if pending and action in keys.BLOCKED_BY_SUGGESTION:
             return False
         if self.busy and action in keys.TARGET_EDITS and not self.jobs.changes_model:
@@ -108,7 +113,7 @@ class KeyActions:
         if allowed:
             return None
         if allowed is None:
-            return BUSY
+            return OPENING if self.session is None else BUSY
         return NO_SUGGESTION if action in keys.SUGGESTION_ACTIONS else SUGGESTION_PENDING
 
     def run_gated(self: "PruneApp", action: str) -> None:
@@ -120,14 +125,15 @@ class KeyActions:
         getattr(self, f"action_{action}")()
 
     def on_key(self: "PruneApp", event: events.Key) -> None:
-        """A key a running job disables says why (the footer shows it dimmed); App.on_key sees it first."""
-        if not self.busy or len(self.screen_stack) > 1:
+        """A key a running job (or the opening) disables says why (the footer shows it dimmed); App.on_key
+        sees it first."""
+        if not (self.busy or self.session is None) or len(self.screen_stack) > 1:
             return  # a dialog's keys are its own
         active = self.screen.active_bindings.get(event.key)
         if active is None or active.enabled:
             return
         if active.node is self or active.binding.action.startswith("app."):  # the runs table's app keys
-            self.notify(BUSY, severity="warning")
+            self.notify(OPENING if self.session is None else BUSY, severity="warning")
 
     # --- actions of the composed flows -----------------------------------------------------------
     def action_scan(self: "PruneApp") -> None:
@@ -200,7 +206,7 @@ class KeyActions:
         leaving_runs = self.runs_focused()
         tabs.active = PLOT_TABS[(PLOT_TABS.index(tabs.active) + 1) % len(PLOT_TABS)]
         if leaving_runs:  # the runs go out of view: the keys act on the layers again
-            self.query_one(LayerTable).focus()
+            self.query_one("#layers").focus()
 
     def action_cycle_method(self: "PruneApp") -> None:
         self.model_flows.next_method()
@@ -211,11 +217,16 @@ class KeyActions:
 
     # --- help, palette, quit ---------------------------------------------------------------------
     def help_rows(self: "PruneApp") -> list[tuple[str, str]]:
+        from prunetui.tui import key_help
+
         return key_help.help_rows(self)
 
     def get_system_commands(self: "PruneApp", screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        yield from key_help.system_commands(self)
+        if self.session is not None:
+            from prunetui.tui import key_help
+
+            yield from key_help.system_commands(self)
 
     async def run_from_palette(self: "PruneApp", action: str) -> None:
         """As the action's key would: a refused action says why."""
@@ -227,7 +238,12 @@ class KeyActions:
         await self.run_action(action)
 
     def action_help(self: "PruneApp") -> None:
+        from prunetui.tui import key_help
+
         key_help.show_help(self)
 
     async def action_quit(self: "PruneApp") -> None:
-        self.jobs.quit()
+        if self.session is None:  # still opening: nothing to wait for (the opening thread is a daemon)
+            self.exit()
+        else:
+            self.jobs.quit()

@@ -4,6 +4,11 @@ and the command palette. The footer holds what fits at 80 columns; the help scre
 from textual.binding import Binding
 
 NUDGE = 0.05
+BUSY = "a job is running (x cancels it)"
+OPENING = "the model is still loading"
+# What works while the model opens (the first frame is drawn before torch is imported): everything else
+# needs the session and is disabled (dimmed) until it arrives.
+BEFORE_SESSION = {"quit"}
 TARGET_DIGITS = Binding.Group("Set target 0.0-0.9")
 LOAD_RUN = "Targets from the selected run (Runs tab)"
 SUGGESTION_ACTIONS = {"accept_suggestion", "discard_suggestion"}

@@ -1,15 +1,20 @@
 """Messages a job thread posts to the app. The thread never touches a widget; the app reacts to these."""
 
-from pathlib import Path
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from textual.message import Message
 
-from prunetui.core.events import EpochEnd, Progress, ScanPoint
-from prunetui.core.runs import RunRecord
-from prunetui.core.sensitivity import ScanResult
-from prunetui.core.suggest import Suggestion
-from prunetui.tui.stats import ModelStats
-from prunetui.workflow.goals import Goal
+if TYPE_CHECKING:  # imported by the first frame, before torch: the types only
+    from pathlib import Path
+
+    from prunetui.core.events import EpochEnd, Progress, ScanPoint
+    from prunetui.core.runs import RunRecord
+    from prunetui.core.sensitivity import ScanResult
+    from prunetui.core.suggest import Suggestion
+    from prunetui.tui.stats import ModelStats
+    from prunetui.workflow.goals import Goal
 
 
 class JobProgress(Message):

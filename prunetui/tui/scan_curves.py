@@ -6,9 +6,17 @@ at or above `base - drop` (the floor). By default the drop is the lab's rule (th
 The Safe column, the marks of the numeric view and the line drawn on the curves all read it.
 """
 
-from dataclasses import dataclass, field
+from __future__ import annotations
 
-from prunetui.core.sensitivity import ScanResult, highest_safe_sparsity, lower_bound
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the workbench's first frame (before torch) holds empty curves
+    from prunetui.core.sensitivity import ScanResult
+
+# core.sensitivity's DEFAULT_SPARSITIES (the lab's np.arange(0.4, 1.0, 0.1)), written here so that the first
+# frame loads no torch (a test keeps them equal)
+DEFAULT_GRID = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 LAB_RULE = "lab"
 
@@ -22,6 +30,8 @@ class Tolerance:
     def drop(self, base_accuracy: float) -> float:
         if self.points is not None:
             return self.points
+        from prunetui.core.sensitivity import lower_bound
+
         return base_accuracy - lower_bound(base_accuracy)
 
     def floor(self, base_accuracy: float) -> float:
@@ -64,7 +74,7 @@ class ScanCurves:
     points: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # layer -> (s, accuracy)
 
     @classmethod
-    def from_result(cls, result: ScanResult) -> "ScanCurves":
+    def from_result(cls, result: ScanResult) -> ScanCurves:
         points = {
             layer: list(zip(result.sparsities, accuracies, strict=True))
             for layer, accuracies in result.layers.items()
@@ -83,6 +93,8 @@ class ScanCurves:
             return None
         sparsities, accuracies = zip(*self.points[layer], strict=True)
         drop = tolerance.drop(self.base_accuracy)
+        from prunetui.core.sensitivity import highest_safe_sparsity
+
         return highest_safe_sparsity(sparsities, accuracies, self.base_accuracy, max_drop=drop + 1e-9)
 
     def safe_sparsities(self, tolerance: Tolerance = LAB_TOLERANCE) -> dict[str, float]:

@@ -17,6 +17,7 @@ from prunetui.tui.app import PruneApp, run_app
 from prunetui.tui.screens.finetune_dialog import FinetuneDialog
 from prunetui.tui.widgets.parsed_input import ParsedInput
 from prunetui.tui.widgets.size_warning import SizeWarning
+from prunetui.workflow.opening import Opened
 
 from .conftest import wait_idle, wait_until
 from .test_jobs import log_lines, start_finetune
@@ -115,6 +116,10 @@ def test_an_error_in_a_handler_is_one_line_naming_a_crash_log(session, tmp_path,
         raise RuntimeError("help is broken")
 
     async def press_help(pilot) -> None:
+        for _ in range(200):  # the session arrives from the opener's thread
+            if pilot.app.session is not None:
+                break
+            await asyncio.sleep(0.05)
         await pilot.press("question_mark")
         for _ in range(200):  # Textual awaits this coroutine before run() returns
             if pilot.app.crash_error is not None:
@@ -126,7 +131,7 @@ def test_an_error_in_a_handler_is_one_line_naming_a_crash_log(session, tmp_path,
     monkeypatch.setattr(
         PruneApp, "run", lambda self: App.run(self, headless=True, size=(100, 30), auto_pilot=press_help)
     )
-    assert run_app(session) == 1
+    assert run_app(lambda: Opened(session, None, "tiny", None, [])) == 1
     captured = capsys.readouterr()
     match = re.fullmatch(
         r"error: internal error \(RuntimeError: help is broken\); full traceback in (\S+)\n", captured.err

@@ -138,8 +138,10 @@ def fitted_status_text(status: Status, width: int) -> Text:
 
 class StatusLine(Widget):
     status: reactive[Status | None] = reactive(None)
+    waiting: reactive[str] = reactive("")
+    """Shown until there is a status (the model is loading)."""
 
     def render(self) -> Text:
         if self.status is None:
-            return Text()
+            return Text(self.waiting, style="italic", no_wrap=True, overflow="ellipsis")
         return fitted_status_text(self.status, self.content_size.width)
