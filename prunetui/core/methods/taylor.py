@@ -14,15 +14,14 @@ from threading import Event
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.utils.data import DataLoader
 
+from prunetui.core.draw import first_batches
 from prunetui.core.events import check_cancel
 from prunetui.core.methods.base import Criterion
 from prunetui.core.outputs import logits_of
 from prunetui.errors import UserError
 
 BATCHES = 8  # training batches the scores are summed over
-SEED = 0  # the draw of those batches (shuffling, augmentation) is fixed
 
 
 class Taylor(Criterion):
@@ -50,9 +49,8 @@ class Taylor(Criterion):
         leaves = [params[name] for name in names]
         totals = {name: torch.zeros_like(params[name]) for name in names}
         device = leaves[0].device
-        with torch.random.fork_rng(devices=[]), torch.enable_grad():
-            torch.manual_seed(SEED)  # augmentation draws from the global generator
-            for images, labels in _first(_fixed_order(batches), self.batch_count):
+        with torch.enable_grad():
+            for images, labels in first_batches(batches, self.batch_count):
                 check_cancel(cancel)
                 loss = F.cross_entropy(logits_of(scorer(images.to(device))), labels.to(device))
                 grads = torch.autograd.grad(loss, leaves, allow_unused=True)
@@ -72,25 +70,3 @@ def _private_copy(model: nn.Module, state: Mapping[str, torch.Tensor], names: Se
     for name, param in scorer.named_parameters():
         param.requires_grad_(name in wanted)
     return scorer
-
-
-def _fixed_order(batches: Iterable) -> Iterable:
-    """The same batches every time: a DataLoader is re-made with its own seeded shuffle (the caller's
-    loader and its generator are left alone); any other iterable is read as it comes."""
-    if not isinstance(batches, DataLoader):
-        return batches
-    return DataLoader(
-        batches.dataset,
-        batch_size=batches.batch_size,
-        shuffle=True,
-        generator=torch.Generator().manual_seed(SEED),
-        collate_fn=batches.collate_fn,
-        drop_last=batches.drop_last,
-    )
-
-
-def _first(batches: Iterable, count: int):
-    for i, batch in enumerate(batches):
-        if i == count:
-            return
-        yield batch
