@@ -16,7 +16,7 @@ from prunetui.tui.screens.ask_dialog import AskDialog
 from prunetui.tui.screens.choice_dialog import ChoiceDialog
 from prunetui.tui.screens.confirm_dialog import ConfirmDialog
 from prunetui.tui.screens.finetune_dialog import FinetuneDialog, FinetuneRequest
-from prunetui.tui.text import parse_fraction
+from prunetui.tui.text import COMPOUND_RULE, parse_fraction
 
 if TYPE_CHECKING:
     from prunetui.tui.app import PruneApp
@@ -77,18 +77,19 @@ class ModelFlows:
     def ask_compound(self, selected_only: bool) -> None:
         """The blog's rule on the selected layer, or on every layer with a target > 0."""
         app = self.app
-        rule = "target = current + (1 - current) × beta"
+        rule = COMPOUND_RULE
         if selected_only:
             if app.selected_layer is not None:
-                self._ask_beta(f"{app.selected_layer}: {rule}", [app.selected_layer])
+                self.ask_beta(f"{app.selected_layer}: {rule}", [app.selected_layer])
             return
         pruned = [layer for layer, target in app.targets.items() if target > 0]
         if not pruned:
             app.notify("No layer has a target > 0 yet", severity="warning")
             return
-        self._ask_beta(f"{len(pruned)} layers with a target > 0: {rule}", pruned)
+        self.ask_beta(f"{len(pruned)} layers with a target > 0: {rule}", pruned)
 
-    def _ask_beta(self, prompt: str, layer_names: list[str]) -> None:
+    def ask_beta(self, prompt: str, layer_names: list[str]) -> None:
+        """Ask beta, then apply the compound rule to `layer_names`, each from its own current target."""
         dialog = AskDialog("Compound rule", prompt, parse_fraction)
         self.app.push_screen(dialog, partial(self._compound_chosen, layer_names))
 

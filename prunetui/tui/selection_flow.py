@@ -7,9 +7,8 @@ import fnmatch
 from functools import partial
 from typing import TYPE_CHECKING
 
-from prunetui.core.pruning import compound
 from prunetui.tui.screens.ask_dialog import AskDialog
-from prunetui.tui.text import parse_fraction, short_label
+from prunetui.tui.text import COMPOUND_RULE, parse_fraction, short_label
 from prunetui.tui.widgets.layer_table import LayerTable
 
 if TYPE_CHECKING:
@@ -134,19 +133,10 @@ class SelectionFlow:
 
     def ask_compound(self) -> None:
         """c: the blog's rule on each edited layer, from its own current target."""
-        app, layer_names = self.app, self.edited_layers()
-        if not layer_names:
-            return
-        rule = "target = current + (1 - current) × beta"
-        dialog = AskDialog("Compound rule", f"{self._what(layer_names)}: {rule}", parse_fraction)
-        app.push_screen(dialog, partial(self._compound_chosen, layer_names))
-
-    def _compound_chosen(self, layer_names: list[str], beta: float | None) -> None:
-        if beta is None:
-            return
-        app = self.app
-        app.set_targets({name: compound(app.targets[name], beta) for name in layer_names})
-        app.write_log(f"Compound rule, beta {beta:g}, applied to {len(layer_names)} layer(s)")
+        layer_names = self.edited_layers()
+        if layer_names:
+            prompt = f"{self._what(layer_names)}: {COMPOUND_RULE}"
+            self.app.model_flows.ask_beta(prompt, layer_names)
 
     def show_count(self) -> None:
         """The table pane's title says how many layers are selected."""

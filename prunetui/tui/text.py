@@ -4,6 +4,7 @@ import math
 import re
 
 NOT_AVAILABLE = "n/a"
+COMPOUND_RULE = "target = current + (1 - current) × beta"  # the blog's rule (core.pruning.compound)
 _SAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
