@@ -4,7 +4,9 @@ The workbench's state is the documented reactives of `PruneApp`; the panes follo
 layer table and the header, `watch_*` for the plots) instead of being told to redraw. The steps live in
 small classes the app composes: JobRunner (one job at a time), ModelFlows (scan, prune, finetune, reset),
 SuggestFlow, RunsController, ProfilesFlow (profiles and export) and Preview (projected size); KeyActions
-maps each key to one of them and gates it (`check_action`).
+maps each key to one of them and gates it (`check_action`). Mixed in like KeyActions: StateViews (the
+`watch_*` reactions and the header's `compute_status`) and MessageHandlers (what each worker's message
+does to the state).
 
 `prunetui` gives the app an opener instead of a session: the first frame (header, empty panes, footer) is
 drawn before torch is imported, the opener runs in a thread (tui.loading), and the panes that need the
@@ -24,34 +26,21 @@ from textual.app import App, ComposeResult
 from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
-from textual.worker import Worker, WorkerState
 
-from prunetui.core.events import EpochEnd, ScanPoint
 from prunetui.errors import write_crash_log
 from prunetui.tui import keys
 from prunetui.tui.key_actions import KeyActions
 from prunetui.tui.loading import PLOT_TABS, LoadingNote, Opening
 from prunetui.tui.log_handler import route_logging
-from prunetui.tui.messages import (
-    FinetuneStarted,
-    JobEnded,
-    JobFailed,
-    JobLine,
-    JobProgress,
-    JobReport,
-    ModelChanged,
-    PreviewReady,
-    RunsLoaded,
-    ScanLoaded,
-    ScanStarted,
-    SuggestionReady,
-)
+from prunetui.tui.message_handlers import MessageHandlers
 from prunetui.tui.scan_curves import DEFAULT_GRID, ScanCurves, Tolerance
+from prunetui.tui.state_views import StateViews
 from prunetui.tui.widgets.job_log import JobLog
 from prunetui.tui.widgets.size_warning import SizeWarning, too_small
 from prunetui.tui.widgets.status_line import Status, StatusLine
 
 if TYPE_CHECKING:  # the first frame is drawn before torch is imported: these are imported with the session
+    from prunetui.core.events import EpochEnd
     from prunetui.core.profile import Profile
     from prunetui.core.runs import RunRecord
     from prunetui.core.session import Session
@@ -69,7 +58,7 @@ def state(default, **options) -> reactive:
     return reactive(default, repaint=False, init=False, **options)
 
 
-class PruneApp(Opening, KeyActions, App[int]):
+class PruneApp(Opening, KeyActions, StateViews, MessageHandlers, App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "prunetui"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (WIDE, "-wide")]
@@ -232,77 +221,11 @@ class PruneApp(Opening, KeyActions, App[int]):
     def show_plot(self, tab_id: str) -> None:
         self.query_one(TabbedContent).active = tab_id
 
-    # --- views that follow the state -------------------------------------------------------------
-    def compute_status(self) -> Status | None:
-        session, suggestion = self.session, self.pending_suggestion
-        if session is None:
-            return None  # the header says the model is loading
-        return Status(
-            model_label=session.label,
-            device_label=self.device_label,
-            method=self.method,
-            dense_accuracy=session.dense_accuracy,
-            accuracy=session.accuracy,
-            size_mib=self.stats.size_mib if self.stats else None,
-            dense_mib=session.dense_size,
-            projected_mib=self.projected_mib,
-            suggested_mib=suggestion.size_mib if suggestion else None,
-            predicted_accuracy=suggestion.predicted_accuracy if suggestion else None,
-            accuracy_predicted=self.suggest.shown_prediction(),
-            projected_macs=self.preview.cost.macs if self.preview.cost else None,
-        )
+    def shown(self, path: Path) -> str:
+        """`path` relative to the working directory when it is inside it."""
+        from prunetui.tui import paths
 
-    def watch_targets(self) -> None:
-        self.preview.request()
-
-    def watch_stats(self, stats: ModelStats) -> None:
-        self.query_one("ParamsPlot").draw(stats.layers)
-        self.draw_weights()
-
-    def watch_nonzero_only(self) -> None:
-        self.draw_weights()
-
-    def watch_curves(self) -> None:
-        self.query_one("SensitivityView").show(
-            self.curves, self.selected_layer, self.tolerance, self.sensitivity_numbers
-        )
-
-    def watch_tolerance(self) -> None:
-        self.watch_curves()
-
-    def watch_sensitivity_numbers(self) -> None:
-        self.watch_curves()
-
-    def watch_selection(self) -> None:
-        self.selection_flow.show_count()
-
-    def watch_epochs(self) -> None:
-        self.query_one("FinetunePlot").draw(self.epochs, self.accuracy_before_finetune)
-
-    def watch_accuracy_before_finetune(self) -> None:
-        self.watch_epochs()
-
-    def watch_runs(self) -> None:
-        self.runs_tab.show(self.runs)
-
-    def draw_weights(self) -> None:
-        layer_name = self.selected_layer
-        if self.stats is None or layer_name is None:
-            return
-        target = self.targets[layer_name]
-        self.query_one("WeightsPlot").draw(
-            layer_name,
-            self.stats.histograms[layer_name],
-            target,
-            self.preview.threshold(layer_name, target),
-            self.nonzero_only,
-        )
-
-    @on(DataTable.RowHighlighted, "#layers")
-    def _layer_row_highlighted(self) -> None:
-        self.draw_weights()
-        self.watch_curves()
-        self.preview.request()
+        return paths.shown(path, self.workdir)
 
     # --- targets ---------------------------------------------------------------------------------
     def sync_targets(self) -> None:
@@ -326,78 +249,17 @@ class PruneApp(Opening, KeyActions, App[int]):
     def set_target(self, layer_name: str, value: float) -> None:
         self.set_targets({layer_name: value})
 
+    # --- the tables' events: the views follow the cursor, enter is a key ------------------------
+    @on(DataTable.RowHighlighted, "#layers")
+    def _layer_row_highlighted(self) -> None:
+        self.draw_weights()
+        self.watch_curves()
+        self.preview.request()
+
     @on(DataTable.RowSelected, "#layers")
     def _layer_row_selected(self) -> None:
         pending = self.pending_suggestion is not None
         self.run_gated("accept_suggestion" if pending else "exact_target")
-
-    # --- messages: each one updates the state ----------------------------------------------------
-    def on_job_progress(self, message: JobProgress) -> None:
-        self.query_one(JobLog).show_progress(message.progress)
-
-    def on_job_line(self, message: JobLine) -> None:
-        self.write_log(message.text, message.style)
-
-    def on_job_failed(self, message: JobFailed) -> None:
-        self.show_error(message.text)
-
-    def on_scan_started(self, message: ScanStarted) -> None:
-        self.curves = ScanCurves(base_accuracy=message.base_accuracy)
-        self.show_plot("sensitivity-tab")
-
-    def on_scan_loaded(self, message: ScanLoaded) -> None:
-        self.curves = ScanCurves.from_result(message.result)
-        folder = self.session.scan_cache_folder
-        self.write_log(
-            f"Last scan of this model ({len(self.curves.points)} layers) read from {self.shown(folder)}"
-        )
-
-    def on_finetune_started(self, message: FinetuneStarted) -> None:
-        self.accuracy_before_finetune = message.accuracy_before
-
-    def on_job_report(self, message: JobReport) -> None:
-        event = message.event
-        if isinstance(event, EpochEnd):  # its log line comes from the workflow, as the CLI's does
-            self.epochs = [*self.epochs, event]
-        elif isinstance(event, ScanPoint):
-            self.curves.add(event.layer, event.sparsity, event.accuracy)
-            self.mutate_reactive(PruneApp.curves)
-
-    def on_model_changed(self, message: ModelChanged) -> None:
-        self.suggest.after_job()  # before the stats: the header reads its prediction
-        self.stats = message.stats
-        self.sync_targets()  # a resume sets them; a failed job puts them back
-
-    def on_runs_loaded(self, message: RunsLoaded) -> None:
-        self.runs_tab.warn_unreadable(message.unreadable)
-        self.runs = message.records
-
-    def on_preview_ready(self, message: PreviewReady) -> None:
-        if message.targets != self.session.targets:
-            return  # the targets changed meanwhile: a newer preview is on its way
-        self.preview.ready(message)  # channel mode: kept channels per group, projected MACs
-        self.projected_mib = message.projected_mib
-        self.draw_weights()
-
-    def on_suggestion_ready(self, message: SuggestionReady) -> None:
-        self.suggest.show(message.goal, message.suggestion)
-
-    def on_job_ended(self, message: JobEnded) -> None:
-        self.jobs.ended()
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        # A job catches its own errors; this is the net under the net (computing the stats, the preview).
-        if event.state == WorkerState.ERROR:
-            what = {"job": self.job_title, "suggest": "Suggest"}.get(event.worker.group, "Size preview")
-            from prunetui.tui import jobs
-
-            self.show_error(f"{what} failed: {jobs.error_text(event.worker.error)}")
-
-    def shown(self, path: Path) -> str:
-        """`path` relative to the working directory when it is inside it."""
-        from prunetui.tui import paths
-
-        return paths.shown(path, self.workdir)
 
     @on(DataTable.RowSelected, "#runs")
     def _run_row_selected(self) -> None:

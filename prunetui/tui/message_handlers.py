@@ -1,0 +1,99 @@
+"""What each message a worker posts does: one handler per message, each a change of the workbench's state
+(or a log line); the views follow the state (tui.state_views).
+
+`MessageHandlers` is mixed into PruneApp (as KeyActions is): Textual finds `on_*` handlers on the app's
+classes by name. It keeps no state of its own. It is imported by the first frame, before torch: what needs
+the session is imported where it is used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual.worker import Worker, WorkerState
+
+from prunetui.core.events import EpochEnd, ScanPoint
+from prunetui.tui.messages import (
+    FinetuneStarted,
+    JobEnded,
+    JobFailed,
+    JobLine,
+    JobProgress,
+    JobReport,
+    ModelChanged,
+    PreviewReady,
+    RunsLoaded,
+    ScanLoaded,
+    ScanStarted,
+    SuggestionReady,
+)
+from prunetui.tui.scan_curves import ScanCurves
+from prunetui.tui.widgets.job_log import JobLog
+
+if TYPE_CHECKING:
+    from prunetui.tui.app import PruneApp
+
+
+class MessageHandlers:
+    """Mixed into PruneApp; `self` is the app."""
+
+    def on_job_progress(self: PruneApp, message: JobProgress) -> None:
+        self.query_one(JobLog).show_progress(message.progress)
+
+    def on_job_line(self: PruneApp, message: JobLine) -> None:
+        self.write_log(message.text, message.style)
+
+    def on_job_failed(self: PruneApp, message: JobFailed) -> None:
+        self.show_error(message.text)
+
+    def on_scan_started(self: PruneApp, message: ScanStarted) -> None:
+        self.curves = ScanCurves(base_accuracy=message.base_accuracy)
+        self.show_plot("sensitivity-tab")
+
+    def on_scan_loaded(self: PruneApp, message: ScanLoaded) -> None:
+        self.curves = ScanCurves.from_result(message.result)
+        folder = self.session.scan_cache_folder
+        self.write_log(
+            f"Last scan of this model ({len(self.curves.points)} layers) read from {self.shown(folder)}"
+        )
+
+    def on_finetune_started(self: PruneApp, message: FinetuneStarted) -> None:
+        self.accuracy_before_finetune = message.accuracy_before
+
+    def on_job_report(self: PruneApp, message: JobReport) -> None:
+        event = message.event
+        if isinstance(event, EpochEnd):  # its log line comes from the workflow, as the CLI's does
+            self.epochs = [*self.epochs, event]
+        elif isinstance(event, ScanPoint):
+            self.curves.add(event.layer, event.sparsity, event.accuracy)
+            self.mutate_reactive(type(self).curves)
+
+    def on_model_changed(self: PruneApp, message: ModelChanged) -> None:
+        self.suggest.after_job()  # before the stats: the header reads its prediction
+        self.stats = message.stats
+        self.sync_targets()  # a resume sets them; a failed job puts them back
+
+    def on_runs_loaded(self: PruneApp, message: RunsLoaded) -> None:
+        self.runs_tab.warn_unreadable(message.unreadable)
+        self.runs = message.records
+
+    def on_preview_ready(self: PruneApp, message: PreviewReady) -> None:
+        if message.targets != self.session.targets:
+            return  # the targets changed meanwhile: a newer preview is on its way
+        self.preview.ready(message)  # channel mode: kept channels per group, projected MACs
+        self.projected_mib = message.projected_mib
+        self.draw_weights()
+
+    def on_suggestion_ready(self: PruneApp, message: SuggestionReady) -> None:
+        self.suggest.show(message.goal, message.suggestion)
+
+    def on_job_ended(self: PruneApp, message: JobEnded) -> None:
+        self.jobs.ended()
+
+    def on_worker_state_changed(self: PruneApp, event: Worker.StateChanged) -> None:
+        # A job catches its own errors; this is the net under the net (computing the stats, the preview).
+        if event.state == WorkerState.ERROR:
+            what = {"job": self.job_title, "suggest": "Suggest"}.get(event.worker.group, "Size preview")
+            from prunetui.tui import jobs
+
+            self.show_error(f"{what} failed: {jobs.error_text(event.worker.error)}")

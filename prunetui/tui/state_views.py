@@ -1,0 +1,85 @@
+"""Views that follow the workbench's state: the `watch_*` reactions to PruneApp's reactives and the header's
+`compute_status`, so a pane is redrawn because the state changed, never because a flow asked for it.
+
+`StateViews` is mixed into PruneApp (as KeyActions is): Textual finds `watch_*` and `compute_*` on the app;
+it keeps no state of its own. It is imported by the first frame, before torch, and imports nothing that does.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from prunetui.tui.widgets.status_line import Status
+
+if TYPE_CHECKING:
+    from prunetui.tui.app import PruneApp
+    from prunetui.tui.stats import ModelStats
+
+
+class StateViews:
+    """Mixed into PruneApp; `self` is the app."""
+
+    def compute_status(self: PruneApp) -> Status | None:
+        session, suggestion = self.session, self.pending_suggestion
+        if session is None:
+            return None  # the header says the model is loading
+        return Status(
+            model_label=session.label,
+            device_label=self.device_label,
+            method=self.method,
+            dense_accuracy=session.dense_accuracy,
+            accuracy=session.accuracy,
+            size_mib=self.stats.size_mib if self.stats else None,
+            dense_mib=session.dense_size,
+            projected_mib=self.projected_mib,
+            suggested_mib=suggestion.size_mib if suggestion else None,
+            predicted_accuracy=suggestion.predicted_accuracy if suggestion else None,
+            accuracy_predicted=self.suggest.shown_prediction(),
+            projected_macs=self.preview.cost.macs if self.preview.cost else None,
+        )
+
+    def watch_targets(self: PruneApp) -> None:
+        self.preview.request()
+
+    def watch_stats(self: PruneApp, stats: ModelStats) -> None:
+        self.query_one("ParamsPlot").draw(stats.layers)
+        self.draw_weights()
+
+    def watch_nonzero_only(self: PruneApp) -> None:
+        self.draw_weights()
+
+    def watch_curves(self: PruneApp) -> None:
+        self.query_one("SensitivityView").show(
+            self.curves, self.selected_layer, self.tolerance, self.sensitivity_numbers
+        )
+
+    def watch_tolerance(self: PruneApp) -> None:
+        self.watch_curves()
+
+    def watch_sensitivity_numbers(self: PruneApp) -> None:
+        self.watch_curves()
+
+    def watch_selection(self: PruneApp) -> None:
+        self.selection_flow.show_count()
+
+    def watch_epochs(self: PruneApp) -> None:
+        self.query_one("FinetunePlot").draw(self.epochs, self.accuracy_before_finetune)
+
+    def watch_accuracy_before_finetune(self: PruneApp) -> None:
+        self.watch_epochs()
+
+    def watch_runs(self: PruneApp) -> None:
+        self.runs_tab.show(self.runs)
+
+    def draw_weights(self: PruneApp) -> None:
+        layer_name = self.selected_layer
+        if self.stats is None or layer_name is None:
+            return
+        target = self.targets[layer_name]
+        self.query_one("WeightsPlot").draw(
+            layer_name,
+            self.stats.histograms[layer_name],
+            target,
+            self.preview.threshold(layer_name, target),
+            self.nonzero_only,
+        )
