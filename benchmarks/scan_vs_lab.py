@@ -17,6 +17,12 @@ lab, ours, ours, lab, ... so that a drift in the machine's load falls on both al
 seconds are the means over rounds.
 Then it times `prunetui scan` as a separate process on the same weights and data. While our scan
 runs, a probe thread measures how late a 20 ms timer fires: what a key press in the TUI would wait.
+
+`--lab-data pil` feeds both sides the lab's test pipeline as the lab wrote it: uint8 images turned
+into PIL images and through `ToTensor()` one at a time in a DataLoader (batch 512, no workers, pinned
+memory on CUDA), as torchvision's CIFAR10 does. The lab's loop reads it 54 times; ours reads it once.
+On a GPU that per-image host work is most of the lab's time. `--tf32 off` turns TF32 convolutions
+off for both sides (CUDA only; PyTorch's default has them on, which is what the lab ran with).
 """
 
 import argparse
@@ -31,7 +37,7 @@ from pathlib import Path
 import torch
 from timing import LatenessProbe, abba, means, timed
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from prunetui.core.accel import Acceleration
 from prunetui.core.device import resolve_device
@@ -104,6 +110,41 @@ def teacher_labels(model: nn.Module, images: torch.Tensor, device) -> torch.Tens
     return torch.cat([model(batch.to(device)).argmax(1).cpu() for batch in images.split(512)])
 
 
+class LabTestImages(Dataset):
+    """torchvision's CIFAR10 test split as the lab reads it: uint8 H x W x C arrays, each turned into a
+    PIL image and through `ToTensor()` when asked for (values: uint8 / 255)."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor):
+        from torchvision import transforms
+
+        self.arrays = (images * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        self.labels = labels.tolist()
+        self.transform = transforms.ToTensor()
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int):
+        from PIL import Image
+
+        return self.transform(Image.fromarray(self.arrays[index])), self.labels[index]
+
+
+def eval_images(count: int, lab_data: str) -> torch.Tensor:
+    """N x 3 x 32 x 32 random images: normal, or for `pil` uint8 levels / 255 (what ToTensor gives)."""
+    generator = torch.Generator().manual_seed(0)
+    if lab_data == "pil":
+        return torch.randint(0, 256, (count, 3, 32, 32), generator=generator).float() / 255
+    return torch.randn(count, 3, 32, 32, generator=generator)
+
+
+def lab_loader(images: torch.Tensor, labels: torch.Tensor, lab_data: str, device) -> DataLoader:
+    """The lab's test DataLoader: batch 512, in order; `pil` reads through LabTestImages."""
+    if lab_data == "pil":
+        return DataLoader(LabTestImages(images, labels), batch_size=512, pin_memory=device.type == "cuda")
+    return DataLoader(TensorDataset(images, labels), batch_size=512)
+
+
 def within_one_image(ours: dict, lab: dict, images: int) -> tuple[bool, int]:
     """Whether every point's correct count differs by at most one image, and the largest difference."""
     worst = 0
@@ -135,13 +176,22 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, help="our eval batch size (default: chosen for the device)")
     parser.add_argument("--channels-last", choices=["auto", "on", "off"], default="auto")
     parser.add_argument("--budget-mib", type=float, help="our activation budget (default: chosen)")
+    parser.add_argument(
+        "--lab-data", choices=["tensor", "pil"], default="tensor", help="the eval loader both sides read"
+    )
+    parser.add_argument(
+        "--tf32", choices=["default", "off"], default="default", help="TF32 convolutions (CUDA)"
+    )
     args = parser.parse_args()
 
     device = resolve_device(args.device)
-    images = torch.randn(args.images, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    if args.tf32 == "off":
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+    images = eval_images(args.images, args.lab_data)
     model = calibrated_vgg(images, device)
     labels = teacher_labels(model, images, device)
-    loader = DataLoader(TensorDataset(images, labels), batch_size=512)  # the lab's test batch size
+    loader = lab_loader(images, labels, args.lab_data, device)
     sparsities = list(DEFAULT_SPARSITIES)
     channels_last = {"auto": None, "on": True, "off": False}[args.channels_last]
     budget = None if args.budget_mib is None else int(args.budget_mib * 2**20)
@@ -150,7 +200,8 @@ def main() -> None:
     )
     print(
         f"lab VGG on {device}, {args.images} images of 3x32x32, {torch.get_num_threads()} threads, "
-        f"{len(set(labels.tolist()))} classes predicted"
+        f"{len(set(labels.tolist()))} classes predicted, lab data {args.lab_data}, "
+        f"TF32 convolutions {torch.backends.cudnn.allow_tf32 if device.type == 'cuda' else 'n/a'}"
     )
 
     def ours_run():
