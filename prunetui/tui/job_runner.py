@@ -34,8 +34,8 @@ class JobRunner:
             app.notify(BUSY, severity="warning")
             return False
         self.changes_model = changes_model
+        self.title = title  # before busy: views that follow busy read it
         app.busy = True
-        self.title = title
         self.cancel_event = threading.Event()
         app.query_one(JobLog).begin(title)
         ctx = jobs.JobContext(app.post_message, self.cancel_event)

@@ -105,6 +105,12 @@ class ScanCurves:
     def sparsities(self) -> list[float]:
         return sorted({s for points in self.points.values() for s, _ in points})
 
+    def partial_layers(self) -> set[str]:
+        """Layers scanned at fewer sparsities than the grid (a cancelled scan's last one): their safe
+        sparsity is a lower bound, the sparsities above it are not measured."""
+        grid = len(self.sparsities())
+        return {layer for layer, points in self.points.items() if len({s for s, _ in points}) < grid}
+
     def complete_rows(self, sparsities: list[float]) -> dict[str, list[float]]:
         """Accuracy per sparsity of each layer scanned at all of `sparsities` (a cancelled scan leaves
         its last layer half done)."""

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from prunetui.tui.app import PruneApp
     from prunetui.tui.stats import ModelStats
 
+TRAINING_JOBS = ("Finetune", "Resume")  # job titles whose epochs the Finetune tab plots
+
 
 class StateViews:
     """Mixed into PruneApp; `self` is the app."""
@@ -63,7 +65,11 @@ class StateViews:
         self.selection_flow.show_count()
 
     def watch_epochs(self: PruneApp) -> None:
-        self.query_one("FinetunePlot").draw(self.epochs, self.accuracy_before_finetune)
+        training = self.busy and self.job_title in TRAINING_JOBS
+        self.query_one("FinetunePlot").draw(self.epochs, self.accuracy_before_finetune, training)
+
+    def watch_busy(self: PruneApp) -> None:
+        self.watch_epochs()
 
     def watch_accuracy_before_finetune(self: PruneApp) -> None:
         self.watch_epochs()

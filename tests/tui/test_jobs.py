@@ -314,3 +314,20 @@ async def test_warnings_and_log_records_go_to_the_log_pane(app, monkeypatch):
         assert any(line.startswith("warning: ") and "UserWarning: weights look odd" in line for line in lines)
         assert "warning: native library says hi" in lines
     assert not any(isinstance(h, LogPaneHandler) for h in logging.getLogger().handlers)  # put back
+
+
+async def test_finetune_tab_says_a_finetune_runs_before_its_first_epoch(slow_app, monkeypatch):
+    app = slow_app
+    titles = []
+    original = FinetunePlot.set_title
+    monkeypatch.setattr(FinetunePlot, "set_title", lambda self, *a: (titles.append(a[0]), original(self, *a)))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_idle(pilot)
+        app.show_plot("finetune-tab")
+        await pilot.pause()
+        assert titles[-1].startswith("no finetune run yet")
+        await start_finetune(pilot, epochs=2)
+        await wait_idle(pilot)
+        started = titles.index("finetuning: accuracy after each epoch")
+        assert all(not t.startswith("no finetune") for t in titles[started:])
+        assert titles[-1].startswith("best ")

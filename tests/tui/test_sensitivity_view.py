@@ -5,7 +5,7 @@ after a method switch."""
 import pytest
 
 from prunetui.core.sensitivity import lower_bound
-from prunetui.tui.scan_curves import Tolerance, parse_tolerance
+from prunetui.tui.scan_curves import ScanCurves, Tolerance, parse_tolerance
 from prunetui.tui.screens.scan_settings_dialog import ScanSettingsDialog
 from prunetui.tui.widgets.layer_table import LayerTable
 from prunetui.tui.widgets.parsed_input import ParsedInput
@@ -95,3 +95,30 @@ async def test_method_switch_keeps_safe_when_a_stored_scan_exists(recording_app)
         await wait_until(pilot, lambda: app.method == "magnitude" and app.curves.base_accuracy is not None)
         await pilot.pause()
         assert safe_cells(app) == magnitude_safe
+
+
+def test_a_layer_scanned_part_way_is_partial():
+    curves = ScanCurves(90.0, {"a": [(0.4, 90.0), (0.5, 89.0)], "b": [(0.4, 90.0)]})
+    assert curves.partial_layers() == {"b"}
+    curves.add("b", 0.5, 80.0)
+    assert curves.partial_layers() == set()
+
+
+async def test_safe_of_a_layer_the_scan_stopped_in_reads_as_a_lower_bound(app):
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_idle(pilot)
+        await pilot.press("s")
+        await wait_idle(pilot)
+        full = safe_cells(app)
+        assert not any(cell.endswith("+") for cell in full.values())
+        points = {name: list(p) for name, p in app.curves.points.items()}
+        stopped = LAYERS[-1]
+        points[stopped] = points[stopped][:2]  # a cancelled scan keeps the points it measured
+        app.curves = ScanCurves(app.curves.base_accuracy, points)
+        await pilot.pause()
+        cells = safe_cells(app)
+        expected = app.curves.safe_sparsity(stopped)
+        assert cells[stopped] == f"{expected:.2f}+"
+        assert {n: c for n, c in cells.items() if n != stopped} == {
+            n: full[n] for n in LAYERS if n != stopped
+        }

@@ -13,12 +13,16 @@ def accuracy_range(accuracies: list[float]) -> tuple[float, float]:
 
 
 class FinetunePlot(TitledPlot):
-    def draw(self, epochs: list[EpochEnd], accuracy_before: float | None) -> None:
+    def draw(self, epochs: list[EpochEnd], accuracy_before: float | None, training: bool = False) -> None:
+        """`training`: a finetune runs, so no epochs yet means its first has not ended."""
         plt = self.plt
         plt.clear_data()
         plt.xlabel("epoch")
         if not epochs:
-            self.set_title("no finetune run yet: f finetunes", "no finetune yet: f")
+            if training:
+                self.set_title("finetuning: accuracy after each epoch", "finetuning…")
+            else:
+                self.set_title("no finetune run yet: f finetunes", "no finetune yet: f")
             self.refresh()
             return
         numbers = [e.epoch for e in epochs]

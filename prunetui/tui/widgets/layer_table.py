@@ -82,6 +82,7 @@ class LayerTable(DataTable):
         super().__init__(cursor_type="row", **kwargs)
         self._infos: dict[str, LayerInfo] = {}
         self._safe: dict[str, float] = {}
+        self._partial: set[str] = set()  # layers whose scan stopped part way: Safe is a lower bound
         self._widths: dict[str, int] = {}
 
     @property
@@ -135,7 +136,8 @@ class LayerTable(DataTable):
                 return self._target_cell(layer_name)
             case _:
                 safe = self._safe.get(layer_name)
-                return _number("" if safe is None else f"{safe:.2f}", "green")
+                more = "+" if layer_name in self._partial else ""
+                return _number("" if safe is None else f"{safe:.2f}{more}", "green")
 
     def _prunable(self, layer_name: str) -> bool:
         """In channel mode: a group whose output channels may be removed."""
@@ -241,8 +243,10 @@ class LayerTable(DataTable):
     def watch_curves(self, curves: ScanCurves | None) -> None:
         """The Safe column: rebuilt when it appears or goes, else only the cells that changed."""
         safe = {} if curves is None else curves.safe_sparsities(self.tolerance)
+        partial = set() if curves is None else curves.partial_layers()
         had_column, changed = bool(self._safe), {n for n in safe if safe[n] != self._safe.get(n)}
-        self._safe = safe
+        changed |= partial ^ self._partial
+        self._safe, self._partial = safe, partial
         if bool(safe) != had_column:
             if self._infos:
                 self._rebuild()
