@@ -5,6 +5,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from prunetui.core.finetune import train_one_epoch
+from prunetui.core.held_masks import hold_masks
 from prunetui.core.session import Splits
 
 
@@ -53,3 +55,14 @@ def model() -> nn.Module:
 @pytest.fixture
 def splits() -> Splits:
     return tiny_splits()
+
+
+def train_with_batchnorm(batches, channels: int) -> None:
+    """One epoch of the finetune loop on a model whose BatchNorm1d raises on a batch of one image."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(channels, 16), torch.nn.BatchNorm1d(16), torch.nn.Linear(16, 10)
+    )
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    scheduler = torch.optim.lr_scheduler.ConstantLR(optimizer, 1.0)
+    train_one_epoch(model, batches, optimizer, scheduler, hold_masks(model, {}), epoch=1)

@@ -1,19 +1,17 @@
 import pickle
-import re
 import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import train_with_batchnorm
 from PIL import Image
 from torch.utils.data import RandomSampler, SequentialSampler
 
-from prunetui.core.finetune import hold_masks, train_one_epoch
 from prunetui.errors import UserError
 from prunetui.sources import DATA_HELP, Data, load_data
 
-CIFAR_FILES = [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]
 MNIST_FILES = [
     "train-images-idx3-ubyte",
     "train-labels-idx1-ubyte",
@@ -44,17 +42,6 @@ def test_loaders_train_shuffled_eval_ordered_with_the_batch_sizes():
     assert [len(y) for _, y in data.train][-1] == 1347 - 1300
     images, labels = first_batch(data)
     assert images.shape == (200, 1, 8, 8) and labels.shape == (200,)
-
-
-def train_with_batchnorm(batches, channels: int) -> None:
-    """One epoch of the finetune loop on a model whose BatchNorm1d raises on a batch of one image."""
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(
-        torch.nn.Flatten(), torch.nn.Linear(channels, 16), torch.nn.BatchNorm1d(16), torch.nn.Linear(16, 10)
-    )
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-    scheduler = torch.optim.lr_scheduler.ConstantLR(optimizer, 1.0)
-    train_one_epoch(model, batches, optimizer, scheduler, hold_masks(model, {}), epoch=1)
 
 
 @pytest.mark.parametrize(("images", "batch_size"), [(33, 8), (257, 128), (3, 2)])
@@ -155,62 +142,6 @@ class Exploit:
 
 
 # --- torchvision folders, faked on disk in the real formats ---
-
-
-def write_cifar(root: Path, per_batch: int = 4) -> None:
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for name in CIFAR_FILES:
-        # The real batches are Python 2 pickles whose str keys torchvision reads back as str.
-        batch = {
-            "data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
-            "labels": list(range(per_batch)),
-        }
-        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
-    (folder / "batches.meta").write_bytes(
-        pickle.dumps({"label_names": [f"c{i}" for i in range(10)]}, protocol=2)
-    )
-
-
-@pytest.fixture
-def cifar_md5_skipped(monkeypatch):
-    """Our fakes cannot match the official md5s, which the loader keeps checking: skip them here only."""
-    from torchvision.datasets import CIFAR10
-
-    monkeypatch.setattr(CIFAR10, "train_list", [[name, None] for name, _ in CIFAR10.train_list])
-    monkeypatch.setattr(CIFAR10, "test_list", [[name, None] for name, _ in CIFAR10.test_list])
-    monkeypatch.setattr(CIFAR10, "meta", {**CIFAR10.meta, "md5": None})
-
-
-def test_cifar10_folder_with_the_lab_transforms(tmp_path, cifar_md5_skipped):
-    write_cifar(tmp_path)
-    data = load_data(f"cifar10:{tmp_path}")
-    assert (data.num_classes, data.input_shape) == (10, (3, 32, 32))
-    assert (len(data.train.dataset), len(data.eval.dataset)) == (20, 4)
-    train_steps = [type(t).__name__ for t in data.train.dataset.transform.transforms]
-    assert train_steps == ["RandomCrop", "RandomHorizontalFlip", "ToTensor"]
-    assert data.train.dataset.transform.transforms[0].padding == 4
-    assert type(data.eval.dataset.transform).__name__ == "ToTensor"
-    images, labels = first_batch(data)
-    raw = pickle.loads((tmp_path / "cifar-10-batches-py" / "test_batch").read_bytes())["data"]
-    expected = torch.tensor(raw.reshape(-1, 3, 32, 32), dtype=torch.float32) / 255
-    assert torch.allclose(images, expected) and labels.tolist() == [0, 1, 2, 3]
-
-
-def test_cifar10_files_that_are_not_the_official_release(tmp_path):
-    write_cifar(tmp_path)
-    with pytest.raises(UserError, match="not the official CIFAR-10 release"):
-        load_data(f"cifar10:{tmp_path}")
-
-
-@pytest.mark.parametrize("removed", ["data_batch_3", "test_batch", "batches.meta"])
-def test_cifar10_incomplete_folder_names_the_missing_file(tmp_path, removed):
-    write_cifar(tmp_path)
-    (tmp_path / "cifar-10-batches-py" / removed).unlink()
-    expected = f"expected {tmp_path}/cifar-10-batches-py/{removed} (prunetui never downloads data)"
-    with pytest.raises(UserError, match=re.escape(expected)):
-        load_data(f"cifar10:{tmp_path}")
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:

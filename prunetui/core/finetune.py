@@ -28,6 +28,7 @@ from prunetui.core.events import (
     check_cancel,
     ignore,
 )
+from prunetui.core.held_masks import HeldMasks, hold_masks, reapply
 from prunetui.core.outputs import logits_of
 from prunetui.core.pruning import Masks
 from prunetui.core.schedule import GradualMasks, agp_over
@@ -94,7 +95,6 @@ def restore(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
         v.copy_(state[k])
 
 
-HeldMasks = list[tuple[nn.Parameter, torch.Tensor]]
 EvaluateFn = Callable[[nn.Module], float]  # the (unwrapped) model -> top-1 accuracy in %
 
 
@@ -139,26 +139,6 @@ def best_of(result: FinetuneResult) -> float | None:
     return next((e.accuracy for e in result.epochs if e.epoch == result.best_epoch), None)
 
 
-def masks_like_params(model: nn.Module, masks: Masks) -> Masks:
-    """Each mask as a 0/1 tensor of its parameter's device, dtype and memory layout, made once, so that
-    re-applying it after every step is one multiply."""
-    params = dict(model.named_parameters())
-    return {name: torch.empty_like(params[name]).copy_(mask) for name, mask in masks.items()}
-
-
-def hold_masks(model: nn.Module, masks: Masks) -> HeldMasks:
-    """(parameter, mask) pairs: applied by identity, so the same whether the model is trained wrapped
-    (DDP names its parameters `module.*`) or not."""
-    params = dict(model.named_parameters())
-    return [(params[name], mask) for name, mask in masks_like_params(model, masks).items()]
-
-
-@torch.no_grad()
-def reapply(held: HeldMasks) -> None:
-    for param, mask in held:
-        param.mul_(mask)
-
-
 def train_one_epoch(
     model: nn.Module,
     batches: Iterable,
@@ -181,14 +161,17 @@ def train_one_epoch(
     `loss_fn(logits, images, labels)` replaces the cross-entropy (distillation); `after_step()` runs after
     the masks are re-applied (a gradual schedule growing them).
     Raises Cancelled before a batch when `cancel` is set. Nothing here waits for the device (no .item()),
-    so a GPU runs ahead. Progress counts the batches of all `epochs` of the run (of this epoch when
-    not given), its detail the batch of this epoch.
+    so a GPU runs ahead, and a step does no host work it need not (what is the same for every step is
+    made once) so that a fast GPU is not kept waiting. Progress counts the batches of all `epochs` of
+    the run (of this epoch when not given), its detail the batch of this epoch.
     """
     accel = accel or Acceleration()
     model.train()
     device = model_device(model)
     scaler = scaler or grad_scaler(accel, device)
     criterion = nn.CrossEntropyLoss()
+    mixed = autocast(accel, device)  # entered once a step (torch.autocast is reusable, not reentrant)
+    stage = f"train epoch {epoch}"
     total = batch_count(batches)
     before, run_total = ((epoch - 1) * total, epochs * total) if epochs else (0, total)
     for i, (images, labels) in enumerate(batches):
@@ -196,7 +179,7 @@ def train_one_epoch(
         images = images.to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
-        with autocast(accel, device):
+        with mixed:
             logits = logits_of(model(images))
             loss = criterion(logits, labels) if loss_fn is None else loss_fn(logits, images, labels)
         scaler.scale(loss).backward()
@@ -206,7 +189,7 @@ def train_one_epoch(
         reapply(held)
         if after_step is not None:
             after_step()
-        report(Progress(f"train epoch {epoch}", before + i + 1, run_total, batch_detail(i + 1, total)))
+        report(Progress(stage, before + i + 1, run_total, batch_detail(i + 1, total)))
 
 
 def set_sampler_epoch(batches: Iterable, epoch: int) -> None:

@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset, default_collate
 
+from prunetui.core.augment import random_crop_flip
 from prunetui.errors import UserError
 from prunetui.sources import fingerprints
 from prunetui.sources.checkpoints import read_torch_file
@@ -52,6 +53,8 @@ class _Splits(NamedTuple):
     num_classes: int
     fingerprint: str
     notes: list[str] = []  # noqa: RUF012 - a NamedTuple default, never mutated
+    # Applied to each stacked batch of train images (CIFAR-10: the lab's augmentation); None: as they are.
+    train_transform: Callable[[torch.Tensor], torch.Tensor] | None = None
 
 
 def load_data(
@@ -70,6 +73,11 @@ def load_data(
             raise UserError(f"data spec '{spec}': the {name} split is empty")
     input_shape = tuple(splits.eval[0][0].shape)
     collate = functools.partial(_collate_same_shape, shape=input_shape, spec=spec)
+    train_collate = collate
+    if splits.train_transform is not None:
+        train_collate = functools.partial(
+            _collate_transformed, collate=collate, transform=splits.train_transform
+        )
     # A last train batch of exactly one image makes BatchNorm raise in training mode ("Expected more than
     # 1 value per channel"): drop that one image each epoch (another is drawn each shuffle), keep any
     # larger remainder.
@@ -80,7 +88,7 @@ def load_data(
             batch_size,
             shuffle=True,
             num_workers=num_workers,
-            collate_fn=collate,
+            collate_fn=train_collate,
             drop_last=drop_last,
         ),
         eval=DataLoader(
@@ -103,6 +111,12 @@ def _collate_same_shape(batch: list[Any], shape: tuple[int, ...], spec: str) -> 
                 f"{_shape_text(shape)}); prunetui does not resize, so give all images one size"
             )
     return default_collate(batch)
+
+
+def _collate_transformed(batch: list[Any], collate: Callable, transform: Callable) -> list[torch.Tensor]:
+    # One call on the whole stacked batch, in the DataLoader's worker process when it has workers.
+    images, labels = collate(batch)
+    return [transform(images), labels]
 
 
 def _shape_text(shape: Iterable[int]) -> str:
@@ -134,16 +148,13 @@ def _digits(argument: str, spec: str) -> _Splits:
 def _cifar10(argument: str, spec: str) -> _Splits:
     root = _required(argument, spec, "cifar10:DIR")
     _expect_files(spec, os.path.join(root, "cifar-10-batches-py"), _CIFAR_FILES)
-    from torchvision import datasets, transforms
+    from torchvision import datasets
 
-    train_transform = transforms.Compose(
-        [transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(), transforms.ToTensor()]
-    )
     try:
         # torchvision checks each file's md5 against the official release; that check is also what
-        # makes unpickling these files safe, so it stays on.
-        train = datasets.CIFAR10(root, train=True, transform=train_transform, download=False)
-        test = datasets.CIFAR10(root, train=False, transform=transforms.ToTensor(), download=False)
+        # makes unpickling these files safe, so it stays on. Its per-image transforms are not used.
+        train = datasets.CIFAR10(root, train=True, download=False)
+        test = datasets.CIFAR10(root, train=False, download=False)
     except RuntimeError as error:
         raise UserError(
             f"data spec '{spec}': the files in {root}/cifar-10-batches-py are not the official CIFAR-10 "
@@ -151,7 +162,26 @@ def _cifar10(argument: str, spec: str) -> _Splits:
         ) from error
     folder = os.path.join(root, "cifar-10-batches-py")
     fingerprint = fingerprints.of_files("cifar10", [os.path.join(folder, name) for name in _CIFAR_FILES])
-    return _Splits(train, test, 10, fingerprint)
+    return _Splits(
+        TensorDataset(_channels_first(train.data), torch.tensor(train.targets)),  # uint8, augmented per batch
+        TensorDataset(_channels_first(test.data).float().div(255), torch.tensor(test.targets)),  # ToTensor's
+        10,
+        fingerprint,
+        train_transform=_cifar_train_batch,
+    )
+
+
+def _channels_first(pixels: Any) -> torch.Tensor:
+    """torchvision's CIFAR10.data, N x H x W x C uint8 (numpy), as an N x C x H x W uint8 tensor."""
+    return torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()
+
+
+def _cifar_train_batch(images: torch.Tensor) -> torch.Tensor:
+    """The lab's CIFAR-10 train transforms, RandomCrop(32, padding=4) + RandomHorizontalFlip + ToTensor,
+    on a stacked N x 3 x 32 x 32 uint8 batch at once: N x 3 x 32 x 32 float in [0, 1], ToTensor's values
+    (x / 255) bit for bit. Crops and flips draw from torch's global generator, as torchvision's do: seeded
+    draws (core/draw.py) repeat, DataLoader workers get their own seeds."""
+    return random_crop_flip(images).float().div(255)
 
 
 def _mnist_like(class_name: str, kind: str) -> Callable[[str, str], _Splits]:

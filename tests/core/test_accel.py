@@ -1,4 +1,4 @@
-"""Device options (autocast, channels_last, masks on the device) and the on-device CIFAR augmentation."""
+"""Device options (autocast, channels_last, masks on the device) and the batched CIFAR augmentation."""
 
 import pytest
 import torch
@@ -6,7 +6,8 @@ from torch.nn import functional
 
 from prunetui.core.accel import Acceleration, model_memory_format, wants_channels_last
 from prunetui.core.augment import DeviceTrainBatches, random_crop_flip
-from prunetui.core.finetune import FinetuneSettings, finetune, masks_like_params
+from prunetui.core.finetune import FinetuneSettings, finetune
+from prunetui.core.held_masks import masks_like_params
 from prunetui.core.pruning import prune
 
 
@@ -22,10 +23,14 @@ def crop_of(out: torch.Tensor, padded: torch.Tensor) -> tuple[int, int, bool] | 
     return None
 
 
-def test_random_crop_flip_is_the_labs_transform():
-    images = torch.rand(64, 3, 32, 32) + 0.1  # no zeros of their own: padding is recognisable
+@pytest.mark.parametrize(
+    "images",  # no zeros of their own: padding is recognisable
+    [torch.rand(64, 3, 32, 32) + 0.1, torch.randint(1, 256, (64, 3, 32, 32), dtype=torch.uint8)],
+    ids=["float", "uint8"],
+)
+def test_random_crop_flip_is_the_labs_transform(images):
     out = random_crop_flip(images, generator=torch.Generator().manual_seed(0))
-    assert out.shape == images.shape
+    assert out.shape == images.shape and out.dtype == images.dtype
     windows = [crop_of(o, functional.pad(i, (4, 4, 4, 4))) for o, i in zip(out, images, strict=True)]
     assert all(w is not None for w in windows)  # each a 32x32 window of its zero-padded image, maybe mirrored
     assert {w[2] for w in windows} == {False, True}

@@ -8,6 +8,7 @@ from torch.utils.data import DataLoader, Sampler
 from prunetui.core.evaluate import evaluate
 from prunetui.core.events import EpochEnd, Progress
 from prunetui.core.finetune import FinetuneSettings, finetune, snapshot, train_epochs
+from prunetui.core.held_masks import reapply
 from prunetui.core.pruning import prune
 
 
@@ -22,6 +23,29 @@ def test_masks_hold_through_finetune(model, splits):
     assert result.completed == 2
     assert pruned_weights_are_zero(model, masks)
     assert any(torch.any(p != 0) for p in model.parameters())  # it did not just zero everything
+
+
+@pytest.mark.parametrize("foreach", [False, True], ids=["a-multiply-a-layer", "foreach"])
+def test_reapply_gives_each_pair_its_own_multiply(foreach, monkeypatch):
+    """Both ways (CUDA's foreach multiply, tried here on the CPU): parameters of mixed dtypes and layouts
+    (no fused path fits them) and a bool mask (not one `hold_masks` made) come out as `param * mask`."""
+    monkeypatch.setattr("prunetui.core.held_masks.FOREACH_DEVICES", ("cpu",) if foreach else ())
+    g = torch.Generator().manual_seed(0)
+    params = [
+        nn.Parameter(torch.randn(4, 3, 3, 3, generator=g)),
+        nn.Parameter(torch.randn(8, 4, generator=g).half()),
+        nn.Parameter(torch.randn(2, 3, 4, 4, generator=g).to(memory_format=torch.channels_last)),
+        nn.Parameter(torch.randn(5, generator=g, dtype=torch.float64)),
+    ]
+    kept = [torch.rand(p.shape, generator=g) > 0.5 for p in params]
+    masks = [torch.empty_like(p).copy_(k) for p, k in zip(params[:3], kept, strict=False)] + [kept[3]]
+    expected = [p.detach() * m for p, m in zip(params, masks, strict=True)]
+    reapply(list(zip(params, masks, strict=True)))
+    for param, want, k in zip(params, expected, kept, strict=True):
+        assert torch.equal(param, want) and param.dtype == want.dtype
+        assert torch.all(param[~k] == 0) and torch.all(param[k] != 0)
+    assert params[2].is_contiguous(memory_format=torch.channels_last)  # in place, layout kept
+    reapply([])  # a run that holds no masks (a foreach op rejects empty lists)
 
 
 def test_best_epoch_is_what_remains(model, splits):

@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from prunetui.core.accel import Acceleration, autocast, grad_scaler
-from prunetui.core.augment import DeviceTrainBatches
+from prunetui.core.augment import DeviceTrainBatches, random_crop_flip
 from prunetui.core.device import resolve_device
 from prunetui.core.evaldata import hold_eval_data
 from prunetui.core.evaluate import count_correct
@@ -115,6 +115,30 @@ def test_eval_data_held_on_the_device(model, splits):
         model, held, [0.5], ["0.weight"], options=ScanOptions(accel=Acceleration(channels_last=True))
     )
     assert result.images == 96 and result.layers["0.weight"][0] >= 0.0
+
+
+def windows_of(image: torch.Tensor, padded: torch.Tensor) -> set[tuple[int, int, bool]]:
+    """The (top, left, mirrored) 32x32 windows of `padded` (C x 40 x 40) equal to `image` (C x 32 x 32)."""
+    found = set()
+    for top in range(9):
+        for left in range(9):
+            window = padded[:, top : top + 32, left : left + 32]
+            found |= {
+                (top, left, m) for m in (False, True) if torch.equal(image, window.flip(-1) if m else window)
+            }
+    return found
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.uint8])
+def test_crop_flip_on_cuda_tensors_makes_the_labs_windows(dtype):
+    images = torch.randint(1, 256, (16, 3, 32, 32), device=CUDA).to(dtype)  # no zeros: padding shows
+    torch.cuda.manual_seed(0)
+    out = random_crop_flip(images)  # torch's global CUDA generator, as the host loader uses the CPU one
+    assert out.device.type == "cuda" and out.dtype == dtype and out.shape == images.shape
+    padded = torch.nn.functional.pad(images, (4, 4, 4, 4)).cpu()
+    windows = [windows_of(o, p) for o, p in zip(out.cpu(), padded, strict=True)]
+    assert all(len(w) == 1 for w in windows)  # each one window of its zero-padded image, mirrored or not
+    assert len(set().union(*windows)) > 1  # drawn per image
 
 
 def test_device_augmentation_runs_on_cuda():
