@@ -8,7 +8,7 @@
 # .whl/ when it is missing). Writes the results table to $OUT/gpu_results.md (./gpu_results.md without
 # $OUT), rewritten after every section, prints it at the end, and the full logs to $OUT/gpu_log.txt.
 # Each section runs alone under a timeout: a failure is a FAILED row with its last lines, and the next
-# section runs. GPU_CHECK_BUDGET (seconds, default 450) bounds the whole run: sections that would start
+# section runs. GPU_CHECK_BUDGET (seconds, default 470) bounds the whole run: sections that would start
 # past it are skipped. GPU_CHECK_SECTIONS="scan accel" runs only those. Sections: benchmarks/gpu_check.py.
 
 set -u
@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.." || exit 1
 
 PY=${PYTHON:-python3}
 DEVICE=${GPU_CHECK_DEVICE:-cuda}
-BUDGET=${GPU_CHECK_BUDGET:-450}
+BUDGET=${GPU_CHECK_BUDGET:-470}
 
 if [ "$DEVICE" = cuda ]; then
   if ! nvidia-smi -L >/dev/null 2>&1; then
@@ -100,7 +100,7 @@ for section in ${GPU_CHECK_SECTIONS:-env tests scan finetune accel data latency 
     env | latency) run_section "$section" 60 ;;
     tests | data | memory | nccl) run_section "$section" 120 ;;
     finetune | accel) run_section "$section" 150 ;;
-    scan) run_section "$section" 180 ;;
+    scan) run_section "$section" 240 ;;
     *) echo "gpu_check: unknown section '$section'" ;;
   esac
 done

@@ -5,6 +5,7 @@ torch and the engine are imported lazily so `--help` and bad arguments answer at
 
 import argparse
 import json
+import math
 import os
 import re
 import sys
@@ -114,6 +115,7 @@ def build_parser() -> Parser:
     scan.add_argument("--eval-size", type=int, metavar="N", help="evaluate on the first N images only")
     scan.add_argument("--no-cache", action="store_true", help="scan again even if .prunetui/scans has it")
     _add_amp(scan)
+    _add_activation_budget(scan)
     cli_recovery.add_recalibrate(scan, "before each point is measured (curves of what recovery gives)")
     _add_processes(scan)
 
@@ -163,6 +165,7 @@ def build_parser() -> Parser:
     )
     suggest.add_argument("--sparsities", default="0.4:1.0:0.05", help="scan grid (default 0.4:1.0:0.05)")
     suggest.add_argument("--out", metavar="TOML", help="write the suggested profile here")
+    _add_activation_budget(suggest)
     cli_recovery.add_suggest_flags(suggest)
     return parser
 
@@ -218,6 +221,28 @@ def _add_amp(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--amp", choices=["bf16", "fp16"], help="mixed precision (autocast); numbers may differ slightly"
     )
+
+
+def _add_activation_budget(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--activation-budget",
+        type=activation_budget,
+        metavar="MIB",
+        help="most MiB of activations a scan holds and creates at once, recomputing beyond it "
+        "(default: a quarter of free CUDA memory, 1024 elsewhere)",
+    )
+
+
+def activation_budget(text: str) -> int:
+    """--activation-budget MIB as bytes. Raises argparse.ArgumentTypeError for anything but a positive
+    finite number, which the parser turns into one `error:` line (exit 2) before any work."""
+    try:
+        mib = float(text)
+    except ValueError:
+        mib = math.nan
+    if not (math.isfinite(mib) and mib > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number of MiB, got '{text}'")
+    return max(1, round(mib * 2**20))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -283,6 +308,7 @@ def run(args: argparse.Namespace) -> int:
             use_global=args.use_global,
             cap=args.cap,
             measures=args.refine,
+            activation_budget=args.activation_budget,
         ),
     }[args.command]()
     if args.json:

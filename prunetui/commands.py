@@ -3,29 +3,25 @@
 Each one calls the workflow step (prunetui.workflow.steps) that the TUI calls too, prints its lines,
 and returns the JSON document PRODUCT.md specifies. Human lines go to stdout, or to stderr when the
 caller prints JSON on stdout. While a job runs, a progress bar on stderr says what it is on, how far
-and the time left (the TUI's progress row, in the same words), when stderr is a terminal.
+and the time left (prunetui.cli_progress), when stderr is a terminal.
 """
 
 import argparse
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Console
-from rich.progress import BarColumn, TaskProgressColumn, TextColumn
-from rich.progress import Progress as Bar
 from rich.table import Table
 
+from prunetui.cli_progress import progress_bar, with_bar
 from prunetui.core.accel import Acceleration
-from prunetui.core.eta import Eta, describe
 from prunetui.core.evaldata import standard_error
-from prunetui.core.events import Event, Progress, Report, ScanPoint, ignore
+from prunetui.core.events import Event, ScanPoint
 from prunetui.core.profile import check_layer_names, save_profile
 from prunetui.core.runs import RunRecord
+from prunetui.core.scan_memory import memory_json
 from prunetui.core.sensitivity import ScanOptions, ScanResult
 from prunetui.core.session import Session
 from prunetui.errors import UserError
@@ -70,64 +66,6 @@ def _sayer(console: Console) -> steps.Say:
         console.print(text, style=style or None, markup=False, soft_wrap=True)
 
     return say
-
-
-PROGRESS_INTERVAL = 0.1  # seconds between redraws of the bar: the TUI's rate
-
-
-class BarReport:
-    """A report callback drawing a job's Progress on a Rich bar: "scan conv3.weight at 0.70", the bar,
-    the percent and the time left (core.eta), redrawn at most every PROGRESS_INTERVAL."""
-
-    def __init__(self, bar: Bar):
-        self.bar, self.eta, self._last = bar, Eta(), float("-inf")
-        self.task = bar.add_task("starting", total=None, left="")
-
-    def __call__(self, event: Event) -> None:
-        if not isinstance(event, Progress):
-            return
-        now = time.monotonic()
-        if now - self._last < PROGRESS_INTERVAL and event.done != event.total:
-            return
-        self._last = now
-        self.eta.update(event, now)
-        self.bar.update(
-            self.task,
-            description=describe(event),
-            completed=event.done,
-            total=event.total or None,
-            left=self.eta.text(now),
-        )
-
-
-@contextmanager
-def progress_bar(console: Console) -> Iterator[tuple[Console, Report]]:
-    """(the console the job's lines go to, the report that draws the bar) for the job run inside.
-
-    The bar is on stderr and only when stderr is a terminal; it goes away when the job ends. When the
-    lines go to the same terminal, they are printed through the bar's console, above it; otherwise
-    (stdout piped, `--json` on stdout) they go where they always go and the bar cannot touch them."""
-    if not sys.stderr.isatty():
-        yield console, ignore
-        return
-    bar_console = console if console.stderr else Console(stderr=True, highlight=False)
-    columns = (
-        TextColumn("{task.description}", markup=False),
-        BarColumn(),
-        TaskProgressColumn(),
-        TextColumn("{task.fields[left]}", markup=False),
-    )
-    bar = Bar(*columns, console=bar_console, transient=True, redirect_stdout=False, redirect_stderr=False)
-    with bar:
-        yield (bar_console if console.is_terminal else console), BarReport(bar)
-
-
-def _with_bar(bar: Report, report: Report) -> Report:
-    def both(event: Event) -> None:
-        bar(event)
-        report(event)
-
-    return both
 
 
 def info(opened: Opened, as_json: bool) -> dict:
@@ -185,9 +123,15 @@ def processes(args: argparse.Namespace) -> dict:
 
 
 def scan_options(args: argparse.Namespace) -> dict:
-    """--eval-size, --amp and --no-cache as the keyword arguments of `scan`."""
+    """--eval-size, --amp, --activation-budget (bytes by now) and --no-cache as the keyword arguments
+    of `scan`."""
     recalibrate = getattr(args, "recalibrate_bn", False)
-    options = ScanOptions(eval_size=args.eval_size, accel=Acceleration(amp=args.amp), recalibrate=recalibrate)
+    options = ScanOptions(
+        eval_size=args.eval_size,
+        accel=Acceleration(amp=args.amp),
+        recalibrate=recalibrate,
+        activation_budget=args.activation_budget,
+    )
     return {"options": options, "use_cache": not args.no_cache}
 
 
@@ -224,7 +168,7 @@ def scan(
         result = steps.scan(
             session,
             _sayer(console),
-            _with_bar(bar, report),
+            with_bar(bar, report),
             None,
             sparsities,
             names,
@@ -246,6 +190,7 @@ def scan(
         "eval_images": result.images,
         "standard_error": result.standard_error(),
         "recalibrate_bn": result.path == "recalibrated",
+        **memory_json(result.memory),  # activation_budget_mib, planned_peak_mib, peak_memory_mib
     }
 
 
@@ -393,6 +338,7 @@ def suggest(
     use_global: bool = False,
     cap: float | None = None,
     measures: int = recovery_steps.MEASURES,
+    activation_budget: int | None = None,
 ) -> dict:
     """Scan, propose targets for the goal, measure them against uniform and global pruning at the same
     size and refine them (or `use_global`: global pruning at the budget); prune to them and measure."""
@@ -406,7 +352,7 @@ def suggest(
         say = _sayer(console)
         outcome = steps.suggest(
             session, goal, say, sparsities, locked_names, bar, recalibrate=recalibrate,
-            use_global=use_global, cap=cap, measures=measures,
+            use_global=use_global, cap=cap, measures=measures, activation_budget=activation_budget,
         )  # fmt: skip
         proposal = outcome.suggestion
         for name in session.layer_names:

@@ -7,7 +7,7 @@ import sys
 import pytest
 from rich.console import Console
 
-from prunetui import commands
+from prunetui import cli_progress
 from prunetui.cli import main
 from prunetui.core.events import Progress
 
@@ -49,8 +49,8 @@ def test_the_bar_shows_detail_percent_and_time_left(monkeypatch):
     terminal = Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
     clock = iter([0.0, 10.0, 20.0])
-    monkeypatch.setattr(commands.time, "monotonic", lambda: next(clock))
-    with commands.progress_bar(Console(stderr=True, width=100)) as (_console, report):
+    monkeypatch.setattr(cli_progress.time, "monotonic", lambda: next(clock))
+    with cli_progress.progress_bar(Console(stderr=True, width=100)) as (_console, report):
         report(Progress("scan", 0, 540, "base accuracy"))
         report(Progress("scan", 108, 540, "backbone.conv3.weight at 0.70"))
         report.bar.refresh()

@@ -51,11 +51,34 @@ def test_amp_option_runs_on_cpu(capsys):
     assert doc["path"] == "split" and len(doc["layers"]["backbone.conv2.weight"]) == 2
 
 
-@pytest.mark.parametrize("argv", [["--eval-size", "0"], ["--amp", "fp8"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["scan", "--eval-size", "0"],
+        ["scan", "--amp", "fp8"],
+        *(["scan", "--activation-budget", value] for value in ("0", "-64", "lots", "nan", "inf")),
+        ["suggest", "--budget", "50%", "--activation-budget", "0"],
+    ],
+)
 def test_bad_scan_options_are_one_error_line(capsys, argv):
-    assert main(["scan", *argv]) == 2
+    assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and len(err.strip().splitlines()) == 1
+    if "--activation-budget" in argv:
+        assert "--activation-budget: expected a positive number of MiB" in err
+
+
+def test_activation_budget_is_reported_and_keeps_the_grid(capsys):
+    roomy, err = scan_json(capsys, *LAYER)  # a fresh scan through the cache keeps its memory report
+    assert roomy["activation_budget_mib"] == 1024  # CPU's default
+    assert 0 < roomy["planned_peak_mib"] <= 1024 and roomy["peak_memory_mib"] is None  # no CUDA
+    assert "warning" not in err
+    tight, err = scan_json(capsys, *LAYER, "--activation-budget", "0.25", "--no-cache")
+    assert tight["activation_budget_mib"] == 0.25 and tight["planned_peak_mib"] <= 0.25
+    assert tight["layers"] == roomy["layers"] and tight["dense_accuracy"] == roomy["dense_accuracy"]
+    over, err = scan_json(capsys, *LAYER, "--activation-budget", "0.001", "--no-cache")
+    assert over["planned_peak_mib"] > 0.001 and over["layers"] == roomy["layers"]
+    assert "warning: one image needs about" in err
 
 
 def test_prune_finetunes_under_autocast(capsys):

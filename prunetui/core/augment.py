@@ -4,12 +4,8 @@ batch at once, on any device.
 torchvision runs these per image on PIL images in the DataLoader, which is what a finetune on
 CIFAR-size images waits for. Here a batch is zero-padded once and every image takes its own random
 window, mirrored for a random half, in one indexing. The CIFAR-10 train loader (sources/data.py) applies
-it to each stacked uint8 batch on the host; `DeviceTrainBatches` applies it to batches of images
-already held on the device.
+it to each stacked uint8 batch on the host; it runs as well on batches already on a GPU.
 """
-
-import math
-from collections.abc import Iterator
 
 import torch
 from torch.nn import functional
@@ -34,31 +30,3 @@ def random_crop_flip(
     left = torch.randint(0, 2 * padding + 1, (n,), device=device, generator=generator)
     mirrored = (torch.rand(n, device=device, generator=generator) < 0.5).long()
     return windows[mirrored, torch.arange(n, device=device), :, top, left]
-
-
-class DeviceTrainBatches:
-    """Training batches from images and labels held on the device: reshuffled every pass, each batch
-    augmented on the device. Works where a DataLoader of (images, labels) batches does."""
-
-    def __init__(
-        self,
-        images: torch.Tensor,
-        labels: torch.Tensor,
-        batch_size: int,
-        augment: bool = True,
-        generator: torch.Generator | None = None,
-    ):
-        self.images, self.labels, self.batch_size = images, labels, batch_size
-        self.augment, self.generator = augment, generator
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.labels) / self.batch_size)
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        order = torch.randperm(len(self.labels), device=self.labels.device, generator=self.generator)
-        for start in range(0, len(order), self.batch_size):
-            index = order[start : start + self.batch_size]
-            images = self.images[index]
-            if self.augment:
-                images = random_crop_flip(images, generator=self.generator)
-            yield images, self.labels[index]

@@ -38,7 +38,8 @@ def default_data_budget(device: torch.device) -> int:
 
 
 def default_activation_budget(device: torch.device) -> int:
-    """Most bytes of cached activations a scan holds before it recomputes them instead."""
+    """Most bytes of activations a scan holds and creates at once (core.scan_memory plans its batches
+    and the inputs it holds to it, recomputing the rest): a quarter of free CUDA memory, else 1 GiB."""
     return _free_memory_share(device, 0.25) if device.type == "cuda" else GIB
 
 

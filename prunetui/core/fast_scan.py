@@ -4,7 +4,8 @@ For each layer the scanner holds the state just before the layer's first use (th
 later node reads) for as many batches as the activation budget allows, then for each sparsity swaps the
 pruned weight in place and runs the remaining nodes. When one chunk holds every batch, the states are
 kept from layer to layer and advanced instead of recomputed. Models fx cannot trace run the full
-forward for every point ("full" path), still on held data.
+forward for every point ("full" path), still on held data. The batch size and the chunks are planned
+against the budget by core.scan_memory, from the sizes measured on the first images.
 
 Outputs are read through core.outputs.logits_of (a tuple, dict or namedtuple output gives its logits);
 the held data keeps the evaluation loader's own batches for a model whose output depends on the batch
@@ -27,7 +28,6 @@ from prunetui.core.accel import Acceleration, autocast, model_memory_format, wan
 from prunetui.core.evaldata import (
     Batch,
     EvalBatches,
-    batch_dependent,
     default_activation_budget,
     default_batch_size,
     hold_eval_data,
@@ -35,6 +35,17 @@ from prunetui.core.evaldata import (
 from prunetui.core.events import Report, ScanPoint, check_cancel, expected_batches
 from prunetui.core.outputs import logits_of
 from prunetui.core.pruning import lab_mask
+from prunetui.core.scan_memory import (
+    PROBE_IMAGES,
+    SET_BATCH,
+    MemoryPlan,
+    PeakMemory,
+    ScanMemory,
+    forward_transient,
+    graph_transient,
+    kept_batches,
+    plan_memory,
+)
 from prunetui.core.split import (
     FIRST,
     SplitGraph,
@@ -65,7 +76,11 @@ class _Held:
 
 
 class FastScanner:
-    """Scans one layer at a time on held data; `path` says whether the graph was split ("split") or not."""
+    """Scans one layer at a time on held data; `path` says whether the graph was split ("split") or not.
+
+    `activation_budget`: bytes of activations held and created at once (core.scan_memory);
+    `kept_batches`: why the data's batches stay as they are, None to let the plan re-batch held data (up
+    to the device's default batch). Nothing is planned until `prepare`."""
 
     def __init__(
         self,
@@ -75,14 +90,17 @@ class FastScanner:
         accel: Acceleration,
         activation_budget: int,
         count: int = 0,
+        kept_batches: str | None = None,
     ):
         self.model, self.data, self.accel, self.budget = model, data, accel, activation_budget
         self._count = count  # batches of one evaluation of streamed data (0: unknown)
+        self._kept = kept_batches
         self.device = next(model.parameters()).device
         self.graph = graph
         self.images: int | None = None  # counted on the first pass over the data
-        self._batch_bytes: list[int] = []  # bytes of the first batch's state at each node index
-        self._node_seconds: list[float] = []  # time each node took on the first batch, by node index
+        self.plan: MemoryPlan | None = None  # made by `prepare`
+        self._peak = PeakMemory(self.device)  # from here: the held data is not counted
+        self._node_seconds: list[float] = []  # time each node took on the first images, by node index
         self._held: _Held | None = None
 
     @property
@@ -106,15 +124,34 @@ class FastScanner:
 
     @torch.inference_mode()
     def prepare(self, cancel: threading.Event | None) -> None:
-        """On the first batch: measure the state at each node index, and fall back to the full path when
-        the traced graph does not compute what the model computes."""
+        """On the first images: measure what one image holds and creates, plan the batches to the budget
+        (core.scan_memory) and re-batch the held data to the plan's batch size when it may."""
         check_cancel(cancel)
-        images, _ = next(iter(self.data))
-        self._batch_bytes = [0, images.element_size() * images.numel()]  # the full path's state: the input
-        if self.graph is not None:
-            sizes = self._graph_state_sizes(images)
-            self.graph = self.graph if sizes is not None else None
-            self._batch_bytes = sizes or self._batch_bytes
+        first, _ = next(iter(self.data))
+        states, transient = self._measure(first[:PROBE_IMAGES])
+        held = self.data.held
+        images = None if held is None else sum(len(labels) for _, labels in held)
+        largest = len(first) if self._kept else default_batch_size(self.device)
+        self.plan = plan_memory(states, transient, self.budget, largest, images, self._kept)
+        if self._kept is None:
+            self.data = self.data.rebatched(self.plan.batch_size)
+
+    def _measure(self, probe: torch.Tensor) -> tuple[list[float], float]:
+        """Bytes of one image's state at each split index, and what one image creates while the graph
+        runs; falls back to the full path when the traced graph does not compute what the model does."""
+        sizes = self._graph_state_sizes(probe) if self.graph is not None else None
+        self.graph = self.graph if sizes is not None else None
+        if sizes is not None:
+            states, transient = sizes[: self.graph.end], graph_transient(sizes)
+        else:  # the full path's state is the input, held already unless it is streamed
+            states = [0, 0 if self.data.held is not None else probe.element_size() * probe.numel()]
+            with autocast(self.accel, self.device):
+                transient = forward_transient(self.model, probe)
+        return [size / len(probe) for size in states], transient / len(probe)
+
+    def memory(self) -> ScanMemory:
+        """The plan, and on CUDA the peak of memory allocated since the scanner was made (bytes)."""
+        return self.plan.summary(self._peak.bytes())
 
     def _graph_state_sizes(self, images: torch.Tensor) -> list[int] | None:
         with autocast(self.accel, self.device):
@@ -180,6 +217,7 @@ class FastScanner:
                     if last:
                         accuracies.append(_accuracy(correct[j], seen))
                         report(ScanPoint(name, sparsity, accuracies[-1]))
+                del states  # before the next chunk's are made: the plan holds one chunk at a time
         finally:
             param.copy_(original)
         self.images = seen
@@ -193,16 +231,11 @@ class FastScanner:
 
     def _chunks(self, index: int) -> Iterator[list[Batch]]:
         """Groups of batches whose states at `index` fit the activation budget: one group when all do."""
-        per_chunk = self._batches_per_chunk(index)
+        per_chunk = self.plan.batches_per_chunk(index)
         if self.data.held is not None and per_chunk >= len(self.data.held):
             return iter([self.data.held])
         self._held = None  # it will not be reused: give its memory to the chunks
         return _grouped(self.data, per_chunk)
-
-    def _batches_per_chunk(self, index: int) -> int:
-        if self.graph is None and self.data.held is not None:
-            return len(self.data.held)  # the full path's states are the held images themselves
-        return max(1, int(self.budget // max(1, self._batch_bytes[index])))
 
     def _states_at(
         self, chunk: list[Batch], index: int, cancel: threading.Event | None, on_batch: Callable[[], None]
@@ -212,13 +245,14 @@ class FastScanner:
         if self.graph is None:
             return [images for images, _ in chunk]
         single = chunk is self.data.held
-        if single and self._held is not None and self._held.index <= index:
-            start, states = self._held.index, self._held.states
-        else:
-            start, states = FIRST, [input_state(self.graph, images.clone()) for images, _ in chunk]
+        reuse = single and self._held is not None and self._held.index <= index
+        start = self._held.index if reuse else FIRST
+        states = self._held.states if reuse else [None] * len(chunk)
         with autocast(self.accel, self.device):
-            for k, state in enumerate(states):
+            for k, (images, _) in enumerate(chunk):
                 check_cancel(cancel)
+                # one input copied at a time: a chunk holds states at `index` only (the plan's count)
+                state = states[k] if reuse else input_state(self.graph, images.clone())
                 states[k] = advance(self.graph, state, start, index)
                 on_batch()
         self._held = _Held(index, states) if single else None
@@ -255,19 +289,23 @@ def fast_scanner(
 ) -> Iterator[FastScanner]:
     """A prepared FastScanner for `model` (in eval mode) on the first `eval_size` images of `batches`.
 
-    The images are held re-batched to `batch_size` (default: chosen for the device), unless the model's
-    output depends on its batch (core.evaldata.batch_dependent): then they keep `batches`' own batches,
-    whatever `batch_size` says, so every accuracy is the plain evaluation's. While the block runs the
-    model may hold its weights channels_last; they get their layout back after.
+    The images are held re-batched to `batch_size`, or without one to the batch the plan chooses for
+    `activation_budget` (bytes, default core.evaldata.default_activation_budget; core.scan_memory), at
+    most the device's default; unless the model's output depends on its batch
+    (core.evaldata.batch_dependent): then they keep `batches`' own batches, whatever `batch_size` and
+    the budget say, so every accuracy is the plain evaluation's. While the block runs the model may hold
+    its weights channels_last; they get their layout back after.
     """
     device = next(model.parameters()).device
     channels_last = wants_channels_last(accel, device)
     with model_memory_format(model, channels_last):
         data = hold_eval_data(batches, device, None, eval_size, data_budget, channels_last, cancel)
-        if data.held is not None and not batch_dependent(model, data.held[0][0]):
-            data = data.rebatched(batch_size or default_batch_size(device))
+        kept = kept_batches(model, data, batch_size)
+        if kept == SET_BATCH:
+            data = data.rebatched(batch_size)
         budget = default_activation_budget(device) if activation_budget is None else activation_budget
-        scanner = FastScanner(model, data, trace(model), accel, budget, expected_batches(batches, eval_size))
+        count = expected_batches(batches, eval_size)
+        scanner = FastScanner(model, data, trace(model), accel, budget, count, kept)
         scanner.prepare(cancel)
         yield scanner
 

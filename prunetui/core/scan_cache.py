@@ -134,6 +134,7 @@ def cached_scan(
         path=fresh.path,
         images=fresh.images or stored.images,
         cached=not missing,
+        memory=fresh.memory,
     )
 
 

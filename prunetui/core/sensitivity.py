@@ -21,6 +21,7 @@ from prunetui.core.fast_scan import fast_scanner
 from prunetui.core.layers import prunable_parameters
 from prunetui.core.pruning import lab_mask
 from prunetui.core.recalibrate import batch_norms, recalibrate_bn
+from prunetui.core.scan_memory import ScanMemory
 
 DEFAULT_SPARSITIES = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # the lab's np.arange(0.4, 1.0, 0.1)
 
@@ -33,7 +34,8 @@ class ScanOptions:
     fast: bool = True  # False: the lab's loop, a full evaluation per point (the reference)
     eval_size: int | None = None  # evaluate on the first N images only (deterministic)
     batch_size: int | None = None  # None: chosen for the device
-    activation_budget: int | None = None  # bytes of cached activations; None: chosen for the device
+    # bytes of activations held and created at once (core.scan_memory); None: chosen for the device
+    activation_budget: int | None = None
     data_budget: int | None = None  # bytes of eval images held on the device, else streamed
     accel: Acceleration = Acceleration()  # autocast and channels_last
     # each point measured after BatchNorm recalibration (core.recalibrate) on the training batches given
@@ -51,6 +53,8 @@ class ScanResult:
     path: str = "plain"  # "split": each layer's input computed once; "full": whole forward per point; "plain": the lab's loop
     images: int | None = None  # evaluation images each accuracy was measured on
     cached: bool = False  # every layer came from the scan cache
+    # the fast path's activation budget, plan and CUDA peak (None: the plain loop, a cached scan)
+    memory: ScanMemory | None = None
 
     def standard_error(self) -> float | None:
         """Standard error of the base accuracy in points, a guide to how much a point's noise is."""
@@ -123,6 +127,10 @@ class PlainScanner:
 
     def weight(self, param) -> int:
         return 1
+
+    def memory(self) -> None:
+        """The loop holds no activations between evaluations: nothing planned."""
+        return None
 
     def base_accuracy(self, cancel: threading.Event | None, progress: ScanProgress) -> float:
         return self._evaluate(cancel, progress, "base accuracy")
@@ -254,7 +262,7 @@ def scan(
                     )
                 progress.finish()
             finally:
-                result.images = scanner.images
+                result.images, result.memory = scanner.images, scanner.memory()
     except Cancelled:
         result.cancelled = True
     result.seconds = time.perf_counter() - started

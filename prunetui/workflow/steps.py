@@ -8,7 +8,7 @@ prints the lines and turns the data into JSON; the TUI runs the same call in a w
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -222,7 +222,8 @@ def scan(
     nproc: int = 1,
     rendezvous: "Rendezvous | None" = None,
 ) -> ScanResult:
-    """The sensitivity scan of the model as it is now, by the session's method."""
+    """The sensitivity scan of the model as it is now, by the session's method; a warning when its
+    activations could not keep to the budget (core.scan_memory)."""
     require_data(session, "scan")
     result = session.scan(
         sparsities,
@@ -234,6 +235,8 @@ def scan(
         options=options,
         use_cache=use_cache,
     )
+    if result.memory and result.memory["warning"]:
+        say(f"warning: {result.memory['warning']}", "yellow")
     if result.cancelled:
         total = len(layers) if layers is not None else len(session.layer_names)
         say(lines.scan_cancelled(result.seconds, len(result.layers), total), "yellow")
@@ -286,11 +289,12 @@ def suggest(
     use_global: bool = False,
     cap: float | None = None,
     measures: int = recovery.MEASURES,
+    activation_budget: int | None = None,
 ) -> Suggested:
-    """Scan the unlocked layers (after BN recalibration with `recalibrate`), propose targets for `goal`,
-    measure them against uniform and global pruning at the same size and refine them by measured moves
-    (workflow.recovery), prune to the result and measure it. `use_global`: global pruning at the budget
-    instead (no scan, `cap` per layer)."""
+    """Scan the unlocked layers (after BN recalibration with `recalibrate`; `activation_budget`: bytes,
+    None for the device's default), propose targets for `goal`, measure them against uniform and global
+    pruning at the same size and refine them by measured moves (workflow.recovery), prune to the result
+    and measure it. `use_global`: global pruning at the budget instead (no scan, `cap` per layer)."""
     require_data(session, "suggest")
     locked = {n: session.targets[n] for n in locked_names}
     result, measured = None, None
@@ -298,7 +302,9 @@ def suggest(
         suggestion = recovery.global_suggestion(session, goal, locked, cap)
     else:
         unlocked = [n for n in session.layer_names if n not in locked_names]
-        options = recovery.scan_options(recalibrate)
+        options = replace(
+            recovery.scan_options(recalibrate) or ScanOptions(), activation_budget=activation_budget
+        )
         result = scan(session, say, report, cancel, sparsities, unlocked, options)
         suggestion = propose_targets(session, scan_table(session, result), goal, locked)
         measured = recovery.measure_and_refine(

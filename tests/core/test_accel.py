@@ -5,7 +5,7 @@ import torch
 from torch.nn import functional
 
 from prunetui.core.accel import Acceleration, model_memory_format, wants_channels_last
-from prunetui.core.augment import DeviceTrainBatches, random_crop_flip
+from prunetui.core.augment import random_crop_flip
 from prunetui.core.finetune import FinetuneSettings, finetune
 from prunetui.core.held_masks import masks_like_params
 from prunetui.core.pruning import prune
@@ -36,15 +36,6 @@ def test_random_crop_flip_is_the_labs_transform(images):
     assert {w[2] for w in windows} == {False, True}
     assert len({(w[0], w[1]) for w in windows}) > 10  # offsets vary from image to image
     assert all(0 <= w[0] <= 8 and 0 <= w[1] <= 8 for w in windows)
-
-
-def test_device_train_batches_cover_every_image_once_per_pass():
-    images, labels = torch.arange(10.0).reshape(10, 1, 1, 1).expand(10, 1, 2, 2), torch.arange(10)
-    batches = DeviceTrainBatches(images, labels, 4, augment=False, generator=torch.Generator().manual_seed(0))
-    assert len(batches) == 3
-    first, second = ([y for _, ys in batches for y in ys.tolist()] for _ in range(2))
-    assert sorted(first) == list(range(10)) and first != second  # reshuffled every pass
-    assert all(torch.equal(x[:, 0, 0, 0], y.float()) for x, y in batches)  # images stay with labels
 
 
 def test_channels_last_is_held_only_while_needed(model):

@@ -32,6 +32,11 @@ def exact(batch_size: int, **kwargs) -> ScanOptions:
     return ScanOptions(batch_size=batch_size, accel=Acceleration(channels_last=False), **kwargs)
 
 
+def planned(budget: int | None) -> ScanOptions:
+    """The batch size chosen for the activation budget (bytes; core.scan_memory), channels_last off."""
+    return ScanOptions(activation_budget=budget, accel=Acceleration(channels_last=False))
+
+
 @torch.no_grad()
 def calibrated(model: nn.Module, images: torch.Tensor) -> nn.Module:
     """BatchNorm statistics measured on `images`, so a random network's predictions vary by image."""
@@ -94,6 +99,20 @@ def test_lab_vgg_default_options_within_one_image(vgg_case):
     fast = scan(model, loader, GRID)  # channels_last and the CPU batch size
     assert fast.images == 16 and within_one_image(fast, plain, 16)
     assert unchanged(model, before)  # values and the usual memory layout both back
+
+
+def test_lab_vgg_grid_is_the_same_whatever_the_budget(vgg_case):
+    model, loader = vgg_case
+    layers = ["backbone.conv0.weight", "backbone.conv4.weight", "classifier.weight"]
+    plain = scan(model, loader, GRID, layers, options=PLAIN)
+    roomy = scan(model, loader, GRID, layers, options=planned(None))
+    assert roomy.layers == plain.layers and roomy.memory["batch_size"] == 16
+    plans = []
+    for budget in (roomy.memory["planned_peak"] // 4, 1):  # 1 byte: one image a batch, one batch held
+        result = scan(model, loader, GRID, layers, options=planned(budget))
+        assert result.path == "split" and result.layers == plain.layers
+        plans.append((result.memory["batch_size"], result.memory["batches_per_chunk"]))
+    assert 1 < plans[0][0] < 16 and plans[1] == (1, 1)
 
 
 def test_demo_fast_grid_is_the_plain_grid():
@@ -172,8 +191,9 @@ def test_shared_module_and_in_place_ops(splits):
     loader = teacher_loader(model, splits.eval.dataset.tensors[0].clone(), 16)
     plain = scan(model, loader, GRID, options=PLAIN)
     assert min(min(row) for row in plain.layers.values()) < 90
-    for budget in (None, 1):  # 1 byte: every chunk starts again from the held images
-        fast = scan(model, loader, GRID, options=exact(16, activation_budget=budget))
+    for options in (exact(16), exact(16, activation_budget=1), planned(1)):
+        # 1 byte: every chunk (of one batch; of one image when the plan chooses) starts from the images
+        fast = scan(model, loader, GRID, options=options)
         assert fast.path == "split" and fast.layers == plain.layers
 
 

@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from prunetui.core.accel import Acceleration, autocast, grad_scaler
-from prunetui.core.augment import DeviceTrainBatches, random_crop_flip
+from prunetui.core.augment import random_crop_flip
 from prunetui.core.device import resolve_device
 from prunetui.core.evaldata import hold_eval_data
 from prunetui.core.evaluate import count_correct
@@ -139,12 +139,3 @@ def test_crop_flip_on_cuda_tensors_makes_the_labs_windows(dtype):
     windows = [windows_of(o, p) for o, p in zip(out.cpu(), padded, strict=True)]
     assert all(len(w) == 1 for w in windows)  # each one window of its zero-padded image, mirrored or not
     assert len(set().union(*windows)) > 1  # drawn per image
-
-
-def test_device_augmentation_runs_on_cuda():
-    images = torch.rand(10, 3, 32, 32, device=CUDA) + 0.1
-    generator = torch.Generator(device=CUDA).manual_seed(0)
-    batches = DeviceTrainBatches(images, torch.arange(10, device=CUDA), 4, generator=generator)
-    out = [(x, y) for x, y in batches]
-    assert [len(y) for _, y in out] == [4, 4, 2]
-    assert all(x.device.type == "cuda" and x.shape[1:] == (3, 32, 32) for x, _ in out)
