@@ -12,6 +12,7 @@ from textual.widgets.option_list import Option
 
 from prunetui.core.profile import Profile
 from prunetui.errors import UserError
+from prunetui.tui.widgets.in_order_input import InOrderInput
 
 
 class OpenProfileDialog(ModalScreen[Profile | None]):
@@ -33,7 +34,7 @@ class OpenProfileDialog(ModalScreen[Profile | None]):
             else:
                 yield Label("No profiles/*.toml here yet.", classes="dialog-note")
             yield Label("or a path (a bare name means profiles/NAME.toml):", classes="dialog-prompt")
-            yield Input(placeholder="a path, or a name in profiles/")
+            yield InOrderInput(placeholder="a path, or a name in profiles/")
             yield Label("", classes="reason")
             yield Label("enter opens · tab switches list/path · escape cancels", classes="dialog-keys")
 

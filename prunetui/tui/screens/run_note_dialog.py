@@ -7,6 +7,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
 from prunetui.core.run_log import NAME_MAX, NOTE_MAX
+from prunetui.tui.widgets.in_order_input import InOrderInput
 
 
 class RunNoteDialog(ModalScreen[tuple[str, str] | None]):
@@ -23,9 +24,9 @@ class RunNoteDialog(ModalScreen[tuple[str, str] | None]):
         with Vertical(classes="dialog"):
             yield Label(f"Name and note of {self.label}", classes="dialog-title")
             yield Label("Name", classes="dialog-prompt")
-            yield Input(self.initial[0], max_length=NAME_MAX, id="run-name")
+            yield InOrderInput(self.initial[0], max_length=NAME_MAX, id="run-name")
             yield Label("Note", classes="dialog-prompt")
-            yield Input(
+            yield InOrderInput(
                 self.initial[1], max_length=NOTE_MAX, placeholder="what this run tried", id="run-note"
             )
             yield Label("", classes="reason")

@@ -4,7 +4,8 @@ from collections.abc import Callable
 from typing import Any
 
 from textual.validation import ValidationResult, Validator
-from textual.widgets import Input
+
+from prunetui.tui.widgets.in_order_input import InOrderInput
 
 
 class _ParsesWith(Validator):
@@ -20,7 +21,7 @@ class _ParsesWith(Validator):
         return self.success()
 
 
-class ParsedInput(Input):
+class ParsedInput(InOrderInput):
     """`parsed()` returns the parse function's value or raises its ValueError."""
 
     def __init__(self, parse: Callable[[str], Any], value: str = "", **kwargs) -> None:
