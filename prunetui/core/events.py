@@ -43,7 +43,15 @@ class EpochEnd:
         return f"Epoch {self.epoch} Accuracy {self.accuracy:.2f}% / Best Accuracy: {self.best_accuracy:.2f}%"
 
 
-Event = Progress | ScanPoint | EpochEnd
+@dataclass(frozen=True)
+class Notice:
+    """A line the user should read while the job runs, not after it (a scan's memory plan going over
+    its budget); front ends show it as a warning."""
+
+    text: str
+
+
+Event = Progress | ScanPoint | EpochEnd | Notice
 Report = Callable[[Event], None]
 
 

@@ -204,13 +204,17 @@ class FastScanner:
         correct = [0] * len(sparsities)
         seen = 0
         accuracies = []
+        parts = self._part_count(index)
         try:
-            for chunk, last in _mark_last(self._chunks(index)):
-                states = self._states_at(chunk, index, cancel, partial(progress.note, f"{name} inputs"))
+            for k, (chunk, last) in enumerate(_mark_last(self._chunks(index)), 1):
+                # the sparsities run again for each part of the images: say which part, or they seem to jump
+                part = "" if parts == 1 else f", images part {k}/{parts}" if parts else f", images part {k}"
+                on_input = partial(progress.note, f"{name} inputs{part}")
+                states = self._states_at(chunk, index, cancel, on_input)
                 seen += sum(len(labels) for _, labels in chunk)
                 for j, sparsity in enumerate(sparsities):
                     param.copy_(original * lab_mask(scores, sparsity))
-                    detail = f"{name} at {sparsity:.2f}"
+                    detail = f"{name} at {sparsity:.2f}{part}"
                     correct[j] += self._count_correct(
                         states, chunk, index, cancel, partial(progress.batch, detail)
                     )
@@ -228,6 +232,11 @@ class FastScanner:
             return FIRST
         index = first_use(self.graph, param)
         return FIRST if index is None else index  # a parameter the graph never reads changes nothing
+
+    def _part_count(self, index: int) -> int:
+        """Chunks one evaluation takes at split `index` (0: streamed data of unknown length)."""
+        batches = len(self.data.held) if self.data.held is not None else self._count
+        return -(-batches // self.plan.batches_per_chunk(index)) if batches else 0
 
     def _chunks(self, index: int) -> Iterator[list[Batch]]:
         """Groups of batches whose states at `index` fit the activation budget: one group when all do."""

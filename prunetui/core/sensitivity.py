@@ -16,7 +16,7 @@ from torch import nn
 from prunetui.core.accel import Acceleration
 from prunetui.core.evaldata import EvalBatches, standard_error
 from prunetui.core.evaluate import count_correct, model_device
-from prunetui.core.events import Cancelled, Progress, Report, ScanPoint, expected_batches, ignore
+from prunetui.core.events import Cancelled, Notice, Progress, Report, ScanPoint, expected_batches, ignore
 from prunetui.core.fast_scan import fast_scanner
 from prunetui.core.layers import prunable_parameters
 from prunetui.core.pruning import lab_mask
@@ -234,7 +234,8 @@ def scan(
     `calibration`: the training batches a recalibrated scan (`options.recalibrate`) measures on.
     The model's weights are exactly as before when this returns, cancelled or not.
     Progress: "scan" events counting evaluation batches of every point (ScanProgress), naming the
-    layer and sparsity being evaluated.
+    layer and sparsity being evaluated; a Notice before the first point when the activations cannot
+    keep to the budget (core.scan_memory).
     """
     started = time.perf_counter()
     options = options or ScanOptions()
@@ -245,6 +246,9 @@ def scan(
     try:
         with _scanner(model, batches, options, cancel, calibration) as scanner:
             result.path = scanner.path
+            plan = scanner.memory()
+            if plan and plan["warning"]:  # said now: the scan may run long on the plan
+                report(Notice(f"warning: {plan['warning']}"))
             try:
                 weights = [scanner.weight(params[name]) for name in names]
                 base = scanner.full_weight if base_accuracy is None else None

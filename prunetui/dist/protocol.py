@@ -12,10 +12,10 @@ from dataclasses import asdict
 import torch
 from torch.utils.data import SequentialSampler
 
-from prunetui.core.events import EpochEnd, Event, Progress, ScanPoint
+from prunetui.core.events import EpochEnd, Event, Notice, Progress, ScanPoint
 from prunetui.core.finetune import FinetuneResult, best_of
 
-EVENTS = {"progress": Progress, "scan_point": ScanPoint, "epoch_end": EpochEnd}
+EVENTS = {"progress": Progress, "scan_point": ScanPoint, "epoch_end": EpochEnd, "notice": Notice}
 _TYPES = {kind: name for name, kind in EVENTS.items()}
 
 

@@ -47,7 +47,7 @@ class MessageHandlers:
         self.show_error(message.text)
 
     def on_scan_started(self: PruneApp, message: ScanStarted) -> None:
-        self.curves = ScanCurves(base_accuracy=message.base_accuracy)
+        self.curves = ScanCurves(base_accuracy=message.base_accuracy, grid=message.sparsities)
         self.show_plot("sensitivity-tab")
 
     def on_scan_loaded(self: PruneApp, message: ScanLoaded) -> None:

@@ -46,9 +46,9 @@ class JobLine(Message):
 
 
 class ScanStarted(Message):
-    def __init__(self, base_accuracy: float) -> None:
+    def __init__(self, base_accuracy: float, sparsities: tuple[float, ...]) -> None:
         super().__init__()
-        self.base_accuracy = base_accuracy
+        self.base_accuracy, self.sparsities = base_accuracy, sparsities
 
 
 class FinetuneStarted(Message):

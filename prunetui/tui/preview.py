@@ -75,13 +75,13 @@ class Preview:
         session = self.app.session
         cost = channels = None
         if session.structured:
-            try:
-                cost = session.projected_cost(targets)
-            except UserError as error:  # a target on a layer that cannot be pruned
-                self.app.post_message(PreviewReady(targets, None, error=str(error)))
-                return
             channels = session.channel_counts(targets)
             self.reasons = {g.name: g.reason for g in session.channel_groups() if not g.prunable}
+            try:
+                cost = session.projected_cost(targets)
+            except UserError as error:  # a target on a layer that cannot be pruned: the groups still show
+                self.app.post_message(PreviewReady(targets, None, channels=channels, error=str(error)))
+                return
             projected_mib = cost.size_mib
         else:
             projected_mib = session.projected_size(targets)

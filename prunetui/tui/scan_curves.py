@@ -72,6 +72,7 @@ def parse_tolerance(text: str) -> Tolerance:
 class ScanCurves:
     base_accuracy: float | None = None
     points: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # layer -> (s, accuracy)
+    grid: tuple[float, ...] = ()  # the sparsities the scan measures each layer at (empty: not known)
 
     @classmethod
     def from_result(cls, result: ScanResult) -> ScanCurves:
@@ -79,7 +80,7 @@ class ScanCurves:
             layer: list(zip(result.sparsities, accuracies, strict=True))
             for layer, accuracies in result.layers.items()
         }
-        return cls(result.base_accuracy, points)
+        return cls(result.base_accuracy, points, tuple(result.sparsities))
 
     def add(self, layer: str, sparsity: float, accuracy: float) -> None:
         self.points.setdefault(layer, []).append((sparsity, accuracy))
@@ -106,10 +107,24 @@ class ScanCurves:
         return sorted({s for points in self.points.values() for s, _ in points})
 
     def partial_layers(self) -> set[str]:
-        """Layers scanned at fewer sparsities than the grid (a cancelled scan's last one): their safe
-        sparsity is a lower bound, the sparsities above it are not measured."""
-        grid = len(self.sparsities())
+        """Layers measured at fewer sparsities than the grid (the one a scan is on, a cancelled scan's
+        last one): their safe sparsity is a lower bound, the sparsities above it are not measured."""
+        grid = len(self.grid) or len(self.sparsities())
         return {layer for layer, points in self.points.items() if len({s for s, _ in points}) < grid}
+
+    def safe_labels(self, tolerance: Tolerance = LAB_TOLERANCE) -> dict[str, str]:
+        """The Safe column's text of every scanned layer: its safe sparsity (`0.315`), `0.60+` while
+        sparsities above those measured are unknown, `<0.40` when none it was measured at is safe."""
+        from prunetui.tui.text import sparsity_text
+
+        labels, partial = {}, self.partial_layers()
+        for layer, safe in self.safe_sparsities(tolerance).items():
+            measured = {s for s, _ in self.points[layer]}
+            if safe == 0.0 and 0.0 not in measured:
+                labels[layer] = "<" + sparsity_text(min(measured))
+            else:
+                labels[layer] = sparsity_text(safe) + ("+" if layer in partial else "")
+        return labels
 
     def complete_rows(self, sparsities: list[float]) -> dict[str, list[float]]:
         """Accuracy per sparsity of each layer scanned at all of `sparsities` (a cancelled scan leaves

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from prunetui.core.events import EpochEnd, Event, Report, ignore
+from prunetui.core.events import EpochEnd, Event, Notice, Report, ignore
 from prunetui.core.export import Exported, export_checkpoint
 from prunetui.core.finetune import FinetuneResult, FinetuneSettings
 from prunetui.core.sensitivity import DEFAULT_SPARSITIES, ScanOptions, ScanResult
@@ -31,6 +31,18 @@ SUGGESTED_RUN = "suggested"
 
 def say_nothing(text: str, style: str = "") -> None:
     """A `say` for callers that want the data only."""
+
+
+def notices_said(report: Report, say: Say) -> Report:
+    """`report` for every event but a Notice, which is said (in yellow) when it comes."""
+
+    def heard(event: Event) -> None:
+        if isinstance(event, Notice):
+            say(event.text, "yellow")
+        else:
+            report(event)
+
+    return heard
 
 
 def require_data(session: Session, what: str) -> None:
@@ -222,21 +234,19 @@ def scan(
     nproc: int = 1,
     rendezvous: "Rendezvous | None" = None,
 ) -> ScanResult:
-    """The sensitivity scan of the model as it is now, by the session's method; a warning when its
-    activations could not keep to the budget (core.scan_memory)."""
+    """The sensitivity scan of the model as it is now, by the session's method; its notices (a memory
+    plan over the budget, core.scan_memory) are said as they come."""
     require_data(session, "scan")
     result = session.scan(
         sparsities,
         layers,
-        report,
+        notices_said(report, say),
         cancel,
         nproc=nproc,
         rendezvous=rendezvous,
         options=options,
         use_cache=use_cache,
     )
-    if result.memory and result.memory["warning"]:
-        say(f"warning: {result.memory['warning']}", "yellow")
     if result.cancelled:
         total = len(layers) if layers is not None else len(session.layer_names)
         say(lines.scan_cancelled(result.seconds, len(result.layers), total), "yellow")

@@ -13,7 +13,9 @@ from prunetui.core.sensitivity import ScanOptions, scan
 
 SPARSITIES = [0.5, 0.7, 0.9]
 LAYERS = ["0.weight", "3.weight", "7.weight"]
-DETAIL = re.compile(r"^(?P<layer>\S+) at (?P<sparsity>\d\.\d\d)$")
+DETAIL = re.compile(
+    r"^(?P<layer>\S+) at (?P<sparsity>\d\.\d\d)(, images part \d+/\d+)?$"
+)  # part: a chunked scan
 
 
 def scan_events(model, splits, options: ScanOptions) -> list:

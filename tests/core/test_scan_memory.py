@@ -3,6 +3,8 @@ does with it for a model whose batches may change, one whose output depends on i
 and the full path. The grids are the same whatever the budget (tests/core/test_fast_scan.py has the
 split path's grids on the lab VGG)."""
 
+import json
+
 import pytest
 import torch
 from conftest import tiny_cnn
@@ -10,8 +12,10 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from prunetui.core.accel import Acceleration
+from prunetui.core.events import Notice, Progress, ScanPoint
 from prunetui.core.scan_memory import MIB, graph_transient, memory_json, plan_memory
 from prunetui.core.sensitivity import ScanOptions, scan
+from prunetui.dist.protocol import encode, event_message, to_event
 
 GRID = [0.5, 0.9]
 PLAIN = ScanOptions(fast=False)
@@ -161,3 +165,27 @@ def test_full_path_plans_its_batch_too(splits):
     tight = scan(model, loader, GRID, options=options(budget))
     assert tight.layers == roomy.layers == plain.layers
     assert tight.memory["batch_size"] < 64 and tight.memory["planned_peak"] <= budget
+
+
+def test_a_plan_over_budget_is_noticed_before_the_first_point(model, splits):
+    events = []
+    result = scan(model, taught(model, splits), GRID, options=options(1), report=events.append)
+    notices = [i for i, e in enumerate(events) if isinstance(e, Notice)]
+    points = [i for i, e in enumerate(events) if isinstance(e, ScanPoint)]
+    assert len(notices) == 1 and notices[0] < points[0]
+    assert events[notices[0]].text == f"warning: {result.memory['warning']}"
+    assert to_event(json.loads(encode(event_message(events[notices[0]])))) == events[notices[0]]  # torchrun
+    quiet = []
+    scan(model, taught(model, splits), GRID, options=options(None), report=quiet.append)
+    assert not any(isinstance(e, Notice) for e in quiet)
+
+
+def test_progress_names_the_part_of_the_images_when_the_budget_splits_them(model, splits):
+    events = []
+    result = scan(model, taught(model, splits), GRID, options=options(1), report=events.append)
+    parts = -(-96 // result.memory["batch_size"]) // result.memory["batches_per_chunk"]
+    details = [e.detail for e in events if isinstance(e, Progress) and " at 0.90" in e.detail]
+    assert parts > 1 and any(d.endswith(f", images part 2/{parts}") for d in details)
+    roomy = []
+    scan(model, taught(model, splits), GRID, options=options(None), report=roomy.append)
+    assert not any("part" in e.detail for e in roomy if isinstance(e, Progress))

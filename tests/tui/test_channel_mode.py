@@ -64,3 +64,14 @@ async def test_channel_prune_swaps_in_the_smaller_model_and_runs_show_speed(trai
         await pilot.press("y")
         await wait_idle(pilot)
         assert not session.channel_pruned and session.model.conv1.out_channels == 8
+
+
+async def test_channel_mode_shows_its_groups_when_a_target_it_cannot_use_is_set(trained_state, tmp_path):
+    app = make_app(make_session(trained_state, workdir=tmp_path), tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_idle(pilot)
+        app.set_target("fc.weight", 0.5)  # fine-grained: allowed; the classes cannot lose channels
+        app.set_target("conv1.weight", 0.5)
+        await to_channel_mode(app, pilot)  # the groups and their counts show all the same
+        assert cell(app, "conv1.weight", "channels") == "4/8" and cell(app, "fc.weight", "channels") == "fixed"
+        assert "fc.weight" in "\n".join(app.query_one("#job-log").texts)  # why the size is n/a

@@ -102,6 +102,25 @@ def test_a_layer_scanned_part_way_is_partial():
     assert curves.partial_layers() == {"b"}
     curves.add("b", 0.5, 80.0)
     assert curves.partial_layers() == set()
+    first = ScanCurves(90.0, {"a": [(0.4, 90.0)]}, grid=(0.4, 0.5, 0.6))  # the first layer, cancelled
+    assert first.partial_layers() == {"a"} and first.safe_labels(Tolerance(1.0)) == {"a": "0.40+"}
+
+
+def test_safe_labels_say_what_was_measured():
+    grid = (0.3, 0.305, 0.31, 0.315, 0.32)
+    curves = ScanCurves(
+        99.78,
+        {
+            "fine": list(zip(grid, [99.78, 99.78, 99.78, 99.78, 99.56], strict=True)),
+            "none": list(zip(grid, [99.0] * 5, strict=True)),
+            "coarse": [(0.4, 99.78), (0.5, 99.7)],
+        },
+        grid=grid,
+    )
+    labels = curves.safe_labels(Tolerance(0.11))
+    assert labels["fine"] == "0.315"  # not 0.32, which was measured below the floor
+    assert labels["none"] == "<0.30"  # no sparsity it was measured at is safe: not "0.00"
+    assert labels["coarse"] == "0.50+"  # measured at 2 of the 5 grid points
 
 
 async def test_safe_of_a_layer_the_scan_stopped_in_reads_as_a_lower_bound(app):

@@ -8,7 +8,7 @@ from prunetui.core.layers import LayerInfo
 from prunetui.core.suggest import Suggestion
 from prunetui.tui.scan_curves import ScanCurves, Tolerance
 from prunetui.tui.stats import ModelStats
-from prunetui.tui.text import shape_text, short_label
+from prunetui.tui.text import shape_text, short_label, sparsity_text
 
 LABELS = {
     "layer": "Layer",
@@ -38,11 +38,11 @@ def target_cell(
     """Highlighted while the model does not have it yet (prune applies it); dim when 0.
     A suggested change shows as `0.60→0.75`; a locked target has an `L` after it."""
     if proposed is not None and abs(proposed - target) > 5e-5:
-        cell = _number(f"{target:.2f}→{proposed:.2f}", "bold magenta")
+        cell = _number(f"{sparsity_text(target)}→{sparsity_text(proposed)}", "bold magenta")
     elif abs(target - zero_fraction) > 0.005:
-        cell = _number(f"{target:.2f}", "bold yellow")
+        cell = _number(sparsity_text(target), "bold yellow")
     else:
-        cell = _number(f"{target:.2f}", "dim" if target == 0 else "")
+        cell = _number(sparsity_text(target), "dim" if target == 0 else "")
     if locked:
         cell.append(" L", style="bold cyan")
     return cell
@@ -81,8 +81,7 @@ class LayerTable(DataTable):
     def __init__(self, **kwargs) -> None:
         super().__init__(cursor_type="row", **kwargs)
         self._infos: dict[str, LayerInfo] = {}
-        self._safe: dict[str, float] = {}
-        self._partial: set[str] = set()  # layers whose scan stopped part way: Safe is a lower bound
+        self._safe: dict[str, str] = {}  # the Safe column's text by layer (ScanCurves.safe_labels)
         self._widths: dict[str, int] = {}
 
     @property
@@ -135,9 +134,7 @@ class LayerTable(DataTable):
             case "target":
                 return self._target_cell(layer_name)
             case _:
-                safe = self._safe.get(layer_name)
-                more = "+" if layer_name in self._partial else ""
-                return _number("" if safe is None else f"{safe:.2f}{more}", "green")
+                return _number(self._safe.get(layer_name, ""), "green")
 
     def _prunable(self, layer_name: str) -> bool:
         """In channel mode: a group whose output channels may be removed."""
@@ -242,11 +239,9 @@ class LayerTable(DataTable):
 
     def watch_curves(self, curves: ScanCurves | None) -> None:
         """The Safe column: rebuilt when it appears or goes, else only the cells that changed."""
-        safe = {} if curves is None else curves.safe_sparsities(self.tolerance)
-        partial = set() if curves is None else curves.partial_layers()
+        safe = {} if curves is None else curves.safe_labels(self.tolerance)
         had_column, changed = bool(self._safe), {n for n in safe if safe[n] != self._safe.get(n)}
-        changed |= partial ^ self._partial
-        self._safe, self._partial = safe, partial
+        self._safe = safe
         if bool(safe) != had_column:
             if self._infos:
                 self._rebuild()
