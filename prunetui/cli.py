@@ -16,8 +16,14 @@ from prunetui import cli_recovery
 from prunetui.errors import JobFailed, UserError, write_crash_log
 from prunetui.workflow import policy
 
-# prunetui.core.methods' names, written here so that --help loads no torch (a test keeps them equal)
-METHOD_NAMES = ("magnitude", "taylor", "channel")
+# prunetui.core.methods' names and what each does, written here so that --help loads no torch
+# (tests/core/test_methods.py and tests/test_cli_names.py keep the names equal to the registry's)
+METHOD_HELP = {
+    "magnitude": "the lab's |w| (default)",
+    "taylor": "|w * dL/dw| over a few training batches",
+    "channel": "whole output channels removed (structured: a smaller model)",
+}
+METHOD_NAMES = tuple(METHOD_HELP)
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 1
@@ -76,8 +82,8 @@ def _add_common(parser: argparse.ArgumentParser, top_level: bool) -> None:
         "--method",
         default=default,
         choices=METHOD_NAMES,
-        help="pruning criterion: magnitude (default, the lab's |w|) or taylor (|w * dL/dw|); "
-        "overrides the profile's method",
+        help="pruning method (overrides the profile's). "
+        + "; ".join(f"{name}: {what}" for name, what in METHOD_HELP.items()),
     )
 
 
@@ -111,7 +117,11 @@ def build_parser() -> Parser:
     scan.add_argument(
         "--sparsities", default="0.4:1.0:0.1", help="0.4,0.5 or start:stop:step (stop excluded)"
     )
-    scan.add_argument("--layers", help="comma-separated layer names (default: every prunable layer)")
+    scan.add_argument(
+        "--layers",
+        help="comma-separated layer names, full or their unique end (conv0.weight, conv0) "
+        "(default: every prunable layer)",
+    )
     scan.add_argument("--eval-size", type=int, metavar="N", help="evaluate on the first N images only")
     scan.add_argument("--no-cache", action="store_true", help="scan again even if .prunetui/scans has it")
     _add_amp(scan)
@@ -161,7 +171,9 @@ def build_parser() -> Parser:
     goal.add_argument("--max-drop", type=float, metavar="POINTS", help="tolerated predicted accuracy drop")
     suggest.add_argument("--per-layer", action="store_true", help="--max-drop applies to each layer alone")
     suggest.add_argument(
-        "--lock", metavar="LAYERS", help="comma-separated layers kept at their --profile target"
+        "--lock",
+        metavar="LAYERS",
+        help="comma-separated layers kept at their --profile target (full names or a unique end, as --layers)",
     )
     suggest.add_argument("--sparsities", default="0.4:1.0:0.05", help="scan grid (default 0.4:1.0:0.05)")
     suggest.add_argument("--out", metavar="TOML", help="write the suggested profile here")

@@ -19,7 +19,7 @@ from prunetui.cli_progress import progress_bar, with_bar
 from prunetui.core.accel import Acceleration
 from prunetui.core.evaldata import standard_error
 from prunetui.core.events import Event, ScanPoint
-from prunetui.core.profile import check_layer_names, save_profile
+from prunetui.core.profile import resolve_layer_names, save_profile
 from prunetui.core.runs import RunRecord
 from prunetui.core.scan_memory import memory_json
 from prunetui.core.sensitivity import ScanOptions, ScanResult
@@ -135,10 +135,9 @@ def scan_options(args: argparse.Namespace) -> dict:
     return {"options": options, "use_cache": not args.no_cache}
 
 
-def _layer_list(text: str | None, session: Session) -> list[str]:
+def _layer_list(text: str | None, session: Session, flag: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()] if text else []
-    check_layer_names(names, session.layer_names)
-    return names
+    return resolve_layer_names(names, session.layer_names, f"{flag}: ")  # conv0.weight: the full name
 
 
 def scan(
@@ -153,7 +152,7 @@ def scan(
 ) -> dict:
     session = opened.session
     steps.require_data(session, "scan")
-    names = _layer_list(layers, session) or session.layer_names
+    names = _layer_list(layers, session, "--layers") or session.layer_names
     row: list[str] = []
     with progress_bar(_console(as_json)) as (console, bar):
 
@@ -195,14 +194,14 @@ def scan(
 
 
 def _scan_details(result: ScanResult) -> str:
-    """Where the numbers came from and how precise they are: the standard error of the dense accuracy,
-    and the largest any point can have (at 50%)."""
+    """Where the numbers came from and how precise they are: the standard error of the scanned model's
+    accuracy, and the largest any point on these images can have (an accuracy near 50%)."""
     source = "from the cache" if result.cached else f"{result.path} path"
-    error = result.standard_error()
+    error, images = result.standard_error(), result.images
     if error is None:
         return source
-    largest = standard_error(50.0, result.images)
-    return f"{source}, {result.images} images, standard error ±{error:.2f} points, at most ±{largest:.2f}"
+    at = f"±{error:.2f} points at {result.base_accuracy:.2f}% accuracy"
+    return f"{source}, {images} images, standard error {at}, up to ±{standard_error(50.0, images):.2f} for a point near 50%"
 
 
 def prune(
@@ -344,7 +343,7 @@ def suggest(
     size and refine them (or `use_global`: global pruning at the budget); prune to them and measure."""
     session = opened.session
     steps.require_data(session, "suggest")
-    locked_names = _layer_list(lock, session)
+    locked_names = _layer_list(lock, session, "--lock")
     goal = goal_from_flags(*goal_flags, session.dense_size)
     if out and Path(out).exists():
         raise UserError(f"{out} exists (choose another name)")

@@ -109,6 +109,41 @@ def check_layer_names(layers: Iterable[str], layer_names: Iterable[str], context
             raise UserError(f"{context}unknown layer {layer}; closest: {', '.join(close)}")
 
 
+def resolve_layer_names(given: Iterable[str], layer_names: Iterable[str], context: str = "") -> list[str]:
+    """Layer names typed on the command line (`--layers`, `--lock`) as the model's full names, each once,
+    in the order given. A name is a full name (`backbone.conv0.weight`), or the end, at a dot, of exactly
+    one (`conv0.weight`), where a module's name stands for its `.weight` (`conv0`, `backbone.conv0`); an
+    exact full name always wins. A name that matches none, or several (`weight`), is a UserError that
+    lists the candidates. Profiles keep exact names (check_layer_names)."""
+    names = list(layer_names)
+    resolved = []
+    for text in given:
+        matches = [text] if text in names else [n for n in names if text in _tails(n)]
+        if not matches:
+            raise UserError(f"{context}unknown layer {text}; closest: {', '.join(_closest(text, names))}")
+        if len(matches) > 1:
+            more = f" and {len(matches) - 3} more" if len(matches) > 3 else ""
+            raise UserError(
+                f"{context}{text} matches {len(matches)} layers: {', '.join(matches[:3])}{more}; "
+                "give more of the name"
+            )
+        resolved.append(matches[0])
+    return list(dict.fromkeys(resolved))
+
+
+def _tails(name: str) -> set[str]:
+    """What a typed name may be for `name`: its ends at a dot, and those of its module (without `.weight`)."""
+    parts = name.split(".")
+    module = parts[:-1] if len(parts) > 1 and parts[-1] == "weight" else parts
+    return {".".join(p[i:]) for p in (parts, module) for i in range(len(p))}
+
+
+def _closest(text: str, names: list[str]) -> list[str]:
+    """The three names whose ends are most like `text` (model order among equals), else the first three."""
+    score = {n: max(difflib.SequenceMatcher(None, text, tail).ratio() for tail in _tails(n)) for n in names}
+    return [n for n in sorted(names, key=lambda n: -score[n]) if score[n] >= 0.5][:3] or names[:3]
+
+
 def check_layers(profile: Profile, layer_names: Iterable[str]) -> None:
     """Every layer the profile names must be a prunable tensor of the model."""
     check_layer_names(profile.sparsity, layer_names, context=f"profile '{profile.name}': ")

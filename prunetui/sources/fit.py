@@ -21,9 +21,12 @@ PROBE_IMAGES = 2
 FORWARD_ERRORS = (RuntimeError, ValueError, IndexError, TypeError, AttributeError, KeyError)
 
 
-def check_model_fits_data(model: nn.Module, data, device: torch.device, label: str | None = None) -> None:
+def check_model_fits_data(
+    model: nn.Module, data, device: torch.device, label: str | None = None
+) -> list[str]:
     """Raise one clear UserError, naming the model (`label`, default its class name) and the problem,
-    instead of a deep PyTorch error in the middle of a job.
+    instead of a deep PyTorch error in the middle of a job; return warnings (without the `warning:`) for
+    what may be meant but usually is not: more outputs than the data has classes.
 
     `data` is a sources.data.Data (its `eval` batches, `spec`, `num_classes`). Refused: a forward that
     fails on the data's images; an output with no logits tensor (core.outputs' rule); logits that are not
@@ -47,6 +50,7 @@ def check_model_fits_data(model: nn.Module, data, device: torch.device, label: s
             f"model {name}: its logits are {_shape(shapes['eval'])} in eval mode but {_shape(shapes['train'])} "
             "in train mode (it must give the same (batch, classes) logits in both)"
         )
+    return _extra_outputs(shapes["eval"][1], data, name)
 
 
 def _forward_backward(model, images, labels, data, name: str, mode: str) -> torch.Size:
@@ -90,6 +94,26 @@ def _check_classes(logits: torch.Tensor, data, name: str, mode: str) -> None:
             f"model {name} has {logits.shape[1]} outputs but {data.spec} has {data.num_classes} classes "
             "(for torchvision models give the class count: torchvision:NAME:CLASSES)"
         )
+
+
+def _extra_outputs(outputs: int, data, name: str) -> list[str]:
+    """More outputs than classes is allowed (a head kept on purpose, labels a subset), but it is most
+    often a model built for another dataset (torchvision's 1000 ImageNet classes): accuracy is then near 0
+    until it is finetuned. Say both numbers and the fix."""
+    classes = data.num_classes
+    if outputs <= classes:
+        return []
+    zoo = name.split(":")
+    fix = (
+        f"{zoo[0]}:{zoo[1]}:{classes} builds a {classes}-class head"
+        if len(zoo) in (2, 3) and zoo[0] in ("torchvision", "timm")
+        else f"build the model with {classes} outputs"
+    )
+    return [
+        f"model {name} has {outputs} outputs but {data.spec} has {classes} classes, so accuracy counts "
+        f"every prediction above class {classes - 1} as wrong: {fix}, or load a checkpoint trained for "
+        "these classes"
+    ]
 
 
 def _backward(logits: torch.Tensor, labels: torch.Tensor, name: str, mode: str) -> None:

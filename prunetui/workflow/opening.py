@@ -71,7 +71,7 @@ def open_session(request: Request, workdir: Path | None = None) -> Opened:
     notes += data.notes if data is not None else []
     model = loaded.model.to(device)
     if data is not None:
-        check_model_fits_data(model, data, device, label=loaded.label)
+        notes += [f"warning: {w}" for w in check_model_fits_data(model, data, device, label=loaded.label)]
     fingerprint = data.fingerprint if data is not None else None
     origin = Origin(data_spec=data_spec, checkpoint=request.checkpoint, data_fingerprint=fingerprint)
     session = Session(model, data, loaded.label, origin, RunStore(workdir))
