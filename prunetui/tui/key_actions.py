@@ -29,16 +29,24 @@ PLOT_TABS = ["weights-tab", "params-tab", "sensitivity-tab", "finetune-tab", "ru
 class KeyActions:
     """Mixed into PruneApp; `self` is the app."""
 
-    def action_select(self: "PruneApp", step: int) -> None:
-        """j/k: the cursor of the table in focus (the runs table in the Runs tab), else the layer table's."""
+    def _cursor_table(self: "PruneApp") -> DataTable:
+        """The table whose cursor j/k move: the runs table in the Runs tab, else the layer table."""
         focused = self.focused
-        table = (
-            focused
-            if isinstance(focused, DataTable) and self.runs_focused()
-            else self.query_one("#layers", DataTable)
-        )
+        if isinstance(focused, DataTable) and self.runs_focused():
+            return focused
+        return self.query_one("#layers", DataTable)
+
+    def action_select(self: "PruneApp", step: int) -> None:
+        """j/k: the next or previous row of the table in focus (the runs table), else of the layer table."""
+        table = self._cursor_table()
         if table.row_count:
             table.move_cursor(row=max(0, min(table.cursor_row + step, table.row_count - 1)))
+
+    def action_select_edge(self: "PruneApp", last: bool) -> None:
+        """home/g, end/G: the first or the last row, of the same table as j/k."""
+        table = self._cursor_table()
+        if table.row_count:
+            table.move_cursor(row=table.row_count - 1 if last else 0)
 
     def action_nudge(self: "PruneApp", delta: float) -> None:
         self.selection_flow.nudge_all(delta)

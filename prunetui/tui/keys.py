@@ -96,6 +96,23 @@ BINDINGS = [
     Binding("w", "export", "Export", tooltip="Export the model as a checkpoint…", show=False, id="export"),
     Binding("j", "select(1)", "Next layer", show=False, id="next-layer"),
     Binding("k", "select(-1)", "Previous layer", show=False, id="previous-layer"),
+    # home/end: a focused DataTable's own (sideways) are replaced in LayerTable and RUNS_TABLE_HIDDEN
+    Binding(
+        "home,g",
+        "select_edge(False)",
+        "First layer",
+        tooltip="First layer (or run, in the runs table)",
+        show=False,
+        id="first-layer",
+    ),
+    Binding(
+        "end,G",
+        "select_edge(True)",
+        "Last layer",
+        tooltip="Last layer (or run, in the runs table)",
+        show=False,
+        id="last-layer",
+    ),
     Binding(
         "plus,equals_sign",
         f"nudge({NUDGE})",
@@ -188,7 +205,8 @@ LAYER_ACTIONS = {
 RUNS_ACTIONS = {"mark_run", "diff_runs", "resume_run"}
 # The runs table's footer (it has the focus in the Runs tab): what acts on a run, in short words, before
 # its own n and O. The model's keys still work there but leave the footer (RUNS_TABLE_HIDDEN), else 80
-# columns cut it before the run keys; the help screen lists every key.
+# columns cut it before the run keys; the help screen lists every key. home/end there go to the first and
+# the last run (a DataTable's own scroll sideways).
 RUNS_TABLE_KEYS = [
     Binding("enter", "select_cursor", "Load", tooltip=LOAD_RUN),
     Binding("m", "app.mark_run", "Mark", tooltip="Mark the selected run to compare (d)"),
@@ -201,7 +219,7 @@ RUNS_TABLE_HIDDEN = [
     Binding(key, f"app.{action}", show=False)
     for key, action in (
         ("s", "scan"), ("a", "suggest"), ("p", "prune"), ("f", "finetune"), ("x", "cancel_job"),
-        ("escape", "cancel_job"),
+        ("escape", "cancel_job"), ("home", "select_edge(False)"), ("end", "select_edge(True)"),
     )
 ]  # fmt: skip
 SELECTION_BINDINGS = [

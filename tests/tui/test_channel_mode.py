@@ -73,5 +73,7 @@ async def test_channel_mode_shows_its_groups_when_a_target_it_cannot_use_is_set(
         app.set_target("fc.weight", 0.5)  # fine-grained: allowed; the classes cannot lose channels
         app.set_target("conv1.weight", 0.5)
         await to_channel_mode(app, pilot)  # the groups and their counts show all the same
-        assert cell(app, "conv1.weight", "channels") == "4/8" and cell(app, "fc.weight", "channels") == "fixed"
+        assert (
+            cell(app, "conv1.weight", "channels") == "4/8" and cell(app, "fc.weight", "channels") == "fixed"
+        )
         assert "fc.weight" in "\n".join(app.query_one("#job-log").texts)  # why the size is n/a

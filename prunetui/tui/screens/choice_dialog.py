@@ -27,7 +27,6 @@ class ChoiceDialog(ModalScreen[str | None]):
             yield Label("escape: neither", classes="dialog-keys")
 
     def on_mount(self) -> None:
-        self.query_one(".dialog-prompt", Label).styles.width = "100%"  # wraps within the dialog
         self.query_one(Button).focus()
 
     def on_key(self, event) -> None:

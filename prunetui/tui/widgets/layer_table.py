@@ -1,6 +1,7 @@
 """The layer table: one row per prunable tensor, keyed by its parameter name."""
 
 from rich.text import Text
+from textual.binding import Binding
 from textual.reactive import reactive
 from textual.widgets import DataTable
 
@@ -64,6 +65,12 @@ class LayerTable(DataTable):
     Its size is set from its content when the rows or columns change: sizing a DataTable with
     `auto` (from its virtual size) sometimes left it 0 rows high here under load.
     """
+
+    # A DataTable's home/end scroll sideways; here they go to the first and the last layer (as g/G do).
+    BINDINGS = [
+        Binding("home", "scroll_top", "First layer", show=False),
+        Binding("end", "scroll_bottom", "Last layer", show=False),
+    ]
 
     room: reactive[int | None] = reactive(None)  # cells of width it may take (None: all columns)
     stats: reactive[ModelStats | None] = reactive(None, init=False)

@@ -1,5 +1,6 @@
 """The header: model, device, accuracies, current and projected size, on one line: when narrow it leaves
-out its captions, then fields by priority, shortening the model label before the method and dense accuracy."""
+out its captions, cuts the model label to a fixed width, then leaves out fields by priority: the device and
+the size's percent outlast the method and the dense accuracy."""
 
 from dataclasses import dataclass, replace
 
@@ -55,37 +56,39 @@ def _now_text(status: Status) -> str:
     return f"{accuracy_text(status.accuracy)} (pred {accuracy_text(status.accuracy_predicted)})"
 
 
-# When the line is too narrow: the captions go, and the device with them (so that it does not come and
-# go at one width as the values change); then these fields, in this order; then the model label is
-# shortened to MIN_LABEL cells; then LEFT_OUT_LAST; then the label is cut to its last character.
-# The accuracy now and the sizes stay.
-LEFT_OUT_FIRST = ("size_percent", "macs")
-LEFT_OUT_LAST = ("method", "dense")
-MIN_LABEL = 12
+# When the line is too narrow the captions go; the rest is then one line of three groups: the model
+# (label, device, method), the accuracies (`dense X now Y`) and the sizes (`A MiB P% → B MiB P%`). The
+# label is cut to LABEL_WIDTH cells, then what LEFT_OUT lists goes in its order (a number: the label cut to
+# that many cells), so the device and the size's percent outlast the method and the dense accuracy. With
+# MACs (channel mode) the method says what the sizes are: it and the MACs outlast the dense accuracy.
+LABEL_WIDTH = 32
+LEFT_OUT = (16, "method", 12, "dense", "size_percent", "device", 2)
+LEFT_OUT_WITH_MACS = (16, "dense", 12, "macs", "method", "size_percent", "device", 2)
 
 
 def status_text(status: Status, captions: bool, leave_out: frozenset[str] = frozenset()) -> Text:
+    """Without captions: `dense X now Y` and `A → B` each in one piece, two spaces between the groups."""
     fields = [
-        ("dense ", accuracy_text(status.dense_accuracy), "bold", "dense"),
-        ("now ", _now_text(status), "bold", ""),
+        ("dense ", accuracy_text(status.dense_accuracy), "bold", "dense", "  "),
+        ("now ", _now_text(status), "bold", "", "  " if "dense" in leave_out else " "),
         (
             "size " if captions else "",
             _size_text(status.size_mib, status.dense_mib, "size_percent" not in leave_out),
             "bold",
             "",
+            "  ",
         ),
-        (*_targets_field(status, captions, "macs" not in leave_out), ""),
+        (*_targets_field(status, captions, "macs" not in leave_out), "", " "),
     ]
     text = Text(status.model_label, style="bold", no_wrap=True, overflow="ellipsis")
-    for part, style in ((status.device_label, "italic"), (status.method, "cyan")):
-        if (style == "italic" and "device" in leave_out) or (style == "cyan" and "method" in leave_out):
-            continue
-        text.append(" ")
-        text.append(part, style=style)
-    for caption, value, style, key in fields:
+    for part, style, key in ((status.device_label, "italic", "device"), (status.method, "cyan", "method")):
+        if key not in leave_out:
+            text.append(" ")
+            text.append(part, style=style)
+    for caption, value, style, key, gap in fields:
         if key and key in leave_out:
             continue
-        text.append("  │  " if captions else "  ", style="dim")
+        text.append("  │  " if captions else gap, style="dim")
         text.append(caption, style="dim")
         text.append(value, style=style)
     return text
@@ -101,34 +104,44 @@ def shortened(label: str, cells: int) -> str:
     return "…" + (whole if len(whole) * 2 >= len(tail) else tail)
 
 
-def _as_measured(status: Status) -> Status:
-    """`status` with a value in place of each `n/a` that measuring fills in (one as wide as most)."""
+def _widest(status: Status) -> Status:
+    """`status` with each value as wide as it gets (an accuracy 99.99%, a size the dense size, `n/a` filled
+    in): what is left out, and where the label is cut, then depend on the model, the device, the method
+    and which fields there are, never on the values, so nothing shifts as values arrive and change."""
+
+    def accuracy(value: float | None) -> float:
+        return max(value or 0.0, 99.99)
+
+    def size(value: float | None) -> float:
+        return max(value or 0.0, status.dense_mib)
+
+    suggested = status.suggested_mib is not None
     return replace(
         status,
-        dense_accuracy=99.99 if status.dense_accuracy is None else status.dense_accuracy,
-        accuracy=99.99 if status.accuracy is None else status.accuracy,
-        size_mib=status.dense_mib if status.size_mib is None else status.size_mib,
-        projected_mib=status.dense_mib if status.projected_mib is None else status.projected_mib,
+        dense_accuracy=accuracy(status.dense_accuracy),
+        accuracy=accuracy(status.accuracy),
+        size_mib=size(status.size_mib),
+        projected_mib=size(status.projected_mib),
+        suggested_mib=size(status.suggested_mib) if suggested else None,
+        predicted_accuracy=accuracy(status.predicted_accuracy) if suggested else None,
+        accuracy_predicted=None if status.accuracy_predicted is None else accuracy(status.accuracy_predicted),
     )
 
 
 def fitted_status_text(status: Status, width: int) -> Text:
-    """The fullest line that fits `width` cells, leaving out and shortening as listed above; what goes is
-    decided as if every value were measured, so that fields do not come and go as they arrive. Always one
-    line."""
-    measured = _as_measured(status)
-    captions = status_text(measured, captions=True).cell_len <= width
-    leave_out: set[str] = set() if captions else {"captions", "device"}
-    label = status.model_label
-    steps = [] if captions else [*LEFT_OUT_FIRST, MIN_LABEL, *LEFT_OUT_LAST, 2]
-    for step in steps:
-        text = status_text(
-            replace(measured, model_label=label), captions=False, leave_out=frozenset(leave_out)
-        )
+    """The fullest line that fits `width` cells, leaving out and cutting as listed above, decided on the
+    widest values (`_widest`). Always one line."""
+    widest = _widest(status)
+    captions = status_text(widest, captions=True).cell_len <= width
+    leave_out: set[str] = set()
+    label = status.model_label if captions else shortened(status.model_label, LABEL_WIDTH)
+    steps = LEFT_OUT_WITH_MACS if status.projected_macs is not None else LEFT_OUT
+    for step in [] if captions else steps:
+        text = status_text(replace(widest, model_label=label), captions=False, leave_out=frozenset(leave_out))
         if text.cell_len <= width:
             break
         if isinstance(step, int):
-            label = shortened(label, max(step, len(label) - (text.cell_len - width)))
+            label = shortened(label, step)
         else:
             leave_out.add(step)
     text = status_text(replace(status, model_label=label), captions=captions, leave_out=frozenset(leave_out))
