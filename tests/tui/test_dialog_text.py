@@ -65,3 +65,18 @@ async def test_every_dialog_wraps_its_text_at_80x24(app, kind):
             label.update(LONG)
         await pilot.pause()
         assert_labels_fit(app.screen)
+
+
+@pytest.mark.parametrize(("size", "compact"), [((80, 24), True), ((120, 40), False)])
+async def test_the_finetune_dialog_with_a_process_count_fits_the_terminal(app, size, compact):
+    async with app.run_test(size=size) as pilot:
+        await wait_idle(pilot)
+        app.push_screen(
+            FinetuneDialog(note="Not pruned yet: the targets are applied first (as p does).", gpus=4)
+        )
+        await pilot.pause()
+        dialog = app.screen.query_one(".dialog")
+        keys = app.screen.query_one(".dialog-keys", Label)
+        assert dialog.content_region.contains_region(keys.region)  # the last line shows: nothing cut below
+        assert app.screen.query_one("#nproc").compact is compact
+        assert_labels_fit(app.screen)

@@ -54,23 +54,31 @@ class FinetuneDialog(ModalScreen[FinetuneRequest | None]):
         self.note = note
         self.gpus = gpus
 
+    def _compact(self) -> bool:
+        """Inputs without their border (one row instead of three) when the bordered dialog would not fit
+        the terminal's height: with a process count, a note and every field it needs about 28 rows."""
+        fields = 5 if self.gpus > 1 else 4
+        rows = 2 + 2 + (2 if self.note else 0) + fields * 4 + 2
+        return rows > self.app.size.height
+
     def compose(self) -> ComposeResult:
         defaults = FinetuneSettings()
+        field = partial(ParsedInput, compact=self._compact())
         with Vertical(classes="dialog"):
             yield Label("Finetune", classes="dialog-title")
             if self.note:
                 yield Label(self.note, classes="dialog-note")
             yield Label("Epochs", classes="dialog-prompt")
-            yield ParsedInput(parse_epochs, str(defaults.epochs), id="epochs")
+            yield field(parse_epochs, str(defaults.epochs), id="epochs")
             yield Label("Learning rate", classes="dialog-prompt")
-            yield ParsedInput(parse_learning_rate, f"{defaults.lr:g}", id="lr")
+            yield field(parse_learning_rate, f"{defaults.lr:g}", id="lr")
             yield Label("Schedule: oneshot, or agp (prune gradually to the targets)", classes="dialog-prompt")
-            yield ParsedInput(parse_schedule, defaults.schedule, id="schedule")
+            yield field(parse_schedule, defaults.schedule, id="schedule")
             yield Label("Distill from the dense model (y/n)", classes="dialog-prompt")
-            yield ParsedInput(parse_yes_no, "n", id="distill")
+            yield field(parse_yes_no, "n", id="distill")
             if self.gpus > 1:
                 yield Label(f"Processes (1-{self.gpus}, one per GPU)", classes="dialog-prompt")
-                yield ParsedInput(partial(parse_process_count, maximum=self.gpus), "1", id="nproc")
+                yield field(partial(parse_process_count, maximum=self.gpus), "1", id="nproc")
             yield Label("", classes="reason")
             yield Label("enter starts · tab next field · escape cancels", classes="dialog-keys")
 
