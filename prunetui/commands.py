@@ -18,7 +18,7 @@ from rich.table import Table
 from prunetui.cli_progress import progress_bar, with_bar
 from prunetui.core.accel import Acceleration
 from prunetui.core.evaldata import standard_error
-from prunetui.core.events import Event, ScanPoint
+from prunetui.core.events import Event, ScanPoint, sparsity_text
 from prunetui.core.profile import resolve_layer_names, save_profile
 from prunetui.core.runs import RunRecord
 from prunetui.core.scan_memory import memory_json
@@ -154,16 +154,18 @@ def scan(
     steps.require_data(session, "scan")
     names = _layer_list(layers, session, "--layers") or session.layer_names
     row: list[str] = []
+    header = [f"{'sparsity':<32} " + " ".join(f"{sparsity_text(s):>6}" for s in sparsities)]
     with progress_bar(_console(as_json)) as (console, bar):
 
         def report(event: Event) -> None:
             if isinstance(event, ScanPoint):
+                while header:  # with the first row: a warning said before it stays above the table
+                    console.print(header.pop())
                 row.append(f"{event.accuracy:6.2f}")
                 if len(row) == len(sparsities):
                     console.print(f"{event.layer:<32} " + " ".join(row), markup=False)
                     row.clear()
 
-        console.print(f"{'sparsity':<32} " + " ".join(f"{s:6.2f}" for s in sparsities))
         result = steps.scan(
             session,
             _sayer(console),

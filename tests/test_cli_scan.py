@@ -79,6 +79,13 @@ def test_activation_budget_is_reported_and_keeps_the_grid(capsys):
     over, err = scan_json(capsys, *LAYER, "--activation-budget", "0.001", "--no-cache")
     assert over["planned_peak_mib"] > 0.001 and over["layers"] == roomy["layers"]
     assert "warning: one image needs about" in err
+    assert err.index("warning: one image") < err.index("sparsity ")  # said above the table, not inside it
+
+
+def test_the_table_names_a_fine_grid_as_it_is(capsys):
+    doc, err = scan_json(capsys, *LAYER, "--sparsities", "0.315,0.32")
+    assert doc["sparsities"] == [0.315, 0.32]
+    assert err.splitlines()[0].split()[1:] == ["0.315", "0.32"]  # not 0.32 twice
 
 
 def test_prune_finetunes_under_autocast(capsys):

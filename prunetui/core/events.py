@@ -73,6 +73,15 @@ def batch_count(batches) -> int:
         return 0
 
 
+def sparsity_text(sparsity: float) -> str:
+    """Two decimals (`0.60`), more when two would round it (`0.315`, `0.3875`): a scan's grid point or a
+    target set from one reads as the value itself, never as a neighbour it was not."""
+    text = f"{sparsity:.2f}"
+    if abs(float(text) - sparsity) > 1e-9:
+        text = f"{sparsity:.4f}".rstrip("0")
+    return text
+
+
 def batch_detail(done: int, total: int) -> str:
     """ "batch 40/196", or "batch 40" when the count is unknown."""
     return f"batch {done}/{total}" if total else f"batch {done}"

@@ -32,7 +32,7 @@ from prunetui.core.evaldata import (
     default_batch_size,
     hold_eval_data,
 )
-from prunetui.core.events import Report, ScanPoint, check_cancel, expected_batches
+from prunetui.core.events import Report, ScanPoint, check_cancel, expected_batches, sparsity_text
 from prunetui.core.outputs import logits_of
 from prunetui.core.pruning import lab_mask
 from prunetui.core.scan_memory import (
@@ -214,7 +214,7 @@ class FastScanner:
                 seen += sum(len(labels) for _, labels in chunk)
                 for j, sparsity in enumerate(sparsities):
                     param.copy_(original * lab_mask(scores, sparsity))
-                    detail = f"{name} at {sparsity:.2f}{part}"
+                    detail = f"{name} at {sparsity_text(sparsity)}{part}"
                     correct[j] += self._count_correct(
                         states, chunk, index, cancel, partial(progress.batch, detail)
                     )

@@ -16,7 +16,16 @@ from torch import nn
 from prunetui.core.accel import Acceleration
 from prunetui.core.evaldata import EvalBatches, standard_error
 from prunetui.core.evaluate import count_correct, model_device
-from prunetui.core.events import Cancelled, Notice, Progress, Report, ScanPoint, expected_batches, ignore
+from prunetui.core.events import (
+    Cancelled,
+    Notice,
+    Progress,
+    Report,
+    ScanPoint,
+    expected_batches,
+    ignore,
+    sparsity_text,
+)
 from prunetui.core.fast_scan import fast_scanner
 from prunetui.core.layers import prunable_parameters
 from prunetui.core.pruning import lab_mask
@@ -111,7 +120,7 @@ class ScanProgress:
 
 
 def _at(name: str, sparsity: float) -> str:
-    return f"{name} at {sparsity:.2f}"
+    return f"{name} at {sparsity_text(sparsity)}"
 
 
 class PlainScanner:

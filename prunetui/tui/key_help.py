@@ -15,6 +15,10 @@ if TYPE_CHECKING:
     from prunetui.tui.app import PruneApp
 
 
+# Quit is among Textual's own commands already; moving the focus from the palette would move it in the palette.
+NOT_IN_PALETTE = {"quit", "focus_next", "focus_previous"}
+
+
 def _key_names(app: "PruneApp", binding: Binding) -> list[str]:
     return [app.get_key_display(binding.with_key(key)) for key in binding.key.split(",")]
 
@@ -31,15 +35,14 @@ def help_rows(app: "PruneApp") -> list[tuple[str, str]]:
             continue
         rows.append((" ".join(_key_names(app, binding)), binding.tooltip or binding.description))
     rows += [(f"{b.key} on a run", b.tooltip or b.description) for b in RunsTable.OWN_BINDINGS]
-    rows.append(("tab", "Next pane (arrows then work inside it)"))
     rows.append(("^p", "Command palette: every action by name"))
     return rows
 
 
 def system_commands(app: "PruneApp") -> Iterator[SystemCommand]:
-    """Every binding's action by name (Quit is among Textual's own commands already)."""
+    """Every binding's action by name, but NOT_IN_PALETTE's."""
     for binding in app.BINDINGS:
-        if binding.action == "quit":
+        if binding.action in NOT_IN_PALETTE:
             continue
         yield SystemCommand(
             binding.tooltip or binding.description,

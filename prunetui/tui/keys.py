@@ -8,7 +8,7 @@ BUSY = "a job is running (x cancels it)"
 OPENING = "the model is still loading"
 # What works while the model opens (the first frame is drawn before torch is imported): everything else
 # needs the session and is disabled (dimmed) until it arrives.
-BEFORE_SESSION = {"quit"}
+BEFORE_SESSION = {"quit", "focus_next", "focus_previous"}
 TARGET_DIGITS = Binding.Group("Set target 0.0-0.9")
 LOAD_RUN = "Targets from the selected run (Runs tab)"
 SUGGESTION_ACTIONS = {"accept_suggestion", "discard_suggestion"}
@@ -36,6 +36,10 @@ def _digit_binding(digit: int) -> Binding:
 
 
 BINDINGS = [
+    # Priority: the app moves the focus before it hands on the keys after tab, so keys typed in one read
+    # with it (a fast typist over SSH) land in the next field, not in the one tab left.
+    Binding("tab", "focus_next", "Next pane (arrows then work inside it)", show=False, priority=True),
+    Binding("shift+tab", "focus_previous", "Previous pane", show=False, priority=True),
     Binding("s", "scan", "Scan", tooltip="Sensitivity scan of every layer", id="scan"),
     Binding("a", "suggest", "Suggest", tooltip="Suggest targets for a size or accuracy goal…", id="suggest"),
     # only while a suggestion is shown (escape discards it too: see action_cancel_job);

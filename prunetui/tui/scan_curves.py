@@ -115,7 +115,7 @@ class ScanCurves:
     def safe_labels(self, tolerance: Tolerance = LAB_TOLERANCE) -> dict[str, str]:
         """The Safe column's text of every scanned layer: its safe sparsity (`0.315`), `0.60+` while
         sparsities above those measured are unknown, `<0.40` when none it was measured at is safe."""
-        from prunetui.tui.text import sparsity_text
+        from prunetui.core.events import sparsity_text
 
         labels, partial = {}, self.partial_layers()
         for layer, safe in self.safe_sparsities(tolerance).items():

@@ -12,15 +12,6 @@ def accuracy_text(accuracy: float | None) -> str:
     return NOT_AVAILABLE if accuracy is None else f"{accuracy:.2f}%"
 
 
-def sparsity_text(sparsity: float) -> str:
-    """Two decimals (`0.60`), more when two would round it (`0.315`, `0.3875`): a scan's grid point or a
-    target set from one reads as the value itself, never as a neighbour it was not."""
-    text = f"{sparsity:.2f}"
-    if abs(float(text) - sparsity) > 1e-9:
-        text = f"{sparsity:.4f}".rstrip("0")
-    return text
-
-
 def shape_text(shape: tuple[int, ...]) -> str:
     return "×".join(str(d) for d in shape)
 

@@ -166,3 +166,13 @@ def test_the_progress_line_names_stage_detail_percent_and_time_left():
     assert line(Progress("scan", 50, 200, "conv3.weight at 0.70"), eta, now=10.0) == (
         "scan conv3.weight at 0.70 · 25% · 30 s left"
     )
+
+
+@pytest.mark.parametrize(
+    "options", [ScanOptions(batch_size=16), ScanOptions(fast=False)], ids=["fast", "plain"]
+)
+def test_a_fine_grid_point_is_named_as_it_is(model, splits, options):
+    events = []
+    scan(model, splits.eval, [0.315, 0.32], LAYERS[:1], events.append, options=options)
+    details = {e.detail for e in events if isinstance(e, Progress)}
+    assert f"{LAYERS[0]} at 0.315" in details and f"{LAYERS[0]} at 0.32" in details  # 0.315 is not "0.32"

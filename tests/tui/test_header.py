@@ -55,6 +55,13 @@ def test_a_long_label_is_cut_to_a_fixed_width_from_the_left():
     assert len(model_part(text)) == 32 and model_part(text).startswith("…")
 
 
+@pytest.mark.parametrize("label", LABELS[:4])
+def test_at_80_columns_a_method_other_than_the_default_stays(label):
+    for status in states(label, method="taylor"):
+        text = fitted_status_text(status, 78).plain
+        assert " cpu taylor " in text and "now " in text, text
+
+
 def test_in_channel_mode_the_method_and_the_macs_stay_at_80_columns():
     status = Status("tiny", "cpu", "channel", 92.95, 90.1, 0.01, 0.01, 0.005, projected_macs=123_456)
     text = fitted_status_text(status, 78).plain

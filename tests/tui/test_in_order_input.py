@@ -39,3 +39,26 @@ async def test_keys_of_one_read_act_as_if_typed_one_by_one(keys):
 
 async def test_backspace_then_a_digit_in_one_read():
     assert await typed(["backspace", "3"], at_once=True) == "ab3"
+
+
+async def test_keys_typed_after_tab_in_one_read_land_in_the_next_field(app):
+    from prunetui.tui.screens.finetune_dialog import FinetuneDialog
+
+    from .conftest import wait_idle
+
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_idle(pilot)
+        app.push_screen(FinetuneDialog())
+        await pilot.pause()
+        for key, character in [
+            ("3", "3"),
+            ("tab", "\t"),
+            ("7", "7"),
+            ("7", "7"),
+            ("shift+tab", None),
+            ("2", "2"),
+        ]:
+            app.post_message(events.Key(key, character))  # one read: no pause between them
+        await pilot.pause()
+        epochs, lr = (app.screen.query_one(f"#{name}", InOrderInput).value for name in ("epochs", "lr"))
+        assert (epochs, lr) == ("2", "77")  # each field selects its text when focused: typing replaces it

@@ -141,3 +141,21 @@ async def test_safe_of_a_layer_the_scan_stopped_in_reads_as_a_lower_bound(app):
         assert {n: c for n, c in cells.items() if n != stopped} == {
             n: full[n] for n in LAYERS if n != stopped
         }
+
+
+async def test_a_grid_wider_than_the_terminal_scrolls_sideways(app):
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_idle(pilot)
+        app.scan_grid = tuple(round(0.3 + 0.02 * i, 2) for i in range(20))
+        await pilot.press("s")
+        await wait_idle(pilot)
+        await pilot.press("T")
+        grid = app.query_one(SensitivityGrid)
+        assert grid.virtual_size.width > grid.size.width  # 20 columns do not fit in 80
+        for _ in range(8):  # tab through the panes to it
+            if app.focused is grid:
+                break
+            await pilot.press("tab")
+        assert app.focused is grid
+        await pilot.press("right", "right")
+        assert grid.scroll_x > 0

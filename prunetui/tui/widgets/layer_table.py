@@ -5,11 +5,12 @@ from textual.binding import Binding
 from textual.reactive import reactive
 from textual.widgets import DataTable
 
+from prunetui.core.events import sparsity_text
 from prunetui.core.layers import LayerInfo
 from prunetui.core.suggest import Suggestion
 from prunetui.tui.scan_curves import ScanCurves, Tolerance
 from prunetui.tui.stats import ModelStats
-from prunetui.tui.text import shape_text, short_label, sparsity_text
+from prunetui.tui.text import shape_text, short_label
 
 LABELS = {
     "layer": "Layer",

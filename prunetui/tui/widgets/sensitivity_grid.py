@@ -16,9 +16,8 @@ def accuracy_cell(accuracy: float, floor: float, safe: bool) -> Text:
 
 class SensitivityGrid(DataTable):
     """Follows the scan as it arrives: cells are updated in place, the table rebuilt only when the grid
-    of sparsities or the tolerance changes."""
-
-    can_focus = False
+    of sparsities or the tolerance changes. Focusable (tab): a fine grid is wider than the terminal, and
+    left/right scroll it."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)

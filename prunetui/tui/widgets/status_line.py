@@ -61,8 +61,11 @@ def _now_text(status: Status) -> str:
 # label is cut to LABEL_WIDTH cells, then what LEFT_OUT lists goes in its order (a number: the label cut to
 # that many cells), so the device and the size's percent outlast the method and the dense accuracy. With
 # MACs (channel mode) the method says what the sizes are: it and the MACs outlast the dense accuracy.
+# A method other than the default is news too: it outlasts the dense accuracy and the size's percent.
 LABEL_WIDTH = 32
+DEFAULT_METHOD = "magnitude"
 LEFT_OUT = (16, "method", 12, "dense", "size_percent", "device", 2)
+LEFT_OUT_OTHER_METHOD = (16, "dense", 12, "size_percent", "method", "device", 2)
 LEFT_OUT_WITH_MACS = (16, "dense", 12, "macs", "method", "size_percent", "device", 2)
 
 
@@ -135,7 +138,10 @@ def fitted_status_text(status: Status, width: int) -> Text:
     captions = status_text(widest, captions=True).cell_len <= width
     leave_out: set[str] = set()
     label = status.model_label if captions else shortened(status.model_label, LABEL_WIDTH)
-    steps = LEFT_OUT_WITH_MACS if status.projected_macs is not None else LEFT_OUT
+    if status.projected_macs is not None:
+        steps = LEFT_OUT_WITH_MACS
+    else:
+        steps = LEFT_OUT if status.method == DEFAULT_METHOD else LEFT_OUT_OTHER_METHOD
     for step in [] if captions else steps:
         text = status_text(replace(widest, model_label=label), captions=False, leave_out=frozenset(leave_out))
         if text.cell_len <= width:
