@@ -160,10 +160,10 @@ def scan(
         def report(event: Event) -> None:
             if isinstance(event, ScanPoint):
                 while header:  # with the first row: a warning said before it stays above the table
-                    console.print(header.pop())
+                    console.print(header.pop(), markup=False, soft_wrap=True)
                 row.append(f"{event.accuracy:6.2f}")
                 if len(row) == len(sparsities):
-                    console.print(f"{event.layer:<32} " + " ".join(row), markup=False)
+                    console.print(f"{event.layer:<32} " + " ".join(row), markup=False, soft_wrap=True)
                     row.clear()
 
         result = steps.scan(
@@ -178,7 +178,7 @@ def scan(
             nproc,
             rendezvous,
         )
-        console.print(_scan_details(result), style="dim")
+        console.print(_scan_details(result), style="dim", soft_wrap=True)
     return {
         "model": session.label,
         "method": session.method.name,

@@ -93,3 +93,11 @@ def test_prune_finetunes_under_autocast(capsys):
     assert main(["prune", "--profile", profile, "--finetune", "1", "--amp", "bf16", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["accuracy_after"] is not None and len(doc["epochs"]) == 1
+
+
+def test_lines_wider_than_80_columns_are_not_wrapped_in_a_file(capsys):
+    doc, err = scan_json(capsys, "--layers", "backbone.conv2.weight", "--sparsities", "0.1:1.0:0.05")
+    lines = err.splitlines()
+    assert len(doc["sparsities"]) == 18 and len(lines[0].split()) == 1 + 18  # the header, on one line
+    assert len(lines[1].split()) == 1 + 18 and len(lines[1]) > 80  # the layer's row too
+    assert any(line.endswith("for a point near 50%") and "standard error" in line for line in lines)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 class ModelFlows:
     def __init__(self, app: "PruneApp") -> None:
         self.app = app
+        self._last_finetune: FinetuneRequest | None = None  # the dialog offers its values again
 
     # --- method ----------------------------------------------------------------------------------
     def next_method(self) -> None:
@@ -128,12 +129,10 @@ class ModelFlows:
         session = app.session
         if self._prune_first() is not None:
             note = "Not pruned yet: the targets are applied first (as p does)."
-            app.push_screen(
-                FinetuneDialog(note, gpus=self._gpu_count()), partial(self._finetune_chosen, True)
-            )
+            self._ask_finetune(note, prune_first=True)
             return
         if not session.targets_changed():
-            app.push_screen(FinetuneDialog(gpus=self._gpu_count()), partial(self._finetune_chosen, False))
+            self._ask_finetune("", prune_first=False)
             return
         run = session.current_run
         question = (
@@ -153,9 +152,12 @@ class ModelFlows:
             return
         prune = answer == "y"
         note = "The targets are applied first (as p does)." if prune else "Finetuning the current masks."
-        self.app.push_screen(
-            FinetuneDialog(note, gpus=self._gpu_count()), partial(self._finetune_chosen, prune)
-        )
+        self._ask_finetune(note, prune)
+
+    def _ask_finetune(self, note: str, prune_first: bool) -> None:
+        """The finetune dialog, filled with what the last finetune of this session used."""
+        dialog = FinetuneDialog(note, gpus=self._gpu_count(), last=self._last_finetune)
+        self.app.push_screen(dialog, partial(self._finetune_chosen, prune_first))
 
     def _gpu_count(self) -> int:
         """GPUs a finetune can spread over: those visible when the model is on CUDA."""
@@ -169,6 +171,7 @@ class ModelFlows:
     def _finetune_chosen(self, prune_first: bool, request: FinetuneRequest | None) -> None:
         if request is None:
             return
+        self._last_finetune = request
         app = self.app
         targets = dict(app.targets) if prune_first and request.schedule != "agp" else None
         job = partial(

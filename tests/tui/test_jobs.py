@@ -331,3 +331,20 @@ async def test_finetune_tab_says_a_finetune_runs_before_its_first_epoch(slow_app
         started = titles.index("finetuning: accuracy after each epoch")
         assert all(not t.startswith("no finetune") for t in titles[started:])
         assert titles[-1].startswith("best ")
+
+
+async def test_the_finetune_dialog_offers_the_last_finetunes_values(app):
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_idle(pilot)
+        await pilot.press("f")
+        assert app.screen.query_one("#epochs", ParsedInput).value == "5"  # PRODUCT.md's default
+        app.screen.query_one("#lr", ParsedInput).value = "0.02"
+        app.screen.query_one("#epochs", ParsedInput).value = "2"
+        await pilot.press("enter")
+        await wait_idle(pilot)
+        await pilot.press("f")
+        fields = {name: app.screen.query_one(f"#{name}", ParsedInput).value for name in ("epochs", "lr")}
+        assert fields == {"epochs": "2", "lr": "0.02"}
+        await pilot.press("escape")
+        await pilot.press("f")  # a cancelled dialog changes nothing
+        assert app.screen.query_one("#epochs", ParsedInput).value == "2"

@@ -48,11 +48,13 @@ class FinetuneRequest:
 class FinetuneDialog(ModalScreen[FinetuneRequest | None]):
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
 
-    def __init__(self, note: str = "", gpus: int = 1) -> None:
-        """`gpus` > 1 offers a process count from 1 to `gpus`."""
+    def __init__(self, note: str = "", gpus: int = 1, last: FinetuneRequest | None = None) -> None:
+        """`gpus` > 1 offers a process count from 1 to `gpus`; `last`: the values to start from (the
+        last finetune's; default FinetuneSettings')."""
         super().__init__()
         self.note = note
         self.gpus = gpus
+        self.last = last or FinetuneRequest(FinetuneSettings())
 
     def _compact(self) -> bool:
         """Inputs without their border (one row instead of three) when the bordered dialog would not fit
@@ -62,23 +64,24 @@ class FinetuneDialog(ModalScreen[FinetuneRequest | None]):
         return rows > self.app.size.height
 
     def compose(self) -> ComposeResult:
-        defaults = FinetuneSettings()
+        last = self.last.settings
         field = partial(ParsedInput, compact=self._compact())
         with Vertical(classes="dialog"):
             yield Label("Finetune", classes="dialog-title")
             if self.note:
                 yield Label(self.note, classes="dialog-note")
             yield Label("Epochs", classes="dialog-prompt")
-            yield field(parse_epochs, str(defaults.epochs), id="epochs")
+            yield field(parse_epochs, str(last.epochs), id="epochs")
             yield Label("Learning rate", classes="dialog-prompt")
-            yield field(parse_learning_rate, f"{defaults.lr:g}", id="lr")
+            yield field(parse_learning_rate, f"{last.lr:g}", id="lr")
             yield Label("Schedule: oneshot, or agp (prune gradually to the targets)", classes="dialog-prompt")
-            yield field(parse_schedule, defaults.schedule, id="schedule")
+            yield field(parse_schedule, self.last.schedule, id="schedule")
             yield Label("Distill from the dense model (y/n)", classes="dialog-prompt")
-            yield field(parse_yes_no, "n", id="distill")
+            yield field(parse_yes_no, "y" if last.distill else "n", id="distill")
             if self.gpus > 1:
                 yield Label(f"Processes (1-{self.gpus}, one per GPU)", classes="dialog-prompt")
-                yield field(partial(parse_process_count, maximum=self.gpus), "1", id="nproc")
+                nproc = str(min(self.last.nproc, self.gpus))
+                yield field(partial(parse_process_count, maximum=self.gpus), nproc, id="nproc")
             yield Label("", classes="reason")
             yield Label("enter starts · tab next field · escape cancels", classes="dialog-keys")
 
