@@ -31,7 +31,7 @@ class JobRunner:
         """Start `job` unless one runs; a job that `changes_model` reports the new statistics and runs."""
         app = self.app
         if app.busy:  # a dialog answered after a job started
-            app.notify(BUSY, severity="warning")
+            app.notify(BUSY, severity="warning", timeout=2)  # a toast covers the progress row
             return False
         self.changes_model = changes_model
         self.title = title  # before busy: views that follow busy read it

@@ -141,7 +141,8 @@ class KeyActions:
         if active is None or active.enabled:
             return
         if active.node is self or active.binding.action.startswith("app."):  # the runs table's app keys
-            self.notify(OPENING if self.session is None else BUSY, severity="warning")
+            # short: the toast covers the progress row it points to
+            self.notify(OPENING if self.session is None else BUSY, severity="warning", timeout=2)
 
     # --- actions of the composed flows -----------------------------------------------------------
     def action_scan(self: "PruneApp") -> None:

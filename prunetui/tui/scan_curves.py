@@ -42,10 +42,15 @@ class Tolerance:
         return LAB_RULE if self.points is None else f"{self.points:g}"
 
     def describe(self, base_accuracy: float | None) -> str:
-        """`tolerated drop 1.00 pt` or `tolerated drop 3.52 pt (lab: 1.5× error)`."""
+        """`tolerated drop 1.00 pt` or `tolerated drop 3.52 pt (lab: 1.5× error)`; before a scan
+        `tolerated drop: 1 pt` or `tolerated drop: lab (1.5× error)`."""
         rule = "" if self.points is not None else " (lab: 1.5× error)"
         if base_accuracy is None:
-            return f"tolerated drop: {self.text()}{rule}"
+            return (
+                f"tolerated drop: {self.text()} pt"
+                if self.points is not None
+                else "tolerated drop: lab (1.5× error)"
+            )
         return f"tolerated drop {self.drop(base_accuracy):.2f} pt{rule}"
 
 

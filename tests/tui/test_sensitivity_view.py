@@ -159,3 +159,13 @@ async def test_a_grid_wider_than_the_terminal_scrolls_sideways(app):
         assert app.focused is grid
         await pilot.press("right", "right")
         assert grid.scroll_x > 0
+
+
+@pytest.mark.parametrize("tolerance", [Tolerance(), Tolerance(1.0)])
+def test_the_header_before_a_scan_fits_80_columns(tolerance):
+    from prunetui.tui.widgets.sensitivity_view import header_text
+
+    for width in (76, 118):
+        text = header_text(ScanCurves(), None, tolerance, False, width).plain
+        assert len(text) <= width and text.startswith("no scan yet: s scans"), text
+    assert "lab (lab" not in header_text(ScanCurves(), None, Tolerance(), False, 118).plain

@@ -17,7 +17,8 @@ def header_text(
 ) -> Text:
     """The fullest header that fits `width`: the colours' meaning goes first, then the layer's name."""
     if curves.base_accuracy is None:
-        return Text(f"no scan yet: s scans every layer · S grid and {tolerance.describe(None)}")
+        full = f"no scan yet: s scans every layer · S grid and {tolerance.describe(None)}"
+        return Text(full if len(full) <= width else "no scan yet: s scans · S sets the grid and the drop")
     base = curves.base_accuracy
     floor = tolerance.floor(base)
     name = short_label(selected) if selected in curves.points else None
