@@ -154,13 +154,16 @@ def scan(
     steps.require_data(session, "scan")
     names = _layer_list(layers, session, "--layers") or session.layer_names
     row: list[str] = []
-    header = [f"{'sparsity':<32} " + " ".join(f"{sparsity_text(s):>6}" for s in sparsities)]
+    header = f"{'sparsity':<32} " + " ".join(f"{sparsity_text(s):>6}" for s in sparsities)
+    headed = False  # the header comes with the first point: a warning said before it stays above the table
     with progress_bar(_console(as_json)) as (console, bar):
 
         def report(event: Event) -> None:
+            nonlocal headed
             if isinstance(event, ScanPoint):
-                while header:  # with the first row: a warning said before it stays above the table
-                    console.print(header.pop(), markup=False, soft_wrap=True)
+                if not headed:
+                    console.print(header, markup=False, soft_wrap=True)
+                    headed = True
                 row.append(f"{event.accuracy:6.2f}")
                 if len(row) == len(sparsities):
                     console.print(f"{event.layer:<32} " + " ".join(row), markup=False, soft_wrap=True)

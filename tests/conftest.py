@@ -1,10 +1,13 @@
 """Shared fixtures: a tiny CNN and tiny real-shaped data, fast on 2 CPU cores."""
 
+import json
+
 import pytest
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from prunetui.cli import main
 from prunetui.core.finetune import train_one_epoch
 from prunetui.core.held_masks import hold_masks
 from prunetui.core.session import Splits
@@ -66,3 +69,11 @@ def train_with_batchnorm(batches, channels: int) -> None:
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     scheduler = torch.optim.lr_scheduler.ConstantLR(optimizer, 1.0)
     train_one_epoch(model, batches, optimizer, scheduler, hold_masks(model, {}), epoch=1)
+
+
+def run_json(capsys, *argv) -> tuple[dict, str]:
+    """`prunetui ARGV --json`: its JSON document and its stderr; fails unless it exits 0 and stdout holds
+    the JSON document and nothing else."""
+    assert main([*argv, "--json"]) == 0
+    out, err = capsys.readouterr()
+    return json.loads(out), err

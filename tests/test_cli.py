@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_json
 
 from prunetui.cli import main, parse_sparsities
 from prunetui.errors import UserError
@@ -22,12 +23,6 @@ EPOCH_LINE = re.compile(r"^ *Epoch (\d+) Accuracy \d+\.\d\d% / Best Accuracy: \d
 def in_tmp_dir(tmp_path, monkeypatch):
     """Runs are recorded in the working directory: keep each test's apart."""
     monkeypatch.chdir(tmp_path)
-
-
-def run_json(capsys, *argv) -> tuple[dict, str]:
-    assert main([*argv, "--json"]) == 0
-    out, err = capsys.readouterr()
-    return json.loads(out), err  # json.loads fails if stdout holds anything else
 
 
 def test_info_json(capsys):

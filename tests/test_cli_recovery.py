@@ -1,10 +1,10 @@
 """Issue 16 on the command line: --recalibrate-bn on prune, scan and suggest; --schedule agp and --distill
 with --finetune (in one and two processes); suggest --global; the measured suggestion's JSON keys."""
 
-import json
 from pathlib import Path
 
 import pytest
+from conftest import run_json
 
 from prunetui.cli import main
 
@@ -15,12 +15,6 @@ AGGRESSIVE = str(PROFILES / "demo-aggressive.toml")
 @pytest.fixture(autouse=True)
 def _in_tmp(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-
-
-def run_json(capsys, *argv) -> tuple[dict, str]:
-    assert main([*argv, "--json"]) == 0
-    out, err = capsys.readouterr()
-    return json.loads(out), err
 
 
 def test_prune_with_recalibration_reports_its_own_line_and_key(capsys):

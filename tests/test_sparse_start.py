@@ -1,13 +1,12 @@
 """Already-sparse weights stay sparse: zeros present at load are part of the starting state."""
 
-import json
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_json
 from torch.nn.utils import prune as torch_prune
 
-from prunetui.cli import main
 from prunetui.sources.demo import DemoNet, demo_weights_path
 
 PROFILES = Path(__file__).parents[1] / "profiles"
@@ -17,12 +16,6 @@ LISTED = "backbone.conv4.weight"  # the one layer the second round's profile lis
 @pytest.fixture(autouse=True)
 def in_tmp_dir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-
-
-def run_json(capsys, *argv) -> tuple[dict, str]:
-    assert main([*argv, "--json"]) == 0
-    out, err = capsys.readouterr()
-    return json.loads(out), err
 
 
 def own_export(capsys, tmp_path) -> Path:

@@ -1,6 +1,6 @@
 """The header: model, device, accuracies, current and projected size, on one line: when narrow it leaves
 out its captions, cuts the model label to a fixed width, then leaves out fields by priority: the device and
-the size's percent outlast the method and the dense accuracy."""
+the size's percent outlast the default method and the dense accuracy; another method outlasts the percent."""
 
 from dataclasses import dataclass, replace
 
