@@ -164,7 +164,7 @@ def nccl() -> None:
     from prunetui.core.finetune import FinetuneSettings
     from prunetui.core.finetune import finetune as core_finetune
     from prunetui.core.pruning import prune
-    from prunetui.dist.launch import Launcher
+    from prunetui.distributed.launch import Launcher
     from prunetui.sources import load_data
     from prunetui.sources.vgg import VGG
 

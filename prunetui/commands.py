@@ -33,7 +33,7 @@ from prunetui.workflow.opening import Opened, Request, open_session
 from prunetui.workflow.recovery import Recovery
 
 if TYPE_CHECKING:
-    from prunetui.dist.launch import Rendezvous
+    from prunetui.distributed.launch import Rendezvous
 
 __all__ = ["open_from_args", "open_session"]
 
@@ -116,7 +116,7 @@ def processes(args: argparse.Namespace) -> dict:
     """--nproc, --nnodes and --rdzv-endpoint as the keyword arguments of the workflow's steps."""
     rendezvous = None
     if args.nnodes > 1 or args.rdzv_endpoint is not None:
-        from prunetui.dist.launch import Rendezvous
+        from prunetui.distributed.launch import Rendezvous
 
         rendezvous = Rendezvous(args.nnodes, args.rdzv_endpoint)
     return {"nproc": args.nproc, "rendezvous": rendezvous}

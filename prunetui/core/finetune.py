@@ -3,7 +3,7 @@
 The one training loop of prunetui, for one process and for N (torchvision's reference shape): `train_epochs`
 builds the optimizer and schedule, resumes, runs `train_one_epoch` per epoch, evaluates through the
 `evaluate_fn` it is given, keeps the best epoch and hands a resume state to `save_state` after each
-epoch. `finetune` runs it in this process; prunetui.dist.worker runs it on every rank, changing only the
+epoch. `finetune` runs it in this process; prunetui.distributed.worker runs it on every rank, changing only the
 data (a DistributedSampler, a sharded evaluation), the module it trains through (DDP) and who saves.
 """
 

@@ -35,7 +35,7 @@ from prunetui.core.size import (
 from prunetui.errors import UserError
 
 if TYPE_CHECKING:
-    from prunetui.dist.launch import Launcher, Rendezvous
+    from prunetui.distributed.launch import Launcher, Rendezvous
 
 
 @dataclass
@@ -248,7 +248,7 @@ class Session(RunLog, SessionScans, SessionChannel, SessionRecovery, SessionMeth
     ) -> FinetuneResult:
         """Finetune with the masks held; recorded as a run that continues the current one.
 
-        With `nproc` > 1 or a `rendezvous` it runs as a torch.distributed job (see prunetui.dist)."""
+        With `nproc` > 1 or a `rendezvous` it runs as a torch.distributed job (see prunetui.distributed)."""
         data = self._require_data()
         train = self._finetuner(nproc, rendezvous)
         parent = self.current_run
@@ -299,7 +299,7 @@ class Session(RunLog, SessionScans, SessionChannel, SessionRecovery, SessionMeth
                 "distributed jobs need a model spec and a data spec: each process rebuilds the model and "
                 "the data from them (open the model with --model and --data)"
             )
-        from prunetui.dist.launch import Launcher  # torch.distributed only when asked for
+        from prunetui.distributed.launch import Launcher  # torch.distributed only when asked for
 
         return Launcher(self.label, self.origin.data_spec, nproc, rendezvous)
 

@@ -13,7 +13,7 @@ from prunetui.core.sensitivity import DEFAULT_SPARSITIES, ScanOptions, ScanResul
 from prunetui.errors import UserError
 
 if TYPE_CHECKING:
-    from prunetui.dist.launch import Rendezvous
+    from prunetui.distributed.launch import Rendezvous
 
 
 class SessionScans:

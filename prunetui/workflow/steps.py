@@ -23,7 +23,7 @@ from prunetui.workflow import channel_steps, lines, recovery
 from prunetui.workflow.goals import Goal, propose
 
 if TYPE_CHECKING:
-    from prunetui.dist.launch import Rendezvous
+    from prunetui.distributed.launch import Rendezvous
 
 Say = Callable[..., None]  # say(text, style="")
 SUGGESTED_RUN = "suggested"

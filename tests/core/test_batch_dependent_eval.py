@@ -209,7 +209,7 @@ DIST_SCRIPT = textwrap.dedent(
     """
     import sys
     import torch.distributed as dist
-    from prunetui.dist import worker
+    from prunetui.distributed import worker
     from prunetui.sources import load_data, load_model
 
     spec, data_spec, rendezvous, rank = sys.argv[1:5]

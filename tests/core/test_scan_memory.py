@@ -15,7 +15,7 @@ from prunetui.core.accel import Acceleration
 from prunetui.core.events import Notice, Progress, ScanPoint
 from prunetui.core.scan_memory import MIB, graph_transient, memory_json, plan_memory
 from prunetui.core.sensitivity import ScanOptions, scan
-from prunetui.dist.protocol import encode, event_message, to_event
+from prunetui.distributed.protocol import encode, event_message, to_event
 
 GRID = [0.5, 0.9]
 PLAIN = ScanOptions(fast=False)

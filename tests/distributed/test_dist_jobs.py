@@ -25,7 +25,7 @@ from prunetui.core.finetune import FinetuneResult, FinetuneSettings
 from prunetui.core.profile import load_profile
 from prunetui.core.runs import RunStore
 from prunetui.core.session import Origin, Session, Splits
-from prunetui.dist.launch import Rendezvous
+from prunetui.distributed.launch import Rendezvous
 from prunetui.errors import JobFailed
 from prunetui.sources import load_data, load_model
 

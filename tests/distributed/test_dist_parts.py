@@ -13,10 +13,10 @@ from torch import nn
 from prunetui.cli import main
 from prunetui.core.events import EpochEnd, Progress, ScanPoint
 from prunetui.core.session import Origin, Session
-from prunetui.dist.launch import Launcher, LayerOrder, Rendezvous
-from prunetui.dist.protocol import decode, encode, event_message, finetune_result, to_event
-from prunetui.dist.syncbn import CpuSyncBatchNorm, sync_batchnorm
-from prunetui.dist.worker import train_loader
+from prunetui.distributed.launch import Launcher, LayerOrder, Rendezvous
+from prunetui.distributed.protocol import decode, encode, event_message, finetune_result, to_event
+from prunetui.distributed.syncbn import CpuSyncBatchNorm, sync_batchnorm
+from prunetui.distributed.worker import train_loader
 from prunetui.errors import UserError
 from prunetui.sources import load_data
 
@@ -76,7 +76,7 @@ def test_torchrun_command_for_one_machine_and_for_several():
     one = Launcher("demo", "digits", 4).command()
     assert one[:3] == [sys.executable, "-m", "torch.distributed.run"]
     assert "--standalone" in one and one[one.index("--nproc-per-node") + 1] == "4"
-    assert one[-2:] == ["-m", "prunetui.dist.worker"]
+    assert one[-2:] == ["-m", "prunetui.distributed.worker"]
     several = Launcher("demo", "digits", 8, Rendezvous(2, "10.0.0.1:29500")).command()
     assert "--standalone" not in several
     assert several[several.index("--nnodes") + 1] == "2"
@@ -130,6 +130,6 @@ def test_a_last_per_rank_batch_of_one_image_is_dropped(monkeypatch, rank):
 
 
 def test_the_dist_package_imports_no_ui():
-    check = "import sys, prunetui.dist.launch, prunetui.dist.worker; print('textual' in sys.modules)"
+    check = "import sys, prunetui.distributed.launch, prunetui.distributed.worker; print('textual' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

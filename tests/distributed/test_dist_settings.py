@@ -11,9 +11,9 @@ from torch.nn.modules.module import register_module_forward_hook
 
 from prunetui.core.finetune import FinetuneSettings, snapshot
 from prunetui.core.pruning import prune
-from prunetui.dist import worker
-from prunetui.dist.launch import Launcher, write_job
-from prunetui.dist.protocol import decode
+from prunetui.distributed import worker
+from prunetui.distributed.launch import Launcher, write_job
+from prunetui.distributed.protocol import decode
 from prunetui.sources import load_data, load_model
 
 TARGETS = {"backbone.conv1.weight": 0.5, "backbone.conv3.weight": 0.7}

@@ -31,7 +31,7 @@ from prunetui.core.finetune import FinetuneResult, FinetuneSettings, restore, sn
 from prunetui.core.layers import prunable_parameters
 from prunetui.core.pruning import Masks
 from prunetui.core.sensitivity import DEFAULT_SPARSITIES, ScanResult
-from prunetui.dist.protocol import (
+from prunetui.distributed.protocol import (
     decode,
     eval_settings,
     finetune_result,
@@ -171,7 +171,7 @@ class Launcher:
             "--nproc-per-node",
             str(self.nproc),
         ]
-        return [*torchrun, "-m", "prunetui.dist.worker"]
+        return [*torchrun, "-m", "prunetui.distributed.worker"]
 
     def environment(self) -> dict[str, str]:
         """This process's environment; the CPU threads shared out between the processes, as torchrun

@@ -1,4 +1,4 @@
-"""The program torchrun runs on every rank: `python -m prunetui.dist.worker JOBFILE`.
+"""The program torchrun runs on every rank: `python -m prunetui.distributed.worker JOBFILE`.
 
 Every rank builds the model from its spec, loads the weights and masks the parent saved beside the
 job file, and the data from its spec, then:
@@ -34,8 +34,8 @@ from prunetui.core.events import Event, Progress, ScanPoint
 from prunetui.core.finetune import FinetuneSettings, train_epochs
 from prunetui.core.runs import fingerprint
 from prunetui.core.sensitivity import scan
-from prunetui.dist.protocol import encode, event_message
-from prunetui.dist.syncbn import sync_batchnorm
+from prunetui.distributed.protocol import encode, event_message
+from prunetui.distributed.syncbn import sync_batchnorm
 from prunetui.errors import UserError
 from prunetui.sources import load_data, load_model
 from prunetui.sources.fit import probe_batch, untrained_parameters
