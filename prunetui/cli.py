@@ -7,29 +7,20 @@ import argparse
 import json
 import math
 import os
-import re
 import sys
 from collections.abc import Sequence
 from functools import partial
 
-from prunetui import cli_recovery
+from prunetui import cli_recipe
+from prunetui.core.recipe import METHODS, parse_grid
 from prunetui.errors import JobFailed, UserError, write_crash_log
-from prunetui.workflow import policy
 
-# prunetui.core.methods' names and what each does, written here so that --help loads no torch
-# (tests/core/test_methods.py and tests/test_cli_names.py keep the names equal to the registry's)
-METHOD_HELP = {
-    "magnitude": "the lab's |w| (default)",
-    "taylor": "|w * dL/dw| over a few training batches",
-    "channel": "whole output channels removed (structured: a smaller model)",
-}
-METHOD_NAMES = tuple(METHOD_HELP)
+METHOD_NAMES = tuple(METHODS)  # core.recipe's registry: no torch for --help
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 1
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a closed pipe
-ENDPOINT = re.compile(r"\S+:\d{1,5}")
 
 
 class Parser(argparse.ArgumentParser):
@@ -83,24 +74,7 @@ def _add_common(parser: argparse.ArgumentParser, top_level: bool) -> None:
         default=default,
         choices=METHOD_NAMES,
         help="pruning method (overrides the profile's). "
-        + "; ".join(f"{name}: {what}" for name, what in METHOD_HELP.items()),
-    )
-
-
-def _add_processes(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("several processes or machines (torchrun)")
-    group.add_argument(
-        "--nproc", type=int, default=1, metavar="N", help="processes on this machine, one per GPU (default 1)"
-    )
-    group.add_argument(
-        "--nnodes",
-        type=int,
-        default=1,
-        metavar="M",
-        help="machines taking part; run the same command on each",
-    )
-    group.add_argument(
-        "--rdzv-endpoint", metavar="HOST:PORT", help="where the machines meet (on one of them)"
+        + "; ".join(f"{name}: {traits.summary}" for name, traits in METHODS.items()),
     )
 
 
@@ -126,20 +100,11 @@ def build_parser() -> Parser:
     scan.add_argument("--no-cache", action="store_true", help="scan again even if .prunetui/scans has it")
     _add_amp(scan)
     _add_activation_budget(scan)
-    cli_recovery.add_recalibrate(scan, "before each point is measured (curves of what recovery gives)")
-    _add_processes(scan)
+    cli_recipe.add_recalibrate(scan, "before each point is measured (curves of what recovery gives)")
+    cli_recipe.add_processes(scan)
 
     prune = commands.add_parser("prune", help="prune to a profile, optionally finetune, report and export")
     _add_common(prune, top_level=False)
-    prune.add_argument(
-        "--finetune", type=int, default=0, metavar="EPOCHS", help="finetune epochs (default 0)"
-    )
-    prune.add_argument("--lr", type=float, default=0.01, help="finetune learning rate (default 0.01)")
-    prune.add_argument("--out", metavar="PATH", help="write the pruned checkpoint here")
-    prune.add_argument("--force", action="store_true", help="let --out replace an existing file")
-    prune.add_argument(
-        "--onnx", metavar="PATH", help="also write the pruned model as ONNX (deployable, no prunetui needed)"
-    )
     prune.add_argument(
         "--latency-batch",
         type=int,
@@ -153,8 +118,7 @@ def build_parser() -> Parser:
         help="let finetuning regrow the weights that were already zero in --checkpoint (default: held)",
     )
     _add_amp(prune)
-    cli_recovery.add_prune_flags(prune)
-    _add_processes(prune)
+    cli_recipe.add_prune_flags(prune)
 
     runs = commands.add_parser("runs", help="the runs recorded in this directory for this model")
     _add_common(runs, top_level=False)
@@ -162,7 +126,12 @@ def build_parser() -> Parser:
     resume = commands.add_parser("resume", help="go on with an interrupted finetune run")
     _add_common(resume, top_level=False)
     resume.add_argument("run_id", metavar="RUN", help="the run's number in `prunetui runs`, or its id")
-    _add_processes(resume)
+    cli_recipe.add_outputs(resume)
+    cli_recipe.add_processes(resume)
+
+    replay = commands.add_parser("replay", help="run a recorded run again and compare every figure")
+    _add_common(replay, top_level=False)
+    replay.add_argument("run_id", metavar="RUN", help="the run's number in `prunetui runs`, or its id")
 
     suggest = commands.add_parser("suggest", help="propose targets for a size budget or a tolerated drop")
     _add_common(suggest, top_level=False)
@@ -178,28 +147,16 @@ def build_parser() -> Parser:
     suggest.add_argument("--sparsities", default="0.4:1.0:0.05", help="scan grid (default 0.4:1.0:0.05)")
     suggest.add_argument("--out", metavar="TOML", help="write the suggested profile here")
     _add_activation_budget(suggest)
-    cli_recovery.add_suggest_flags(suggest)
+    cli_recipe.add_suggest_flags(suggest)
     return parser
 
 
 def parse_sparsities(text: str) -> list[float]:
-    """`0.4,0.5` or `start:stop:step` (like the lab's np.arange(0.4, 1.0, 0.1))."""
+    """`--sparsities`: core.recipe.parse_grid, the parser the workbench's scan settings use too."""
     try:
-        if ":" in text:
-            start, stop, step = (float(x) for x in text.split(":"))
-            if step <= 0:
-                raise ValueError
-            values, i = [], 0
-            while start + i * step < stop - 1e-9:
-                values.append(round(start + i * step, 6))
-                i += 1
-        else:
-            values = [float(x) for x in text.split(",")]
-    except ValueError:
-        raise UserError(f"bad --sparsities '{text}': expected 0.4,0.5 or start:stop:step") from None
-    if not values or any(not 0.0 <= v <= 1.0 for v in values):
-        raise UserError(f"bad --sparsities '{text}': need at least one value, each in [0, 1]")
-    return values
+        return parse_grid(text)
+    except ValueError as e:
+        raise UserError(f"bad --sparsities '{text}': {e}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -260,19 +217,18 @@ def activation_budget(text: str) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.command == "prune" and not args.profile:
         raise UserError("prune needs --profile")
-    if args.command == "prune":
-        _check_finetune(args.finetune, args.lr)
-        if args.latency_batch < 1:
-            raise UserError(f"--latency-batch must be a positive batch size, got {args.latency_batch}")
+    recipe = cli_recipe.recipe(args, args.method) if args.command == "prune" else None
+    if args.command == "prune" and args.latency_batch < 1:
+        raise UserError(f"--latency-batch must be a positive batch size, got {args.latency_batch}")
     sparsities = parse_sparsities(args.sparsities) if args.command in ("scan", "suggest") else None
     if args.command == "scan" and args.eval_size is not None and args.eval_size < 1:
         raise UserError(f"--eval-size must be a positive number of images, got {args.eval_size}")
     if args.command == "suggest" and args.per_layer and args.max_drop is None:
         raise UserError("--per-layer goes with --max-drop")
-    if args.command in ("scan", "prune", "resume"):
+    if args.command in ("scan", "resume"):
         _check_processes(args)
     _check_data_given(args)
-    cli_recovery.check(args)
+    cli_recipe.check_scan_and_suggest(args)
     if args.command is None:
         _check_terminal()
 
@@ -291,24 +247,15 @@ def run(args: argparse.Namespace) -> int:
             sparsities,
             args.layers,
             args.json,
-            **commands.processes(args),
+            processes=cli_recipe.processes(args),
             **commands.scan_options(args),
         ),
-        "prune": lambda: commands.prune(
-            opened,
-            args.finetune,
-            args.lr,
-            args.out,
-            args.force,
-            args.json,
-            **commands.processes(args),
-            amp=args.amp,
-            recovery=cli_recovery.recovery(args),
-            onnx=args.onnx,
-            latency_batch=args.latency_batch,
-        ),
+        "prune": lambda: commands.prune(opened, recipe, args.json, latency_batch=args.latency_batch),
         "runs": lambda: commands.runs(opened, args.json),
-        "resume": lambda: commands.resume(opened, args.run_id, args.json, **commands.processes(args)),
+        "resume": lambda: commands.resume(
+            opened, args.run_id, args.json, cli_recipe.processes(args), cli_recipe.outputs(args)
+        ),
+        "replay": lambda: commands.replay(opened, args.run_id, args.json),
         "suggest": lambda: commands.suggest(
             opened,
             (args.budget, args.max_drop, args.per_layer),
@@ -344,16 +291,6 @@ def _check_data_given(args: argparse.Namespace) -> None:
         raise UserError(f"{what} needs --data for model '{model}'")
 
 
-def _check_finetune(epochs: int, lr: float) -> None:
-    """The limits the finetune dialog applies, as flag errors."""
-    try:
-        policy.check_epochs(epochs, allow_zero=True)
-        policy.check_learning_rate(lr)
-    except ValueError as e:
-        flag = "--finetune" if "epochs" in str(e) else "--lr"
-        raise UserError(f"{flag}: {e}") from None
-
-
 def _check_terminal() -> None:
     """The TUI needs a real terminal (see prunetui.terminal): refuse at once, before torch is imported."""
     from prunetui.terminal import current_terminal, workbench_problem
@@ -364,14 +301,10 @@ def _check_terminal() -> None:
 
 
 def _check_processes(args: argparse.Namespace) -> None:
-    if args.nproc < 1:
-        raise UserError(f"--nproc must be 1 or more, got {args.nproc}")
-    if args.nnodes < 1:
-        raise UserError(f"--nnodes must be 1 or more, got {args.nnodes}")
-    if args.nnodes > 1 and not args.rdzv_endpoint:
-        raise UserError("--nnodes above 1 needs --rdzv-endpoint HOST:PORT, the same on every machine")
-    if args.rdzv_endpoint is not None and not ENDPOINT.fullmatch(args.rdzv_endpoint):
-        raise UserError(f"bad --rdzv-endpoint '{args.rdzv_endpoint}': expected HOST:PORT")
-    distributed = args.nproc > 1 or args.nnodes > 1 or args.rdzv_endpoint is not None
-    if args.command == "prune" and distributed and not args.finetune:
-        raise UserError("--nproc, --nnodes and --rdzv-endpoint go with --finetune (the part they speed up)")
+    """--nproc, --nnodes, --rdzv-endpoint of `scan` and `resume`: the recipe's rules (a finetune's
+    epochs aside: a scan has none, a resumed run has its own)."""
+    from dataclasses import replace
+
+    from prunetui.core.recipe import Finetune, Recipe
+
+    cli_recipe.checked(replace(Recipe(finetune=Finetune(epochs=1)), processes=cli_recipe.processes(args)))

@@ -8,8 +8,8 @@ and the time left (prunetui.cli_progress), when stderr is a terminal.
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Console
@@ -20,20 +20,17 @@ from prunetui.core.accel import Acceleration
 from prunetui.core.evaldata import standard_error
 from prunetui.core.events import Event, ScanPoint, sparsity_text
 from prunetui.core.profile import resolve_layer_names, save_profile
+from prunetui.core.recipe import Outputs, Processes, Recipe
 from prunetui.core.runs import RunRecord
 from prunetui.core.scan_memory import memory_json
 from prunetui.core.sensitivity import ScanOptions, ScanResult
 from prunetui.core.session import Session
 from prunetui.errors import UserError
-from prunetui.workflow import channel_steps, steps
-from prunetui.workflow import recovery as recovery_steps
+from prunetui.workflow import channel_steps, replaying, steps, suggesting
 from prunetui.workflow.channel_steps import run_cost_row
 from prunetui.workflow.goals import goal_from_flags
 from prunetui.workflow.opening import Opened, Request, open_session
-from prunetui.workflow.recovery import Recovery
-
-if TYPE_CHECKING:
-    from prunetui.distributed.launch import Rendezvous
+from prunetui.workflow.run import run_recipe
 
 __all__ = ["open_from_args", "open_session"]
 
@@ -112,16 +109,6 @@ def info(opened: Opened, as_json: bool) -> dict:
     }
 
 
-def processes(args: argparse.Namespace) -> dict:
-    """--nproc, --nnodes and --rdzv-endpoint as the keyword arguments of the workflow's steps."""
-    rendezvous = None
-    if args.nnodes > 1 or args.rdzv_endpoint is not None:
-        from prunetui.distributed.launch import Rendezvous
-
-        rendezvous = Rendezvous(args.nnodes, args.rdzv_endpoint)
-    return {"nproc": args.nproc, "rendezvous": rendezvous}
-
-
 def scan_options(args: argparse.Namespace) -> dict:
     """--eval-size, --amp, --activation-budget (bytes by now) and --no-cache as the keyword arguments
     of `scan`."""
@@ -136,8 +123,10 @@ def scan_options(args: argparse.Namespace) -> dict:
 
 
 def _layer_list(text: str | None, session: Session, flag: str) -> list[str]:
+    """Names typed for `flag`, as the session's method's units (layers, or channel groups)."""
     names = [n.strip() for n in text.split(",") if n.strip()] if text else []
-    return resolve_layer_names(names, session.layer_names, f"{flag}: ")  # conv0.weight: the full name
+    units = [unit.name for unit in session.units()] if names else []
+    return resolve_layer_names(names, units, f"{flag}: ")  # conv0.weight: the full name
 
 
 def scan(
@@ -145,14 +134,13 @@ def scan(
     sparsities: list[float],
     layers: str | None,
     as_json: bool,
-    nproc: int = 1,
-    rendezvous: "Rendezvous | None" = None,
+    processes: Processes = Processes(),
     options: ScanOptions | None = None,
     use_cache: bool = True,
 ) -> dict:
     session = opened.session
     steps.require_data(session, "scan")
-    names = _layer_list(layers, session, "--layers") or session.layer_names
+    names = _layer_list(layers, session, "--layers") or session.unit_names()
     row: list[str] = []
     header = f"{'sparsity':<32} " + " ".join(f"{sparsity_text(s):>6}" for s in sparsities)
     headed = False  # the header comes with the first point: a warning said before it stays above the table
@@ -178,8 +166,7 @@ def scan(
             names,
             options,
             use_cache,
-            nproc,
-            rendezvous,
+            processes,
         )
         console.print(_scan_details(result), style="dim", soft_wrap=True)
     return {
@@ -209,47 +196,17 @@ def _scan_details(result: ScanResult) -> str:
     return f"{source}, {images} images, standard error {at}, up to ±{standard_error(50.0, images):.2f} for a point near 50%"
 
 
-def prune(
-    opened: Opened,
-    epochs: int,
-    lr: float,
-    out: str | None,
-    force: bool,
-    as_json: bool,
-    nproc: int = 1,
-    rendezvous: "Rendezvous | None" = None,
-    amp: str | None = None,
-    onnx: str | None = None,
-    latency_batch: int = 1,
-    recovery: Recovery | None = None,
-) -> dict:
+def prune(opened: Opened, recipe: Recipe, as_json: bool, latency_batch: int = 1) -> dict:
+    """Run `recipe` (its plan: the profile's targets by its method, or --method) and report it."""
     session = opened.session
-    recovery = recovery or Recovery()
-    if epochs:
-        steps.require_data(session, "finetune")
-    for path in (out, onnx) if not force else ():
-        if path and Path(path).exists():
-            raise UserError(f"{path} exists (use --force to replace it)")  # checked before the long work
-    session.latency_batch = latency_batch
-    epochs_log, accuracy_after = [], None
     profile_name = opened.profile.name if opened.profile else "custom"
+    recipe = replace(recipe, plan=session.plan(), name=profile_name)
+    session.cost.latency_batch = latency_batch
     with progress_bar(_console(as_json)) as (console, bar):
-        say = _sayer(console)
-        accuracy_dense = steps.evaluate_dense(session, say, bar)
-        accuracy_before, accuracy_recalibrated = recovery_steps.prune(session, say, recovery, bar)
-        if epochs:
-            settings = recovery.settings(session.targets, epochs=epochs, lr=lr, amp=amp)
-            result = steps.finetune(session, settings, say, bar, nproc=nproc, rendezvous=rendezvous)
-            epochs_log = [
-                {"epoch": e.epoch, "accuracy": e.accuracy, "best": e.best_accuracy} for e in result.epochs
-            ]
-            accuracy_after = result.best_accuracy
-        if out:
-            steps.export(session, out, profile_name, force, say)
-        if onnx:
-            channel_steps.export_onnx(session, onnx, force, say)
+        outcome = run_recipe(session, recipe, _sayer(console), bar)
+    result = outcome.result
     size = session.current_size()
-    actual, start = session.pruned_sparsity(), session.start_sparsity()
+    actual, start = session.state.sparsity(), session.state.start_sparsity()
     return {
         "model": session.label,
         "profile": profile_name,
@@ -257,20 +214,31 @@ def prune(
         "dense_size_mib": session.dense_size,
         "sparse_size_mib": size,
         "percent_of_dense": session.percent(size),
-        "accuracy_dense": accuracy_dense,
-        "accuracy_before": accuracy_before,
-        "accuracy_after": accuracy_after,
-        "accuracy_recalibrated": accuracy_recalibrated,
-        "schedule": recovery.schedule,
-        "distill": recovery.distill,
-        "epochs": epochs_log,
+        "accuracy_dense": outcome.accuracy_dense,
+        "accuracy_before": outcome.pruned.accuracy_before if outcome.pruned else None,
+        "accuracy_after": result.best_accuracy if result else None,
+        "accuracy_recalibrated": outcome.accuracy_recalibrated,
+        "schedule": recipe.recovery.schedule,
+        "distill": recipe.recovery.distill,
+        "epochs": [{"epoch": e.epoch, "accuracy": e.accuracy, "best": e.best_accuracy} for e in result.epochs]
+        if result
+        else [],
         **session.run_cost(),  # macs_dense, macs, params_dense, params, latency_ms_dense, latency_ms
         **channel_steps.channels_json(session),
+        "run": _run_number(session, session.current_run),
+        "written": outcome.written,
         "layers": [
             {"name": n, "target": session.targets[n], "sparsity": actual[n], "start_sparsity": start[n]}
             for n in session.layer_names
         ],
     }
+
+
+def _run_number(session: Session, run: RunRecord | None) -> int | None:
+    """The run's `#` in `prunetui runs` (what resume and replay take)."""
+    if run is None:
+        return None
+    return next((number for number, r in enumerate(session.runs(), 1) if r.id == run.id), None)
 
 
 def run_row(run: RunRecord, number: int | None) -> dict:
@@ -283,7 +251,9 @@ def run_row(run: RunRecord, number: int | None) -> dict:
         "accuracy_dense": run.accuracy_dense, "accuracy_before": run.accuracy_before,
         "accuracy_after": run.accuracy_after, "epochs": len(run.epochs), "lr": run.lr,
         "seconds": run.seconds, "device": run.device, "profile": run.profile, "start": run.start,
-        "note": run.note, **run_cost_row(run),
+        "note": run.note, "schedule": run.schedule, "distill": run.distill,
+        "accuracy_recalibrated": run.accuracy_recalibrated, "weights": run.weights,
+        "recipe": run.recipe, **run_cost_row(run),
     }  # fmt: skip
 
 
@@ -295,7 +265,7 @@ def runs(opened: Opened, as_json: bool) -> dict:
     """The runs recorded in this working directory for this model, oldest first."""
     session = opened.session
     records = session.runs()
-    for path in session.store.unreadable:
+    for path in session.recorder.store.unreadable:
         print(f"warning: skipped unreadable run record {path}", file=sys.stderr)
     if not as_json:
         table = Table(title=f"runs of {session.label} in {Path.cwd()}", box=box.SIMPLE_HEAD, pad_edge=False)
@@ -319,16 +289,26 @@ def runs(opened: Opened, as_json: bool) -> dict:
     return {"model": session.label, "runs": [run_row(r, number) for number, r in enumerate(records, 1)]}
 
 
-def resume(
-    opened: Opened, run_id: str, as_json: bool, nproc: int = 1, rendezvous: "Rendezvous | None" = None
-) -> dict:
-    """Go on with an interrupted finetune from its last completed epoch."""
+def resume(opened: Opened, run_id: str, as_json: bool, processes: Processes, outputs: Outputs) -> dict:
+    """Go on with an interrupted finetune from its last completed epoch; then write what the run asked
+    for (`outputs`, when given, instead)."""
+    session = opened.session
+    given = outputs if (outputs.checkpoint or outputs.onnx) else None
+    if given is not None:
+        steps.check_outputs(given)
+    multi = processes if processes.distributed else None
+    with progress_bar(_console(as_json)) as (console, bar):
+        steps.resume(session, run_id, _sayer(console), bar, processes=multi, outputs=given)
+    run = session.current_run
+    return run_row(run, _run_number(session, run))
+
+
+def replay(opened: Opened, run_id: str, as_json: bool) -> dict:
+    """Run a recorded run again from the model as opened and compare every figure it recorded."""
     session = opened.session
     with progress_bar(_console(as_json)) as (console, bar):
-        steps.resume(session, run_id, _sayer(console), bar, nproc=nproc, rendezvous=rendezvous)
-    run = session.current_run
-    numbers = {record.id: number for number, record in enumerate(session.runs(), 1)}
-    return run_row(run, numbers.get(run.id))
+        outcome = replaying.replay(session, run_id, _sayer(console), bar)
+    return outcome.as_json()
 
 
 def suggest(
@@ -341,7 +321,7 @@ def suggest(
     recalibrate: bool = False,
     use_global: bool = False,
     cap: float | None = None,
-    measures: int = recovery_steps.MEASURES,
+    measures: int = suggesting.MEASURES,
     activation_budget: int | None = None,
 ) -> dict:
     """Scan, propose targets for the goal, measure them against uniform and global pruning at the same
@@ -354,14 +334,14 @@ def suggest(
         raise UserError(f"{out} exists (choose another name)")
     with progress_bar(_console(as_json)) as (console, bar):
         say = _sayer(console)
-        outcome = steps.suggest(
+        outcome = suggesting.suggest(
             session, goal, say, sparsities, locked_names, bar, recalibrate=recalibrate,
             use_global=use_global, cap=cap, measures=measures, activation_budget=activation_budget,
         )  # fmt: skip
         proposal = outcome.suggestion
         for name in session.layer_names:
-            console.print(f"  {name}: {proposal.targets[name]:.4g}", markup=False)
-        say(recovery_steps.suggested_line(session, outcome))
+            console.print(f"  {name}: {proposal.targets.get(name, 0.0):.4g}", markup=False)
+        say(suggesting.suggested_line(session, outcome))
         if out:
             how = "global pruning" if use_global else "a sensitivity scan, measured and refined"
             save_profile(session.profile(Path(out).stem, f"suggested by prunetui from {how}"), out)
@@ -377,7 +357,7 @@ def suggest(
         "accuracy_recalibrated": outcome.accuracy_recalibrated,
         "recalibrate_bn": recalibrate,
         "source": proposal.source,
-        **recovery_steps.measured_json(session, outcome.measured),
+        **suggesting.measured_json(session, outcome.measured),
         "sparse_size_mib": proposal.size_mib,
         "percent_of_dense": session.percent(proposal.size_mib),
         "targets": proposal.targets,

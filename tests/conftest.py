@@ -10,13 +10,14 @@ from torch.utils.data import DataLoader, TensorDataset
 from prunetui.cli import main
 from prunetui.core.finetune import train_one_epoch
 from prunetui.core.held_masks import hold_masks
+from prunetui.core.recipe import Finetune, Plan, Processes, Recipe, Recovery
 from prunetui.core.session import Splits
 
 
 @pytest.fixture(autouse=True)
 def _short_latency_timing(monkeypatch):
-    """Every prune times the model (core.session_channel): the shortest timing keeps tests quick."""
-    monkeypatch.setattr("prunetui.core.session_channel.LATENCY_MIN_RUN_TIME", 0.001)
+    """Every prune times the model (core.run_cost): the shortest timing keeps tests quick."""
+    monkeypatch.setattr("prunetui.core.run_cost.LATENCY_MIN_RUN_TIME", 0.001)
 
 
 def tiny_cnn() -> nn.Module:
@@ -77,3 +78,33 @@ def run_json(capsys, *argv) -> tuple[dict, str]:
     assert main([*argv, "--json"]) == 0
     out, err = capsys.readouterr()
     return json.loads(out), err
+
+
+def finetune_recipe(
+    epochs: int = 1,
+    lr: float = 0.01,
+    amp: str | None = None,
+    targets: dict[str, float] | None = None,
+    method: str = "magnitude",
+    nproc: int = 1,
+    endpoint: str | None = None,
+    nnodes: int = 1,
+    seed: int | None = 0,
+    **recovery,
+) -> Recipe:
+    """A finetune's recipe (core.recipe): epochs, lr, amp, recovery options (schedule, distill...), the
+    plan an AGP schedule ends at (`targets`, `method`), processes, a fixed seed."""
+    return Recipe(
+        plan=Plan(method, dict(targets or {})),
+        recovery=Recovery(**recovery),
+        finetune=Finetune(epochs=epochs, lr=lr, amp=amp),
+        processes=Processes(nproc, nnodes, endpoint),
+        seed=seed,
+    )
+
+
+def prune_to(session, targets: dict[str, float] | None = None, **parts):
+    """`session.prune` by the session's recipe with `targets` (default its own) and `parts` replaced
+    (start="current", name="first", recovery=...): the run record."""
+    recipe = session.recipe(**parts)
+    return session.prune(recipe.with_targets(targets) if targets is not None else recipe)

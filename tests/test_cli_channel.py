@@ -89,7 +89,7 @@ def test_pruned_checkpoint_and_onnx_rebuild_the_same_outputs(capsys, tmp_path, m
     out = run_json(capsys, [*argv, "--out", "pruned.pt", "--onnx", "pruned.onnx"])
     assert out["macs"] < out["macs_dense"] and out["params"] < out["params_dense"]
     saved = torch.load(tmp_path / "pruned.pt", weights_only=True)  # no pickled module
-    assert saved["format"] == "prunetui.channel" and set(groups) <= set(saved["kept"])
+    assert saved["format"] == "prunetui.channel" and set(groups) <= set(saved["stages"][0]["kept"])
     model = open_model(spec, "pruned.pt").model
     for module in model.modules():  # the pruned (and finetuned) weights, in the smaller shapes
         if isinstance(module, nn.BatchNorm2d):

@@ -33,7 +33,7 @@ def test_agp_with_distillation_ends_at_the_exact_targets(capsys):
         capsys, "prune", "--profile", AGGRESSIVE, "--finetune", "1", "--schedule", "agp", "--distill"
     )
     assert doc["schedule"] == "agp" and doc["distill"] is True and doc["accuracy_before"] is None
-    assert "Gradual pruning (AGP)" in err and "distilling from the dense model" in err
+    assert "Gradual pruning (AGP)" in err and "distilling from the model as opened" in err
     for layer in doc["layers"]:
         assert layer["sparsity"] == pytest.approx(layer["target"], abs=1e-3)
 
@@ -111,6 +111,6 @@ def test_distillation_and_agp_on_two_processes(capsys):
     ]
     doc, err = run_json(capsys, *argv)
     assert doc["distill"] is True and doc["accuracy_after"] is not None
-    assert "distilling from the dense model" in err
+    assert "distilling from the model as opened" in err
     for layer in doc["layers"]:
         assert layer["sparsity"] == pytest.approx(layer["target"], abs=1e-3)

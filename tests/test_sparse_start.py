@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_json
+from conftest import finetune_recipe, run_json
 from torch.nn.utils import prune as torch_prune
 
 from prunetui.sources.demo import DemoNet, demo_weights_path
@@ -96,14 +96,13 @@ def test_a_target_below_the_zeros_at_load_keeps_them_and_says_so(capsys, tmp_pat
 
 
 def test_a_session_holds_the_zeros_without_any_prune(model, splits):
-    from prunetui.core.finetune import FinetuneSettings
     from prunetui.core.session import Session
 
     with torch.no_grad():
         model[3].weight[:4] = 0
     session = Session(model, splits, "tiny")
-    assert session.start_sparsity()["3.weight"] == pytest.approx(0.25)
-    session.finetune(FinetuneSettings(epochs=1))
+    assert session.state.start_sparsity()["3.weight"] == pytest.approx(0.25)
+    session.finetune(finetune_recipe(epochs=1))
     assert float((model[3].weight[:4] == 0).float().mean()) == 1.0
     session.reset()
-    assert session.masks.keys() == {"3.weight"}
+    assert session.state.masks.keys() == {"3.weight"}

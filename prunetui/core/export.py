@@ -1,10 +1,12 @@
 """Export the pruned model: a checkpoint plain PyTorch loads, a side file, and the real size on disk.
 
-A channel-pruned model is written as a channel checkpoint (core.channel.saved: kept indices + the
-smaller state_dict, no pickled module), with the same `prunetui` record beside them."""
+A channel-pruned model is written as a channel checkpoint (core.lineage: every stage of kept channels +
+the smaller state_dict, no pickled module), with the same `prunetui` record beside them: what the
+weights hold (method, targets, the recipe of the run that made them), the dense size of the model as
+first built, and the figures."""
 
 import io
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,7 @@ import tomli_w
 import torch
 
 from prunetui.core.atomic import write_atomic
-from prunetui.core.channel.saved import channel_checkpoint
+from prunetui.core.lineage import channel_checkpoint
 from prunetui.core.session import Session
 from prunetui.errors import UserError
 
@@ -27,12 +29,12 @@ class Exported:
 
 def checkpoint_dict(session: Session, profile_name: str) -> dict:
     """`state_dict` loads into the same architecture; `prunetui` records what was done to it."""
-    size, run = session.current_size(), session.current_run
-    if session.channel_pruned:  # kept indices + the smaller state_dict: `rebuild` replays them
-        result = replace(session.channel_result, model=session.model)
-        saved = channel_checkpoint(result, session.example_input())
+    state, run = session.state, session.current_run
+    size = state.current_size()
+    if state.all_stages:  # kept indices + the smaller state_dict: `rebuild` replays them
+        saved = channel_checkpoint(state.all_stages, state.model)
     else:
-        saved = {"state_dict": {k: v.detach().cpu() for k, v in session.model.state_dict().items()}}
+        saved = {"state_dict": {k: v.detach().cpu() for k, v in state.model.state_dict().items()}}
     return saved | {
         "prunetui": {
             "model": session.label,
@@ -40,10 +42,13 @@ def checkpoint_dict(session: Session, profile_name: str) -> dict:
             # what the weights hold: the run that made them, not targets typed since
             "method": run.method if run is not None else session.method.name,
             "sparsity": dict(run.profile) if run is not None else {},
-            "dense_size_mib": session.dense_size,
+            "dense_size_mib": state.dense_size,  # of the model as first built, before any channel stage
             "sparse_size_mib": size,
-            "percent_of_dense": session.percent(size),
+            "percent_of_dense": state.percent(size),
             "accuracy": session.accuracy,
+            "accuracy_dense": session.dense_accuracy,
+            "run": run.id if run is not None else None,
+            "recipe": run.recipe if run is not None else None,
             **{k: v for k, v in session.run_cost().items() if v is not None},
         },
     }
@@ -87,7 +92,7 @@ def serialized_bytes(obj: object) -> int:
 def side_file_toml(data: dict, exported_name: str, dense_bytes: int, sparse_bytes: int) -> str:
     """A profile file (`o` opens it) with the run's figures in a [run] table."""
     info = data["prunetui"]
-    profile_keys = ("profile", "sparsity", "model", "method")
+    profile_keys = ("profile", "sparsity", "model", "method", "recipe")
     figures = {k: v for k, v in info.items() if k not in profile_keys and v is not None}
     return tomli_w.dumps(
         {

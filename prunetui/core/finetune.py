@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from prunetui.core.accel import Acceleration, autocast, grad_scaler, model_memory_format, wants_channels_last
-from prunetui.core.distill import Distillation, Teacher, distillation_loss
+from prunetui.core.distill import distillation_loss
 from prunetui.core.evaluate import evaluate, model_device
 from prunetui.core.events import (
     Cancelled,
@@ -31,43 +31,8 @@ from prunetui.core.events import (
 from prunetui.core.held_masks import HeldMasks, hold_masks, reapply
 from prunetui.core.outputs import logits_of
 from prunetui.core.pruning import Masks
-from prunetui.core.schedule import GradualMasks, agp_over
-
-
-@dataclass(frozen=True)
-class FinetuneSettings:
-    """PRODUCT.md's defaults: SGD, cosine schedule over the whole run, cross-entropy."""
-
-    epochs: int = 5
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    amp: str | None = None  # "bf16" or "fp16" autocast (fp16 with loss scaling on CUDA), None for fp32
-    channels_last: bool | None = None  # None: chosen for the device (core.accel)
-    distill: bool = False  # also learn from a teacher (the dense model): core.distill
-    temperature: float = 4.0
-    alpha: float = 0.9  # weight of the teacher's soft term
-    # "agp": the masks grow from each layer's sparsity at the start to `gradual_targets` on the cubic
-    # schedule of core.schedule over the first `agp_share` of the steps; "oneshot": masks fixed
-    schedule: str = "oneshot"
-    agp_share: float = 0.75
-    gradual_targets: dict[str, float] | None = None
-
-    def __post_init__(self):
-        if self.schedule not in ("oneshot", "agp"):
-            raise ValueError(f"unknown schedule '{self.schedule}': oneshot or agp")
-        if self.schedule == "agp" and not self.gradual_targets:
-            raise ValueError("an agp schedule needs the targets it ends at")
-        if self.distill:
-            self.distillation  # noqa: B018 - raises for bad values
-
-    @property
-    def distillation(self) -> Distillation:
-        return Distillation(self.temperature, self.alpha)
-
-    @property
-    def acceleration(self) -> Acceleration:
-        return Acceleration(self.amp, self.channels_last)
+from prunetui.core.recipe import Finetune, Recipe, Recovery
+from prunetui.core.schedule import GradualMasks, GradualScores, agp_over
 
 
 @dataclass
@@ -98,7 +63,7 @@ def restore(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
 EvaluateFn = Callable[[nn.Module], float]  # the (unwrapped) model -> top-1 accuracy in %
 
 
-def sgd_with_cosine(model: nn.Module, settings: FinetuneSettings, steps_per_epoch: int) -> tuple:
+def sgd_with_cosine(model: nn.Module, settings: Finetune, steps_per_epoch: int) -> tuple:
     """PRODUCT.md's optimizer over `model.parameters()` in their order, and a cosine over every step of
     the run; (optimizer, scheduler)."""
     optimizer = torch.optim.SGD(
@@ -266,68 +231,86 @@ class _Training:
         return state
 
 
-def _distillation(
-    settings: FinetuneSettings, model: nn.Module, teacher_state: dict | None
-) -> Callable | None:
-    """The loss of a distilling run: the teacher is `teacher_state` (the dense weights) in a copy."""
-    if not settings.distill:
+def _distillation(recovery: Recovery, teacher: nn.Module | None) -> Callable | None:
+    """The loss of a distilling run, learning from `teacher` (frozen, in eval mode)."""
+    if not recovery.distill:
         return None
-    teacher = Teacher(model, teacher_state)
+    if teacher is None:
+        raise ValueError("a distilling run needs a teacher model")
+
+    @torch.no_grad()
+    def teacher_logits(images: torch.Tensor) -> torch.Tensor:
+        return logits_of(teacher(images))
 
     def loss_fn(logits: torch.Tensor, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return distillation_loss(logits, teacher.logits(images), labels, settings.distillation)
+        return distillation_loss(logits, teacher_logits(images), labels, recovery.temperature, recovery.alpha)
 
     return loss_fn
 
 
-def _held_masks(model: nn.Module, masks: Masks, settings: FinetuneSettings) -> Masks:
+def _held_masks(model: nn.Module, masks: Masks, recipe: Recipe) -> Masks:
     """A gradual run holds every layer it will prune, from the start (all kept when not pruned yet)."""
-    if settings.schedule != "agp":
+    if not recipe.recovery.gradual:
         return masks
     params = dict(model.named_parameters())
-    ones = {name: torch.ones_like(params[name], dtype=torch.bool) for name in settings.gradual_targets}
+    ones = {name: torch.ones_like(params[name], dtype=torch.bool) for name in recipe.plan.active()}
     return {**ones, **masks}
+
+
+def gradual_scores(method: str) -> GradualScores:
+    """What an AGP schedule of `method` ranks weights by (core.recipe refuses methods without)."""
+    from prunetui.core.methods import get_method  # the methods import this module's helpers
+
+    scores = get_method(method).gradual_scores()
+    if scores is None:
+        raise ValueError(f"the {method} method cannot be grown on an AGP schedule")
+    return scores
 
 
 def train_epochs(
     model: nn.Module,
     train_batches: Iterable,
     masks: Masks,
-    settings: FinetuneSettings,
+    recipe: Recipe,
     evaluate_fn: EvaluateFn,
     report: Report = ignore,
     cancel: threading.Event | None = None,
     save_state: Callable[[dict], None] | None = None,
     resume: dict | None = None,
     wrap: Callable[[nn.Module], nn.Module] | None = None,
-    teacher_state: dict[str, torch.Tensor] | None = None,
+    teacher: nn.Module | None = None,
+    channels_last: bool | None = None,
 ) -> FinetuneResult:
-    """The epoch loop `finetune` documents, every `settings` field applied, for one process or one rank.
+    """The epoch loop `finetune` documents, the recipe's finetune and recovery applied, for one process
+    or one rank.
 
-    `evaluate_fn(model)` gives an epoch's accuracy (run under the settings' autocast); `wrap(model)`, when
+    `evaluate_fn(model)` gives an epoch's accuracy (run under the recipe's autocast); `wrap(model)`, when
     given, returns the module the batches go through (DDP), made once the memory format is set.
-    `teacher_state`: the weights a distilling run learns from (default: the model as it starts).
+    `teacher`: the frozen model a distilling run learns from (the model as opened). `channels_last`:
+    None chooses for the device (core.accel).
     """
+    settings, recovery = recipe.finetune, recipe.recovery
     start_state = snapshot(model)
     steps_per_epoch = batch_count(train_batches)
     optimizer, scheduler = sgd_with_cosine(model, settings, steps_per_epoch)
     result, best_state = FinetuneResult(), start_state
-    loss_fn = _distillation(settings, model, teacher_state)
-    masks = _held_masks(model, masks, settings)
+    loss_fn = _distillation(recovery, teacher)
+    masks = _held_masks(model, masks, recipe)
     if resume is not None:
         best_state = load_resume_state(model, optimizer, scheduler, result, resume)
         masks = resume.get("held_masks") or masks
-    accel, device = settings.acceleration, model_device(model)
+    accel, device = Acceleration(settings.amp, channels_last), model_device(model)
     with model_memory_format(model, wants_channels_last(accel, device)):
         trained = model if wrap is None else wrap(model)
         held = hold_masks(model, masks)
         gradual = None
-        if settings.schedule == "agp":
-            schedule = agp_over(settings.epochs * max(1, steps_per_epoch), settings.agp_share)
+        if recovery.gradual:
+            schedule = agp_over(settings.epochs * max(1, steps_per_epoch), recovery.agp_share)
             initial = resume.get("gradual_initial") if resume is not None else None
             step = result.completed * max(1, steps_per_epoch)
             named = dict(zip(masks, held, strict=True))
-            gradual = GradualMasks(named, settings.gradual_targets, schedule, step, initial)
+            scores = gradual_scores(recipe.plan.method)
+            gradual = GradualMasks(named, recipe.plan.active(), schedule, step, initial, scores)
         # one scaler for the run: its loss scale carries over between epochs
         run = _Training(
             model,
@@ -363,14 +346,16 @@ def finetune(
     train_batches: Iterable,
     eval_batches: Iterable,
     masks: Masks,
-    settings: FinetuneSettings = FinetuneSettings(),
+    recipe: Recipe,
     report: Report = ignore,
     cancel: threading.Event | None = None,
     save_state: Callable[[dict], None] | None = None,
     resume: dict | None = None,
-    teacher_state: dict[str, torch.Tensor] | None = None,
+    teacher: nn.Module | None = None,
+    channels_last: bool | None = None,
 ) -> FinetuneResult:
-    """Train `settings.epochs` epochs in this process, re-applying `masks` after every optimizer step.
+    """Train `recipe.finetune.epochs` epochs in this process, re-applying `masks` after every optimizer
+    step (an AGP schedule grows them to `recipe.plan`'s targets; a distilling run learns from `teacher`).
 
     When it returns the model holds the best epoch's weights. Cancelled before the first epoch
     ends, the model is put back exactly as it was; cancelled later, it keeps the best epoch so far.
@@ -385,11 +370,12 @@ def finetune(
         model,
         train_batches,
         masks,
-        settings,
+        recipe,
         evaluate_fn,
         report,
         cancel,
         save_state,
         resume,
-        teacher_state=teacher_state,
+        teacher=teacher,
+        channels_last=channels_last,
     )

@@ -53,9 +53,17 @@ class RunRecord:
     # and the teacher's settings when it distilled from the dense model ({temperature, alpha}, else None)
     schedule: str = "oneshot"
     distill: dict | None = None
-    # measured cost (core.session_channel.COST_KEYS: macs_dense, macs, params_dense, params,
+    # measured cost (core.run_cost.COST_KEYS: macs_dense, macs, params_dense, params,
     # latency_ms_dense, latency_ms; latency_batch, latency_threads, latency_device); {} when not measured
     cost: dict = field(default_factory=dict)
+    # what replays the run (prunetui replay): the recipe it ran (core.recipe, versioned, its seed filled
+    # in), the environment (torch version, device, threads), fingerprints of the masks and the weights it
+    # ended with, and where its weights were written ({"checkpoint": path, "onnx": path})
+    recipe: dict | None = None
+    environment: dict = field(default_factory=dict)
+    masks_fingerprint: str | None = None
+    weights_fingerprint: str | None = None
+    weights: dict = field(default_factory=dict)
 
     @property
     def accuracy_change(self) -> float | None:

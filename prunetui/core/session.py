@@ -1,41 +1,39 @@
-"""The one object both front ends drive: a model, its data, its dense weights, targets and masks."""
+"""The object both front ends drive: a model and its data, made of parts with small interfaces.
+
+- `state` (core.model_state.ModelState): the model as opened and as it is, its masks or channel stages;
+- `method` (core.methods): how it is pruned; every method has the same lifecycle;
+- `recorder` (core.recorder.RunRecorder): one record per prune and finetune, with the recipe it ran;
+- `scans` (core.scans.Scans): where scans are cached; `cost` (core.run_cost.CostMeter): measured cost;
+- `launch`: what runs a finetune or scan over several processes, chosen when the session opens (the
+  workflow layer passes torchrun's launcher; the engine itself runs everything in this process).
+
+Every step takes a recipe (core.recipe) or plain arguments, a report callback and a cancel event, and
+returns plain data. Run them one at a time.
+"""
 
 import threading
-import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
 
 import torch
-from torch import nn
 
-from prunetui.core import pruning
 from prunetui.core.evaluate import evaluate
 from prunetui.core.events import Report, ignore
-from prunetui.core.finetune import FinetuneResult, FinetuneSettings, finetune, restore, snapshot
-from prunetui.core.layers import LayerInfo, describe_layers, prunable_parameters
-from prunetui.core.methods import Criterion, get_method, is_structured
-from prunetui.core.profile import Profile, check_layers
-from prunetui.core.run_log import RunLog
-from prunetui.core.runs import RunRecord, RunStore, fingerprint
-from prunetui.core.session_channel import SessionChannel
-from prunetui.core.session_method import SessionMethod
-from prunetui.core.session_recovery import SessionRecovery
-from prunetui.core.session_scans import SessionScans
-from prunetui.core.size import (
-    BITS,
-    MIB,
-    dense_size_mib,
-    percent_of_dense,
-    projected_size_mib,
-    sparse_size_mib,
-)
+from prunetui.core.finetune import FinetuneResult
+from prunetui.core.methods import Method, Projection, get_method
+from prunetui.core.model_state import ModelState
+from prunetui.core.profile import Profile
+from prunetui.core.recalibrate import batch_norms, recalibrate_bn
+from prunetui.core.recipe import Plan, Processes, Recipe
+from prunetui.core.recorder import RunRecorder
+from prunetui.core.run_cost import CostMeter, cost_of
+from prunetui.core.runs import RunRecord, RunStore
+from prunetui.core.scan_cache import cached_scan
+from prunetui.core.scans import Scans
+from prunetui.core.sensitivity import DEFAULT_SPARSITIES, ScanOptions, ScanResult
+from prunetui.core.training import Training, new_seed, resume_recipe
 from prunetui.errors import UserError
-
-if TYPE_CHECKING:
-    from prunetui.distributed.launch import Launcher, Rendezvous
 
 
 @dataclass
@@ -56,175 +54,327 @@ class Origin:
     data_fingerprint: str | None = None
 
 
-class Session(RunLog, SessionScans, SessionChannel, SessionRecovery, SessionMethod):
-    """Model + data + masks. Jobs (evaluate, prune, finetune, scan) take a report callback and a cancel
-    event; run them one at a time."""
+def local_only(processes: Processes, state: ModelState):
+    """The launcher of a session that was not given specs: this process only."""
+    if processes.distributed:
+        raise UserError(
+            "distributed jobs need a model spec and a data spec: each process rebuilds the model and "
+            "the data from them (open the model with --model and --data)"
+        )
+    return None
 
+
+Launch = Callable[[Processes, ModelState], object]  # -> a launcher (prunetui.distributed), or None
+
+
+class Session:
     def __init__(
         self,
-        model: nn.Module,
+        model: torch.nn.Module,
         data: Splits | None = None,
         label: str = "model",
         origin: Origin = Origin(),
         store: RunStore | None = None,
+        *,
+        launch: Launch = local_only,
+        state: ModelState | None = None,
     ):
-        self.model = model.eval()
+        """`state`: the model state when the opener built one (a reopened channel export); else made
+        from `model`."""
+        self.state = state or ModelState(model)
         self.data = data
-        self.label = label
-        self.device = next(model.parameters()).device
-        self.dense_state = snapshot(model)
-        self.layer_names = list(prunable_parameters(model))
-        self.targets = {name: 0.0 for name in self.layer_names}
-        # zeros present at load are part of the starting state: held through prune and finetune
-        # (Han et al. 2015's iterative pruning keeps them), unless `regrow`
-        self.start_masks = pruning.existing_zeros(prunable_parameters(model))
-        self.regrow = False
-        self.masks: pruning.Masks = dict(self.start_masks)
-        self.dense_size = dense_size_mib(model)
+        self.label, self.origin = label, origin
+        self.recorder = RunRecorder(store, label, origin, self.state)
+        self.scans = Scans(data_key=origin.data_fingerprint or origin.data_spec)
+        self.cost = CostMeter(self.state)
+        self.training = Training(self.state, self.recorder, launch)
+        self.launch = launch
+        self.method: Method = get_method(None)
+        self.targets = {name: 0.0 for name in self.state.layer_names}
+        self.profile_name = "custom"
         self.dense_accuracy: float | None = None
         self.accuracy: float | None = None  # of the model as it is now, when known
-        self.method: Criterion = get_method(None)
-        # by method name, so a preview thread finishing after a method change never mixes two methods
-        self._dense_scores: dict[str, dict[str, torch.Tensor]] = {}
-        self._kept: dict[tuple[str, str, float], int] = {}
-        self._scoring = threading.Lock()  # preview threads and jobs may ask for the same scores at once
-        self.origin = origin
-        self.store = store  # None: runs are not recorded
-        self.model_state = fingerprint(self.dense_state)
-        self.profile_name = "custom"
         self.current_run: RunRecord | None = None  # the run whose weights the model holds now
-        self.scan_cache_folder: Path | None = None  # scans are cached here when set (and the data spec known)
-        self._init_channel()  # the dense model, a channel-pruned one swapped in, measured cost
+
+    # --- what it holds ----------------------------------------------------------------------------------
+    @property
+    def model(self) -> torch.nn.Module:
+        return self.state.model
+
+    @property
+    def device(self) -> torch.device:
+        return self.state.device
+
+    @property
+    def layer_names(self) -> list[str]:
+        return self.state.layer_names
+
+    @property
+    def dense_size(self) -> float:
+        return self.state.dense_size
 
     @property
     def is_dense(self) -> bool:
         """The model holds the weights it was opened with (nothing pruned or finetuned since)."""
         return self.current_run is None
 
-    def set_regrow(self, regrow: bool) -> None:
-        """True: the zeros present at load are not held (finetuning may grow them back)."""
-        self.regrow = regrow
-        if self.is_dense:
-            self.masks = {} if regrow else dict(self.start_masks)
+    @property
+    def train(self) -> Iterable | None:
+        return self.data.train if self.data is not None else None
 
-    def start_sparsity(self) -> dict[str, float]:
-        """Fraction of each prunable tensor that was zero at load (0.0 for dense tensors)."""
-        held = pruning.mask_sparsity(self.start_masks)
-        return {name: held.get(name, 0.0) for name in self.layer_names}
+    def example_input(self) -> torch.Tensor:
+        if self.state.example is None and self.data is not None:
+            self.state.example_from(self.data.eval)
+        return self.state.example_input()
 
-    # --- sizes -----------------------------------------------------------------------------------
     def current_size(self) -> float:
-        return sparse_size_mib(self.model)
+        return self.state.current_size()
 
     def percent(self, size_mib: float) -> float:
-        return percent_of_dense(size_mib, self.dense_size)
+        return self.state.percent(size_mib)
 
-    def reported_size(self) -> float:
-        """The size to show for the model now: the dense size while nothing is pruned (as the lab reports
-        a dense model: every parameter, so zero-initialised biases do not read as pruning), else the
-        lab's sparse size (nonzeros)."""
-        return self.dense_size if not self.masks and not self.channel_pruned else self.current_size()
+    def set_regrow(self, regrow: bool) -> None:
+        """True: the zeros present at load are not held (finetuning may grow them back)."""
+        self.state.set_regrow(regrow, dense=self.is_dense)
 
-    def projected_size(self, targets: dict[str, float] | None = None, start: str = "dense") -> float:
-        """Size that pruning to `targets` (default: the current targets) gives: from the dense weights, or
-        with `start="current"` further from the weights as they are (sparsities only grow). Nothing pruned
-        at all: the dense size, as `reported_size`."""
-        targets = targets or self.targets
-        if self.structured:
-            return self.projected_cost(targets).size_mib
-        if start == "current" and not self.is_dense:
-            return self._projected_further(targets)
-        if not self.start_masks and not any(s > 0 for s in targets.values()):
-            return self.dense_size
-        dense_params = {name: self.dense_state[name] for name, _ in self.model.named_parameters()}
-        return projected_size_mib(dense_params, targets, kept=self.kept_count)
+    def layers(self):
+        return self.state.layers()
 
-    def _projected_further(self, targets: dict[str, float]) -> float:
-        masks = self._further_masks(targets, self._scores(self.model.state_dict(), None))
-        params = dict(self.model.named_parameters())
-        kept = {name: int(mask.sum()) for name, mask in masks.items()}
-        count = sum(kept[n] if n in kept else int(torch.count_nonzero(p)) for n, p in params.items())
-        return count * BITS / MIB
+    def units(self):
+        """What a plan of the session's method names (core.methods.Unit), unprunable ones with why."""
+        self.example_input() if self.data is not None else None
+        return self.method.units(self.state)
 
-    def _further_masks(self, targets: dict[str, float], scores: dict[str, torch.Tensor]) -> pruning.Masks:
-        """Masks of `targets` on `scores` of the current weights, every mask held now kept."""
-        return pruning.hold(pruning.masks_from_scores(scores, targets), self.masks)
+    def unit_names(self) -> list[str]:
+        return [unit.name for unit in self.units() if unit.prunable]
 
-    def layers(self) -> list[LayerInfo]:
-        return describe_layers(self.model)
-
-    # --- targets ---------------------------------------------------------------------------------
+    # --- targets and method ---------------------------------------------------------------------------
     def set_target(self, name: str, value: float) -> float:
         self.targets[name] = round(min(max(float(value), 0.0), 1.0), 4)
         return self.targets[name]
 
-    def apply_profile(self, profile: Profile) -> None:
-        """Targets become the profile's (unlisted layers 0). Unknown layer names raise UserError."""
-        if is_structured(get_method(profile.method)):  # names of channel groups, and prunable ones
-            self.check_channel_targets(profile.sparsity, f"profile '{profile.name}': ")
-        check_layers(profile, self.layer_names)
-        self.set_method(profile.method)
+    def set_method(self, name: str) -> None:
+        """Prune by the method called `name` from now on (UserError for an unknown name, or for a method
+        that needs training data when the session has none)."""
+        method = get_method(name)
+        if method.needs_data and self.data is None:
+            raise UserError(f"the {method.name} method needs training data: give a data spec (--data)")
+        self.method = method
+
+    def apply_profile(self, profile: Profile, method: str | None = None) -> None:
+        """Targets become the profile's (unlisted layers 0), pruned by its method (or `method`). Unknown or
+        unprunable names raise UserError."""
+        self.set_method(method or profile.method)
+        self.check_targets(profile.sparsity, f"profile '{profile.name}': ")
         self.targets = {name: profile.sparsity.get(name, 0.0) for name in self.layer_names}
         self.profile_name = profile.name
 
+    def check_targets(self, targets: dict[str, float], context: str = "") -> None:
+        self.example_input() if self.data is not None else None
+        self.method.check(self.state, targets, context)
+
     def profile(self, name: str, description: str | None = None) -> Profile:
         sparsity = {layer: s for layer, s in self.targets.items() if s > 0}
-        return Profile(
-            name=name, sparsity=sparsity, model=self.label, description=description, method=self.method.name
-        )
+        return Profile(name, sparsity, self.label, description, self.method.name)
 
-    # --- jobs ------------------------------------------------------------------------------------
+    def plan(self) -> Plan:
+        return Plan(self.method.name, dict(self.targets))
+
+    def recipe(self, **parts) -> Recipe:
+        """A recipe of the session's plan and name, with `parts` (recovery=..., finetune=...) replaced."""
+        return replace(Recipe(plan=self.plan(), name=self.profile_name), **parts)
+
+    def projection(self, targets: dict[str, float] | None = None, start: str = "dense") -> Projection:
+        """What pruning to `targets` (default: the session's) would give, nothing pruned."""
+        self.example_input() if self.data is not None else None
+        targets = dict(self.targets if targets is None else targets)
+        start = start if not self.is_dense else "dense"
+        return self.method.projection(self.state, targets, start, self.train)
+
+    def projected_size(self, targets: dict[str, float] | None = None, start: str = "dense") -> float:
+        return self.projection(targets, start).size_mib
+
+    def kept_count(self, name: str, target: float) -> int:
+        return self.method.kept_count(self.state, name, target, self.train)
+
+    def weight_cut(self, name: str, target: float) -> float | None:
+        return self.method.weight_cut(self.state, name, target, self.train)
+
+    # --- steps --------------------------------------------------------------------------------------------
     def _require_data(self) -> Splits:
         if self.data is None:
-            raise ValueError("no data: give a data spec to evaluate, scan or finetune")
+            raise UserError("no data: give a data spec to evaluate, scan or finetune")
         return self.data
 
     def evaluate(self, report: Report = ignore, cancel: threading.Event | None = None) -> float:
+        """The accuracy of the model as it is now."""
         self.accuracy = evaluate(self.model, self._require_data().eval, report, cancel)
         if self.is_dense and self.dense_accuracy is None:
             self.dense_accuracy = self.accuracy
-        run = self.current_run
-        if run is not None and run.kind == "prune" and run.accuracy_before is None:
-            run.accuracy_before = self.accuracy  # the record describes exactly this state
-            self._save(run)
         return self.accuracy
 
-    def prune(
-        self,
-        targets: dict[str, float] | None = None,
-        run_name: str | None = None,
-        start: str = "dense",
-        cancel: threading.Event | None = None,
-    ) -> None:
-        """Prune to `targets` (default: the current targets) and keep the masks. `start="dense"` (the
-        lab's) restores the dense weights first; `start="current"` prunes further from the weights as
-        they are (Han et al. 2015's iterative pruning): scores of the current weights, every mask held,
-        so a layer's sparsity only grows. A front end that lets targets change while a job runs passes
-        a copy."""
-        if start not in ("dense", "current"):
-            raise ValueError(f"start must be 'dense' or 'current', got {start!r}")
-        targets = dict(self.targets if targets is None else targets)
-        if self.structured:
-            return self._prune_channels(targets, run_name or self.profile_name, start)
+    def prune(self, recipe: Recipe | None = None, cancel: threading.Event | None = None) -> RunRecord:
+        """Prune to the recipe's plan (default: the session's plan and name) and record the run. Start
+        "dense" restores the weights as opened first; "current" (fine-grained methods) prunes further
+        from the weights as they are (Han et al. 2015's iterative pruning): sparsities only grow."""
+        recipe = (recipe or self.recipe()).check()
+        self.set_method(recipe.plan.method)
+        start = recipe.start if not self.is_dense else "dense"
+        self.check_targets(dict(recipe.plan.targets))
         parent = self.current_run if start == "current" else None
-        if start == "current" and not self.is_dense:
-            self.masks = self._further_masks(targets, self._scores(self.model.state_dict(), cancel))
-            accuracy = self.accuracy
-        else:
-            start, scores = "dense", self.dense_scores(cancel)
-            self._back_to_dense_model()
-            restore(self.model, self.dense_state)
-            masks = pruning.masks_from_scores(scores, targets)
-            self.masks = masks if self.regrow else pruning.hold(masks, self.start_masks)
-            accuracy = self.dense_accuracy
-        pruning.apply_masks(self.model, self.masks)
-        self.accuracy = accuracy if not any(s > 0 for s in targets.values()) else None
-        self.current_run = self._new_run("prune", run_name or self.profile_name, targets)
-        self.current_run.start, self.current_run.status = start, "finished"
-        self.current_run.parent = parent.id if parent is not None else None
-        self._save(self.current_run)
+        self.example_input() if self.data is not None else None
+        self.method.prune(self.state, recipe.plan, start, self.train, cancel)
+        pruned = bool(recipe.plan.active())
+        self.accuracy = (self.dense_accuracy if start == "dense" else self.accuracy) if not pruned else None
+        record = self.recorder.new("prune", replace(recipe, start=start), recipe.plan.targets, parent,
+                                   self.dense_accuracy)  # fmt: skip
+        record.status = "finished"
+        self.recorder.ended(record)
+        self.current_run = record
+        return record
 
-    # --- what the weights hold -------------------------------------------------------------------
+    def measured_before(self, report: Report = ignore, cancel: threading.Event | None = None) -> float:
+        """Evaluate the model just pruned: the run's accuracy before finetuning."""
+        accuracy = self.evaluate(report, cancel)
+        if self.current_run is not None:
+            self.current_run.accuracy_before = accuracy
+            self.recorder.save(self.current_run)
+        return accuracy
+
+    def recalibrate(self, report: Report = ignore, cancel: threading.Event | None = None) -> float:
+        """Recalibrate the BatchNorm statistics of the model as it is (weights and masks untouched) and
+        measure it; the model keeps the new statistics and the current run records the accuracy."""
+        data = self._require_data()
+        if self.current_run is None:
+            raise UserError("nothing is pruned: the statistics as opened already fit the weights")
+        if not batch_norms(self.model):
+            raise UserError("the model has no BatchNorm with running statistics: nothing to recalibrate")
+        recalibrate_bn(self.model, data.train, report=report, cancel=cancel)
+        self.accuracy = evaluate(self.model, data.eval, report, cancel)
+        self.current_run.accuracy_recalibrated = self.accuracy
+        self.recorder.ended(self.current_run)
+        return self.accuracy
+
+    def finetune(
+        self, recipe: Recipe | None = None, report: Report = ignore, cancel: threading.Event | None = None
+    ) -> FinetuneResult:
+        """Finetune the model as it is with its masks held (an AGP recipe grows them to its targets);
+        recorded as a run that continues the current one. Several processes when the recipe says so."""
+        recipe = recipe or self.recipe()
+        recipe = replace(recipe, seed=recipe.seed if recipe.seed is not None else new_seed()).check()
+        if not recipe.finetune.epochs:
+            raise UserError("a finetune needs epochs (1 or more)")
+        self._require_data()
+        parent = self.current_run
+        gradual = recipe.recovery.gradual
+        name = recipe.name if gradual or parent is None else parent.name
+        profile = recipe.plan.targets if gradual else (parent.profile if parent else {})
+        record = self.recorder.new("finetune", replace(recipe, name=f"{name}+ft{recipe.finetune.epochs}"),
+                                   profile, parent, self.dense_accuracy)  # fmt: skip
+        record.accuracy_before, record.epochs_planned, record.lr = (
+            self.accuracy,
+            recipe.finetune.epochs,
+            recipe.finetune.lr,
+        )
+        record.schedule = recipe.recovery.schedule
+        distill = recipe.recovery
+        record.distill = (
+            {"temperature": distill.temperature, "alpha": distill.alpha} if distill.distill else None
+        )
+        self.recorder.save(record)
+        return self._run_finetune(recipe, record, report, cancel, None)
+
+    def resume(
+        self, run_id: str, report: Report = ignore, cancel: threading.Event | None = None,
+        processes: Processes | None = None,
+    ) -> tuple[FinetuneResult, Recipe]:  # fmt: skip
+        """Go on with an interrupted finetune from its last completed epoch (same model required), with
+        the recipe it started with (`processes` may change where it runs); the result and that recipe."""
+        record = self.recorder.find(run_id)
+        if record.kind != "finetune" or record.resume_file is None:
+            raise UserError(f"run {run_id} has nothing to resume (status {record.status})")
+        saved = self.training.resume_state(record, run_id)
+        recipe = resume_recipe(saved, record)
+        recipe = replace(recipe, processes=processes or recipe.processes).check()
+        self.state.masks = saved["masks"]
+        self.targets = {name: record.profile.get(name, 0.0) for name in self.layer_names}
+        return self._run_finetune(recipe, record, report, cancel, saved), recipe
+
+    def _run_finetune(self, recipe: Recipe, record: RunRecord, report, cancel, resume) -> FinetuneResult:
+        result = self.training.run(self._require_data(), recipe, record, report, cancel, resume)
+        if result.best_accuracy is not None:
+            self.accuracy = result.best_accuracy
+            self.current_run = record
+        return result
+
+    def reset(self) -> None:
+        """Back to the model as opened (targets are kept)."""
+        self.state.reset()
+        self.accuracy = self.dense_accuracy
+        self.current_run = None
+
+    @contextmanager
+    def transaction(self, restore_targets: bool = True):
+        """Run a job; if it raises, put the model, masks and accuracy back as they were (and the
+        targets, unless the front end lets them be edited while the job runs: a scan's)."""
+        kept = self.accuracy, self.dense_accuracy, self.current_run, dict(self.targets), self.method
+        try:
+            with self.state.kept_on_failure():
+                yield
+        except BaseException:
+            self.accuracy, self.dense_accuracy, self.current_run, targets, self.method = kept
+            self.targets = targets if restore_targets else self.targets
+            raise
+
+    def trial(self, targets: dict[str, float], recalibrate: bool = False, cancel=None) -> float:
+        """The accuracy of the weights as opened pruned to `targets` by the session's method (then
+        recalibrated), as a prune measures it; the model is left so (use inside `state.scratch()`)."""
+        data = self._require_data()
+        self.method.prune(self.state, Plan(self.method.name, targets), "dense", self.train, cancel)
+        if recalibrate:
+            recalibrate_bn(self.model, data.train, cancel=cancel)
+        return evaluate(self.model, data.eval, cancel=cancel)
+
+    def scan(
+        self,
+        sparsities: Sequence[float] = DEFAULT_SPARSITIES,
+        layers: Sequence[str] | None = None,
+        report: Report = ignore,
+        cancel: threading.Event | None = None,
+        options: ScanOptions | None = None,
+        processes: Processes = Processes(),
+        use_cache: bool = True,
+    ) -> ScanResult:
+        """Scan the model as it is now (dense, or pruned and finetuned) by the session's method: each unit
+        alone at each sparsity (`layers`: those units, checked; default every prunable unit), over several
+        processes when `processes` says so. Units in the scan cache are served from it. On an
+        evaluation subset or with recalibration the session's accuracy is kept."""
+        data = self._require_data()
+        options = options or ScanOptions()
+        launcher = self.launch(processes, self.state)
+        if launcher is not None and options != ScanOptions():
+            raise UserError(
+                "scan options (eval size, amp, recalibration) are not available for distributed scans"
+            )
+        if layers is not None:
+            self.check_targets({name: 1.0 for name in layers})
+        names = list(layers) if layers is not None else self.unit_names()
+        run = self.method.scan_runner(self.state, data.train, options, launcher, cancel)
+        whole = options.eval_size is None and not options.recalibrate
+        cache = self.scans.cache(self.model, self.method.name, sparsities, options) if use_cache else None
+        base = self.accuracy if whole else None
+        result = cached_scan(cache, self.model, data.eval, sparsities, names, report, cancel, base, run)
+        if result.base_accuracy is not None and whole:
+            self.accuracy = result.base_accuracy
+        return result
+
+    def stored_scan(
+        self, sparsities: Sequence[float] = DEFAULT_SPARSITIES, options: ScanOptions | None = None
+    ):
+        """The cached scan of the model as it is now by the session's method, if one was stored."""
+        return self.scans.stored(self.model, self.method.name, sparsities, options)
+
+    # --- the weights as pruned ------------------------------------------------------------------------
     def pruned_targets(self) -> dict[str, float]:
         """The targets the weights were pruned to (the current run's), all 0 while nothing is pruned."""
         run = self.current_run
@@ -238,123 +388,28 @@ class Session(RunLog, SessionScans, SessionChannel, SessionRecovery, SessionMeth
         held = self.pruned_targets()
         return any(abs(self.targets[name] - held[name]) > 1e-9 for name in self.layer_names)
 
-    def finetune(
-        self,
-        settings: FinetuneSettings = FinetuneSettings(),
-        report: Report = ignore,
-        cancel: threading.Event | None = None,
-        nproc: int = 1,
-        rendezvous: "Rendezvous | None" = None,
-    ) -> FinetuneResult:
-        """Finetune with the masks held; recorded as a run that continues the current one.
+    # --- runs and cost --------------------------------------------------------------------------------
+    def runs(self) -> list[RunRecord]:
+        return self.recorder.runs()
 
-        With `nproc` > 1 or a `rendezvous` it runs as a torch.distributed job (see prunetui.distributed)."""
-        data = self._require_data()
-        train = self._finetuner(nproc, rendezvous)
-        parent = self.current_run
-        name = f"{parent.name if parent else self.profile_name}+ft{settings.epochs}"
-        profile = parent.profile if parent else pruning.mask_sparsity(self.masks)
-        record = self._new_run("finetune", name, self._finetune_profile(settings, profile))
-        record.parent = parent.id if parent else None
-        record.accuracy_before = self.accuracy
-        record.epochs_planned, record.lr = settings.epochs, settings.lr
-        self._record_recovery(record, settings)  # schedule, distillation
-        self._save(record)
-        return self._run_finetune(data, record, settings, report, cancel, None, train)
+    def find_run(self, run_id: str) -> RunRecord:
+        return self.recorder.find(run_id)
 
-    def resume(
-        self,
-        run_id: str,
-        report: Report = ignore,
-        cancel: threading.Event | None = None,
-        nproc: int = 1,
-        rendezvous: "Rendezvous | None" = None,
-    ) -> FinetuneResult:
-        """Go on with an interrupted finetune from its last completed epoch (same model required)."""
-        train = self._finetuner(nproc, rendezvous)
-        record = self.find_run(run_id)
-        if record.kind != "finetune" or record.resume_file is None:
-            raise UserError(f"run {run_id} has nothing to resume (status {record.status})")
-        path = self.store.resume_path(record)
-        try:
-            state = torch.load(path, map_location=self.device, weights_only=True)
-        except (OSError, RuntimeError, EOFError) as e:
-            raise UserError(f"cannot read the saved state of run {run_id}: {e}") from None
-        self.masks = state["masks"]
-        self.targets = {name: record.profile.get(name, 0.0) for name in self.layer_names}
-        settings = FinetuneSettings(**state["settings"])
-        return self._run_finetune(self._require_data(), record, settings, report, cancel, state, train)
+    def annotate_run(self, run_id: str, name: str | None = None, note: str | None = None) -> RunRecord:
+        record = self.recorder.annotate(run_id, name, note)
+        current = self.current_run
+        if current is not None and current.id == record.id:
+            current.name, current.note = record.name, record.note
+        return record
 
-    def _finetuner(self, nproc: int, rendezvous: "Rendezvous | None"):
-        launcher = self._launcher(nproc, rendezvous)
-        return finetune if launcher is None else launcher.finetune
+    def measure_run_cost(self, latency: bool = True) -> dict:
+        """The measured cost of the model in hand against the model as opened, kept in the current run."""
+        self.example_input() if self.data is not None else None
+        report = self.cost.measure(latency)
+        if self.current_run is not None:
+            self.current_run.cost = dict(report)
+            self.recorder.save(self.current_run)
+        return report
 
-    def _launcher(self, nproc: int, rendezvous: "Rendezvous | None") -> "Launcher | None":
-        """What runs a job over several processes, or None to run it in this one."""
-        if nproc == 1 and rendezvous is None:
-            return None
-        self._refuse_distributed()
-        if self.origin.data_spec is None:
-            raise UserError(
-                "distributed jobs need a model spec and a data spec: each process rebuilds the model and "
-                "the data from them (open the model with --model and --data)"
-            )
-        from prunetui.distributed.launch import Launcher  # torch.distributed only when asked for
-
-        return Launcher(self.label, self.origin.data_spec, nproc, rendezvous)
-
-    def _run_finetune(self, data, record, settings, report, cancel, resume, train=finetune) -> FinetuneResult:
-        started = time.perf_counter() - record.seconds
-
-        def save_state(state: dict) -> None:
-            state["masks"], state["settings"] = self.masks, asdict(settings)
-            if self.store is not None:
-                self.store.save_resume_state(record, state)
-            self._update_finetune_run(record, state["epochs"], started)
-
-        try:
-            result = train(
-                self.model, data.train, data.eval, self.masks, settings, report, cancel, save_state, resume,
-                teacher_state=self.dense_state if settings.distill else None,
-            )  # fmt: skip
-        except BaseException as e:
-            record.status, record.error = "failed", f"{type(e).__name__}: {e}"
-            self._save(record)
-            raise
-        if result.best_accuracy is not None:
-            self.accuracy = result.best_accuracy
-            self.current_run = record
-            self._keep_grown_masks(settings, result)  # an AGP schedule grew them to the targets
-        record.status = "cancelled" if result.cancelled else "finished"
-        self._update_finetune_run(record, [asdict(e) for e in result.epochs], started)
-        if not result.cancelled and self.store is not None:
-            self.store.drop_resume_state(record)
-        self._save(record)
-        return result
-
-    def reset(self) -> None:
-        """Back to the dense weights, no masks (targets are kept)."""
-        self._back_to_dense_model()
-        restore(self.model, self.dense_state)
-        self.masks = {} if self.regrow else dict(self.start_masks)
-        self.accuracy = self.dense_accuracy
-        self.current_run = None
-
-    @contextmanager
-    def transaction(self, restore_targets: bool = True):
-        """Run a job; if it raises, put the weights, masks and accuracy back as they were (and the
-        targets, unless the front end lets them be edited while the job runs: a scan's)."""
-        state, structure = snapshot(self.model), self._structure()
-        kept = dict(self.masks), self.accuracy, self.dense_accuracy, self.current_run, dict(self.targets)
-        try:
-            yield
-        except BaseException:
-            self._set_structure(structure)
-            restore(self.model, state)
-            self.masks, self.accuracy, self.dense_accuracy, self.current_run, targets = kept
-            self.targets = targets if restore_targets else self.targets
-            raise
-
-    def pruned_sparsity(self) -> dict[str, float]:
-        """Actual fraction of zeros in each prunable tensor now."""
-        return {info.name: info.zero_fraction for info in self.layers()}
+    def run_cost(self) -> dict:
+        return cost_of(self.current_run)

@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -27,9 +27,11 @@ from torch import nn
 import prunetui
 from prunetui.core.evaluate import model_device
 from prunetui.core.events import Report, ScanPoint, ignore
-from prunetui.core.finetune import FinetuneResult, FinetuneSettings, restore, snapshot
+from prunetui.core.finetune import FinetuneResult, restore, snapshot
 from prunetui.core.layers import prunable_parameters
+from prunetui.core.model_state import ModelState
 from prunetui.core.pruning import Masks
+from prunetui.core.recipe import Processes, Recipe
 from prunetui.core.sensitivity import DEFAULT_SPARSITIES, ScanResult
 from prunetui.distributed.protocol import (
     decode,
@@ -49,28 +51,25 @@ _STOPPED = re.compile(r"Sending process (\d+) closing signal")
 
 
 @dataclass(frozen=True)
-class Rendezvous:
-    """Several machines: each runs the same command and they meet at `endpoint` (HOST:PORT of one)."""
-
-    nnodes: int
-    endpoint: str
-
-
-@dataclass(frozen=True)
 class Launcher:
-    """Runs finetunes and scans as `nproc` processes per machine under torchrun.
+    """Runs finetunes and scans over `processes` (core.recipe.Processes) under torchrun.
 
-    The processes rebuild the model and the data from their specs, so both must be specs, not objects.
+    The processes rebuild the model and the data from their specs, so both must be specs, not objects;
+    then the channel stages of the model in hand (`state`), then its weights, sent by this process.
     """
 
     model_spec: str
     data_spec: str
-    nproc: int = 1
-    rendezvous: Rendezvous | None = None
+    processes: Processes = Processes()
+    state: ModelState | None = None  # None: the spec's architecture as built
 
     def __post_init__(self):
-        if self.nproc < 1:
-            raise UserError(f"the process count must be 1 or more, got {self.nproc}")
+        if self.processes.nproc < 1:
+            raise UserError(f"the process count must be 1 or more, got {self.processes.nproc}")
+
+    @property
+    def nproc(self) -> int:
+        return self.processes.nproc
 
     def finetune(
         self,
@@ -78,20 +77,22 @@ class Launcher:
         train_batches: Iterable,
         eval_batches: Iterable,
         masks: Masks,
-        settings: FinetuneSettings = FinetuneSettings(),
+        recipe: Recipe,
         report: Report = ignore,
         cancel: threading.Event | None = None,
         save_state: Callable[[dict], None] | None = None,
         resume: dict | None = None,
-        teacher_state: dict[str, torch.Tensor] | None = None,
+        teacher: nn.Module | None = None,
     ) -> FinetuneResult:
         """core.finetune's contract, the epochs run by torchrun. The loaders only lend their batch sizes
-        and shuffling: the global batch stays what it is in one process.
+        and shuffling: the global batch stays what it is in one process. `teacher` (a distilling run's)
+        is rebuilt in every process from the spec, the stages the model was opened with and its weights.
 
         The model ends holding the best epoch's weights. When a rank fails this raises JobFailed, the
         model holding the best weights of the epochs that completed (unchanged if none did).
         """
-        job = self.finetune_job(model, train_batches, eval_batches, settings)
+        job = self.finetune_job(model, train_batches, eval_batches, recipe)
+        teacher_state = snapshot(teacher) if teacher is not None else None
         inputs = {"model": snapshot(model), "masks": masks, "resume": resume, "teacher": teacher_state}
         state = resume
         with Run(self.command(), job, inputs, self.environment()) as run:
@@ -150,19 +151,20 @@ class Launcher:
         return result
 
     def finetune_job(
-        self, model: nn.Module, train_batches: Iterable, eval_batches: Iterable, settings: FinetuneSettings
+        self, model: nn.Module, train_batches: Iterable, eval_batches: Iterable, recipe: Recipe
     ) -> dict:
-        """What every rank is told: specs, device type, batch sizes, shuffling seed, the settings."""
+        """What every rank is told: specs, device type, batch sizes, shuffling seed, the recipe."""
         job = {**self._job("finetune", model), **loader_settings(train_batches, eval_batches)}
-        return job | {"settings": asdict(settings)}
+        return job | {"recipe": recipe.as_dict()}
 
     def command(self) -> list[str]:
         """torchrun (as `python -m torch.distributed.run`, so no PATH is needed); the job file follows."""
-        if self.rendezvous is None:
+        processes = self.processes
+        if processes.nnodes == 1 and processes.endpoint is None:
             where = ["--standalone"]
         else:
-            where = ["--nnodes", str(self.rendezvous.nnodes), "--rdzv-backend", "c10d"]
-            where += ["--rdzv-endpoint", self.rendezvous.endpoint, "--rdzv-id", "prunetui"]
+            where = ["--nnodes", str(processes.nnodes), "--rdzv-backend", "c10d"]
+            where += ["--rdzv-endpoint", processes.endpoint, "--rdzv-id", "prunetui"]
         torchrun = [
             sys.executable,
             "-m",
@@ -183,7 +185,15 @@ class Launcher:
         return env
 
     def _job(self, kind: str, model: nn.Module) -> dict:
-        return {"kind": kind, "model": self.model_spec, "data": self.data_spec, "device": self._device(model)}
+        """Specs, device type, and the channel stages: of the model in hand, and of the model as opened
+        (a distilling run's teacher)."""
+        state = self.state
+        stages = [stage.as_dict() for stage in state.all_stages] if state else []
+        opened = [stage.as_dict() for stage in state.opened_stages] if state else []
+        return {
+            "kind": kind, "model": self.model_spec, "data": self.data_spec, "device": self._device(model),
+            "stages": stages, "teacher_stages": opened,
+        }  # fmt: skip
 
     def _device(self, model: nn.Module) -> str:
         device = model_device(model)

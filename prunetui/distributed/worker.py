@@ -27,11 +27,19 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
-from prunetui.core.accel import autocast, input_memory_format, model_memory_format, wants_channels_last
+from prunetui.core.accel import (
+    Acceleration,
+    autocast,
+    input_memory_format,
+    model_memory_format,
+    wants_channels_last,
+)
 from prunetui.core.atomic import write_atomic
 from prunetui.core.evaluate import count_correct
 from prunetui.core.events import Event, Progress, ScanPoint
-from prunetui.core.finetune import FinetuneSettings, train_epochs
+from prunetui.core.finetune import train_epochs
+from prunetui.core.lineage import replay, stage_from_dict
+from prunetui.core.recipe import Recipe, recipe_from_dict
 from prunetui.core.runs import fingerprint
 from prunetui.core.sensitivity import scan
 from prunetui.distributed.protocol import encode, event_message
@@ -90,12 +98,26 @@ def start_process_group(device_type: str) -> torch.device:
     return torch.device("cpu")
 
 
-def load_inputs(job: dict, folder: Path, device: torch.device) -> tuple[nn.Module, dict]:
-    """The model from its spec with the parent's weights, and the parent's saved inputs (masks, resume)."""
+def build(job: dict, stages: list[dict], weights: dict, device: torch.device) -> nn.Module:
+    """The model from its spec, the channel stages replayed, the parent's weights loaded."""
     model, _ = load_model(job["model"])
+    replay(model, [stage_from_dict(stage) for stage in stages])
+    model.to(device).load_state_dict(weights)
+    return model
+
+
+def load_inputs(job: dict, folder: Path, device: torch.device) -> tuple[nn.Module, dict]:
+    """The model in hand rebuilt, and the parent's saved inputs (masks, resume, teacher weights)."""
     inputs = torch.load(folder / "inputs.pt", map_location=device, weights_only=True)
-    model.to(device).load_state_dict(inputs["model"])
-    return model, inputs
+    return build(job, job.get("stages", []), inputs["model"], device), inputs
+
+
+def teacher_of(job: dict, inputs: dict, device: torch.device) -> nn.Module | None:
+    """A distilling run's teacher: the model as the parent opened it, frozen."""
+    if inputs.get("teacher") is None:
+        return None
+    teacher = build(job, job.get("teacher_stages", []), inputs["teacher"], device)
+    return teacher.eval().requires_grad_(False)
 
 
 def check_same_masks(masks: dict[str, torch.Tensor]) -> None:
@@ -151,13 +173,11 @@ def global_accuracy(model: nn.Module, shard: DataLoader, device: torch.device) -
     return correct / seen * 100.0
 
 
-def loss_free_parameters(
-    model: nn.Module, data, settings: FinetuneSettings, device: torch.device
-) -> list[str]:
-    """sources.fit.untrained_parameters on two evaluation images, under the settings' autocast and layout
+def loss_free_parameters(model: nn.Module, data, recipe: Recipe, device: torch.device) -> list[str]:
+    """sources.fit.untrained_parameters on two evaluation images, under the recipe's autocast and layout
     like every training step."""
     images, labels = probe_batch(data)
-    accel = settings.acceleration
+    accel = Acceleration(recipe.finetune.amp)
     channels_last = wants_channels_last(accel, device)
     with model_memory_format(model, channels_last), autocast(accel, device):
         images = input_memory_format(images.to(device), channels_last)
@@ -196,19 +216,20 @@ def finetune(job: dict, folder: Path, device: torch.device, channel: Channel) ->
     check_same_masks(inputs["masks"])
     data = load_data(job["data"])
     batches, shard = train_loader(data, job), eval_shard(data, job)
-    settings = FinetuneSettings(**job["settings"])
-    unused = loss_free_parameters(model, data, settings, device)
+    recipe = recipe_from_dict(job["recipe"])
+    unused = loss_free_parameters(model, data, recipe, device)
+    torch.manual_seed(recipe.seed or 0)  # every rank draws alike (a replay too)
     result = train_epochs(
         sync_batchnorm(model, device),
         batches,
         inputs["masks"],
-        settings,
+        recipe,
         evaluate_fn=lambda trained: global_accuracy(trained, shard, device),
         report=channel.report,
         save_state=state_writer(folder) if channel.leader else None,
         resume=inputs["resume"],
         wrap=ddp_wrapper(device, find_unused_parameters=bool(unused)),
-        teacher_state=inputs.get("teacher"),
+        teacher=teacher_of(job, inputs, device),
     )
     channel.send({"type": "result", "epochs": result.completed, "best_epoch": result.best_epoch})
 

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunetui.core.channel.saved import is_channel_checkpoint, rebuild
+from prunetui.core.lineage import ChannelStage, is_channel_checkpoint, rebuild, stages_of
 from prunetui.errors import UserError
 from prunetui.sources.checkpoint_files import read_torch_file, read_weights_file, short_reason
 
@@ -60,7 +60,10 @@ class LoadedCheckpoint:
     masks: dict[str, torch.Tensor] = field(default_factory=dict)  # bool, True = kept; model names
     chosen_key: str | None = None  # None for a bare state_dict; "outer/inner" for a nested one
     note: str = ""  # one line for the user ("" when there is nothing to say)
-    channels: dict | None = None  # a channel checkpoint (core.channel.saved): the model was rebuilt smaller
+    stages: tuple[
+        ChannelStage, ...
+    ] = ()  # a channel checkpoint's (core.lineage): the model was rebuilt smaller
+    record: dict = field(default_factory=dict)  # what prunetui recorded in an export (its `prunetui` entry)
 
 
 def load_checkpoint(model: nn.Module, path: str, key: str | None = None) -> LoadedCheckpoint:
@@ -84,19 +87,24 @@ def load_checkpoint(model: nn.Module, path: str, key: str | None = None) -> Load
         model.load_state_dict(cast, strict=True)
     except RuntimeError as error:  # a custom module's own loading rules
         raise UserError(f"checkpoint does not fit the model: {short_reason(error)}") from error
-    return LoadedCheckpoint(state, masks, loaded.chosen_key, loaded.note)
+    record = content.get("prunetui", {}) if isinstance(content, Mapping) else {}
+    return LoadedCheckpoint(state, masks, loaded.chosen_key, loaded.note, record=dict(record))
 
 
 def _rebuild_channels(model: nn.Module, saved: dict, path: str) -> LoadedCheckpoint:
     """`model` (freshly built, unpruned) becomes the channel-pruned model `saved` describes."""
     _check_finite(saved["state_dict"], path)
     rebuild(model, saved)
-    pruned = sum(1 for index in saved["kept"].values() if index)
+    stages = stages_of(saved)
+    groups = sum(1 for stage in stages for index in stage.kept.values() if index)
+    rounds = f", {len(stages)} rounds" if len(stages) > 1 else ""
+    algorithms = ", ".join(dict.fromkeys(stage.algorithm for stage in stages))
     note = (
         f"channel checkpoint {path}: the smaller model rebuilt from its kept channels "
-        f"({pruned} groups, {saved['algorithm']})"
+        f"({groups} groups{rounds}, {algorithms})"
     )
-    return LoadedCheckpoint(dict(saved["state_dict"]), {}, None, note, saved)
+    record = dict(saved.get("prunetui", {}))
+    return LoadedCheckpoint(dict(saved["state_dict"]), {}, None, note, stages, record)
 
 
 def read_checkpoint(path: str, key: str | None = None, content: Any = None) -> LoadedCheckpoint:

@@ -13,7 +13,7 @@ import torch
 from textual.message import Message
 
 from prunetui.core.events import Event, Progress
-from prunetui.core.finetune import FinetuneSettings
+from prunetui.core.recipe import Recipe
 from prunetui.core.runs import RunRecord
 from prunetui.core.sensitivity import DEFAULT_SPARSITIES, ScanResult
 from prunetui.core.session import Session
@@ -88,7 +88,8 @@ def last_scan(session: Session, sparsities: Sequence[float] = DEFAULT_SPARSITIES
 
 def load_runs(session: Session, ctx: JobContext) -> None:
     records = session.runs()
-    ctx.post(RunsLoaded(records, list(session.store.unreadable) if session.store is not None else []))
+    store = session.recorder.store
+    ctx.post(RunsLoaded(records, list(store.unreadable) if store is not None else []))
 
 
 def open_session(session: Session, ctx: JobContext) -> None:
@@ -110,31 +111,21 @@ def scan(session: Session, ctx: JobContext, sparsities: Sequence[float] = DEFAUL
     steps.scan(session, ctx.say, ctx.report, ctx.cancel, sparsities)
 
 
-def prune(
-    session: Session,
-    targets: dict[str, float],
-    ctx: JobContext,
-    predicted: float | None = None,
-    start: str = "dense",
-) -> None:
-    """`predicted`: the accuracy a suggestion predicted for `targets`, to compare with the measured one;
-    `start`: "dense" (restore the dense weights first) or "current" (prune further)."""
-    steps.prune(session, ctx.say, ctx.report, ctx.cancel, targets, predicted, start)
+def prune(session: Session, recipe: Recipe, ctx: JobContext, predicted: float | None = None) -> None:
+    """`predicted`: the accuracy a suggestion predicted for the recipe's targets, to compare with the
+    measured one."""
+    steps.prune(session, ctx.say, ctx.report, ctx.cancel, recipe, predicted)
 
 
 def finetune(
-    session: Session,
-    settings: FinetuneSettings,
-    targets: dict[str, float] | None,
-    ctx: JobContext,
-    nproc: int = 1,
-    predicted: float | None = None,
+    session: Session, recipe: Recipe, prune_first: bool, ctx: JobContext, predicted: float | None = None
 ) -> None:
-    """`targets`: prune to these first (the model was not pruned yet), or None to finetune it as it is."""
-    if targets is not None:
-        prune(session, targets, ctx, predicted)
+    """`prune_first`: prune to the recipe's targets first (the model was not pruned yet; not for an AGP
+    schedule, which prunes while it trains); else finetune the model as it is."""
+    if prune_first and not recipe.recovery.gradual:
+        prune(session, recipe, ctx, predicted)
     ctx.post(FinetuneStarted(session.accuracy))
-    steps.finetune(session, settings, ctx.say, ctx.report, ctx.cancel, nproc=nproc)
+    steps.finetune(session, recipe, ctx.say, ctx.report, ctx.cancel)
 
 
 def resume(session: Session, run: RunRecord, number: int, ctx: JobContext) -> None:
@@ -154,9 +145,9 @@ def export(
     profile_name: str,
     overwrite: bool,
     ctx: JobContext,
-    targets: dict[str, float] | None = None,
+    recipe: Recipe | None = None,
 ) -> None:
-    """`targets`: prune to these first (from the dense weights), or None to export the weights as they are."""
-    if targets is not None:
-        prune(session, targets, ctx)
+    """`recipe`: prune by it first (from the dense weights), or None to export the weights as they are."""
+    if recipe is not None:
+        prune(session, recipe, ctx)
     steps.export(session, path, profile_name, overwrite, ctx.say)

@@ -52,7 +52,7 @@ class MessageHandlers:
 
     def on_scan_loaded(self: PruneApp, message: ScanLoaded) -> None:
         self.curves = ScanCurves.from_result(message.result)
-        folder = self.session.scan_cache_folder
+        folder = self.session.scans.folder
         self.write_log(
             f"Last scan of this model ({len(self.curves.points)} layers) read from {self.shown(folder)}"
         )

@@ -8,6 +8,7 @@ import torch
 
 from prunetui.core.methods import METHODS
 from prunetui.core.pruning import compound
+from prunetui.core.recipe import Recipe
 from prunetui.errors import UserError
 from prunetui.tui import jobs
 from prunetui.tui.messages import ScanLoaded
@@ -15,7 +16,7 @@ from prunetui.tui.scan_curves import ScanCurves
 from prunetui.tui.screens.ask_dialog import AskDialog
 from prunetui.tui.screens.choice_dialog import ChoiceDialog
 from prunetui.tui.screens.confirm_dialog import ConfirmDialog
-from prunetui.tui.screens.finetune_dialog import FinetuneDialog, FinetuneRequest
+from prunetui.tui.screens.finetune_dialog import FinetuneDialog
 from prunetui.tui.text import COMPOUND_RULE, parse_fraction
 
 if TYPE_CHECKING:
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 class ModelFlows:
     def __init__(self, app: "PruneApp") -> None:
         self.app = app
-        self._last_finetune: FinetuneRequest | None = None  # the dialog offers its values again
 
     # --- method ----------------------------------------------------------------------------------
     def next_method(self) -> None:
@@ -156,7 +156,9 @@ class ModelFlows:
 
     def _ask_finetune(self, note: str, prune_first: bool) -> None:
         """The finetune dialog, filled with what the last finetune of this session used."""
-        dialog = FinetuneDialog(note, gpus=self._gpu_count(), last=self._last_finetune)
+        recovery = self.app.recovery
+        recipe = recovery.base_recipe()
+        dialog = FinetuneDialog(note, self._gpu_count(), recipe, offered_last=recovery.last is not None)
         self.app.push_screen(dialog, partial(self._finetune_chosen, prune_first))
 
     def _gpu_count(self) -> int:
@@ -168,20 +170,14 @@ class ModelFlows:
         targets = dict(self.app.targets)
         return targets if self.app.session.is_dense and any(targets.values()) else None
 
-    def _finetune_chosen(self, prune_first: bool, request: FinetuneRequest | None) -> None:
-        if request is None:
+    def _finetune_chosen(self, prune_first: bool, recipe: Recipe | None) -> None:
+        """`recipe`: the dialog's (the targets shown: an AGP schedule grows the masks to them)."""
+        if recipe is None:
             return
-        self._last_finetune = request
         app = self.app
-        targets = dict(app.targets) if prune_first and request.schedule != "agp" else None
-        job = partial(
-            jobs.finetune,
-            app.session,
-            request.resolved(app.targets),  # an AGP schedule grows the masks to the targets shown
-            targets,
-            nproc=request.nproc,
-            predicted=app.suggest.take_prediction() if prune_first else None,
-        )
+        app.recovery.last = recipe
+        predicted = app.suggest.take_prediction() if prune_first else None
+        job = partial(jobs.finetune, app.session, recipe, prune_first, predicted=predicted)
         if app.jobs.start("Finetune", job):
             self.show_new_finetune()
 

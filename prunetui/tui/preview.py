@@ -71,22 +71,21 @@ class Preview:
                 self.app.post_message(PreviewReady(request[0], None, error=str(error)))
 
     def _compute(self, targets: dict[str, float], layer_name: str | None) -> None:
-        """Reads only the dense weights (and, in channel mode, prunes a copy of the dense model)."""
+        """Reads only the weights as opened (a method that changes the architecture prunes a copy)."""
         session = self.app.session
-        cost = channels = None
-        if session.structured:
-            channels = session.channel_counts(targets)
-            self.reasons = {g.name: g.reason for g in session.channel_groups() if not g.prunable}
-            try:
-                cost = session.projected_cost(targets)
-            except UserError as error:  # a target on a layer that cannot be pruned: the groups still show
-                self.app.post_message(PreviewReady(targets, None, channels=channels, error=str(error)))
-                return
-            projected_mib = cost.size_mib
-        else:
-            projected_mib = session.projected_size(targets)
-            if layer_name is not None:
-                key = (session.method.name, layer_name, targets[layer_name])
-                if key not in self._thresholds:
-                    self._thresholds[key] = session.weight_cut(layer_name, key[2])
-        self.app.post_message(PreviewReady(targets, projected_mib, cost=cost, channels=channels))
+        try:
+            projection = session.projection(targets)
+        except UserError as error:  # a target on a layer that cannot be pruned: the units still show
+            prunable = set(session.unit_names())
+            shown = session.projection({n: t for n, t in targets.items() if n in prunable})
+            self.reasons = dict(shown.reasons)
+            kept = dict(shown.kept) if shown.kept is not None else None
+            self.app.post_message(PreviewReady(targets, None, channels=kept, error=str(error)))
+            return
+        self.reasons = dict(projection.reasons)
+        if layer_name is not None:
+            key = (session.method.name, layer_name, targets[layer_name])
+            if key not in self._thresholds:
+                self._thresholds[key] = session.weight_cut(layer_name, key[2])
+        kept = dict(projection.kept) if projection.kept is not None else None
+        self.app.post_message(PreviewReady(targets, projection.size_mib, cost=projection.cost, channels=kept))

@@ -185,6 +185,6 @@ class ProfilesFlow:
 
     def _export(self, profile_name: str, path: Path, overwrite: bool, prune_first: bool) -> None:
         app = self.app
-        targets = dict(app.targets) if prune_first else None
-        job = partial(jobs.export, app.session, path, profile_name, overwrite, targets=targets)
+        recipe = app.recovery.base_recipe() if prune_first else None
+        job = partial(jobs.export, app.session, path, profile_name, overwrite, recipe=recipe)
         app.jobs.start("Export", job, changes_model=prune_first)

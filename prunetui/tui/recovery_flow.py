@@ -1,37 +1,44 @@
 """BatchNorm recalibration in the workbench: `b` recalibrates the model as it is now; `B` turns on
-recalibration after every prune (p, P, and the prune before a finetune) and in suggestions (their
-scan-free measurements and the pruned result), as `--recalibrate-bn` does on the command line."""
+recalibration once pruning reaches the targets (after p, P, the prune before a finetune, an AGP finetune)
+and in suggestions (their scan-free measurements and the pruned result), as `--recalibrate-bn` does on
+the command line. It is part of every recipe the workbench builds (`base_recipe`)."""
 
+from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING
 
+from prunetui.core.recipe import Recipe, Recovery
 from prunetui.tui import jobs
-from prunetui.workflow import recovery
+from prunetui.workflow import steps
 
 if TYPE_CHECKING:
     from prunetui.tui.app import PruneApp
 
 
 def recalibrate(session, ctx: jobs.JobContext) -> None:
-    recovery.recalibrate(session, ctx.say, ctx.report, ctx.cancel)
-
-
-def prune_then_recalibrate(session, targets, ctx: jobs.JobContext, predicted=None, start="dense") -> None:
-    """`p` with recalibration on: the lab's prune and its line, then the recalibrated line."""
-    jobs.prune(session, targets, ctx, predicted, start)
-    recalibrate(session, ctx)
+    steps.recalibrate_step(session, ctx.say, ctx.report, ctx.cancel)
 
 
 class RecoveryFlow:
     def __init__(self, app: "PruneApp") -> None:
         self.app = app
         self.recalibrate_bn = False  # off: the lab's numbers exactly
+        self.last: Recipe | None = None  # the last finetune's recipe: its values are offered again
 
     def toggle(self) -> None:
         """`B`: recalibration after each prune and in suggestions, on or off."""
         self.recalibrate_bn = not self.recalibrate_bn
         state = "on" if self.recalibrate_bn else "off (the lab's numbers)"
         self.app.write_log(f"BN recalibration after prune and in suggestions: {state}")
+
+    def base_recipe(self, start: str = "dense") -> Recipe:
+        """The recipe of what the screen shows: the session's method and targets, B, and the last
+        finetune's values (which a finetune dialog offers again)."""
+        recipe = self.app.session.recipe(start=start)
+        if self.last is not None:
+            recipe = replace(recipe, recovery=self.last.recovery, finetune=self.last.finetune,
+                             processes=self.last.processes)  # fmt: skip
+        return replace(recipe, recovery=replace(recipe.recovery, recalibrate_bn=self.recalibrate_bn))
 
     def recalibrate_now(self) -> None:
         """`b`: recalibrate the model as it is now (pruned or finetuned)."""
@@ -45,6 +52,6 @@ class RecoveryFlow:
         app.jobs.start("Recalibrate BN", partial(recalibrate, app.session))
 
     def prune_job(self, targets: dict[str, float], predicted: float | None, start: str):
-        """The job `p` runs: with recalibration after it when `B` turned it on."""
-        run = prune_then_recalibrate if self.recalibrate_bn else jobs.prune
-        return partial(run, self.app.session, targets, predicted=predicted, start=start)
+        """The job `p` runs: the recipe of the screen (with recalibration after it when `B` is on)."""
+        recipe = replace(self.base_recipe(start), recovery=Recovery(recalibrate_bn=self.recalibrate_bn))
+        return partial(jobs.prune, self.app.session, recipe.with_targets(targets), predicted=predicted)

@@ -49,5 +49,5 @@ def model_stats(session: Session) -> ModelStats:
     return ModelStats(
         layers=session.layers(),
         histograms={name: weight_histogram(p) for name, p in params.items()},
-        size_mib=session.reported_size(),  # the dense size while nothing is pruned
+        size_mib=session.state.reported_size(),  # the dense size while nothing is pruned
     )

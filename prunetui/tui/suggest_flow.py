@@ -1,6 +1,6 @@
 """Suggestions (a) and locks (l): a goal typed in a dialog, the search and its measurement in a job (the
 scan's proposal measured beside uniform and global pruning at the same size and refined by measured moves,
-after BN recalibration when B turned it on: workflow.recovery), the result pending in the app's state until
+after BN recalibration when B turned it on: workflow.suggesting), the result pending in the app's state until
 y accepts or n discards it; the accepted prediction is compared when pruned."""
 
 from dataclasses import replace
@@ -14,7 +14,7 @@ from prunetui.tui.messages import JobFailed, SuggestionReady
 from prunetui.tui.screens.ask_dialog import AskDialog
 from prunetui.tui.suggestion import scan_table
 from prunetui.tui.text import accuracy_text
-from prunetui.workflow import recovery
+from prunetui.workflow import suggesting
 from prunetui.workflow.goals import GOAL_FORMS, Goal, parse_goal, propose
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ class SuggestFlow:
     def _unscanned_layers(self) -> list[str]:
         app = self.app
         scanned = app.curves.complete_rows(app.curves.sparsities())
-        return [n for n in app.session.layer_names if n not in scanned and n not in app.locked_layers]
+        return [n for n in app.session.unit_names() if n not in scanned and n not in app.locked_layers]
 
     def ask_goal(self) -> None:
         app, curves = self.app, self.app.curves
@@ -86,7 +86,7 @@ class SuggestFlow:
         except UserError as error:
             ctx.post(JobFailed(f"Suggest: {error}"))
             return
-        measured = recovery.measure_and_refine(
+        measured = suggesting.measure_and_refine(
             session, suggestion, goal, ctx.say, locked, recalibrate, report=ctx.report, cancel=ctx.cancel
         )
         ctx.post(SuggestionReady(goal, measured.suggestion))
@@ -94,7 +94,7 @@ class SuggestFlow:
     def show(self, goal: Goal, suggestion: Suggestion) -> None:
         """On SuggestionReady: the proposal becomes the pending suggestion."""
         app = self.app
-        changed = sum(1 for n, t in suggestion.targets.items() if abs(t - app.targets[n]) > 5e-5)
+        changed = sum(1 for n, t in suggestion.targets.items() if abs(t - app.targets.get(n, 0.0)) > 5e-5)
         measured = ""
         if suggestion.measured_accuracy is not None:
             recalibrated = " after BN recalibration" if app.recovery.recalibrate_bn else ""

@@ -71,29 +71,6 @@ def parse_fraction(text: str) -> float:
     return value
 
 
-def parse_grid(text: str) -> list[float]:
-    """A scan grid: `0.4,0.5,0.9` or `start:stop:step` (stop excluded, like the lab's np.arange)."""
-    raw = text.strip()
-    try:
-        if ":" in raw:
-            start, stop, step = (float(x) for x in raw.split(":"))
-            if step <= 0:
-                raise ValueError
-            count = math.ceil((stop - start) / step - 1e-9)
-            values = [round(start + i * step, 6) for i in range(max(0, count))]
-        else:
-            values = [float(x) for x in raw.split(",") if x.strip()]
-    except ValueError:
-        raise ValueError("expected sparsities like 0.4,0.6,0.8 or start:stop:step like 0.4:1.0:0.1") from None
-    if not values:
-        raise ValueError("no sparsity in the grid: e.g. 0.4:1.0:0.1")
-    if any(not 0.0 <= v <= 1.0 for v in values):
-        raise ValueError("every sparsity must be in [0, 1]")
-    if len(values) > 40:
-        raise ValueError(f"{len(values)} sparsities: 40 at most (each one evaluates every layer)")
-    return sorted(set(values))
-
-
 def parse_profile_name(text: str) -> str:
     name = text.strip()
     if not name:

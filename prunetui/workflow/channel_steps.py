@@ -24,13 +24,14 @@ def spec_input_shape(spec: str) -> tuple[int, ...] | None:
     return None
 
 
-def set_example(session: Session, spec: str) -> None:
-    """Without data, the example input (channel groups, MACs, latency) comes from the model spec."""
+def spec_example(spec: str):
+    """Without data, the example input (channel groups, MACs, latency) the model spec implies, or None."""
     shape = spec_input_shape(spec)
-    if session.data is None and session.example is None and shape is not None:
-        import torch
+    if shape is None:
+        return None
+    import torch
 
-        session.example = torch.zeros(1, *shape)
+    return torch.zeros(1, *shape)
 
 
 def millions(count: int | None) -> str:
@@ -79,27 +80,37 @@ def measure_cost(session: Session, say, latency: bool = True) -> dict:
 
 def run_cost_row(run) -> dict:
     """A run record's measured cost as the `runs --json` keys (None where not measured)."""
-    from prunetui.core.session_channel import COST_KEYS
+    from prunetui.core.run_cost import COST_KEYS
 
     return {key: run.cost.get(key) for key in COST_KEYS}
 
 
+def channels_kept(session: Session) -> dict[str, tuple[int, int]]:
+    """(kept, total) output channels of every group after this session's last channel prune ({} when
+    the model in hand has had no channels removed)."""
+    if not session.state.stages:
+        return {}
+    from prunetui.core.methods import Channel
+
+    stage = session.state.stages[-1]
+    totals = {unit.name: unit.size for unit in Channel().units(session.state)}
+    return {name: (len(stage.kept.get(name, range(total))), total) for name, total in totals.items()}
+
+
 def channels_json(session: Session) -> dict:
     """`channels`: kept / total output channels per group after a channel prune (absent otherwise)."""
-    if not session.channel_pruned:
-        return {}
-    counts = session.channel_counts(session.channel_result.targets)
-    return {"channels": {name: {"kept": k, "total": t} for name, (k, t) in counts.items()}}
+    counts = channels_kept(session)
+    return {"channels": {name: {"kept": k, "total": t} for name, (k, t) in counts.items()}} if counts else {}
 
 
 def say_channels(session: Session, say) -> None:
     """After a channel prune: channels kept of each pruned group."""
-    if not session.channel_pruned:
+    counts = channels_kept(session)
+    if not counts:
         return
-    counts = session.channel_counts(session.channel_result.targets)
     pruned = [f"{name} {kept}/{total}" for name, (kept, total) in counts.items() if kept < total]
     shown = ", ".join(pruned[:4]) + (f" and {len(pruned) - 4} more" if len(pruned) > 4 else "")
-    say(f"Channels kept: {shown} ({session.channel_result.algorithm})", "dim")
+    say(f"Channels kept: {shown} ({session.state.stages[-1].algorithm})", "dim")
 
 
 def export_onnx(session: Session, path: str | Path, overwrite: bool, say) -> Exported:

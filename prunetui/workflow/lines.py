@@ -67,3 +67,26 @@ def stale_targets(what: str, held: str) -> str:
 
 def accuracy_recalibrated(accuracy: float) -> str:
     return f"Sparse model has accuracy={accuracy:.2f}% after BN recalibration"
+
+
+def recovery_line(recipe) -> str:
+    """The recovery options of a finetune, for its header line ("" when none)."""
+    recovery, parts = recipe.recovery, []
+    if recovery.gradual:
+        layers = len(recipe.plan.active())
+        parts.append(
+            f"AGP schedule: {layers} layers pruned gradually over {recovery.agp_share:.0%} of the steps"
+        )
+    if recovery.distill:
+        parts.append(
+            f"distilling from the model as opened (T {recovery.temperature:g}, alpha {recovery.alpha:g})"
+        )
+    text = ", ".join(parts)
+    return text[:1].upper() + text[1:]
+
+
+def gradual_start(share: float) -> str:
+    return (
+        "Gradual pruning (AGP): no one-shot prune; the finetune grows the masks from the dense weights "
+        f"to the targets over its first {share:.0%}"
+    )

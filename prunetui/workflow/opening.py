@@ -4,16 +4,19 @@ Both front ends open the same way (the TUI is started by the CLI with the sessio
 """
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from prunetui.core.device import resolve_device
+from prunetui.core.model_state import ModelState
 from prunetui.core.profile import Profile, load_profile
 from prunetui.core.runs import RunStore
 from prunetui.core.scan_cache import scan_folder
 from prunetui.core.session import Origin, Session
+from prunetui.errors import UserError
 from prunetui.sources import load_data, open_model
 from prunetui.sources.fit import check_model_fits_data
-from prunetui.workflow.channel_steps import set_example
+from prunetui.workflow.channel_steps import spec_example
 from prunetui.workflow.policy import profile_model_warning
 
 
@@ -33,14 +36,14 @@ class Request:
 
 def start_sparsity_notes(session: Session) -> list[str]:
     """A line when the model is already sparse: its zeros are the starting state and stay pruned."""
-    start = {name: s for name, s in session.start_sparsity().items() if s > 0}
+    start = {name: s for name, s in session.state.start_sparsity().items() if s > 0}
     if not start:
         return []
     shown = ", ".join(f"{name} {s:.0%}" for name, s in list(start.items())[:3])
     more = f" and {len(start) - 3} more" if len(start) > 3 else ""
     held = (
         "they stay pruned through prune and finetune"
-        if not session.regrow
+        if not session.state.regrow
         else "--regrow: they may grow back"
     )
     return [f"already sparse at load: {shown}{more}; {held}"]
@@ -74,21 +77,49 @@ def open_session(request: Request, workdir: Path | None = None) -> Opened:
         notes += [f"warning: {w}" for w in check_model_fits_data(model, data, device, label=loaded.label)]
     fingerprint = data.fingerprint if data is not None else None
     origin = Origin(data_spec=data_spec, checkpoint=request.checkpoint, data_fingerprint=fingerprint)
-    session = Session(model, data, loaded.label, origin, RunStore(workdir))
-    session.scan_cache_folder = scan_folder(workdir)
-    set_example(session, model_spec)  # without data: the input shape the spec implies
+    state = model_state(model, loaded.checkpoint, model_spec, data)
+    launch = partial(launcher_for, model_spec, data_spec)
+    session = Session(model, data, loaded.label, origin, RunStore(workdir), launch=launch, state=state)
+    session.scans.folder = scan_folder(workdir)
     session.set_regrow(request.regrow)
+    if request.method is not None and profile is not None and profile.method != request.method:
+        notes.append(
+            f"warning: profile '{profile.name}' is a {profile.method} profile; --method {request.method} wins"
+        )
     if profile is not None:
-        session.apply_profile(profile)
+        session.apply_profile(profile, request.method)
         warning = profile_model_warning(profile.name, profile.model, loaded.label)
         notes += [f"warning: {warning}"] if warning else []
-    notes += start_sparsity_notes(session)
-    if request.method is not None:
-        if profile is not None and profile.method != request.method:
-            notes.append(
-                f"warning: profile '{profile.name}' is a {profile.method} profile; --method {request.method} wins"
-            )
+    elif request.method is not None:
         session.set_method(request.method)
-        if session.structured:  # the profile's names must be channel groups
-            session.check_channel_targets(session.targets, f"--method {request.method}: ")
+    notes += start_sparsity_notes(session)
     return Opened(session, profile, model_spec, data_spec, notes)
+
+
+def model_state(model, checkpoint, spec: str, data) -> ModelState:
+    """The model as opened: with the channel stages and the dense size a channel export carries, and an
+    example input from the data (else the shape the spec implies)."""
+    stages = checkpoint.stages if checkpoint is not None else ()
+    record = checkpoint.record if checkpoint is not None else {}
+    dense = record.get("dense_size_mib") if stages else None
+    state = ModelState(model, opened_stages=stages, dense_size=dense)
+    if data is not None:
+        state.example_from(data.eval)
+    else:
+        state.example = spec_example(spec)
+    return state
+
+
+def launcher_for(model_spec: str, data_spec: str | None, processes, state: ModelState):
+    """torchrun's launcher for several processes (each rebuilds the model and data from their specs,
+    then the channel stages, then the weights the parent sends), else None: this process."""
+    if not processes.distributed:
+        return None
+    if data_spec is None:
+        raise UserError(
+            "distributed jobs need a model spec and a data spec: each process rebuilds the model and "
+            "the data from them (open the model with --model and --data)"
+        )
+    from prunetui.distributed.launch import Launcher  # torch.distributed only when asked for
+
+    return Launcher(model_spec, data_spec, processes, state)

@@ -1,8 +1,10 @@
-"""Each user-level step once: evaluate the dense model, prune, finetune, resume, scan, suggest, export.
+"""Each user-level step once: evaluate the dense model, prune, finetune, resume, scan, export.
 
 A step takes the session, a `say(text, style)` for the human lines (always the strings of
-workflow.lines), the core's `report` callback and a cancel event, and returns plain data. The CLI
-prints the lines and turns the data into JSON; the TUI runs the same call in a worker.
+workflow.lines), the core's `report` callback and a cancel event, and returns a result object holding
+what the front ends print. The CLI prints the lines and turns the results into JSON; the TUI runs the
+same call in a worker. Pruning and finetuning take a recipe (core.recipe): what a run does is said in
+one place, whichever front end asked.
 """
 
 import threading
@@ -10,20 +12,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from prunetui.core.events import EpochEnd, Event, Notice, Report, ignore
 from prunetui.core.export import Exported, export_checkpoint
-from prunetui.core.finetune import FinetuneResult, FinetuneSettings
+from prunetui.core.finetune import FinetuneResult
+from prunetui.core.recipe import Processes, Recipe
+from prunetui.core.runs import RunRecord
 from prunetui.core.sensitivity import DEFAULT_SPARSITIES, ScanOptions, ScanResult
 from prunetui.core.session import Session
-from prunetui.core.suggest import ScanTable, Suggestion
 from prunetui.errors import UserError
-from prunetui.workflow import channel_steps, lines, recovery
-from prunetui.workflow.goals import Goal, propose
-
-if TYPE_CHECKING:
-    from prunetui.distributed.launch import Rendezvous
+from prunetui.workflow import channel_steps, lines
 
 Say = Callable[..., None]  # say(text, style="")
 SUGGESTED_RUN = "suggested"
@@ -66,39 +64,65 @@ def say_size(session: Session, say: Say) -> None:
     say(lines.sparse_size(size, session.percent(size)))
 
 
+@dataclass
+class Pruned:
+    """What a prune step did: its run record and the accuracies it measured (None without data)."""
+
+    run: RunRecord
+    accuracy_before: float | None
+    accuracy_recalibrated: float | None = None
+
+
 def prune(
     session: Session,
     say: Say,
     report: Report = ignore,
     cancel: threading.Event | None = None,
-    targets: dict[str, float] | None = None,
+    recipe: Recipe | None = None,
     predicted: float | None = None,
-    start: str = "dense",
-) -> float | None:
-    """Prune to `targets` (default: the session's) by the session's method, from the dense weights or
-    (`start="current"`) further from the weights as they are; measure the accuracy before finetuning
-    when there is data. `predicted`: the accuracy a suggestion predicted for these targets (the run is
-    then named "suggested"), said beside the measured one. The last line says how long it took."""
+) -> Pruned:
+    """Prune by `recipe` (default: the session's plan) from the dense weights, or (start "current")
+    further from the weights as they are; measure the accuracy before finetuning when there is data, and
+    after BN recalibration when the recipe asks for it. `predicted`: the accuracy a suggestion predicted
+    for these targets (the run is then named "suggested"), said beside the measurement it predicts. The
+    last line says how long it took."""
     started = time.perf_counter()
-    targets = dict(targets if targets is not None else session.targets)
-    if start == "current":
-        _say_further(session, targets, say)
+    recipe = (recipe or session.recipe()).check()
+    if recipe.start == "current":
+        _say_further(session, dict(recipe.plan.targets), say)
     else:
         say(lines.pruning_from_dense(), "dim")
-        _say_held_zeros(session, targets, say)
-    session.prune(
-        targets, run_name=SUGGESTED_RUN if predicted is not None else None, start=start, cancel=cancel
-    )
+        _say_held_zeros(session, dict(recipe.plan.targets), say)
+    run = session.prune(replace(recipe, name=SUGGESTED_RUN) if predicted is not None else recipe, cancel)
     channel_steps.say_channels(session, say)
-    channel_steps.measure_cost(session, say)  # MACs, params, latency against dense (both methods)
+    channel_steps.measure_cost(session, say)  # MACs, params, latency against dense (every method)
     say_size(session, say)
-    accuracy = None
+    before = recalibrated = None
+    recalibrate = recipe.recovery.recalibrate_bn
     if session.data is not None:
-        accuracy = session.evaluate(report, cancel)
-        say(lines.accuracy_before_finetune(accuracy))
-        if predicted is not None:
-            say(lines.predicted_vs_measured(predicted, accuracy))
+        before = session.measured_before(report, cancel)
+        say(lines.accuracy_before_finetune(before))
+        if predicted is not None and not recalibrate:
+            say(lines.predicted_vs_measured(predicted, before))
+        if recalibrate:
+            recalibrated = recalibrate_step(session, say, report, cancel, predicted)
     say(lines.finished("Prune", time.perf_counter() - started), "dim")
+    return Pruned(run, before, recalibrated)
+
+
+def recalibrate_step(session: Session, say: Say, report: Report = ignore, cancel=None,
+                     predicted: float | None = None) -> float | None:  # fmt: skip
+    """Recalibrate the model as it is now and say its accuracy (None without data); `predicted`: what a
+    suggestion planned on recalibrated scan curves predicted, said beside it."""
+    if session.data is None:
+        say(lines.NO_DATA, "yellow")
+        return None
+    accuracy = session.recalibrate(report, cancel)
+    say(lines.accuracy_recalibrated(accuracy))
+    if predicted is not None:
+        say(
+            f"Predicted {predicted:.2f}% after BN recalibration (sum of scan drops); measured {accuracy:.2f}%"
+        )
     return accuracy
 
 
@@ -110,7 +134,7 @@ def _say_further(session: Session, targets: dict[str, float], say: Say) -> None:
         _say_held_zeros(session, targets, say)
         return
     say(lines.pruning_further(run.name, run.percent_of_dense), "dim")
-    now = session.pruned_sparsity()
+    now = session.state.sparsity()
     below = [
         name for name in session.layer_names if targets.get(name, 0.0) < now[name] - 1e-9 and now[name] > 0
     ]
@@ -122,9 +146,9 @@ def _say_further(session: Session, targets: dict[str, float], say: Say) -> None:
 
 def _say_held_zeros(session: Session, targets: dict[str, float], say: Say) -> None:
     """Targets below a layer's zeros at load do not regrow them: say so, once per prune."""
-    if session.regrow:
+    if session.state.regrow:
         return
-    start = session.start_sparsity()
+    start = session.state.start_sparsity()
     below = [name for name, s in start.items() if 0 < targets.get(name, 0.0) < s - 1e-9]
     if below:
         layers = ", ".join(f"{name} {targets[name]:.2f} < {start[name]:.2f}" for name in below[:3])
@@ -157,45 +181,55 @@ def _epoch_lines(say: Say, report: Report) -> Report:
     return on_event
 
 
-def _finetune_outcome(session: Session, result: FinetuneResult, say: Say, started: float) -> FinetuneResult:
+@dataclass
+class Finetuned:
+    """What a finetune (or its resumption) did, and what it left on disk."""
+
+    result: FinetuneResult
+    run: RunRecord | None
+    accuracy_recalibrated: float | None = None  # after an AGP schedule, when the recipe asks for it
+    written: dict[str, str] | None = None  # {"checkpoint": path, "onnx": path} of the recipe's outputs
+
+
+def _finetune_outcome(session: Session, result: FinetuneResult, say: Say, started: float) -> None:
     seconds = time.perf_counter() - started
     if result.cancelled and result.best_accuracy is None:
         say(lines.FINETUNE_CANCELLED_AT_ONCE, "yellow")
-        return result
+        return
     if result.cancelled:
         say(lines.finetune_cancelled(result.completed, seconds), "yellow")
     say_size(session, say)
     say(lines.accuracy_after_finetune(result.best_accuracy))
     if not result.cancelled:
         say(lines.finished("Finetune", seconds), "dim")
-    return result
 
 
 def finetune(
     session: Session,
-    settings: FinetuneSettings,
+    recipe: Recipe,
     say: Say,
     report: Report = ignore,
     cancel: threading.Event | None = None,
-    nproc: int = 1,
-    rendezvous: "Rendezvous | None" = None,
-) -> FinetuneResult:
-    """Finetune the model as it is with its masks held; the epoch lines said as they end."""
+) -> Finetuned:
+    """Finetune the model as it is with its masks held (an AGP recipe grows them to its targets), the
+    epoch lines said as they end; then what the recipe asks once it is done (core.recipe: BN
+    recalibration after an AGP schedule, the output files)."""
     require_data(session, "finetune")
-    if settings.schedule != "agp":  # an AGP schedule grows the masks to the targets shown
+    recipe = recipe.check()
+    if not recipe.recovery.gradual:  # an AGP schedule grows the masks to the recipe's targets
         say_stale_targets(session, say, "finetuning")
-    processes = f", {nproc} processes" if nproc > 1 else ""
+    processes = f", {recipe.processes.nproc} processes" if recipe.processes.nproc > 1 else ""
+    epochs = recipe.finetune.epochs
     say(lines.FINETUNE_HEADER)
-    say(
-        f"{settings.epochs} epoch{'s' if settings.epochs != 1 else ''}, lr {settings.lr:g}, {len(session.masks)} layers masked "
-        f"({session.method.name}){processes}",
-        "dim",
-    )
-    if recovery.describe(settings):
-        say(recovery.describe(settings), "dim")
+    masked = len(recipe.plan.active()) if recipe.recovery.gradual else len(session.state.masks)
+    say(f"{epochs} epoch{'s' if epochs != 1 else ''}, lr {recipe.finetune.lr:g}, {masked} layers masked "
+        f"({recipe.plan.method}){processes}", "dim")  # fmt: skip
+    if lines.recovery_line(recipe):
+        say(lines.recovery_line(recipe), "dim")
     started = time.perf_counter()
-    result = session.finetune(settings, _epoch_lines(say, report), cancel, nproc=nproc, rendezvous=rendezvous)
-    return _finetune_outcome(session, result, say, started)
+    result = session.finetune(recipe, _epoch_lines(say, report), cancel)
+    _finetune_outcome(session, result, say, started)
+    return complete(session, recipe, result, say, report, cancel)
 
 
 def resume(
@@ -204,12 +238,12 @@ def resume(
     say: Say,
     report: Report = ignore,
     cancel: threading.Event | None = None,
-    nproc: int = 1,
-    rendezvous: "Rendezvous | None" = None,
+    processes: Processes | None = None,
     label: str | None = None,
-) -> FinetuneResult:
-    """Go on with an interrupted finetune from its last completed epoch. `label`: how the front end
-    numbers the run (default: `run_id` as given)."""
+    outputs=None,
+) -> Finetuned:
+    """Go on with an interrupted finetune from its last completed epoch, then do what its recipe asks
+    once done (its output files, or `outputs` instead). `label`: how the front end numbers the run."""
     require_data(session, "resume")
     record = session.find_run(run_id)
     done = f"after epoch {len(record.epochs)} of {record.epochs_planned}"
@@ -218,8 +252,51 @@ def resume(
     if record.data_fingerprint and now and record.data_fingerprint != now:
         say(f"warning: the data behind {record.data} changed since this run started", "yellow")
     started = time.perf_counter()
-    result = session.resume(run_id, _epoch_lines(say, report), cancel, nproc=nproc, rendezvous=rendezvous)
-    return _finetune_outcome(session, result, say, started)
+    result, recipe = session.resume(run_id, _epoch_lines(say, report), cancel, processes)
+    _finetune_outcome(session, result, say, started)
+    recipe = replace(recipe, outputs=outputs) if outputs is not None else recipe
+    return complete(session, recipe, result, say, report, cancel)
+
+
+def complete(session: Session, recipe: Recipe, result: FinetuneResult, say: Say, report: Report = ignore,
+             cancel=None) -> Finetuned:  # fmt: skip
+    """After a finetune that was not cancelled: BN recalibration when an AGP schedule pruned (the
+    recipe's `recalibrate_bn`), the recipe's output files, then the resume state is dropped (only once
+    the weights are safely written: a failure here keeps it, and `prunetui resume` can go on)."""
+    run = session.current_run
+    if result.cancelled or result.best_accuracy is None:
+        return Finetuned(result, run)
+    recalibrated = None
+    if recipe.recovery.gradual and recipe.recovery.recalibrate_bn:
+        recalibrated = recalibrate_step(session, say, report, cancel)
+    written = write_outputs(session, recipe, say)
+    if run is not None and session.recorder.store is not None:
+        session.recorder.store.drop_resume_state(run)
+        session.recorder.save(run)
+    return Finetuned(result, run, recalibrated, written)
+
+
+def write_outputs(session: Session, recipe: Recipe, say: Say) -> dict[str, str]:
+    """The recipe's output files (checkpoint, ONNX), recorded in the current run as its weights."""
+    outputs, written = recipe.outputs, {}
+    if outputs.checkpoint:
+        written["checkpoint"] = str(
+            export(session, outputs.checkpoint, recipe.name, outputs.overwrite, say).path
+        )
+    if outputs.onnx:
+        written["onnx"] = str(channel_steps.export_onnx(session, outputs.onnx, outputs.overwrite, say).path)
+    run = session.current_run
+    if written and run is not None:
+        run.weights = {key: str(Path(path).resolve()) for key, path in written.items()}
+        session.recorder.save(run)
+    return written
+
+
+def check_outputs(outputs) -> None:
+    """Refuse, before any work, output files that exist when the recipe may not replace them."""
+    for path in (outputs.checkpoint, outputs.onnx) if not outputs.overwrite else ():
+        if path and Path(path).exists():
+            raise UserError(f"{path} exists (use --force to replace it)")
 
 
 def scan(
@@ -231,101 +308,19 @@ def scan(
     layers: Sequence[str] | None = None,
     options: ScanOptions | None = None,
     use_cache: bool = True,
-    nproc: int = 1,
-    rendezvous: "Rendezvous | None" = None,
+    processes: Processes = Processes(),
 ) -> ScanResult:
-    """The sensitivity scan of the model as it is now, by the session's method; its notices (a memory
-    plan over the budget, core.scan_memory) are said as they come."""
+    """The sensitivity scan of the model as it is now, by the session's method, over its prunable units
+    (or `layers`); its notices (a memory plan over the budget, core.scan_memory) are said as they come."""
     require_data(session, "scan")
-    result = session.scan(
-        sparsities,
-        layers,
-        notices_said(report, say),
-        cancel,
-        nproc=nproc,
-        rendezvous=rendezvous,
-        options=options,
-        use_cache=use_cache,
-    )
+    heard = notices_said(report, say)
+    result = session.scan(sparsities, layers, heard, cancel, options, processes, use_cache)
     if result.cancelled:
-        total = len(layers) if layers is not None else len(session.layer_names)
+        total = len(layers) if layers is not None else len(session.unit_names())
         say(lines.scan_cancelled(result.seconds, len(result.layers), total), "yellow")
     else:
         say(lines.scan_finished(result.seconds))
     return result
-
-
-def scan_table(session: Session, result: ScanResult | None = None, **curves) -> ScanTable:
-    """What core.suggest needs of a scan: the grid, the base accuracy, the curves, and the session
-    method's exact kept counts. Pass a ScanResult, or `sparsities`, `base_accuracy` and `curves`."""
-    if result is not None:
-        curves = {
-            "sparsities": result.sparsities,
-            "base_accuracy": result.base_accuracy,
-            "curves": result.layers,
-        }
-    return ScanTable(
-        curves["sparsities"],
-        curves["base_accuracy"],
-        curves["curves"],
-        session.layer_names,
-        session.kept_count,
-    )
-
-
-def propose_targets(session: Session, table: ScanTable, goal: Goal, locked: dict[str, float]) -> Suggestion:
-    """The suggested targets for `goal` (sizes projected exactly by the session's method)."""
-    return propose(goal, table, session.projected_size, locked)
-
-
-@dataclass
-class Suggested:
-    scan: ScanResult | None  # None for a global suggestion (no scan)
-    suggestion: Suggestion
-    accuracy_before: float | None  # measured after pruning to the suggestion
-    accuracy_recalibrated: float | None = None  # and after BN recalibration, when asked for
-    measured: "recovery.Measured | None" = None  # the baselines and the refinement
-
-
-def suggest(
-    session: Session,
-    goal: Goal,
-    say: Say,
-    sparsities: Sequence[float],
-    locked_names: Sequence[str] = (),
-    report: Report = ignore,
-    cancel: threading.Event | None = None,
-    recalibrate: bool = False,
-    use_global: bool = False,
-    cap: float | None = None,
-    measures: int = recovery.MEASURES,
-    activation_budget: int | None = None,
-) -> Suggested:
-    """Scan the unlocked layers (after BN recalibration with `recalibrate`; `activation_budget`: bytes,
-    None for the device's default), propose targets for `goal`, measure them against uniform and global
-    pruning at the same size and refine them by measured moves (workflow.recovery), prune to the result
-    and measure it. `use_global`: global pruning at the budget instead (no scan, `cap` per layer)."""
-    require_data(session, "suggest")
-    locked = {n: session.targets[n] for n in locked_names}
-    result, measured = None, None
-    if use_global:
-        suggestion = recovery.global_suggestion(session, goal, locked, cap)
-    else:
-        unlocked = [n for n in session.layer_names if n not in locked_names]
-        options = replace(
-            recovery.scan_options(recalibrate) or ScanOptions(), activation_budget=activation_budget
-        )
-        result = scan(session, say, report, cancel, sparsities, unlocked, options)
-        suggestion = propose_targets(session, scan_table(session, result), goal, locked)
-        measured = recovery.measure_and_refine(
-            session, suggestion, goal, say, locked, recalibrate, measures, report, cancel
-        )
-        suggestion = measured.suggestion
-    session.targets = dict(suggestion.targets)
-    predicted = suggestion.predicted_accuracy
-    before = prune(session, say, report, cancel, predicted=None if recalibrate else predicted)
-    recalibrated = recovery.recalibrate(session, say, report, cancel, predicted) if recalibrate else None
-    return Suggested(result, suggestion, before, recalibrated, measured)
 
 
 def export(session: Session, path: str | Path, profile_name: str, overwrite: bool, say: Say) -> Exported:

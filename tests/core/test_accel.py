@@ -2,11 +2,12 @@
 
 import pytest
 import torch
+from conftest import finetune_recipe
 from torch.nn import functional
 
 from prunetui.core.accel import Acceleration, model_memory_format, wants_channels_last
 from prunetui.core.augment import random_crop_flip
-from prunetui.core.finetune import FinetuneSettings, finetune
+from prunetui.core.finetune import finetune
 from prunetui.core.held_masks import masks_like_params
 from prunetui.core.pruning import prune
 
@@ -61,7 +62,7 @@ def test_masks_like_params_match_layout_and_dtype(model):
 
 def test_finetune_with_bf16_autocast_keeps_the_masks(model, splits):
     masks = prune(model, {"0.weight": 0.5, "3.weight": 0.8})
-    result = finetune(model, splits.train, splits.eval, masks, FinetuneSettings(epochs=1, amp="bf16"))
+    result = finetune(model, splits.train, splits.eval, masks, finetune_recipe(epochs=1, amp="bf16"))
     params = dict(model.named_parameters())
     assert result.completed == 1 and all(torch.all(params[n][~m] == 0) for n, m in masks.items())
     assert all(p.is_contiguous() for p in model.parameters())

@@ -16,11 +16,11 @@ import textwrap
 
 import pytest
 import torch
+from conftest import finetune_recipe
 from torch.utils.data import DataLoader, TensorDataset
 
 from prunetui.core.evaldata import batch_dependent, hold_eval_data
 from prunetui.core.evaluate import evaluate
-from prunetui.core.finetune import FinetuneSettings
 from prunetui.core.outputs import logits_of
 from prunetui.core.sensitivity import ScanOptions, scan
 from prunetui.core.session import Session, Splits
@@ -163,7 +163,7 @@ def test_held_data_keeps_or_rebatches_the_loaders_batches():
 def test_a_finetune_epochs_accuracy_is_the_sessions_of_the_weights_it_keeps(models_file, name):
     model, splits, x, y = member(models_file, name)
     session = Session(model, splits)
-    result = session.finetune(FinetuneSettings(epochs=1, lr=0.001))
+    result = session.finetune(finetune_recipe(epochs=1, lr=0.001))
     assert result.best_accuracy == session.evaluate() == oracle(model, x, y, 48)
     assert Session(model, splits).scan(GRID, layers=["0.weight"]).base_accuracy == result.best_accuracy
 

@@ -1,4 +1,5 @@
-"""The structured `channel` method: groups, apply, projected cost, group-aware scan."""
+"""The structured `channel` method through the lifecycle every method has: units, prune, projection,
+group-aware scan; fine-grained pruning on top of it."""
 
 import threading
 
@@ -6,31 +7,35 @@ import torch
 from torch import nn
 
 from prunetui.core.cost import count_params, measure_cost
-from prunetui.core.methods import Plan
+from prunetui.core.methods import Plan, get_method
 from prunetui.core.methods.channel import Channel, scan_groups
+from prunetui.core.model_state import ModelState
 from prunetui.sources.models import build_model
 
 X = torch.zeros(1, 3, 32, 32)
 
 
-def test_projected_cost_is_the_cost_of_the_applied_plan():
-    method = Channel()
-    model = build_model("vgg-cifar").eval()
-    plan = Plan("channel", {f"backbone.conv{i}.weight": 0.3 for i in range(7)})
-    projected = method.projected_cost(model, plan, X)
-    assert (projected.macs, projected.params) == (305_388_064, 5_013_666)
-    assert projected == measure_cost(method.apply(model, plan, X).model, X)
-    assert method.projected_cost(model, Plan("channel", {}), X).macs == 606_164_480
-    assert method.structured and method.name == "channel"
+def state_of(spec: str) -> ModelState:
+    return ModelState(build_model(spec).eval(), example=X)
 
 
-def test_kept_counts_for_the_table():
-    method = Channel()
-    model = build_model("torchvision:resnet18:10").eval()
-    groups = method.groups(model, X)
-    counts = method.kept_counts(model, groups, Plan("channel", {"conv1.weight": 0.3}))
-    assert counts["conv1.weight"] == (45, 64)  # 64 - round(19.2)
-    assert counts["fc.weight"] == (10, 10)
+def test_the_projection_is_the_cost_of_the_pruned_model():
+    method, state = Channel(), state_of("vgg-cifar")
+    targets = {f"backbone.conv{i}.weight": 0.3 for i in range(7)}
+    projected = method.projection(state, targets)
+    assert (projected.cost.macs, projected.cost.params) == (305_388_064, 5_013_666)
+    method.prune(state, Plan("channel", targets), "dense", None)
+    assert projected.cost == measure_cost(state.model, X) and projected.size_mib == state.current_size()
+    assert method.projection(state, {}).cost.macs == 606_164_480
+    assert method.traits.structured and method.name == "channel"
+
+
+def test_kept_counts_and_unprunable_units_for_the_table():
+    method, state = Channel(), state_of("torchvision:resnet18:10")
+    projection = method.projection(state, {"conv1.weight": 0.3})
+    assert projection.kept["conv1.weight"] == (45, 64)  # 64 - round(19.2)
+    assert projection.kept["fc.weight"] == (10, 10)
+    assert "fc.weight" in projection.reasons and "fc.weight" not in method.unit_names(state)
 
 
 def test_scan_prunes_each_group_alone_on_a_copy():
@@ -61,12 +66,15 @@ def test_scan_prunes_each_group_alone_on_a_copy():
 
 
 def test_fine_grained_pruning_composes_on_the_smaller_model():
-    from prunetui.core.pruning import prune
-
-    model = build_model("vgg-cifar").eval()
-    smaller = Channel().apply(model, Plan("channel", {"backbone.conv2.weight": 0.5}), X).model
-    masks = prune(smaller, {"backbone.conv2.weight": 0.9, "backbone.conv3.weight": 0.5})
+    state = state_of("vgg-cifar")
+    Channel().prune(state, Plan("channel", {"backbone.conv2.weight": 0.5}), "dense", None)
+    smaller = state.model
+    further = Plan("magnitude", {"backbone.conv2.weight": 0.9, "backbone.conv3.weight": 0.5})
+    get_method("magnitude").prune(state, further, "current", None)
     weight = smaller.backbone.conv2.weight
-    assert weight.shape[0] == 128 and masks["backbone.conv2.weight"].shape == weight.shape
+    assert state.model is smaller and len(state.stages) == 1
+    assert weight.shape[0] == 128 and state.masks["backbone.conv2.weight"].shape == weight.shape
     assert int((weight == 0).sum()) == round(weight.numel() * 0.9)  # the lab's k on the smaller tensor
     assert smaller(torch.randn(1, 3, 32, 32)).shape == (1, 10)
+    state.reset()
+    assert state.model is state.base and not state.stages and state.base.backbone.conv2.out_channels == 256

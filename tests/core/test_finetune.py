@@ -2,12 +2,13 @@ import threading
 
 import pytest
 import torch
+from conftest import finetune_recipe
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
 from prunetui.core.evaluate import evaluate
 from prunetui.core.events import EpochEnd, Progress
-from prunetui.core.finetune import FinetuneSettings, finetune, snapshot, train_epochs
+from prunetui.core.finetune import finetune, snapshot, train_epochs
 from prunetui.core.held_masks import reapply
 from prunetui.core.pruning import prune
 
@@ -19,7 +20,7 @@ def pruned_weights_are_zero(model, masks) -> bool:
 
 def test_masks_hold_through_finetune(model, splits):
     masks = prune(model, {"0.weight": 0.5, "3.weight": 0.8, "7.weight": 0.6})
-    result = finetune(model, splits.train, splits.eval, masks, FinetuneSettings(epochs=2))
+    result = finetune(model, splits.train, splits.eval, masks, finetune_recipe(epochs=2))
     assert result.completed == 2
     assert pruned_weights_are_zero(model, masks)
     assert any(torch.any(p != 0) for p in model.parameters())  # it did not just zero everything
@@ -57,7 +58,7 @@ def test_best_epoch_is_what_remains(model, splits):
             states[event.epoch] = snapshot(model)
 
     # a high lr makes the accuracy wander, so the best epoch is rarely the last
-    result = finetune(model, splits.train, splits.eval, masks, FinetuneSettings(epochs=4, lr=0.3), report)
+    result = finetune(model, splits.train, splits.eval, masks, finetune_recipe(epochs=4, lr=0.3), report)
     assert [e.epoch for e in result.epochs] == [1, 2, 3, 4]
     best = max(result.epochs, key=lambda e: e.accuracy)
     assert result.best_epoch == best.epoch and result.best_accuracy == best.accuracy
@@ -82,7 +83,7 @@ def test_cancel_stops_within_one_batch_and_restores(model, splits):
             if event.done == 2:
                 cancel.set()
 
-    result = finetune(model, splits.train, splits.eval, masks, FinetuneSettings(epochs=3), report, cancel)
+    result = finetune(model, splits.train, splits.eval, masks, finetune_recipe(epochs=3), report, cancel)
     assert result.cancelled and result.completed == 0
     assert trained == [1, 2]  # no batch ran after the cancel
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
@@ -96,7 +97,7 @@ def test_cancel_after_an_epoch_keeps_the_best_so_far(model, splits):
         if isinstance(event, EpochEnd):
             cancel.set()
 
-    result = finetune(model, splits.train, splits.eval, masks, FinetuneSettings(epochs=3), report, cancel)
+    result = finetune(model, splits.train, splits.eval, masks, finetune_recipe(epochs=3), report, cancel)
     assert result.cancelled and result.completed == 1
     assert evaluate(model, splits.eval) == pytest.approx(result.best_accuracy)
     assert pruned_weights_are_zero(model, masks)
@@ -111,7 +112,7 @@ def test_learning_rate_follows_a_cosine_over_the_whole_run(model, splits, monkey
         return real_step(self, *args, **kwargs)
 
     monkeypatch.setattr(torch.optim.SGD, "step", step)
-    finetune(model, splits.train, splits.eval, {}, FinetuneSettings(epochs=2, lr=0.1))
+    finetune(model, splits.train, splits.eval, {}, finetune_recipe(epochs=2, lr=0.1))
     assert seen[0] == pytest.approx(0.1)
     assert seen == sorted(seen, reverse=True)  # decays monotonically over both epochs
     assert seen[-1] < 0.01
@@ -159,7 +160,7 @@ def test_the_loop_trains_through_the_wrapper_and_evaluates_the_model(model, spli
         return evaluate(evaluated_model, splits.eval)
 
     masks = prune(model, {"3.weight": 0.5})
-    result = train_epochs(model, batches, masks, FinetuneSettings(epochs=2), evaluate_fn, wrap=wrap)
+    result = train_epochs(model, batches, masks, finetune_recipe(epochs=2), evaluate_fn, wrap=wrap)
     assert result.completed == 2 and sampler.epochs == [1, 2]
     assert len(wrappers) == 1 and wrappers[0].calls == 2 * len(batches)
     assert evaluated == [model, model]

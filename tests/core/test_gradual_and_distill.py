@@ -5,16 +5,17 @@ import copy
 
 import pytest
 import torch
-from conftest import tiny_cnn, tiny_splits
+from conftest import finetune_recipe, tiny_cnn, tiny_splits
 
-from prunetui.core.finetune import FinetuneSettings, finetune
+from prunetui.core.finetune import finetune
 from prunetui.core.pruning import mask_sparsity
+from prunetui.core.recipe import Recipe, RecipeError
 
 TARGETS = {"0.weight": 0.5, "3.weight": 0.8, "7.weight": 0.6}
 
 
-def agp(epochs: int = 3) -> FinetuneSettings:
-    return FinetuneSettings(epochs=epochs, schedule="agp", agp_share=0.7, gradual_targets=TARGETS)
+def agp(epochs: int = 3) -> Recipe:
+    return finetune_recipe(epochs=epochs, schedule="agp", agp_share=0.7, targets=TARGETS)
 
 
 def test_agp_ends_at_exactly_the_targets_and_masks_only_grow():
@@ -69,11 +70,11 @@ def test_agp_resumed_mid_schedule_ends_as_the_uninterrupted_run():
 def test_distillation_reaches_the_loss_and_changes_the_training():
     splits = tiny_splits()
     plain_model, distilled_model = tiny_cnn(), tiny_cnn()
-    teacher = {k: v.clone() for k, v in tiny_cnn().state_dict().items()}
-    finetune(plain_model, splits.train, splits.eval, {}, FinetuneSettings(epochs=1))
+    teacher = tiny_cnn().eval().requires_grad_(False)
+    finetune(plain_model, splits.train, splits.eval, {}, finetune_recipe(epochs=1))
     splits = tiny_splits()
-    settings = FinetuneSettings(epochs=1, distill=True, temperature=2.0, alpha=0.5)
-    finetune(distilled_model, splits.train, splits.eval, {}, settings, teacher_state=teacher)
+    recipe = finetune_recipe(epochs=1, distill=True, temperature=2.0, alpha=0.5)
+    finetune(distilled_model, splits.train, splits.eval, {}, recipe, teacher=teacher)
     assert not torch.equal(plain_model[0].weight, distilled_model[0].weight)
 
 
@@ -84,8 +85,9 @@ def test_distillation_reaches_the_loss_and_changes_the_training():
         {"schedule": "agp"},
         {"distill": True, "alpha": 2.0},
         {"distill": True, "temperature": 0},
+        {"distill": True, "epochs": 0},
     ],
 )
 def test_bad_recovery_settings_are_refused(bad):
-    with pytest.raises(ValueError):
-        FinetuneSettings(**bad)
+    with pytest.raises(RecipeError):
+        finetune_recipe(**bad).check()

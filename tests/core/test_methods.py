@@ -20,7 +20,7 @@ def session_with(method: str, tmp_path=None) -> Session:
     store = RunStore(tmp_path) if tmp_path is not None else None
     session = Session(tiny_cnn(), tiny_splits(), "tiny", Origin(data_spec="tiny"), store)
     if tmp_path is not None:
-        session.scan_cache_folder = scan_folder(tmp_path)
+        session.scans.folder = scan_folder(tmp_path)
     session.set_method(method)
     for name, s in TARGETS.items():
         session.set_target(name, s)
@@ -34,7 +34,7 @@ def demo_session(method: str, tmp_path) -> Session:
     model, label = load_model("demo")
     data = load_data("digits")
     session = Session(model, data, label, Origin(data_spec="digits"), RunStore(tmp_path))
-    session.scan_cache_folder = scan_folder(tmp_path)
+    session.scans.folder = scan_folder(tmp_path)
     session.set_method(method)
     for name, s in DEMO_TARGETS.items():
         session.set_target(name, s)
@@ -51,8 +51,8 @@ def test_taylor_and_magnitude_give_the_same_sizes_and_different_masks(tmp_path):
     taylor.prune()
     assert taylor.current_size() == magnitude.current_size() == magnitude.projected_size()
     for name in DEMO_TARGETS:
-        assert int(taylor.masks[name].sum()) == int(magnitude.masks[name].sum())
-        assert not torch.equal(taylor.masks[name], magnitude.masks[name])
+        assert int(taylor.state.masks[name].sum()) == int(magnitude.state.masks[name].sum())
+        assert not torch.equal(taylor.state.masks[name], magnitude.state.masks[name])
 
 
 def test_taylor_scores_are_w_times_gradient_summed_over_batches():
@@ -102,7 +102,16 @@ def test_taylor_needs_training_data():
 def test_unknown_method_is_named():
     with pytest.raises(UserError, match="unknown pruning method 'hessian'.*magnitude, taylor"):
         get_method("hessian")
-    assert get_method("channel").structured
+    assert get_method("channel").traits.structured and not get_method("taylor").traits.structured
+
+
+def test_the_torch_free_registry_is_the_methods_registry():
+    from prunetui.core import recipe
+
+    assert tuple(recipe.METHODS) == tuple(METHODS)
+    for name, method in METHODS.items():
+        assert method().traits is recipe.METHODS[name]
+        assert (method().gradual_scores() is not None) == recipe.METHODS[name].gradual
 
 
 def test_scans_of_the_two_methods_are_cached_apart(tmp_path):

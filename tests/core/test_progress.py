@@ -4,10 +4,11 @@ finetune's count the batches of every epoch, and the time-left arithmetic (core.
 import re
 
 import pytest
+from conftest import finetune_recipe
 
 from prunetui.core.eta import Eta, duration, line
 from prunetui.core.events import Progress, ScanPoint
-from prunetui.core.finetune import FinetuneSettings, finetune
+from prunetui.core.finetune import finetune
 from prunetui.core.pruning import prune
 from prunetui.core.sensitivity import ScanOptions, scan
 
@@ -95,7 +96,7 @@ def test_scan_with_a_known_base_counts_points_only(model, splits):
 def test_finetune_progress_counts_batches_across_epochs(model, splits):
     masks = prune(model, {"3.weight": 0.5})
     events = []
-    finetune(model, splits.train, splits.eval, masks, FinetuneSettings(epochs=3), events.append)
+    finetune(model, splits.train, splits.eval, masks, finetune_recipe(epochs=3), events.append)
     batches = len(splits.train)
     train = [e for e in events if isinstance(e, Progress) and e.stage.startswith("train")]
     assert [e.done for e in train] == list(range(1, 3 * batches + 1))

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_cnn, tiny_splits
+from conftest import finetune_recipe, prune_to, tiny_cnn, tiny_splits
 
-from prunetui.core.finetune import FinetuneSettings
 from prunetui.core.runs import RunStore, fingerprint
 from prunetui.core.session import Origin, Session
 from prunetui.errors import UserError
+from prunetui.workflow import steps
 
 TESTS = Path(__file__).parents[1]
 
@@ -27,8 +27,8 @@ def test_prune_is_recorded_with_its_accuracy(tmp_path):
     session = open_session(tmp_path)
     session.evaluate()
     session.set_target("3.weight", 0.8)
-    session.prune(run_name="first")
-    before = session.evaluate()
+    prune_to(session, name="first")
+    before = session.measured_before()
     [run] = session.runs()
     assert run.kind == "prune" and run.status == "finished" and run.name == "first"
     assert run.profile == {"3.weight": 0.8}
@@ -41,9 +41,9 @@ def test_prune_is_recorded_with_its_accuracy(tmp_path):
 def test_finetune_continues_the_prune_run(tmp_path):
     session = open_session(tmp_path)
     session.set_target("3.weight", 0.8)
-    session.prune(run_name="p")
-    session.evaluate()
-    result = session.finetune(FinetuneSettings(epochs=2))
+    prune_to(session, name="p")
+    session.measured_before()
+    result = steps.finetune(session, finetune_recipe(epochs=2), steps.say_nothing).result
     prune_run, ft_run = session.runs()
     assert ft_run.parent == prune_run.id and ft_run.kind == "finetune" and ft_run.name == "p+ft2"
     assert ft_run.status == "finished" and ft_run.resume_file is None
@@ -68,7 +68,7 @@ def test_unreadable_record_is_skipped(tmp_path):
     garbage = tmp_path / ".prunetui" / "runs" / "garbage.json"
     garbage.write_text("{not json")
     assert len(session.runs()) == 1
-    assert session.store.unreadable == [garbage]
+    assert session.recorder.store.unreadable == [garbage]
 
 
 def test_fingerprint_follows_the_weights():
@@ -83,18 +83,18 @@ KILLED_RUN = """
 import os, signal, sys
 sys.path[:0] = [{tests!r}, {tests_root!r}]
 from test_runs import open_session
+from conftest import finetune_recipe, prune_to
 from prunetui.core.events import EpochEnd
-from prunetui.core.finetune import FinetuneSettings
 
-session = open_session({workdir!r}, shuffle=False)
+session = open_session({workdir!r})
 session.set_target("3.weight", 0.7)
-session.prune(run_name="killed")
+prune_to(session, name="killed")
 
 def report(event):
     if isinstance(event, EpochEnd) and event.epoch == 2:
         os.kill(os.getpid(), signal.SIGKILL)  # like a closed SSH session taking the process down
 
-session.finetune(FinetuneSettings(epochs=3, lr=0.05), report)
+session.finetune(finetune_recipe(epochs=3, lr=0.05), report)
 """
 
 
@@ -105,17 +105,17 @@ def test_killed_finetune_leaves_an_unfinished_run_that_resumes_exactly(tmp_path)
     killed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert killed.returncode == -9, killed.stderr
 
-    session = open_session(tmp_path, shuffle=False)
+    session = open_session(tmp_path)  # shuffled: the resumed epoch draws as the run would have
     run = next(r for r in session.runs() if r.kind == "finetune")
     assert run.status == "unfinished" and [e["epoch"] for e in run.epochs] == [1, 2]
     assert run.resume_file and (tmp_path / ".prunetui" / "runs" / run.resume_file).is_file()
-    result = session.resume(run.id)
+    result = steps.resume(session, run.id, steps.say_nothing).result
     assert [e.epoch for e in result.epochs] == [1, 2, 3]
 
-    straight = open_session(tmp_path / "straight", shuffle=False)
+    straight = open_session(tmp_path / "straight")
     straight.set_target("3.weight", 0.7)
     straight.prune()
-    expected = straight.finetune(FinetuneSettings(epochs=3, lr=0.05))
+    expected = straight.finetune(finetune_recipe(epochs=3, lr=0.05))
     assert [e.accuracy for e in result.epochs] == [e.accuracy for e in expected.epochs]
     for key, value in straight.model.state_dict().items():
         assert torch.equal(session.model.state_dict()[key], value), key
@@ -127,7 +127,7 @@ def test_killed_finetune_leaves_an_unfinished_run_that_resumes_exactly(tmp_path)
 
 def test_resume_refuses_a_finished_or_unknown_run(tmp_path):
     session = open_session(tmp_path)
-    session.prune(run_name="done")
+    prune_to(session, name="done")
     with pytest.raises(UserError, match="nothing to resume"):
         session.resume(session.runs()[0].id)
     with pytest.raises(UserError, match="no run"):
@@ -136,7 +136,7 @@ def test_resume_refuses_a_finished_or_unknown_run(tmp_path):
 
 def test_a_full_disk_while_recording_is_a_clear_error_and_keeps_the_old_record(tmp_path, monkeypatch):
     session = open_session(tmp_path)
-    session.prune(run_name="kept")
+    prune_to(session, name="kept")
     [run] = session.runs()
 
     def disk_full(*_args):
@@ -145,6 +145,6 @@ def test_a_full_disk_while_recording_is_a_clear_error_and_keeps_the_old_record(t
     monkeypatch.setattr("os.fsync", disk_full)
     run.name = "changed"
     with pytest.raises(UserError, match="cannot save run state .*No space left"):
-        session.store.save(run)
+        session.recorder.store.save(run)
     monkeypatch.undo()
     assert [r.name for r in session.runs()] == ["kept"]

@@ -5,8 +5,8 @@ import threading
 import pytest
 import torch
 
-from prunetui.core import session_scans as session_module
 from prunetui.core.events import Progress, ScanPoint
+from prunetui.core.methods import fine_grained as session_module
 from prunetui.core.scan_cache import ScanCache, cached_scan, scan_folder, scan_key
 from prunetui.core.sensitivity import ScanOptions, scan
 from prunetui.core.session import Origin, Session
@@ -17,7 +17,7 @@ GRID = [0.5, 0.9]
 @pytest.fixture
 def session(model, splits, tmp_path) -> Session:
     opened = Session(model, splits, "tiny", Origin(data_spec="tiny"))
-    opened.scan_cache_folder = scan_folder(tmp_path)
+    opened.scans.folder = scan_folder(tmp_path)
     return opened
 
 
@@ -91,7 +91,7 @@ def test_unreadable_cache_file_is_recomputed(model, splits, tmp_path):
 
 def test_no_cache_without_a_data_spec(model, splits, tmp_path):
     anonymous = Session(model, splits, "tiny")
-    anonymous.scan_cache_folder = scan_folder(tmp_path)
+    anonymous.scans.folder = scan_folder(tmp_path)
     anonymous.scan(GRID, ["3.weight"])
     assert not (tmp_path / ".prunetui").exists()
 

@@ -17,7 +17,7 @@ def test_prune_always_starts_from_the_dense_weights(model, splits):
     assert float((weight == 0).float().mean()) == pytest.approx(round(1152 * 0.3) / 1152)
     session.reset()
     assert all(torch.equal(v, dense[k]) for k, v in model.state_dict().items())
-    assert session.masks == {}
+    assert session.state.masks == {}
 
 
 def test_projected_size_equals_size_after_pruning(model, splits):
@@ -51,14 +51,14 @@ def test_transaction_restores_on_failure(model, splits):
     session.set_target("3.weight", 0.5)
     session.prune()
     state = {k: v.clone() for k, v in model.state_dict().items()}
-    masks = session.masks
+    masks = session.state.masks
     with pytest.raises(RuntimeError), session.transaction():
         session.reset()
         with torch.no_grad():
             next(model.parameters()).add_(1)
         raise RuntimeError("CUDA out of memory")
     assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
-    assert session.masks is not masks and session.masks.keys() == masks.keys()
+    assert session.state.masks is not masks and session.state.masks.keys() == masks.keys()
 
 
 def test_evaluate_records_dense_accuracy_then_scan_uses_current_state(model, splits):
@@ -70,5 +70,5 @@ def test_evaluate_records_dense_accuracy_then_scan_uses_current_state(model, spl
 
 
 def test_jobs_without_data_say_so(model):
-    with pytest.raises(ValueError, match="no data"):
+    with pytest.raises(UserError, match="no data"):
         Session(model).evaluate()

@@ -13,21 +13,24 @@ import signal
 import socket
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import finetune_recipe
 from torch.utils.data import DataLoader
 
 from prunetui.cli import main
 from prunetui.core.events import EpochEnd, Progress
-from prunetui.core.finetune import FinetuneResult, FinetuneSettings
+from prunetui.core.finetune import FinetuneResult
 from prunetui.core.profile import load_profile
+from prunetui.core.recipe import Processes
 from prunetui.core.runs import RunStore
 from prunetui.core.session import Origin, Session, Splits
-from prunetui.distributed.launch import Rendezvous
 from prunetui.errors import JobFailed
 from prunetui.sources import load_data, load_model
+from prunetui.workflow.opening import launcher_for
 
 PROFILES = Path(__file__).parents[2] / "profiles"
 EPOCH_LINE = re.compile(r"^ *Epoch (\d+) Accuracy \d+\.\d\d% / Best Accuracy: \d+\.\d\d%$")
@@ -68,7 +71,7 @@ def in_tmp_dir(tmp_path, monkeypatch):
 def one_process(digits_file, tmp_path_factory) -> tuple[Session, FinetuneResult]:
     """The reference: EPOCHS epochs of the pruned demo in this process."""
     session = pruned_session(digits_file, tmp_path_factory.mktemp("one-process"))
-    return session, session.finetune(FinetuneSettings(epochs=EPOCHS))
+    return session, session.finetune(finetune_recipe(epochs=EPOCHS))
 
 
 def pruned_session(digits_file: Path, workdir: Path) -> Session:
@@ -77,7 +80,10 @@ def pruned_session(digits_file: Path, workdir: Path) -> Session:
     model, label = load_model("demo")
     data = load_data(spec)
     train = DataLoader(data.train.dataset, batch_size=BATCH, shuffle=False)
-    session = Session(model, Splits(train, data.eval), label, Origin(data_spec=spec), RunStore(workdir))
+    launch = partial(launcher_for, "demo", spec)
+    session = Session(
+        model, Splits(train, data.eval), label, Origin(data_spec=spec), RunStore(workdir), launch=launch
+    )
     session.apply_profile(load_profile(PROFILES / "demo-aggressive.toml"))
     session.prune()
     session.evaluate()
@@ -86,7 +92,7 @@ def pruned_session(digits_file: Path, workdir: Path) -> Session:
 
 def masked_weights_are_zero(session: Session) -> bool:
     params = dict(session.model.named_parameters())
-    return all(torch.all(params[name][~mask] == 0) for name, mask in session.masks.items())
+    return all(torch.all(params[name][~mask] == 0) for name, mask in session.state.masks.items())
 
 
 def assert_same_training(got: Session, want: Session) -> None:
@@ -114,7 +120,7 @@ def test_two_processes_match_one_over_the_same_global_batches(digits_file, tmp_p
     single, expected = one_process
     events = []
     double = pruned_session(digits_file, tmp_path / "double")
-    result = double.finetune(FinetuneSettings(epochs=EPOCHS), events.append, nproc=2)
+    result = double.finetune(finetune_recipe(epochs=EPOCHS, nproc=2), events.append)
 
     assert_same_epochs(result, expected)
     assert_same_training(double, single)
@@ -140,14 +146,14 @@ def test_two_machines_of_one_process_meet_through_c10d(digits_file, tmp_path, on
     """Two parents, as on two machines, each starting torchrun with one process; they meet at one port."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # two torchruns on two shared cores
     single, expected = one_process
-    meeting = Rendezvous(2, f"127.0.0.1:{free_port()}")
+    meeting = f"127.0.0.1:{free_port()}"
     sessions = [pruned_session(digits_file, tmp_path / f"machine{i}") for i in range(2)]
     results, errors, cancel = {}, [], threading.Event()
 
     def machine(i: int) -> None:
         try:
             results[i] = sessions[i].finetune(
-                FinetuneSettings(epochs=EPOCHS), cancel=cancel, rendezvous=meeting
+                finetune_recipe(epochs=EPOCHS, nnodes=2, endpoint=meeting), cancel=cancel
             )
         except Exception as error:
             errors.append(error)
@@ -250,7 +256,7 @@ def test_cancel_stops_every_process_and_keeps_the_best_epoch(digits_file, tmp_pa
             cancelled_at.append(time.perf_counter())
             cancel.set()
 
-    result = session.finetune(FinetuneSettings(epochs=3), report, cancel, nproc=2)
+    result = session.finetune(finetune_recipe(epochs=3, nproc=2), report, cancel)
     assert time.perf_counter() - cancelled_at[0] < 5.0
     assert {"", "0", "1"} <= set(seen.values())  # torchrun and both ranks were seen, and are gone
     assert not [pid for pid in seen if alive(pid)]
@@ -274,7 +280,7 @@ def test_a_killed_rank_fails_the_job_and_the_best_epoch_is_kept_and_resumable(di
             killed.append(rank1)
 
     with pytest.raises(JobFailed, match=r"rank 1 died \(killed by SIGKILL\)") as failure:
-        session.finetune(FinetuneSettings(epochs=3), report, nproc=2)
+        session.finetune(finetune_recipe(epochs=3, nproc=2), report)
     [_, run] = session.runs()
     assert f"kept the best of {len(run.epochs)} completed epochs" in str(failure.value)
     assert run.status == "failed" and "rank 1" in run.error and len(run.epochs) >= 1
@@ -282,7 +288,9 @@ def test_a_killed_rank_fails_the_job_and_the_best_epoch_is_kept_and_resumable(di
     assert all(torch.equal(v, best[k]) for k, v in session.model.state_dict().items())
     assert masked_weights_are_zero(session)
 
-    result = session.resume(run.id)  # saved by the ranks, resumed in this process: one state format
+    result, _ = session.resume(
+        run.id, processes=Processes()
+    )  # saved by the ranks, resumed in this process: one state format
     assert [e.epoch for e in result.epochs] == [1, 2, 3] and not result.cancelled
     [_, run] = session.runs()
     assert run.status == "finished" and len(run.epochs) == 3 and run.resume_file is None

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_cnn, tiny_splits
+from conftest import finetune_recipe
 from torch import nn
 
 from prunetui.cli import main
 from prunetui.core.events import EpochEnd, Progress, ScanPoint
-from prunetui.core.session import Origin, Session
-from prunetui.distributed.launch import Launcher, LayerOrder, Rendezvous
+from prunetui.core.recipe import Processes
+from prunetui.core.session import Session
+from prunetui.distributed.launch import Launcher, LayerOrder
 from prunetui.distributed.protocol import decode, encode, event_message, finetune_result, to_event
 from prunetui.distributed.syncbn import CpuSyncBatchNorm, sync_batchnorm
 from prunetui.distributed.worker import train_loader
@@ -65,19 +66,17 @@ def test_no_epoch_means_no_result_and_unchanged_weights():
 def test_a_session_built_in_code_cannot_go_distributed(model, splits):
     session = Session(model, splits, "tiny")
     with pytest.raises(UserError, match="need a model spec and a data spec"):
-        session.finetune(nproc=2)
+        session.finetune(finetune_recipe(epochs=1, nproc=2))
     with pytest.raises(UserError, match="need a model spec and a data spec"):
-        session.scan(nproc=2)
-    with pytest.raises(UserError, match="1 or more"):
-        Session(tiny_cnn(), tiny_splits(), "demo", Origin(data_spec="digits")).scan(nproc=0)
+        session.scan(processes=Processes(2))
 
 
 def test_torchrun_command_for_one_machine_and_for_several():
-    one = Launcher("demo", "digits", 4).command()
+    one = Launcher("demo", "digits", Processes(4)).command()
     assert one[:3] == [sys.executable, "-m", "torch.distributed.run"]
     assert "--standalone" in one and one[one.index("--nproc-per-node") + 1] == "4"
     assert one[-2:] == ["-m", "prunetui.distributed.worker"]
-    several = Launcher("demo", "digits", 8, Rendezvous(2, "10.0.0.1:29500")).command()
+    several = Launcher("demo", "digits", Processes(8, 2, "10.0.0.1:29500")).command()
     assert "--standalone" not in several
     assert several[several.index("--nnodes") + 1] == "2"
     assert several[several.index("--rdzv-endpoint") + 1] == "10.0.0.1:29500"
@@ -87,10 +86,13 @@ def test_torchrun_command_for_one_machine_and_for_several():
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["scan", "--nproc", "0"], "--nproc must be 1 or more"),
-        (["prune", "--profile", str(PROFILE), "--nproc", "2"], "go with --finetune"),
-        (["scan", "--nnodes", "2"], "needs --rdzv-endpoint"),
-        (["scan", "--nnodes", "2", "--rdzv-endpoint", "host"], "expected HOST:PORT"),
+        (["scan", "--nproc", "0"], "process count must be 1 or more, got 0 (--nproc)"),
+        (["prune", "--profile", str(PROFILE), "--nproc", "2"], "need finetune epochs (--nproc, --finetune)"),
+        (
+            ["scan", "--nnodes", "2"],
+            "meeting point HOST:PORT, the same on every machine (--nnodes, --rdzv-endpoint)",
+        ),
+        (["scan", "--nnodes", "2", "--rdzv-endpoint", "host"], "expected HOST:PORT (--rdzv-endpoint)"),
         (["scan", "--nproc", "two"], "invalid int value"),
     ],
 )

@@ -6,10 +6,11 @@ import os
 import pytest
 import torch
 import torch.distributed as dist
+from conftest import finetune_recipe
 from torch import nn
 from torch.nn.modules.module import register_module_forward_hook
 
-from prunetui.core.finetune import FinetuneSettings, snapshot
+from prunetui.core.finetune import snapshot
 from prunetui.core.pruning import prune
 from prunetui.distributed import worker
 from prunetui.distributed.launch import Launcher, write_job
@@ -37,17 +38,15 @@ def training_convolutions(seen: list):
     return record
 
 
-@pytest.mark.parametrize(
-    "amp, channels_last, dtype", [(None, False, torch.float32), ("bf16", True, torch.bfloat16)]
-)
-def test_the_workers_steps_run_under_the_settings_amp_and_layout(
-    world_of_one, tmp_path, amp, channels_last, dtype
+@pytest.mark.parametrize("amp, dtype", [(None, torch.float32), ("bf16", torch.bfloat16)])
+def test_the_workers_steps_run_under_the_recipes_amp_and_the_devices_layout(
+    world_of_one, tmp_path, amp, dtype
 ):
     model, _ = load_model("demo")
     masks = prune(model, TARGETS)
     data = load_data("digits")
-    settings = FinetuneSettings(epochs=1, amp=amp, channels_last=channels_last)
-    job = Launcher("demo", "digits").finetune_job(model, data.train, data.eval, settings)
+    recipe = finetune_recipe(epochs=1, amp=amp)
+    job = Launcher("demo", "digits").finetune_job(model, data.train, data.eval, recipe)
     write_job(tmp_path, job, {"model": snapshot(model), "masks": masks, "resume": None})
     seen = []
     hook = register_module_forward_hook(training_convolutions(seen))
@@ -58,7 +57,7 @@ def test_the_workers_steps_run_under_the_settings_amp_and_layout(
         hook.remove()
         os.close(lines)
 
-    assert seen and set(seen) == {(dtype, channels_last)}  # every training step, not only some
+    assert seen and set(seen) == {(dtype, True)}  # every training step, channels_last on the CPU
     messages = [decode(line) for line in (tmp_path / "lines").read_bytes().splitlines()]
     assert [m["epoch"] for m in messages if m["type"] == "epoch_end"] == [1]
     assert messages[-1] == {"type": "result", "epochs": 1, "best_epoch": 1}

@@ -9,6 +9,7 @@ import copy
 
 import pytest
 import torch
+from conftest import finetune_recipe
 from torch.utils.data import DataLoader, TensorDataset
 
 from prunetui.core.accel import Acceleration, autocast, grad_scaler
@@ -17,7 +18,7 @@ from prunetui.core.device import resolve_device
 from prunetui.core.evaldata import hold_eval_data
 from prunetui.core.evaluate import count_correct
 from prunetui.core.events import Progress
-from prunetui.core.finetune import FinetuneSettings, finetune
+from prunetui.core.finetune import finetune
 from prunetui.core.pruning import prune
 from prunetui.core.sensitivity import ScanOptions, scan
 
@@ -66,7 +67,7 @@ def test_cuda_finetune_keeps_masks_with_amp_and_channels_last(model, splits, amp
         if isinstance(event, Progress):  # every Progress of a finetune comes while it trains or evaluates
             layouts.append(model[3].weight.is_contiguous(memory_format=torch.channels_last))
 
-    settings = FinetuneSettings(epochs=1, amp=amp, channels_last=True)
+    settings = finetune_recipe(epochs=1, amp=amp, channels_last=True)
     result = finetune(model, splits.train, splits.eval, masks, settings, report)
     params = dict(model.named_parameters())
     assert result.completed == 1 and result.best_accuracy is not None
@@ -95,7 +96,7 @@ def test_scan_grid_on_cuda_equals_cpu(model, full_fp32):
 def test_evaluation_under_autocast_matches_fp32(model, splits, amp):
     model = model.to(CUDA)
     finetune(
-        model, splits.train, splits.eval, {}, FinetuneSettings(epochs=10, lr=0.05)
+        model, splits.train, splits.eval, {}, finetune_recipe(epochs=10, lr=0.05)
     )  # learns the quadrants
     fp32_correct, seen = count_correct(model, splits.eval)
     with autocast(Acceleration(amp=amp), CUDA):

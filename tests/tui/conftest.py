@@ -114,7 +114,7 @@ def make_session(
     if workdir is None:
         return Session(model, splits, label=MODEL_LABEL)
     session = Session(model, splits, MODEL_LABEL, Origin(data_spec="tiny"), RunStore(workdir))
-    session.scan_cache_folder = scan_folder(workdir)
+    session.scans.folder = scan_folder(workdir)
     return session
 
 

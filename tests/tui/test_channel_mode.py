@@ -50,7 +50,7 @@ async def test_channel_prune_swaps_in_the_smaller_model_and_runs_show_speed(trai
         app.set_targets({"conv1.weight": 0.5, "conv2.weight": 0.5})
         await pilot.press("p")
         await wait_idle(pilot)
-        assert session.channel_pruned and session.masks == {}
+        assert session.state.channel_pruned and session.state.masks == {}
         assert session.model.conv1.out_channels == 4 and session.model.conv2.out_channels == 8
         run = session.current_run
         assert run.method == "channel" and run.cost["macs"] < run.cost["macs_dense"]
@@ -63,7 +63,7 @@ async def test_channel_prune_swaps_in_the_smaller_model_and_runs_show_speed(trai
         await pilot.press("tab", "r")  # reset: the dense model back
         await pilot.press("y")
         await wait_idle(pilot)
-        assert not session.channel_pruned and session.model.conv1.out_channels == 8
+        assert not session.state.channel_pruned and session.model.conv1.out_channels == 8
 
 
 async def test_channel_mode_shows_its_groups_when_a_target_it_cannot_use_is_set(trained_state, tmp_path):

@@ -31,7 +31,7 @@ def log_lines(app) -> list[str]:
 
 def pruned_weights_are_zero(session) -> bool:
     params = dict(session.model.named_parameters())
-    return all(bool((params[name][~mask] == 0).all()) for name, mask in session.masks.items())
+    return all(bool((params[name][~mask] == 0).all()) for name, mask in session.state.masks.items())
 
 
 async def start_finetune(pilot, epochs: int) -> None:
@@ -69,7 +69,7 @@ async def test_scan_draws_every_curve_and_the_safe_hints(app):
         assert re.fullmatch(r"Scan finished in \d+ s", log_lines(app)[-1])
         assert app.query_one("#plots").active == "sensitivity-tab"
         weights = {k: v.clone() for k, v in app.session.model.state_dict().items()}
-        assert all(torch.equal(weights[k], v) for k, v in app.session.dense_state.items())  # scan restores
+        assert all(torch.equal(weights[k], v) for k, v in app.session.state.opened.items())  # scan restores
 
 
 async def test_prune_applies_targets_and_reports_size_and_accuracy(app):
@@ -80,7 +80,7 @@ async def test_prune_applies_targets_and_reports_size_and_accuracy(app):
         await pilot.press("p")
         await wait_idle(pilot)
         session = app.session
-        assert set(session.masks) == {"conv2.weight", "conv3.weight"}
+        assert set(session.state.masks) == {"conv2.weight", "conv3.weight"}
         assert pruned_weights_are_zero(session)
         zeros = {info.name: info.zero_fraction for info in app.stats.layers}
         assert zeros["conv2.weight"] == pytest.approx(0.8, abs=0.01)
@@ -127,7 +127,7 @@ async def test_finetune_before_pruning_prunes_first(app):
         app.screen.query_one("#epochs", ParsedInput).value = "1"
         await pilot.press("enter")
         await wait_idle(pilot)
-        assert set(app.session.masks) == {"conv2.weight"}
+        assert set(app.session.state.masks) == {"conv2.weight"}
         assert any(BEFORE_LINE.match(line) for line in log_lines(app))
         assert len(app.epochs) == 1
 
@@ -162,7 +162,7 @@ async def test_cancel_mid_finetune_keeps_masks_and_clears_busy(slow_app):
         assert not app.busy
         assert 1 <= len(app.epochs) < 1000
         assert any("Finetune cancelled after" in line for line in log_lines(app))
-        assert set(app.session.masks) == {"conv3.weight"}
+        assert set(app.session.state.masks) == {"conv3.weight"}
         assert pruned_weights_are_zero(app.session)
         await pilot.press("s")  # a new job runs: nothing was left running
         await wait_idle(pilot)
@@ -212,12 +212,12 @@ async def test_a_failing_job_leaves_the_model_as_it_was(app, monkeypatch, key, m
         await wait_idle(pilot)
         session = app.session
         weights = {k: v.clone() for k, v in session.model.state_dict().items()}
-        masks = {k: v.clone() for k, v in session.masks.items()}
+        masks = {k: v.clone() for k, v in session.state.masks.items()}
 
         def half_done_then_fail(*args, **kwargs):
             with torch.no_grad():
                 session.model.conv3.weight.zero_()
-            session.masks = {}
+            session.state.masks = {}
             raise error
 
         monkeypatch.setattr(session, method, half_done_then_fail)
@@ -228,8 +228,8 @@ async def test_a_failing_job_leaves_the_model_as_it_was(app, monkeypatch, key, m
         await wait_idle(pilot)
         after = session.model.state_dict()
         assert all(torch.equal(weights[k], after[k]) for k in weights)
-        assert session.masks.keys() == masks.keys()
-        assert all(torch.equal(masks[k], session.masks[k]) for k in masks)
+        assert session.state.masks.keys() == masks.keys()
+        assert all(torch.equal(masks[k], session.state.masks[k]) for k in masks)
         assert shown in log_lines(app)
         await pilot.press("j", "6")  # still alive and responsive
         assert session.targets["conv2.weight"] == 0.6
@@ -241,14 +241,14 @@ async def test_reset_goes_back_to_the_dense_weights(app):
         app.set_target("conv1.weight", 0.9)
         await pilot.press("p")
         await wait_idle(pilot)
-        assert app.session.masks
+        assert app.session.state.masks
         await pilot.press("r", "n")  # pruned weights: it asks first
-        assert app.session.masks
+        assert app.session.state.masks
         await pilot.press("r", "y")
         await wait_idle(pilot)
         state = app.session.model.state_dict()
-        assert all(torch.equal(state[k], v) for k, v in app.session.dense_state.items())
-        assert app.session.masks == {}
+        assert all(torch.equal(state[k], v) for k, v in app.session.state.opened.items())
+        assert app.session.state.masks == {}
         assert app.query_one(StatusLine).status.size_mib == pytest.approx(app.session.dense_size)
         assert app.session.targets["conv1.weight"] == 0.9  # targets are kept
 
@@ -265,7 +265,7 @@ async def test_without_data_accuracy_is_na_and_scan_finetune_say_why(trained_sta
         app.set_target("conv1.weight", 0.9)
         await pilot.press("p")  # pruning needs no data: sizes only
         await wait_idle(pilot)
-        assert app.session.masks and SIZE_LINE.match(log_lines(app)[-2])
+        assert app.session.state.masks and SIZE_LINE.match(log_lines(app)[-2])
         assert FINISHED_LINE.match(log_lines(app)[-1])
 
 

@@ -93,7 +93,7 @@ async def test_every_action_is_in_the_command_palette(app):
         await pilot.pause(0.3)  # the palette searches in the background
         await pilot.press("enter")
         await wait_idle(pilot)
-        assert set(app.session.masks) == {"conv2.weight"}
+        assert set(app.session.state.masks) == {"conv2.weight"}
 
 
 async def test_weights_plot_marks_the_threshold_and_z_hides_zeros(app):
@@ -101,7 +101,7 @@ async def test_weights_plot_marks_the_threshold_and_z_hides_zeros(app):
         await wait_idle(pilot)
         plot = app.query_one(WeightsPlot)
         await pilot.press("j", "8")
-        threshold = magnitude_threshold(app.session.dense_state["conv2.weight"], 0.8)
+        threshold = magnitude_threshold(app.session.state.opened["conv2.weight"], 0.8)
         assert f"|w| ≤ {threshold:.3g} pruned" in plot.render().plain
         await pilot.press("p")
         await wait_idle(pilot)

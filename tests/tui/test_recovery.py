@@ -72,8 +72,8 @@ async def test_the_finetune_dialog_runs_agp_with_distillation_to_the_exact_targe
             line.startswith("Sparse model has accuracy") and "before" in line for line in log_lines(app)
         )
         for name, target in TARGETS.items():
-            n = session.dense_state[name].numel()
-            assert abs(session.pruned_sparsity()[name] - round(n * target) / n) < 1e-9
+            n = session.state.opened[name].numel()
+            assert abs(session.state.sparsity()[name] - round(n * target) / n) < 1e-9
 
 
 async def test_a_bad_schedule_says_why(tmp_path):

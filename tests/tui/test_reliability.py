@@ -70,8 +70,8 @@ async def test_resizing_while_a_job_runs_keeps_the_job_and_the_log(slow_app):
 async def test_several_gpus_offer_a_process_count_and_process_failures_are_shown(app, monkeypatch):
     calls = []
 
-    def finetune(self, settings, report=None, cancel=None, nproc=1, rendezvous=None):
-        calls.append((settings.epochs, nproc))
+    def finetune(self, recipe, report=None, cancel=None):
+        calls.append((recipe.finetune.epochs, recipe.processes.nproc))
         if len(calls) > 1:
             raise JobFailed("2 processes failed:\n  rank 0: exit code 1\n  rank 1: RuntimeError: boom")
         return FinetuneResult([EpochEnd(1, 80.0, 80.0, 0.1)], best_accuracy=80.0, best_epoch=1)
@@ -83,7 +83,7 @@ async def test_several_gpus_offer_a_process_count_and_process_failures_are_shown
         await pilot.press("f")  # four GPUs, but the model is on the CPU
         assert isinstance(app.screen, FinetuneDialog) and not app.screen.query("#nproc")
         await pilot.press("escape")
-        app.session.device = torch.device("cuda")
+        monkeypatch.setattr(type(app.session), "device", property(lambda session: torch.device("cuda")))
         await pilot.press("f")
         dialog = app.screen
         assert dialog.query_one("#nproc", ParsedInput).value == "1"

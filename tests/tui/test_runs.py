@@ -24,7 +24,7 @@ def record(session, number: int, profile: dict[str, float], **fields) -> RunReco
         name=f"r{number}",
         kind="prune",
         model=session.label,
-        model_state=session.model_state,
+        model_state=session.state.opened_fingerprint,
         profile=profile,
         dense_size_mib=session.dense_size,
         sparse_size_mib=session.projected_size(profile),
@@ -200,7 +200,7 @@ async def test_R_resumes_a_cancelled_finetune_run(trained_state, tmp_path):
         assert all(f"Epoch {e.epoch} Accuracy" in "\n".join(log_lines(app)) for e in app.epochs)
         assert runs_cell(app, 2, "status") == "finished"
         assert runs_cell(app, 2, "epochs") == "3/3"
-        assert set(app.session.masks) == {"conv3.weight"}
+        assert set(app.session.state.masks) == {"conv3.weight"}
 
 
 def test_a_narrow_runs_table_leaves_out_columns_then_shortens_names():

@@ -4,7 +4,6 @@
   the first round(c * (1 - r))).
 - `depgraph`: any traceable model, by Torch-Pruning's dependency groups (Fang et al., CVPR 2023).
 - `prune`: picks the algorithm, validates targets, returns the smaller copy and the kept indices.
-- `saved`: checkpoints of kept indices + state_dict (no pickles) and `rebuild`.
 - `export`: a deployable ONNX (or `.pt2`) file.
 """
 
@@ -21,13 +20,6 @@ from prunetui.core.channel.prune import (
     plan_kept,
     prune_channels,
 )
-from prunetui.core.channel.saved import (
-    channel_checkpoint,
-    is_channel_checkpoint,
-    load_channel_checkpoint,
-    rebuild,
-    save_channel_checkpoint,
-)
 
 __all__ = [
     "ALGORITHMS",
@@ -38,15 +30,10 @@ __all__ = [
     "Kept",
     "algorithm_for",
     "apply_kept",
-    "channel_checkpoint",
     "channel_groups",
-    "is_channel_checkpoint",
     "keep_count",
     "kept_counts",
-    "load_channel_checkpoint",
     "plan_kept",
     "prune_channels",
-    "rebuild",
     "remove_count",
-    "save_channel_checkpoint",
 ]

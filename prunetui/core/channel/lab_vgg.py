@@ -12,17 +12,33 @@ applied with `index_select` (conv weight rows, BN entries, next conv's weight co
 indices rebuild the smaller model from a fresh one.
 """
 
+import re
+
 import torch
 from torch import nn
 
 from prunetui.core.channel.groups import ChannelGroup, Kept, keep_count
 
+_LAB_NAMES = re.compile(r"(conv|bn|relu|pool)\d+")
+
 
 def is_lab_vgg(model: nn.Module) -> bool:
-    """True for the lab's VGG (`prunetui.sources.vgg.VGG`): conv{i}/bn{i} pairs in `backbone`."""
-    from prunetui.sources.vgg import VGG
-
-    return isinstance(model, VGG)
+    """True for a model built as the lab's VGG (`prunetui.sources.vgg.VGG` and the demo): exactly a
+    `backbone` Sequential of conv{i}/bn{i}/relu{i}/pool{j} and a Linear `classifier`, told by its
+    structure (the engine imports no model definitions)."""
+    children = dict(model.named_children())
+    backbone = children.get("backbone")
+    if set(children) != {"backbone", "classifier"} or not isinstance(children["classifier"], nn.Linear):
+        return False
+    if not isinstance(backbone, nn.Sequential):
+        return False
+    names = [name for name, _ in backbone.named_children()]
+    convs = [name for name in names if name.startswith("conv")]
+    return (
+        bool(convs)
+        and all(_LAB_NAMES.fullmatch(name) for name in names)
+        and all("bn" + name.removeprefix("conv") in names for name in convs)
+    )
 
 
 def conv_bn_pairs(model: nn.Module) -> list[tuple[str, nn.Conv2d, nn.BatchNorm2d]]:

@@ -1,34 +1,25 @@
-"""Pruning methods by name: how a model is pruned, carried with the targets as a Plan through
-profiles, scans, runs, exports and JSON. Adding a fine-grained criterion is one module here.
+"""Pruning methods by name, each with one lifecycle (core.methods.base.Method): fine-grained criteria
+(magnitude, taylor: masks, shapes unchanged) and the structured `channel` method (whole channels
+removed, a smaller model). Adding a fine-grained criterion is one module here and one line in
+core.recipe.METHODS (what the CLI knows without torch)."""
 
-Two kinds: fine-grained criteria (`Criterion`: scores, masks, shapes unchanged) and structured
-methods (`StructuredMethod`: whole channels removed, a smaller model). Callers branch with
-`is_structured(method)`."""
+from prunetui.core.methods.base import Criterion, Method, Projection, Unit
+from prunetui.core.methods.channel import Channel
+from prunetui.core.methods.fine_grained import FineGrained
+from prunetui.core.methods.magnitude import MagnitudeMethod
+from prunetui.core.methods.taylor import TaylorMethod
+from prunetui.core.recipe import DEFAULT_METHOD, Plan, method_traits
 
-from prunetui.core.methods.base import Criterion, Plan
-from prunetui.core.methods.channel import Channel, StructuredMethod
-from prunetui.core.methods.magnitude import Magnitude
-from prunetui.core.methods.taylor import Taylor
-from prunetui.errors import UserError
-
-Method = Criterion | StructuredMethod
-METHODS: dict[str, type[Criterion] | type[StructuredMethod]] = {
-    method.name: method for method in (Magnitude, Taylor, Channel)
+METHODS: dict[str, type[Method]] = {
+    method.name: method for method in (MagnitudeMethod, TaylorMethod, Channel)
 }
-DEFAULT_METHOD = Magnitude.name
 
 
 def get_method(name: str | None) -> Method:
     """The method called `name` (None: the default, magnitude). Unknown names raise UserError."""
     name = name or DEFAULT_METHOD
-    if name not in METHODS:
-        raise UserError(f"unknown pruning method '{name}'; known: {', '.join(METHODS)}")
+    method_traits(name)  # raises for an unknown name
     return METHODS[name]()
-
-
-def is_structured(method: object) -> bool:
-    """True for a method that removes whole channels (a smaller model, no masks)."""
-    return bool(getattr(method, "structured", False))
 
 
 __all__ = [
@@ -36,9 +27,10 @@ __all__ = [
     "METHODS",
     "Channel",
     "Criterion",
+    "FineGrained",
     "Method",
     "Plan",
-    "StructuredMethod",
+    "Projection",
+    "Unit",
     "get_method",
-    "is_structured",
 ]

@@ -7,11 +7,11 @@ import torch
 from torch import nn
 
 from prunetui.core.methods.base import Criterion
+from prunetui.core.methods.fine_grained import FineGrained
 
 
 class Magnitude(Criterion):
     name = "magnitude"
-    summary = "fine-grained, smallest |w| pruned (the lab's rule)"
 
     def scores(
         self,
@@ -25,3 +25,10 @@ class Magnitude(Criterion):
 
     def weight_cut(self, weight: torch.Tensor, scores: torch.Tensor, sparsity: float) -> float | None:
         return self.threshold(scores, sparsity)
+
+
+class MagnitudeMethod(FineGrained):
+    """Fine-grained, smallest |w| pruned (the lab's rule); AGP re-ranks by |w| at each update."""
+
+    name = "magnitude"
+    criterion = Magnitude()

@@ -18,7 +18,9 @@ from torch.nn import functional as F
 from prunetui.core.draw import first_batches
 from prunetui.core.events import check_cancel
 from prunetui.core.methods.base import Criterion
+from prunetui.core.methods.fine_grained import FineGrained
 from prunetui.core.outputs import logits_of
+from prunetui.core.schedule import GradualScores
 from prunetui.errors import UserError
 
 BATCHES = 8  # training batches the scores are summed over
@@ -27,7 +29,6 @@ BATCHES = 8  # training batches the scores are summed over
 class Taylor(Criterion):
     name = "taylor"
     needs_data = True
-    summary = f"fine-grained, smallest |w * dL/dw| over {BATCHES} training batches pruned (Molchanov 2019)"
 
     def __init__(self, batches: int = BATCHES):
         self.batch_count = batches
@@ -70,3 +71,14 @@ def _private_copy(model: nn.Module, state: Mapping[str, torch.Tensor], names: Se
     for name, param in scorer.named_parameters():
         param.requires_grad_(name in wanted)
     return scorer
+
+
+class TaylorMethod(FineGrained):
+    """Fine-grained, smallest |w * dL/dw| over a fixed draw of training batches pruned (Molchanov 2019);
+    under an AGP schedule the scores are the finetune's own steps' |w * grad| since the last update."""
+
+    name = "taylor"
+    criterion = Taylor()
+
+    def gradual_scores(self) -> GradualScores:
+        return GradualScores.taylor()

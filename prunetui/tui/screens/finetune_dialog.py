@@ -1,8 +1,9 @@
 """Finetune settings: epochs, learning rate (PRODUCT.md's defaults: 5 epochs, lr 0.01), the recovery
-options (the AGP schedule, distillation from the dense model; both off by default) and the number of
-processes when several GPUs can share the work."""
+options (the AGP schedule, distillation from the model as opened; both off by default) and the number of
+processes when several GPUs can share the work. The dialog answers with the recipe to run, checked
+(core.recipe): a combination that cannot work is refused here, with the reason, before any work."""
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import partial
 
 from textual.app import ComposeResult
@@ -11,7 +12,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
-from prunetui.core.finetune import FinetuneSettings
+from prunetui.core.recipe import DEFAULT_EPOCHS, Finetune, Processes, Recipe, RecipeError
 from prunetui.tui.text import parse_process_count
 from prunetui.tui.widgets.parsed_input import ParsedInput
 from prunetui.workflow.policy import parse_epochs, parse_learning_rate
@@ -31,30 +32,25 @@ def parse_yes_no(text: str) -> bool:
     return value.startswith("y")
 
 
-@dataclass(frozen=True)
-class FinetuneRequest:
-    settings: FinetuneSettings  # schedule "oneshot": `resolved` makes it "agp" with the targets
-    nproc: int = 1  # processes, one per GPU
-    schedule: str = "oneshot"  # "agp": no one-shot prune, the masks grow to the targets while training
-
-    def resolved(self, targets: dict[str, float]) -> FinetuneSettings:
-        """The settings to run: with an AGP schedule, ending at `targets` (those above 0)."""
-        if self.schedule != "agp":
-            return self.settings
-        gradual = {name: s for name, s in targets.items() if s > 0}
-        return replace(self.settings, schedule="agp", gradual_targets=gradual)
-
-
-class FinetuneDialog(ModalScreen[FinetuneRequest | None]):
+class FinetuneDialog(ModalScreen[Recipe | None]):
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
 
-    def __init__(self, note: str = "", gpus: int = 1, last: FinetuneRequest | None = None) -> None:
-        """`gpus` > 1 offers a process count from 1 to `gpus`; `last`: the values to start from (the
-        last finetune's; default FinetuneSettings')."""
+    def __init__(
+        self, note: str = "", gpus: int = 1, recipe: Recipe | None = None, offered_last: bool = False
+    ):
+        """`gpus` > 1 offers a process count from 1 to `gpus`; `recipe`: what the finetune would run,
+        whose finetune and recovery values the fields start from (default: PRODUCT.md's);
+        `offered_last`: those are the last finetune's values (the dialog says so)."""
         super().__init__()
         self.note = note
         self.gpus = gpus
-        self.last = last or FinetuneRequest(FinetuneSettings())
+        default = Recipe(finetune=Finetune(epochs=DEFAULT_EPOCHS))
+        self.recipe = (
+            recipe
+            if recipe is not None and recipe.finetune.epochs
+            else replace(recipe or default, finetune=Finetune(epochs=DEFAULT_EPOCHS))
+        )
+        self.offered_last = offered_last
 
     def _compact(self) -> bool:
         """Inputs without their border (one row instead of three) when the bordered dialog would not fit
@@ -64,23 +60,26 @@ class FinetuneDialog(ModalScreen[FinetuneRequest | None]):
         return rows > self.app.size.height
 
     def compose(self) -> ComposeResult:
-        last = self.last.settings
+        last, recovery = self.recipe.finetune, self.recipe.recovery
         field = partial(ParsedInput, compact=self._compact())
+        note = " ".join(
+            filter(None, [self.note, "The values are the last finetune's." if self.offered_last else ""])
+        )
         with Vertical(classes="dialog"):
             yield Label("Finetune", classes="dialog-title")
-            if self.note:
-                yield Label(self.note, classes="dialog-note")
+            if note:
+                yield Label(note, classes="dialog-note")
             yield Label("Epochs", classes="dialog-prompt")
             yield field(parse_epochs, str(last.epochs), id="epochs")
             yield Label("Learning rate", classes="dialog-prompt")
             yield field(parse_learning_rate, f"{last.lr:g}", id="lr")
             yield Label("Schedule: oneshot, or agp (prune gradually to the targets)", classes="dialog-prompt")
-            yield field(parse_schedule, self.last.schedule, id="schedule")
-            yield Label("Distill from the dense model (y/n)", classes="dialog-prompt")
-            yield field(parse_yes_no, "y" if last.distill else "n", id="distill")
+            yield field(parse_schedule, recovery.schedule, id="schedule")
+            yield Label("Distill from the model as opened (y/n)", classes="dialog-prompt")
+            yield field(parse_yes_no, "y" if recovery.distill else "n", id="distill")
             if self.gpus > 1:
                 yield Label(f"Processes (1-{self.gpus}, one per GPU)", classes="dialog-prompt")
-                nproc = str(min(self.last.nproc, self.gpus))
+                nproc = str(min(self.recipe.processes.nproc, self.gpus))
                 yield field(partial(parse_process_count, maximum=self.gpus), nproc, id="nproc")
             yield Label("", classes="reason")
             yield Label("enter starts · tab next field · escape cancels", classes="dialog-keys")
@@ -98,5 +97,13 @@ class FinetuneDialog(ModalScreen[FinetuneRequest | None]):
         except ValueError as error:
             self.query_one(".reason", Label).update(str(error))
             return
-        settings = FinetuneSettings(epochs=epochs, lr=lr, distill=distill)
-        self.dismiss(FinetuneRequest(settings, nproc, schedule))
+        recipe = replace(
+            self.recipe,
+            finetune=replace(self.recipe.finetune, epochs=epochs, lr=lr),
+            recovery=replace(self.recipe.recovery, schedule=schedule, distill=distill),
+            processes=Processes(nproc),
+        )
+        try:
+            self.dismiss(recipe.check())
+        except RecipeError as error:  # a combination that cannot work: said here, nothing started
+            self.query_one(".reason", Label).update(str(error))

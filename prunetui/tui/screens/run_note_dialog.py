@@ -6,7 +6,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
-from prunetui.core.run_log import NAME_MAX, NOTE_MAX
+from prunetui.core.recorder import NAME_MAX, NOTE_MAX
 from prunetui.tui.widgets.in_order_input import InOrderInput
 
 

@@ -9,8 +9,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
+from prunetui.core.recipe import parse_grid
 from prunetui.tui.scan_curves import Tolerance, parse_tolerance
-from prunetui.tui.text import parse_grid
 from prunetui.tui.widgets.parsed_input import ParsedInput
 
 
