@@ -67,8 +67,8 @@ def test_cuda_finetune_keeps_masks_with_amp_and_channels_last(model, splits, amp
         if isinstance(event, Progress):  # every Progress of a finetune comes while it trains or evaluates
             layouts.append(model[3].weight.is_contiguous(memory_format=torch.channels_last))
 
-    settings = finetune_recipe(epochs=1, amp=amp, channels_last=True)
-    result = finetune(model, splits.train, splits.eval, masks, settings, report)
+    recipe = finetune_recipe(epochs=1, amp=amp)
+    result = finetune(model, splits.train, splits.eval, masks, recipe, report, channels_last=True)
     params = dict(model.named_parameters())
     assert result.completed == 1 and result.best_accuracy is not None
     assert all(p.device.type == "cuda" and torch.isfinite(p).all() for p in params.values())
@@ -77,7 +77,7 @@ def test_cuda_finetune_keeps_masks_with_amp_and_channels_last(model, splits, amp
     assert any(not torch.equal(params[n], before[n]) for n in params)  # it did train
     assert layouts and all(layouts)  # channels_last held while training
     assert all(p.is_contiguous() for p in params.values())  # and the usual layout given back
-    assert grad_scaler(settings.acceleration, CUDA).is_enabled() == (amp == "fp16")
+    assert grad_scaler(Acceleration(amp, True), CUDA).is_enabled() == (amp == "fp16")
 
 
 def test_scan_grid_on_cuda_equals_cpu(model, full_fp32):
