@@ -8,7 +8,7 @@ from pathlib import Path
 
 from prunetui.core.device import resolve_device
 from prunetui.core.profile import Profile, load_profile
-from prunetui.core.runs import RunStore
+from prunetui.core.runs import RunStore, state_folder
 from prunetui.core.scan_cache import scan_folder
 from prunetui.core.session import Origin, Session
 from prunetui.sources import load_data, open_model
@@ -29,6 +29,7 @@ class Request:
     profile: str | None = None
     method: str | None = None  # overrides the profile's method
     regrow: bool = False  # let finetuning regrow the zeros present at load
+    state_dir: str | None = None  # run records and caches (core.runs.state_folder; default .prunetui/)
 
 
 def start_sparsity_notes(session: Session) -> list[str]:
@@ -58,7 +59,8 @@ class Opened:
 def open_session(request: Request, workdir: Path | None = None) -> Opened:
     """Validated: a bad spec, file, profile or method raises UserError before any long work.
 
-    Runs and scans are kept under `workdir` (default: the current directory)."""
+    Runs and scans are kept in `request.state_dir`, else $PRUNETUI_STATE_DIR, else `workdir`/.prunetui
+    (`workdir` default: the current directory)."""
     workdir = workdir or Path.cwd()
     notes: list[str] = []
     model_spec = request.model or "demo"
@@ -74,8 +76,9 @@ def open_session(request: Request, workdir: Path | None = None) -> Opened:
         notes += [f"warning: {w}" for w in check_model_fits_data(model, data, device, label=loaded.label)]
     fingerprint = data.fingerprint if data is not None else None
     origin = Origin(data_spec=data_spec, checkpoint=request.checkpoint, data_fingerprint=fingerprint)
-    session = Session(model, data, loaded.label, origin, RunStore(workdir))
-    session.scan_cache_folder = scan_folder(workdir)
+    state = state_folder(request.state_dir, workdir)
+    session = Session(model, data, loaded.label, origin, RunStore(state_dir=state))
+    session.scan_cache_folder = scan_folder(state_dir=state)
     set_example(session, model_spec)  # without data: the input shape the spec implies
     session.set_regrow(request.regrow)
     if profile is not None:

@@ -5,7 +5,7 @@
 - `depgraph`: any traceable model, by Torch-Pruning's dependency groups (Fang et al., CVPR 2023).
 - `prune`: picks the algorithm, validates targets, returns the smaller copy and the kept indices.
 - `saved`: checkpoints of kept indices + state_dict (no pickles) and `rebuild`.
-- `export`: a deployable ONNX (or `.pt2`) file.
+- `export`: a deployable ONNX file (moved to prunetui.core.onnx_export).
 """
 
 from prunetui.core.channel.groups import ChannelGroup, Kept, keep_count, remove_count
