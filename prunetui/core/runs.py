@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from prunetui.core.atomic import NOT_WRITABLE, storage_error, write_atomic
+from prunetui.core.atomic import NOT_WRITABLE, write_atomic
 from prunetui.errors import UserError
 
 STATE_DIR = ".prunetui"
@@ -133,7 +133,8 @@ class RunStore:
                 raise UserError(
                     f"cannot write run records in {self.state_dir}: {e.strerror or e}; {STATE_DIR_HINT}"
                 ) from None
-            raise storage_error(e, "the earlier run records are unchanged") from None
+            reason = e.strerror or str(e)
+            raise UserError(f"cannot save run state {path}: {reason}; the earlier one is unchanged") from None
 
     def load_all(self, model_state: str | None = None) -> list[RunRecord]:
         """Every readable record, oldest first; only those of `model_state` when given.
