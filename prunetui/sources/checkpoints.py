@@ -20,7 +20,8 @@ When a file holds several weight sets, the default is the first in `WEIGHT_KEYS`
 State-dict metadata (`state_dict._metadata`: each module's `version`, read by some modules' loading rules,
 e.g. torchvision's MNASNet and BatchNorm's) is kept from the file, wrapper prefixes stripped like the
 keys; a file without it (a plain dict, .safetensors) is read as written by this version of the model's
-code: the model's own metadata is used (MNASNet refuses a state_dict without any).
+code: the model's own metadata is used (MNASNet refuses a state_dict without any), and a missing
+BatchNorm `num_batches_tracked` is the model's own counter, as BatchNorm's rule for old files gives.
 Refused with one UserError line naming the file: no weights found, an unknown key, NaN or inf in a tensor
 (named), a pickle that would run code, a damaged file, a state_dict that does not fit the model (keys named).
 """
@@ -85,6 +86,8 @@ def load_checkpoint(model: nn.Module, path: str, key: str | None = None) -> Load
     if problems:
         raise UserError(f"checkpoint does not fit the model: {problems}")
     cast = {name: _cast_like(value, expected[name]) for name, value in state.items()}
+    # BatchNorm's rule for old files (a missing counter is the module's own), whatever versions are used
+    cast |= {k: v for k, v in expected.items() if k.endswith("num_batches_tracked") and k not in cast}
     cast = _with_metadata(cast, _metadata_for(loaded.state_dict, expected, names))
     try:
         model.load_state_dict(cast, strict=True)
