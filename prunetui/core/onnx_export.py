@@ -11,8 +11,11 @@
   (PyTorch's windows: start floor(i*n/o), end ceil((i+1)*n/o)), the same values.
 - Checked before it is renamed into place: onnx's checker (when onnx is installed) and onnxruntime's
   outputs against PyTorch's at batch 1 and CHECK_BATCH (when onnxruntime is installed), within
-  ATOL + RTOL * max|PyTorch output|. A model whose forward fixes the batch size (`x.view(1, -1)`) fails
-  in PyTorch at the other batch or returns another batch: it is refused before exporting.
+  ATOL + RTOL * max|PyTorch output| (PyTorch in full float32: TF32 off on CUDA). A model whose forward
+  fixes the batch size (`x.view(1, -1)`) fails in PyTorch at the other batch or returns another batch:
+  it is refused before exporting. One whose tracer baked the batch in (`x.view(len(x), -1)`) runs in
+  onnxruntime at the traced batch only: refused, saying so. (CHECK_BATCH, not the evaluation batch of
+  512: enough to show a batch baked in, and quick for a large model on CPU.)
 - Written atomically: the exporter writes into a private folder beside the target (core.atomic.
   temp_folder), then the file is renamed over the target; a model over 2 GiB, whose tensors the exporter
   writes as separate files, is saved with them in one `<name>.data` beside it (needs onnx).
@@ -74,7 +77,8 @@ def export_onnx(model: nn.Module, images: torch.Tensor, path: str | os.PathLike)
     target = Path(path)
     batch = check_inputs(images, model_device(model))
     with evaluating(model), captured_output() as output:
-        expected = {n: _pytorch_outputs(model, batch[:n]) for n in (1, CHECK_BATCH)}
+        with _full_float32():
+            expected = {n: _pytorch_outputs(model, batch[:n]) for n in (1, CHECK_BATCH)}
         try:
             with temp_folder(target) as folder:
                 staged = folder / target.name
@@ -107,11 +111,28 @@ def _pytorch_outputs(model: nn.Module, x: torch.Tensor) -> np.ndarray:
         out = logits_of(model(x))
     except UserError:
         raise
+    except torch.OutOfMemoryError:
+        raise UserError(
+            f"cannot export as ONNX: out of memory running the model at batch {len(x)} to check the file; "
+            "nothing written"
+        ) from None
     except Exception as error:  # noqa: BLE001 - any failure here is the model's, at this batch size
         raise UserError(_fixed_batch(len(x), f"its forward fails ({_first_sentence(error)})")) from None
     if out.dim() == 0 or out.shape[0] != len(x):
         raise UserError(_fixed_batch(len(x), f"its forward returns shape {tuple(out.shape)}"))
     return out.detach().float().cpu().numpy()
+
+
+@contextlib.contextmanager
+def _full_float32() -> Iterator[None]:
+    """TF32 off on CUDA (cuDNN convolutions use it by default): PyTorch's outputs in full float32, as
+    onnxruntime computes them on CPU."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 def _fixed_batch(n: int, what: str) -> str:
