@@ -165,3 +165,43 @@ def test_an_onnx_export_through_the_cli_says_what_was_checked(models, tmp_path, 
     assert code == 0 and json.loads(out)["profile"] == "p"  # exactly one JSON document
     assert "Exported x.onnx (ONNX opset 17, batch axis dynamic; checked by onnx)" in err
     assert "onnxruntime outputs match PyTorch's at batch 1 and 16 within " in err
+
+
+def test_a_model_written_as_many_tensor_files_is_put_in_place_as_one_data_file(models, tmp_path):
+    """What the exporter writes for a model over 2 GiB (a file per tensor beside the model; made here
+    with onnx from a small export) becomes `<name>.data` beside the target, and still runs."""
+    import onnx
+
+    from prunetui.core.onnx_export import _single_data_file
+
+    model = models["avg"]()
+    small = export_onnx(model, torch.rand(2, 3, 8, 8), tmp_path / "small.onnx").path
+    folder = tmp_path / "staged"
+    folder.mkdir()
+    proto = onnx.load(str(small))
+    onnx.save_model(
+        proto, str(folder / "big.onnx"), save_as_external_data=True, all_tensors_to_one_file=False,
+        size_threshold=0,
+    )  # fmt: skip
+    assert len(list(folder.iterdir())) > 2
+    staged, data = _single_data_file(folder, folder / "big.onnx", tmp_path / "big.onnx")
+    assert data.name == "big.onnx.data" and staged.parent == data.parent
+    images = torch.randn(3, 3, 8, 8)
+    np.testing.assert_allclose(onnx_outputs(staged, images), outputs(model, images), rtol=1e-5, atol=1e-6)
+
+
+def test_a_vision_transformer_exports_through_attentions_plain_path(tmp_path):
+    """torchvision's ViT (here a small one) takes MultiheadAttention's fused kernel under no_grad; that
+    kernel has no ONNX export, its plain path has."""
+    from torchvision.models import VisionTransformer
+
+    torch.manual_seed(0)
+    model = VisionTransformer(16, 8, num_layers=2, num_heads=2, hidden_dim=16, mlp_dim=32, num_classes=4)
+    nn.init.normal_(model.heads.head.weight)  # torchvision zeroes the head: outputs would all be 0
+    exported = export_onnx(model, torch.rand(2, 3, 16, 16), tmp_path / "vit.onnx")
+    assert exported.checked and max(exported.differences.values()) < 1e-5
+    assert torch.backends.mha.get_fastpath_enabled()  # put back
+    images = torch.randn(5, 3, 16, 16)
+    np.testing.assert_allclose(
+        onnx_outputs(exported.path, images), outputs(model, images), rtol=1e-5, atol=1e-5
+    )

@@ -8,7 +8,8 @@
   error; the exporter's whole output and traceback go to a `prunetui-onnx-*.log` in the temp folder.
 - AdaptiveAvgPool2d whose output size does not divide its input size (torchvision's alexnet and vgg below
   224x224 inputs) is refused by the exporter; it is exported as two averaging matrix products instead
-  (PyTorch's windows: start floor(i*n/o), end ceil((i+1)*n/o)), the same values.
+  (PyTorch's windows: start floor(i*n/o), end ceil((i+1)*n/o)), the same values. nn.MultiheadAttention
+  is exported through its plain path (its fused inference kernel has no ONNX export: torchvision's ViT).
 - Checked before it is renamed into place: onnx's checker (when onnx is installed) and onnxruntime's
   outputs against PyTorch's at batch 1 and CHECK_BATCH (when onnxruntime is installed), within
   ATOL + RTOL * max|PyTorch output| (PyTorch in full float32: TF32 off on CUDA). A model whose forward
@@ -145,7 +146,7 @@ def _fixed_batch(n: int, what: str) -> str:
 
 def _run_exporter(model: nn.Module, x: torch.Tensor, staged: Path, output: Callable[[], str]) -> None:
     """torch.onnx.export into `staged`; a failure as one UserError line (`output()`: what it printed)."""
-    with _exportable_pools(model, x), warnings.catch_warnings():
+    with _exportable_pools(model, x), _attention_without_fast_path(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice, tracer warnings
         try:
             torch.onnx.export(
@@ -292,6 +293,18 @@ def _flush_c_streams() -> None:
     """fflush(NULL): C stdio buffers (std::cout too) go out before the descriptors are put back."""
     with contextlib.suppress(Exception):
         ctypes.CDLL(None).fflush(None)
+
+
+@contextlib.contextmanager
+def _attention_without_fast_path() -> Iterator[None]:
+    """nn.MultiheadAttention's fused inference kernel (`aten::_native_multi_head_attention`, taken under
+    no_grad in eval mode: torchvision's ViT) has no ONNX export; its plain path (the same values) has."""
+    enabled = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(enabled)
 
 
 @contextlib.contextmanager
