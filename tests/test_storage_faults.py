@@ -11,6 +11,7 @@ from conftest import tiny_cnn
 from disks import KINDS, small_disk
 
 from prunetui.cli import main
+from prunetui.core.atomic import write_all
 from prunetui.core.export import export_checkpoint
 from prunetui.core.onnx_export import export_onnx
 from prunetui.core.runs import RunStore
@@ -43,6 +44,22 @@ def test_a_full_disk_keeps_the_earlier_export_and_its_side_file(tmp_path, kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_files_written_together_are_all_kept_when_the_last_does_not_fit(tmp_path, kind):
+    with small_disk(tmp_path, kind) as disk:
+        first, second = disk.path / "a.pt", disk.path / "a.pt.toml"
+        first.write_bytes(OLD)
+        second.write_bytes(OLD)
+        disk.fill(leave=8192)
+        with pytest.raises(OSError) as raised:  # the first fits, the second does not
+            write_all(
+                [(first, lambda f: f.write(b"new"), True), (second, lambda f: f.write(b"x" * 65536), True)]
+            )
+        assert raised.value.filename == str(second) and raised.value.strerror == FULL
+        assert first.read_bytes() == OLD and second.read_bytes() == OLD
+        assert disk.names() == ["a.pt", "a.pt.toml"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_a_full_disk_keeps_the_earlier_onnx_file(tmp_path, kind):
     model = tiny_cnn()
     with small_disk(tmp_path, kind) as disk:
@@ -69,7 +86,7 @@ def test_a_full_disk_keeps_the_previous_run_record(tmp_path, kind):
         with pytest.raises(UserError) as raised:
             store.save(record)
         path = store.folder / f"{record.id}.json"
-        assert str(raised.value) == f"cannot save run state {path}: {FULL}; the earlier one is unchanged"
+        assert str(raised.value) == f"cannot save run state {path}: {FULL}; any earlier version is unchanged"
         assert path.read_text() == before and json.loads(before)["name"] == "kept"
         assert sorted(p.name for p in store.folder.iterdir()) == [path.name]
         assert session.runs()[0].name == "kept"
@@ -88,7 +105,7 @@ def test_a_full_disk_keeps_the_previous_resume_state(tmp_path, kind):
         big = {"epoch": 2, "weights": torch.zeros(4096)}  # 16 KiB: fails part way through
         with pytest.raises(UserError) as raised:
             store.save_resume_state(record, big)
-        assert str(raised.value) == f"cannot save run state {path}: {FULL}; the earlier one is unchanged"
+        assert str(raised.value) == f"cannot save run state {path}: {FULL}; any earlier version is unchanged"
         assert path.read_bytes() == before
         assert torch.load(path, weights_only=True) == {"epoch": 1}
         assert sorted(p.name for p in store.folder.iterdir()) == sorted([path.name, f"{record.id}.json"])

@@ -89,14 +89,15 @@ def temp_folder(target: str | os.PathLike) -> Iterator[Path]:
 
 
 def disk_error(error: BaseException) -> OSError | None:
-    """The OSError behind `error`: itself, or one in its chain of causes and contexts; None if none."""
+    """The OSError behind `error`: itself, or one in its chain of causes and contexts (not past a
+    `raise ... from None`); None if none."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         if isinstance(current, OSError):
             return current
         seen.add(id(current))
-        current = current.__cause__ or current.__context__
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
     return None
 
 

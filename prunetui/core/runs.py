@@ -134,7 +134,9 @@ class RunStore:
                     f"cannot write run records in {self.state_dir}: {e.strerror or e}; {STATE_DIR_HINT}"
                 ) from None
             reason = e.strerror or str(e)
-            raise UserError(f"cannot save run state {path}: {reason}; the earlier one is unchanged") from None
+            raise UserError(
+                f"cannot save run state {path}: {reason}; any earlier version is unchanged"
+            ) from None
 
     def load_all(self, model_state: str | None = None) -> list[RunRecord]:
         """Every readable record, oldest first; only those of `model_state` when given.
