@@ -70,6 +70,12 @@ def _add_common(parser: argparse.ArgumentParser, top_level: bool) -> None:
         parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
     parser.add_argument("--profile", default=default, metavar="TOML", help="sparsity profile to load")
     parser.add_argument(
+        "--state-dir",
+        default=default,
+        metavar="DIR",
+        help="where run records and scan caches live (default: $PRUNETUI_STATE_DIR, else .prunetui)",
+    )
+    parser.add_argument(
         "--method",
         default=default,
         choices=METHOD_NAMES,

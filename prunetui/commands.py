@@ -47,6 +47,7 @@ def open_from_args(args: argparse.Namespace, print_notes: bool = True) -> Opened
         profile=args.profile,
         method=getattr(args, "method", None),
         regrow=getattr(args, "regrow", False),
+        state_dir=getattr(args, "state_dir", None),
     )
     opened = open_session(request)
     for note in opened.notes if print_notes else ():

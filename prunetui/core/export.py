@@ -3,9 +3,16 @@
 A channel-pruned model is written as a channel checkpoint (core.lineage: every stage of kept channels +
 the smaller state_dict, no pickled module), with the same `prunetui` record beside them: what the
 weights hold (method, targets, the recipe of the run that made them), the dense size of the model as
-first built, and the figures."""
+first built, and the figures.
+
+The `state_dict` keeps the model's state-dict metadata (`state_dict._metadata`: each module's `version`,
+which some modules' `_load_from_state_dict` read: torchvision's MNASNet refuses a state_dict without
+it, BatchNorm's `num_batches_tracked` rule reads it), so the documented plain-PyTorch recipe
+`model.load_state_dict(torch.load(path, weights_only=True)["state_dict"])` reopens every model.
+"""
 
 import io
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +20,7 @@ import numpy as np
 import tomli_w
 import torch
 
-from prunetui.core.atomic import write_atomic
+from prunetui.core.atomic import storage_error, write_all
 from prunetui.core.lineage import channel_checkpoint
 from prunetui.core.session import Session
 from prunetui.errors import UserError
@@ -35,6 +42,7 @@ def checkpoint_dict(session: Session, profile_name: str) -> dict:
         saved = channel_checkpoint(state.all_stages, state.model)
     else:
         saved = {"state_dict": {k: v.detach().cpu() for k, v in state.model.state_dict().items()}}
+    saved["state_dict"] = with_metadata(saved["state_dict"], state.model.state_dict())
     return saved | {
         "prunetui": {
             "model": session.label,
@@ -54,9 +62,21 @@ def checkpoint_dict(session: Session, profile_name: str) -> dict:
     }
 
 
+def with_metadata(state: dict[str, torch.Tensor], source: dict) -> "OrderedDict[str, torch.Tensor]":
+    """`state` (same keys and order) as an OrderedDict carrying `source`'s state-dict metadata
+    (`source._metadata`, {module prefix: {"version": int}}, as `nn.Module.state_dict` sets it; nothing
+    when `source` has none). torch.save keeps it and `torch.load(weights_only=True)` restores it."""
+    result = OrderedDict(state)
+    metadata = getattr(source, "_metadata", None)
+    if metadata is not None:
+        result._metadata = OrderedDict((key, dict(value)) for key, value in metadata.items())  # type: ignore[attr-defined]
+    return result
+
+
 def pack_sparse(state: dict[str, torch.Tensor]) -> dict[str, object]:
-    """Each tensor with dim > 1 as {shape, bitmask (1 bit a weight), values (the nonzeros)}."""
-    packed: dict[str, object] = {}
+    """Each tensor with dim > 1 as {shape, bitmask (1 bit a weight), values (the nonzeros)}; the
+    state-dict metadata kept (see `with_metadata`)."""
+    packed: dict[str, object] = with_metadata({}, state)
     for key, tensor in state.items():
         if tensor.dim() < 2:
             packed[key] = tensor
@@ -69,8 +89,8 @@ def pack_sparse(state: dict[str, torch.Tensor]) -> dict[str, object]:
 
 
 def unpack_sparse(packed: dict[str, object]) -> dict[str, torch.Tensor]:
-    """The inverse of `pack_sparse`: the exact dense tensors back."""
-    state = {}
+    """The inverse of `pack_sparse`: the exact dense tensors back, and the state-dict metadata."""
+    state: dict[str, torch.Tensor] = with_metadata({}, packed)
     for key, item in packed.items():
         if isinstance(item, torch.Tensor):
             state[key] = item
@@ -114,7 +134,10 @@ def side_file_path(path: Path) -> Path:
 def export_checkpoint(
     session: Session, path: str | Path, profile_name: str = "custom", overwrite: bool = False
 ) -> Exported:
-    """Write `path` and `path`.toml atomically; a failure leaves earlier files intact."""
+    """Write `path` and `path`.toml atomically, as one: both are written to temp files in their folder
+    before either is renamed, so a failure (a full disk included) leaves both earlier files intact and no
+    temp file behind. Raises UserError: a file exists and not `overwrite`; a write failed (one line naming
+    the file and the reason)."""
     path = Path(path)
     side = side_file_path(path)
     if not overwrite and (path.exists() or side.exists()):
@@ -123,12 +146,18 @@ def export_checkpoint(
         )
     data = checkpoint_dict(session, profile_name)
     sparse_bytes = serialized_bytes(data | {"state_dict": pack_sparse(data["state_dict"])})
+    written: list[int] = []  # the checkpoint's bytes, for the side file staged after it
+
+    def write_checkpoint(f) -> None:
+        torch.save(data, f)
+        written.append(f.tell())
+
+    def write_side(f) -> None:
+        f.write(side_file_toml(data, path.name, written[0], sparse_bytes))
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, lambda f: torch.save(data, f), binary=True)
-        dense_bytes = path.stat().st_size
-        text = side_file_toml(data, path.name, dense_bytes, sparse_bytes)
-        write_atomic(side, lambda f: f.write(text))
+        write_all([(path, write_checkpoint, True), (side, write_side, False)])
     except OSError as e:
-        raise UserError(f"cannot write {path}: {e.strerror or e}") from None
-    return Exported(path, side, dense_bytes, sparse_bytes)
+        raise storage_error(e, f"{path.name} and {side.name} are as they were") from None
+    return Exported(path, side, written[0], sparse_bytes)

@@ -1,19 +1,29 @@
-"""Run records: one small JSON file per prune or finetune in `.prunetui/runs/`, written atomically."""
+"""Run records: one small JSON file per prune or finetune in `<state folder>/runs/`, written atomically.
 
+The state folder (run records, resume states, scan caches) is `.prunetui/` in the working directory,
+unless `--state-dir DIR` or the environment variable PRUNETUI_STATE_DIR names another (`state_folder`):
+a read-only working directory (a shared dataset mount, a container) keeps its state elsewhere.
+"""
+
+import errno
 import hashlib
 import json
+import os
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
 
-from prunetui.core.atomic import write_atomic
+from prunetui.core.atomic import NOT_WRITABLE, write_atomic
 from prunetui.errors import UserError
 
 STATE_DIR = ".prunetui"
+STATE_DIR_ENV = "PRUNETUI_STATE_DIR"
+STATE_DIR_HINT = f"keep run records and caches elsewhere with --state-dir DIR (or {STATE_DIR_ENV}=DIR)"
 
 
 @dataclass
@@ -83,6 +93,18 @@ def fingerprint(state: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()[:16]
 
 
+def state_folder(
+    option: str | os.PathLike | None = None,
+    workdir: str | os.PathLike = ".",
+    environ: Mapping[str, str] = os.environ,
+) -> Path:
+    """Where run records and scan caches live: `option` (--state-dir), else `environ[PRUNETUI_STATE_DIR]`
+    (ignored when empty), else `<workdir>/.prunetui`. A relative path is relative to the current
+    directory, as every path on the command line."""
+    chosen = option if option is not None else environ.get(STATE_DIR_ENV) or None
+    return Path(chosen) if chosen is not None else Path(workdir) / STATE_DIR
+
+
 def new_run_id() -> str:
     """Sortable by time, unique enough for one working directory: 20261125-142233-9f1c."""
     return f"{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
@@ -93,23 +115,36 @@ def now_iso() -> str:
 
 
 class RunStore:
-    """The runs of one working directory: `<workdir>/.prunetui/runs/<id>.json` (+ `<id>.pt` to resume)."""
+    """The runs of one working directory: `<state folder>/runs/<id>.json` (+ `<id>.pt` to resume).
 
-    def __init__(self, workdir: str | Path = "."):
-        self.folder = Path(workdir) / STATE_DIR / "runs"
+    `state_dir`: the state folder (see `state_folder`); default `<workdir>/.prunetui`."""
+
+    def __init__(self, workdir: str | Path = ".", state_dir: str | Path | None = None):
+        self.state_dir = Path(state_dir) if state_dir is not None else Path(workdir) / STATE_DIR
+        self.folder = self.state_dir / "runs"
         self.unreadable: list[Path] = []  # records the last load_all could not read
 
     def save(self, record: RunRecord) -> Path:
+        """Write the record atomically. Raises UserError (one line) when the disk or folder refuses it;
+        the record's previous version is then unchanged."""
         text = json.dumps(asdict(record), indent=1)
         return self._write(self.folder / f"{record.id}.json", lambda f: f.write(text), binary=False)
 
     def _write(self, path: Path, write, binary: bool) -> Path:
-        """Atomic, so a full disk or a kill keeps the previous version; the failure is the user's to see."""
+        """Atomic, so a full disk or a kill keeps the previous version; the failure is the user's to see:
+        a folder that cannot be written (read-only, not a folder) is named with the way out (--state-dir)."""
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             return write_atomic(path, write, binary=binary)
         except OSError as e:
-            raise UserError(f"cannot save run state {path}: {e.strerror or e}") from None
+            if e.errno in NOT_WRITABLE or e.errno == errno.EEXIST:  # EEXIST: a file where a folder goes
+                raise UserError(
+                    f"cannot write run records in {self.state_dir}: {e.strerror or e}; {STATE_DIR_HINT}"
+                ) from None
+            reason = e.strerror or str(e)
+            raise UserError(
+                f"cannot save run state {path}: {reason}; any earlier version is unchanged"
+            ) from None
 
     def load_all(self, model_state: str | None = None) -> list[RunRecord]:
         """Every readable record, oldest first; only those of `model_state` when given.
@@ -132,7 +167,8 @@ class RunStore:
         return self.folder / f"{record.id}.pt"
 
     def save_resume_state(self, record: RunRecord, state: dict) -> None:
-        """Weights, masks' layers and optimizer after an epoch, so a killed run can go on from there."""
+        """Weights, masks' layers and optimizer after an epoch, so a killed run can go on from there.
+        Raises UserError as `save`; the previous epoch's state is then unchanged."""
         path = self._write(self.resume_path(record), lambda f: torch.save(state, f), binary=True)
         record.resume_file = path.name
 

@@ -1,4 +1,5 @@
-"""Scan results kept in `.prunetui/scans/<key>.json`, so the same scan is instant the second time.
+"""Scan results kept in `<state folder>/scans/<key>.json` (core.runs.state_folder: `.prunetui/` unless
+--state-dir or PRUNETUI_STATE_DIR says otherwise), so the same scan is instant the second time.
 
 The key covers everything the numbers depend on: the model's class, structure and every tensor of its
 state (weights and BatchNorm statistics), the data's fingerprint (what the files hold, not what they are
@@ -36,8 +37,9 @@ class ScanCache:
         return self.folder / f"{self.key}.json"
 
 
-def scan_folder(workdir: str | Path) -> Path:
-    return Path(workdir) / STATE_DIR / "scans"
+def scan_folder(workdir: str | Path = ".", state_dir: str | Path | None = None) -> Path:
+    """`<state_dir>/scans`; `state_dir` defaults to `<workdir>/.prunetui`."""
+    return (Path(state_dir) if state_dir is not None else Path(workdir) / STATE_DIR) / "scans"
 
 
 def scan_key(

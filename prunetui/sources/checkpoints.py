@@ -11,16 +11,22 @@ Accepted, in any combination:
 - files written by torch.nn.utils.prune before `prune.remove`: `X_orig` and `X_mask` become `X = orig *
   mask`, and the mask (bool, True = kept) is returned in `LoadedCheckpoint.masks`;
 - `.safetensors` files;
-- prunetui's channel checkpoints (kept indices + the smaller state_dict, core.channel.saved): the kept
+- prunetui's channel checkpoints (every stage of kept indices + the smaller state_dict, core.lineage): the kept
   channels are replayed on the freshly built model, which becomes the smaller one.
 
 When a file holds several weight sets, the default is the first in `WEIGHT_KEYS` order: an EMA copy first
 (the weights timm's and torchvision's reference scripts evaluate with), then `state_dict`, `model_state_dict`,
 `model`, ...; `LoadedCheckpoint.note` says which was used, and `key=` (`--checkpoint-key`) chooses another.
+State-dict metadata (`state_dict._metadata`: each module's `version`, read by some modules' loading rules,
+e.g. torchvision's MNASNet and BatchNorm's) is kept from the file, wrapper prefixes stripped like the
+keys; a file without it (a plain dict, .safetensors) is read as written by this version of the model's
+code: the model's own metadata is used (MNASNet refuses a state_dict without any), and a missing
+BatchNorm `num_batches_tracked` is the model's own counter, as BatchNorm's rule for old files gives.
 Refused with one UserError line naming the file: no weights found, an unknown key, NaN or inf in a tensor
 (named), a pickle that would run code, a damaged file, a state_dict that does not fit the model (keys named).
 """
 
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,6 +89,9 @@ def load_checkpoint(model: nn.Module, path: str, key: str | None = None) -> Load
     if problems:
         raise UserError(f"checkpoint does not fit the model: {problems}")
     cast = {name: _cast_like(value, expected[name]) for name, value in state.items()}
+    # BatchNorm's rule for old files (a missing counter is the module's own), whatever versions are used
+    cast |= {k: v for k, v in expected.items() if k.endswith("num_batches_tracked") and k not in cast}
+    cast = _with_metadata(cast, _metadata_for(loaded.state_dict, expected, names))
     try:
         model.load_state_dict(cast, strict=True)
     except RuntimeError as error:  # a custom module's own loading rules
@@ -94,6 +103,9 @@ def load_checkpoint(model: nn.Module, path: str, key: str | None = None) -> Load
 def _rebuild_channels(model: nn.Module, saved: dict, path: str) -> LoadedCheckpoint:
     """`model` (freshly built, unpruned) becomes the channel-pruned model `saved` describes."""
     _check_finite(saved["state_dict"], path)
+    if getattr(saved["state_dict"], "_metadata", None) is None:  # written before prunetui kept it
+        own = getattr(model.state_dict(), "_metadata", None)
+        saved = saved | {"state_dict": _with_metadata(saved["state_dict"], own)}
     rebuild(model, saved)
     stages = stages_of(saved)
     groups = sum(1 for stage in stages for index in stage.kept.values() if index)
@@ -114,7 +126,9 @@ def read_checkpoint(path: str, key: str | None = None, content: Any = None) -> L
     if not candidates:
         raise UserError(_no_weights_message(path))
     chosen, state, note = _choose(candidates, key, path)
+    metadata = getattr(state, "_metadata", None)
     state, masks = _fold_pruning_masks(state)
+    state = _with_metadata(state, metadata)
     _check_finite(state, path)
     if masks:
         note = _join(
@@ -137,16 +151,43 @@ def _is_weight_set(value: Any) -> bool:
 def _candidates(content: Any) -> dict[str, dict[str, torch.Tensor]]:
     """Every weight set in the file content, preferred first: {"" : bare state_dict} or {key path: set}."""
     if _is_weight_set(content):
-        return {"": dict(content)}
+        return {"": _copy(content)}
     if not isinstance(content, Mapping):
         return {}
     found: dict[str, dict[str, torch.Tensor]] = {}
     for key, value in content.items():
         if _is_weight_set(value):
-            found[str(key)] = dict(value)
+            found[str(key)] = _copy(value)
         elif isinstance(value, Mapping):
-            found.update({f"{key}/{inner}": dict(v) for inner, v in value.items() if _is_weight_set(v)})
+            found.update({f"{key}/{inner}": _copy(v) for inner, v in value.items() if _is_weight_set(v)})
     return dict(sorted(found.items(), key=lambda item: _preference(item[0])))
+
+
+def _copy(state: Mapping) -> dict[str, torch.Tensor]:
+    """A copy of a weight set, its state-dict metadata kept."""
+    return _with_metadata(dict(state), getattr(state, "_metadata", None))
+
+
+def _with_metadata(state: dict, metadata: Mapping | None) -> dict:
+    """`state` as an OrderedDict carrying `metadata` as its `_metadata` (unchanged when None)."""
+    if metadata is None:
+        return state
+    result = OrderedDict(state)
+    result._metadata = OrderedDict((k, dict(v)) for k, v in metadata.items())  # type: ignore[attr-defined]
+    return result
+
+
+def _metadata_for(state: Mapping, expected: Mapping, names: Mapping[str, str]) -> Mapping | None:
+    """The metadata to load `state` with: the file's (prefixes renamed as `names` renamed its keys), the
+    model's own for modules the file does not list; the model's own when the file has none."""
+    own = getattr(expected, "_metadata", None)
+    found = getattr(state, "_metadata", None)
+    if found is None:
+        return own
+    renamed = any(k != v for k, v in names.items())
+    if renamed:  # wrapper prefixes: keep the wrapped modules' entries, under the model's names
+        found = {_plain_name(f"{k}.")[:-1]: v for k, v in found.items() if _plain_name(f"{k}.") != f"{k}."}
+    return {**(own or {}), **found}
 
 
 def _preference(path: str) -> int:

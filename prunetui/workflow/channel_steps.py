@@ -1,5 +1,5 @@
 """The steps channel pruning adds, once for both front ends: the measured cost of a run, the lines
-that report it, and the deployable export (ONNX, else torch.export's .pt2).
+that report it, and the deployable ONNX export (core.onnx_export: checked, or one error line).
 
 Every prune (either method) measures MACs, params and latency against the dense model; a run whose
 model cannot be traced says so and goes on without them.
@@ -7,7 +7,8 @@ model cannot be traced says so and goes on without them.
 
 from pathlib import Path
 
-from prunetui.core.channel.export import Exported, export_deployable, onnx_outputs
+from prunetui.core.onnx_export import CHECK_BATCH, Exported
+from prunetui.core.onnx_export import export_onnx as write_onnx
 from prunetui.core.session import Session
 from prunetui.errors import UserError
 
@@ -114,24 +115,37 @@ def say_channels(session: Session, say) -> None:
 
 
 def export_onnx(session: Session, path: str | Path, overwrite: bool, say) -> Exported:
-    """The model as it is, as a deployable file (ONNX checked by onnx's checker; onnxruntime's outputs
-    compared with PyTorch's when it is installed)."""
+    """The model as it is, as an ONNX file checked against PyTorch (core.onnx_export.export_onnx) on the
+    first evaluation images (the example input without data). Raises UserError: `path` exists and not
+    `overwrite`, or the export fails (one line; nothing written, an earlier file unchanged)."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise UserError(f"{path} exists (use --force to replace it)")
-    example = session.example_input()
-    written = export_deployable(session.model, example, path)
-    checked = "checked by onnx" if written.checked else "not checked (onnx not installed)"
-    say(f"Exported {written.path} ({written.format}, {checked})")
-    if written.format == "onnx":
-        import torch
-
-        from prunetui.core.outputs import logits_of
-
-        with torch.inference_mode():
-            expected = logits_of(session.model.eval()(example)).detach().cpu().numpy()
-        got = onnx_outputs(written.path, example)
-        if got is not None:
-            difference = float(abs(got - expected).max())
-            say(f"onnxruntime outputs match PyTorch's within {difference:.2e}", "dim")
+    written = write_onnx(session.model, check_images(session), path)
+    checked = "checked by onnx" if written.checked else "not checked: onnx is not installed"
+    say(f"Exported {written.path} (ONNX opset 17, batch axis dynamic; {checked})")
+    if written.differences:
+        batches = " and ".join(str(n) for n in written.differences)
+        say(
+            f"onnxruntime outputs match PyTorch's at batch {batches} within "
+            f"{max(written.differences.values()):.2e}",
+            "dim",
+        )
+    else:
+        say("onnxruntime outputs not compared with PyTorch's: onnxruntime is not installed", "yellow")
+    if written.data_file is not None:
+        say(f"Its weights are in {written.data_file} (keep the two files together)", "dim")
     return written
+
+
+def check_images(session: Session):
+    """Up to CHECK_BATCH evaluation images (read by index, not a whole evaluation batch), else the
+    example input the session has."""
+    from torch.utils.data import Dataset, IterableDataset, default_collate
+
+    loader = session.data.eval if session.data is not None else None
+    dataset = getattr(loader, "dataset", None)
+    if isinstance(dataset, Dataset) and not isinstance(dataset, IterableDataset) and len(dataset) > 0:
+        items = [dataset[i] for i in range(min(CHECK_BATCH, len(dataset)))]
+        return (getattr(loader, "collate_fn", None) or default_collate)(items)[0]
+    return session.example_input()

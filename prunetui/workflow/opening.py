@@ -10,7 +10,7 @@ from pathlib import Path
 from prunetui.core.device import resolve_device
 from prunetui.core.model_state import ModelState
 from prunetui.core.profile import Profile, load_profile
-from prunetui.core.runs import RunStore
+from prunetui.core.runs import RunStore, state_folder
 from prunetui.core.scan_cache import scan_folder
 from prunetui.core.session import Origin, Session
 from prunetui.errors import UserError
@@ -32,6 +32,7 @@ class Request:
     profile: str | None = None
     method: str | None = None  # overrides the profile's method
     regrow: bool = False  # let finetuning regrow the zeros present at load
+    state_dir: str | None = None  # run records and caches (core.runs.state_folder; default .prunetui/)
 
 
 def start_sparsity_notes(session: Session) -> list[str]:
@@ -61,7 +62,8 @@ class Opened:
 def open_session(request: Request, workdir: Path | None = None) -> Opened:
     """Validated: a bad spec, file, profile or method raises UserError before any long work.
 
-    Runs and scans are kept under `workdir` (default: the current directory)."""
+    Runs and scans are kept in `request.state_dir`, else $PRUNETUI_STATE_DIR, else `workdir`/.prunetui
+    (`workdir` default: the current directory)."""
     workdir = workdir or Path.cwd()
     notes: list[str] = []
     model_spec = request.model or "demo"
@@ -77,10 +79,13 @@ def open_session(request: Request, workdir: Path | None = None) -> Opened:
         notes += [f"warning: {w}" for w in check_model_fits_data(model, data, device, label=loaded.label)]
     fingerprint = data.fingerprint if data is not None else None
     origin = Origin(data_spec=data_spec, checkpoint=request.checkpoint, data_fingerprint=fingerprint)
+    folder = state_folder(request.state_dir, workdir)
     state = model_state(model, loaded.checkpoint, model_spec, data)
     launch = partial(launcher_for, model_spec, data_spec)
-    session = Session(model, data, loaded.label, origin, RunStore(workdir), launch=launch, state=state)
-    session.scans.folder = scan_folder(workdir)
+    session = Session(
+        model, data, loaded.label, origin, RunStore(state_dir=folder), launch=launch, state=state
+    )
+    session.scans.folder = scan_folder(state_dir=folder)
     session.set_regrow(request.regrow)
     if request.method is not None and profile is not None and profile.method != request.method:
         notes.append(

@@ -4,7 +4,7 @@
   the first round(c * (1 - r))).
 - `depgraph`: any traceable model, by Torch-Pruning's dependency groups (Fang et al., CVPR 2023).
 - `prune`: picks the algorithm, validates targets, returns the smaller copy and the kept indices.
-- `export`: a deployable ONNX (or `.pt2`) file.
+- `export`: a deployable ONNX file (prunetui.core.onnx_export; this name re-exports it).
 """
 
 from prunetui.core.channel.groups import ChannelGroup, Kept, keep_count, remove_count
