@@ -19,7 +19,7 @@ from prunetui.cli_progress import progress_bar, with_bar
 from prunetui.core.accel import Acceleration
 from prunetui.core.evaldata import standard_error
 from prunetui.core.events import Event, ScanPoint, sparsity_text
-from prunetui.core.profile import resolve_layer_names, save_profile
+from prunetui.core.profile import resolve_layer_names, save_profile, split_layer_names
 from prunetui.core.runs import RunRecord
 from prunetui.core.scan_memory import memory_json
 from prunetui.core.sensitivity import ScanOptions, ScanResult
@@ -136,7 +136,7 @@ def scan_options(args: argparse.Namespace) -> dict:
 
 
 def _layer_list(text: str | None, session: Session, flag: str) -> list[str]:
-    names = [n.strip() for n in text.split(",") if n.strip()] if text else []
+    names = split_layer_names(text or "", session.layer_names)  # a comma inside a real name stays
     return resolve_layer_names(names, session.layer_names, f"{flag}: ")  # conv0.weight: the full name
 
 
