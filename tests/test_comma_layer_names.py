@@ -5,11 +5,11 @@ real name (or a short form of one) stays, the longest such name first (core.prof
 import textwrap
 
 import pytest
+from conftest import run_json
 
 from prunetui.cli import main
 from prunetui.core.profile import resolve_layer_names, split_layer_names
 from prunetui.errors import UserError
-from tests.conftest import run_json
 
 NAMES = ["stem.weight", "convs.3,3.weight", "convs.1, 1.weight", "convs.3.weight", "head.weight"]
 

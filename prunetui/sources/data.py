@@ -80,8 +80,8 @@ def load_data(
         )
     # A last train batch of exactly one image makes BatchNorm raise in training mode ("Expected more than
     # 1 value per channel"): drop that one image each epoch (another is drawn each shuffle), keep any
-    # larger remainder.
-    drop_last = len(splits.train) % batch_size == 1
+    # larger remainder. A train split of one image keeps it: dropping it would train and score on nothing.
+    drop_last = len(splits.train) % batch_size == 1 and len(splits.train) > 1
     return Data(
         train=DataLoader(
             splits.train,
@@ -97,9 +97,15 @@ def load_data(
         spec=spec,
         num_classes=splits.num_classes,
         input_shape=input_shape,
-        notes=list(splits.notes),
+        notes=[*splits.notes, *_one_image_note(len(splits.train), spec)],
         fingerprint=splits.fingerprint,
     )
+
+
+def _one_image_note(train_images: int, spec: str) -> list[str]:
+    if train_images != 1:
+        return []
+    return [f"data spec '{spec}': the train split holds 1 image: taylor scores and finetuning read that one"]
 
 
 def _collate_same_shape(batch: list[Any], shape: tuple[int, ...], spec: str) -> Any:
