@@ -58,16 +58,22 @@ class _Splits(NamedTuple):
 
 
 def load_data(
-    spec: str = "digits", batch_size: int = 128, eval_batch_size: int = 512, num_workers: int = 0
+    spec: str = "digits",
+    batch_size: int = 128,
+    eval_batch_size: int = 512,
+    num_workers: int = 0,
+    channels: int | None = None,
 ) -> Data:
-    """Parse `spec` and build its train and eval loaders."""
+    """Parse `spec` and build its train and eval loaders. `channels`: the model's input channels
+    (sources/fit.py `input_channels`; None: unknown), which decide what an image folder's images are
+    read as (sources/pixels.py); other specs hold tensors, used as they are."""
     if batch_size < 1 or eval_batch_size < 1:
         raise UserError(f"batch sizes must be positive, got {batch_size} and {eval_batch_size}")
     kind, _, argument = spec.strip().partition(":")
     reader = _READERS.get(kind)
     if reader is None:
         raise UserError(f"unknown data spec '{spec}': expected one of {', '.join(_READERS)} (see --help)")
-    splits = reader(argument, spec)
+    splits = _imagefolder(argument, spec, channels) if reader is _imagefolder else reader(argument, spec)
     for name, dataset in (("train", splits.train), ("eval", splits.eval)):
         if len(dataset) == 0:
             raise UserError(f"data spec '{spec}': the {name} split is empty")
@@ -218,11 +224,12 @@ def _expect_files(spec: str, folder: str, names: list[str]) -> None:
             raise UserError(f"data spec '{spec}': expected {path} {_NEVER_DOWNLOADS}")
 
 
-def _imagefolder(argument: str, spec: str) -> _Splits:
+def _imagefolder(argument: str, spec: str, channels: int | None = None) -> _Splits:
     root = _required(argument, spec, "imagefolder:DIR")
-    train, val, notes = read_image_folder(root, spec)  # see sources/imagefolder.py for the rules
+    train, val, notes = read_image_folder(root, spec, channels)  # see sources/imagefolder.py for the rules
     used = [(name, split.classes, split.samples) for name, split in (("train", train), ("val", val))]
-    return _Splits(train, val, len(train.classes), fingerprints.of_image_folder(root, used), notes)
+    fingerprint = fingerprints.of_image_folder(root, used, train.reading)
+    return _Splits(train, val, len(train.classes), fingerprint, notes)
 
 
 def _tensor_file(argument: str, spec: str) -> _Splits:

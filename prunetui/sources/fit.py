@@ -92,6 +92,15 @@ def _check_one_image_training(model: nn.Module, image: torch.Tensor, data, name:
         ) from None
 
 
+def input_channels(model: nn.Module) -> int | None:
+    """The channels the model takes: its first convolution's `in_channels` (Conv1d/2d/3d and their
+    transposes, in `modules()` order: the stem of torchvision's, timm's and most hand-written CNNs);
+    None when it has none, or a lazy one not built yet. What an image folder is read as follows it
+    (sources/pixels.py)."""
+    first = next((m for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd)), None)
+    return first.in_channels if first is not None and first.in_channels > 0 else None
+
+
 def untrained_parameters(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> list[str]:
     """Names of the trainable parameters that the train-mode loss on `images` leaves without a gradient:
     the cross-entropy is taken on the logits only (core.outputs' rule), so e.g. GoogLeNet's auxiliary
