@@ -12,7 +12,9 @@ Accepted, in any combination:
   mask`, and the mask (bool, True = kept) is returned in `LoadedCheckpoint.masks`;
 - `.safetensors` files;
 - prunetui's channel checkpoints (kept indices + the smaller state_dict, core.channel.saved): the kept
-  channels are replayed on the freshly built model, which becomes the smaller one.
+  channels are replayed on the freshly built model, which becomes the smaller one;
+- a checkpoint for another class count whose only misfit is the classifier (sources/heads.py): every
+  other weight loaded, the model's classifier kept as initialised, and a note says so.
 
 When a file holds several weight sets, the default is the first in `WEIGHT_KEYS` order: an EMA copy first
 (the weights timm's and torchvision's reference scripts evaluate with), then `state_dict`, `model_state_dict`,
@@ -31,6 +33,7 @@ from torch import nn
 from prunetui.core.channel.saved import is_channel_checkpoint, rebuild
 from prunetui.errors import UserError
 from prunetui.sources.checkpoint_files import read_torch_file, read_weights_file, short_reason
+from prunetui.sources.heads import new_head
 
 __all__ = ["WEIGHT_KEYS", "LoadedCheckpoint", "load_checkpoint", "read_checkpoint", "read_torch_file"]
 
@@ -77,14 +80,21 @@ def load_checkpoint(model: nn.Module, path: str, key: str | None = None) -> Load
     state = {names[k]: v for k, v in loaded.state_dict.items() if k in names}
     masks = {names.get(k, k): v for k, v in loaded.masks.items()}
     problems = _mismatches(state, expected)
-    if problems:
+    head = new_head(model, state, expected) if problems else None
+    if problems and head is None:
         raise UserError(f"checkpoint does not fit the model: {problems}")
+    note = loaded.note
+    if head is not None:  # another class count: the model keeps its own classifier (sources/heads.py)
+        state = {name: value for name, value in state.items() if name not in head.keys}
+        masks = {name: mask for name, mask in masks.items() if name not in head.keys}
+        note = _join(note, head.note(path))
     cast = {name: _cast_like(value, expected[name]) for name, value in state.items()}
+    own = {name: expected[name] for name in head.keys} if head is not None else {}
     try:
-        model.load_state_dict(cast, strict=True)
+        model.load_state_dict(cast | own, strict=True)
     except RuntimeError as error:  # a custom module's own loading rules
         raise UserError(f"checkpoint does not fit the model: {short_reason(error)}") from error
-    return LoadedCheckpoint(state, masks, loaded.chosen_key, loaded.note)
+    return LoadedCheckpoint(state, masks, loaded.chosen_key, note)
 
 
 def _rebuild_channels(model: nn.Module, saved: dict, path: str) -> LoadedCheckpoint:
