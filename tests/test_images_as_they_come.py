@@ -26,9 +26,9 @@ from prunetui.sources.fit import input_channels
 DARK, BRIGHT = {"L": 60, "I;16": 8000}, {"L": 190, "I;16": 50000}
 
 
-def write(folder: Path, name: str, image: Image.Image) -> Path:
+def write(folder: Path, name: str, image: Image.Image, **options) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    image.save(folder / name)
+    image.save(folder / name, **options)
     return folder / name
 
 
@@ -76,6 +76,7 @@ def every_kind(root: Path) -> dict[str, Path]:
         "I": write(a, "g32.tif", Image.fromarray(np.full((4, 4), 40000, np.int32))),
         "F": write(a, "f.tif", Image.fromarray(np.full((4, 4), 0.25, np.float32))),
         "P": write(a, "p.png", palette_image(1)),
+        "P transparent": write(a, "pt.png", palette_image(1), transparency=bytes([0, 128] + [255] * 254)),
         "RGBA": write(a, "rgba.png", Image.new("RGBA", (4, 4), (200, 100, 50, 10))),
         "RGB;16": png16(a / "rgb16.png", np.full((4, 4, 3), [50000, 1000, 65535]), 2),
         "RGB": write(a, "rgb.png", Image.new("RGB", (4, 4), (10, 20, 30))),
@@ -94,6 +95,7 @@ RGB_VALUES = {
     "I": [40000 / 65535] * 3,
     "F": [0.25] * 3,
     "P": [1.0, 0.0, 0.0],  # the palette's red
+    "P transparent": [1.0, 0.0, 0.0],  # transparency ignored
     "RGBA": [200 / 255, 100 / 255, 50 / 255],  # alpha dropped
     "RGB;16": [(50000 >> 8) / 255, (1000 >> 8) / 255, 1.0],  # PIL keeps the top byte
     "RGB": [10 / 255, 20 / 255, 30 / 255],
@@ -106,6 +108,7 @@ GRAY_VALUES = {
     "I": 40000 / 65535,
     "F": 0.25,
     "P": 76 / 255,  # luma of red: 255 * 299 / 1000, rounded by PIL
+    "P transparent": 76 / 255,
     "RGBA": round((200 * 299 + 100 * 587 + 50 * 114) / 1000) / 255,
     "RGB;16": round((195 * 299 + 3 * 587 + 255 * 114) / 1000) / 255,
     "RGB": round((10 * 299 + 20 * 587 + 30 * 114) / 1000) / 255,
@@ -118,6 +121,7 @@ def first_pixels(data, files: dict[str, Path]) -> dict[str, list[float]]:
     return {kind: dataset[index[str(path)]][0][:, 0, 0].tolist() for kind, path in files.items()}
 
 
+@pytest.mark.filterwarnings("error")  # PIL warns on stderr for some conversions: none here
 def test_every_kind_is_read_for_a_three_channel_model(tmp_path):
     files = every_kind(tmp_path)
     data = load_data(f"imagefolder:{tmp_path}", channels=3)
@@ -130,12 +134,13 @@ def test_every_kind_is_read_for_a_three_channel_model(tmp_path):
         "the channel repeated, 1 32-bit float grayscale (values as stored), the channel repeated, "
         "1 16-bit grayscale I (value / 65535: the full range), the channel repeated, "
         "2 16-bit grayscale I;16 (value / 65535: the full range), the channel repeated, "
-        "1 8-bit grayscale, the channel repeated, 1 palette (its RGB colours), 4 RGB, "
+        "1 8-bit grayscale, the channel repeated, 2 palette (its RGB colours; transparency ignored), 4 RGB, "
         "1 16-bit RGB (PIL keeps the top 8 bits: full range), "
         "1 RGBA (alpha dropped, as torchvision's ImageFolder; not composited)"
     ]
 
 
+@pytest.mark.filterwarnings("error")  # PIL warns on stderr for some conversions: none here
 def test_every_kind_is_read_for_a_one_channel_model(tmp_path):
     files = every_kind(tmp_path)
     data = load_data(f"imagefolder:{tmp_path}", channels=1)
@@ -145,7 +150,7 @@ def test_every_kind_is_read_for_a_one_channel_model(tmp_path):
         assert read[kind] == pytest.approx([expected], abs=1e-6), kind
     note = next(n for n in data.notes if "read as" in n)
     assert "read as 1 channel (L) for the model's 1 input channel: " in note
-    assert "1 palette (its RGB colours), as luma 0.299 R + 0.587 G + 0.114 B" in note
+    assert "2 palette (its RGB colours; transparency ignored), as luma 0.299 R + 0.587 G + 0.114 B" in note
 
 
 @pytest.mark.parametrize("mode", ["L", "I;16"])

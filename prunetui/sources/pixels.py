@@ -36,7 +36,7 @@ _KIND_TEXT = {
     "L": "8-bit grayscale",
     "F": "32-bit float grayscale (values as stored)",
     "LA": "grayscale + alpha (alpha dropped)",
-    "P": "palette (its RGB colours)",
+    "P": "palette (its RGB colours; transparency ignored)",
     "PA": "palette + alpha (its RGB colours, alpha dropped)",
     "RGB": "RGB",
     "RGBA": "RGBA (alpha dropped, as torchvision's ImageFolder; not composited)",
@@ -85,6 +85,8 @@ def pixels(image: Any, target: str) -> torch.Tensor:
     else:
         from torchvision.transforms.functional import to_tensor
 
+        if image.mode == "P" and "transparency" in image.info:
+            image = image.convert("RGBA")  # PIL warns on stderr converting these to RGB or L directly
         return to_tensor(image.convert(target))
     gray = gray.unsqueeze(0)
     return gray if target == GRAY else gray.expand(3, -1, -1).clone()
