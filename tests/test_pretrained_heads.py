@@ -153,3 +153,23 @@ def test_the_warnings_advice_for_a_1000_class_model_now_works(capsys, tmp_path, 
     assert main(["info", "--model", "torchvision:resnet18", *argv]) == 0
     assert "torchvision:resnet18:10 builds a 10-class head" in capsys.readouterr().err
     assert main(["info", "--model", "torchvision:resnet18:10", *argv]) == 0
+
+
+def test_a_zoo_spec_without_a_class_count_asks_for_the_checkpoints(tmp_path):
+    """A 10-class checkpoint opened as torchvision:resnet18 (1000 classes by default) is most likely a
+    forgotten :10, not a classifier to throw away: one line says both ways."""
+    path = tmp_path / "ten.pth"
+    torch.save(build_model("torchvision:resnet18:10").state_dict(), path)
+    with pytest.raises(UserError) as error:
+        open_model("torchvision:resnet18", str(path))
+    assert str(error.value) == (
+        f"checkpoint {path} is for 10 classes but torchvision:resnet18 builds 1000: open it as "
+        "torchvision:resnet18:10 (or torchvision:resnet18:1000 to load all but its classifier)"
+    )
+    assert (
+        open_model("torchvision:resnet18:1000", str(path))
+        .notes[0]
+        .startswith(
+            f"checkpoint {path} is for 10 classes, the model for 1000: every other weight loaded, fc re-init"
+        )
+    )

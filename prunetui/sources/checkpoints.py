@@ -33,7 +33,7 @@ from torch import nn
 from prunetui.core.channel.saved import is_channel_checkpoint, rebuild
 from prunetui.errors import UserError
 from prunetui.sources.checkpoint_files import read_torch_file, read_weights_file, short_reason
-from prunetui.sources.heads import new_head
+from prunetui.sources.heads import NewHead, new_head
 
 __all__ = ["WEIGHT_KEYS", "LoadedCheckpoint", "load_checkpoint", "read_checkpoint", "read_torch_file"]
 
@@ -64,6 +64,7 @@ class LoadedCheckpoint:
     chosen_key: str | None = None  # None for a bare state_dict; "outer/inner" for a nested one
     note: str = ""  # one line for the user ("" when there is nothing to say)
     channels: dict | None = None  # a channel checkpoint (core.channel.saved): the model was rebuilt smaller
+    new_head: NewHead | None = None  # a checkpoint for another class count: the classifier kept as built
 
 
 def load_checkpoint(model: nn.Module, path: str, key: str | None = None) -> LoadedCheckpoint:
@@ -94,7 +95,7 @@ def load_checkpoint(model: nn.Module, path: str, key: str | None = None) -> Load
         model.load_state_dict(cast | own, strict=True)
     except RuntimeError as error:  # a custom module's own loading rules
         raise UserError(f"checkpoint does not fit the model: {short_reason(error)}") from error
-    return LoadedCheckpoint(state, masks, loaded.chosen_key, note)
+    return LoadedCheckpoint(state, masks, loaded.chosen_key, note, new_head=head)
 
 
 def _rebuild_channels(model: nn.Module, saved: dict, path: str) -> LoadedCheckpoint:

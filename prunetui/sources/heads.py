@@ -11,6 +11,8 @@ Accepted only when every key that does not fit is a classifier's: a shape mismat
 alone (dim 0, the same two counts as the classifier's; auxiliary heads such as GoogLeNet's `aux1.fc2`
 count as classifiers then), or a classifier key the checkpoint lacks (a features-only checkpoint). Any
 other mismatch, and any key the model does not have, stays the loader's error (sources/checkpoints.py).
+A zoo spec without a class count (`torchvision:resnet18`, the zoo's 1000) is refused instead, naming the
+checkpoint's count (sources/models.py): a forgotten `:10` should not discard a trained classifier.
 """
 
 from collections.abc import Mapping
