@@ -19,7 +19,7 @@ from prunetui.cli_progress import progress_bar, with_bar
 from prunetui.core.accel import Acceleration
 from prunetui.core.evaldata import standard_error
 from prunetui.core.events import Event, ScanPoint, sparsity_text
-from prunetui.core.profile import resolve_layer_names, save_profile
+from prunetui.core.profile import resolve_layer_names, save_profile, split_layer_names
 from prunetui.core.recipe import Outputs, Processes, Recipe
 from prunetui.core.runs import RunRecord
 from prunetui.core.scan_memory import memory_json
@@ -125,8 +125,10 @@ def scan_options(args: argparse.Namespace) -> dict:
 
 def _layer_list(text: str | None, session: Session, flag: str) -> list[str]:
     """Names typed for `flag`, as the session's method's units (layers, or channel groups)."""
-    names = [n.strip() for n in text.split(",") if n.strip()] if text else []
-    units = [unit.name for unit in session.units()] if names else []
+    if not text:
+        return []
+    units = [unit.name for unit in session.units()]
+    names = split_layer_names(text, units)  # a comma inside a real name stays
     return resolve_layer_names(names, units, f"{flag}: ")  # conv0.weight: the full name
 
 

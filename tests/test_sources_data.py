@@ -69,7 +69,7 @@ def test_random_is_seeded_and_used_for_both_splits():
 
 
 @pytest.mark.parametrize(
-    "spec", ["random", "random:", "random:10", "random:10:3x4", "random:a:1x2x3", "random:5:3x4x4x1"]
+    "spec", ["random", "random:", "random:10", "random:10:3", "random:a:1x2x3", "random:5:3x4x4x1"]
 )
 def test_malformed_random(spec):
     with pytest.raises(UserError, match=r"expected random:N:CxHxW, e\.g\. random:256:3x32x32"):
@@ -101,7 +101,7 @@ def test_tensor_file_used_for_both_splits(tmp_path):
         ([torch.zeros(1)], "expected a dict with 'images' and 'labels'"),
         ({"images": torch.zeros(2, 1, 2, 2)}, "expected a dict with 'images' and 'labels'"),
         (
-            {"images": torch.zeros(2, 2, 2), "labels": torch.zeros(2, dtype=torch.long)},
+            {"images": torch.zeros(2, 2), "labels": torch.zeros(2, dtype=torch.long)},  # N x C x L is 1-D
             "'images' must be a float",
         ),
         (

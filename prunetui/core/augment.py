@@ -4,7 +4,8 @@ batch at once, on any device.
 torchvision runs these per image on PIL images in the DataLoader, which is what a finetune on
 CIFAR-size images waits for. Here a batch is zero-padded once and every image takes its own random
 window, mirrored for a random half, in one indexing. The CIFAR-10 train loader (sources/data.py) applies
-it to each stacked uint8 batch on the host; it runs as well on batches already on a GPU.
+it to each stacked uint8 batch on the host; it runs as well on batches already on a GPU. It is for
+images only: 1-D signals (N x C x L) get no augmentation (no data spec applies one to them).
 """
 
 import torch
@@ -18,7 +19,10 @@ def random_crop_flip(
 ) -> torch.Tensor:
     """Each N x C x H x W image (any dtype, any device): a random H x W window of it zero-padded by
     `padding` pixels, then mirrored left-right with probability 1/2; same shape and dtype. Random numbers
-    come from `generator` (one on the images' device), else from torch's global generator."""
+    come from `generator` (one on the images' device), else from torch's global generator. Raises
+    ValueError for a batch that is not N x C x H x W (1-D signals are not augmented)."""
+    if images.dim() != 4:
+        raise ValueError(f"random_crop_flip takes N x C x H x W images, not a {images.dim()}-D batch")
     n, _, h, w = images.shape
     device = images.device
     padded = functional.pad(images, (padding, padding, padding, padding))

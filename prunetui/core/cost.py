@@ -69,7 +69,8 @@ def model_device(model: nn.Module) -> torch.device:
 
 
 def one_input(example_input: torch.Tensor, model: nn.Module, batch: int = 1) -> torch.Tensor:
-    """`batch` copies of the first example (N x C x H x W -> batch x C x H x W) on the model's device."""
+    """`batch` copies of the first example (N x C x H x W -> batch x C x H x W; N x C x L 1-D signals
+    alike) on the model's device."""
     first = example_input[:1].to(model_device(model))
     return first.expand(batch, *first.shape[1:]).clone()
 
@@ -77,8 +78,9 @@ def one_input(example_input: torch.Tensor, model: nn.Module, batch: int = 1) -> 
 def count_macs(model: nn.Module, example_input: torch.Tensor) -> int:
     """Multiply-accumulates of one forward pass at batch 1, counted by torchprofile as the lab does.
 
-    `example_input`: N x C x H x W (only the first item is used). The model is traced in eval mode, so
-    BatchNorm statistics are untouched. Raises RuntimeError when the model cannot be traced.
+    `example_input`: N x C x H x W, or N x C x L for a Conv1d model (only the first item is used; a
+    Conv1d's MACs are C_out x L_out x C_in / groups x kernel, as a Conv2d's). The model is traced in
+    eval mode, so BatchNorm statistics are untouched. Raises RuntimeError when the model cannot be traced.
     """
     from torchprofile import profile_macs  # the lab's counter; imported here: tracing is slow to import
 

@@ -131,6 +131,28 @@ def resolve_layer_names(given: Iterable[str], layer_names: Iterable[str], contex
     return list(dict.fromkeys(resolved))
 
 
+def split_layer_names(text: str, layer_names: Iterable[str]) -> list[str]:
+    """The names listed in `--layers`/`--lock` text, split at commas, except a comma inside a real name:
+    at each place the longest full name or end of one (resolve_layer_names' forms) that contains a comma
+    and runs up to a comma or the end of the text is taken whole (`convs.3,3.weight,conv0` for a layer
+    `convs.3,3.weight`: two names). Blanks around the names are dropped. Raises nothing; unknown names
+    are resolve_layer_names' to refuse."""
+    with_comma = sorted({t for n in layer_names for t in (n, *_tails(n)) if "," in t}, key=len, reverse=True)
+    items, rest = [], text
+    while rest:
+        rest = rest.lstrip()
+        whole = next((t for t in with_comma if _ends_an_item(rest, t)), None)
+        item = rest.partition(",")[0] if whole is None else whole + rest[len(whole) :].partition(",")[0]
+        items.append(item.strip())
+        rest = rest[len(item) + 1 :]
+    return [item for item in items if item]
+
+
+def _ends_an_item(text: str, name: str) -> bool:
+    """`text` starts with `name`, then blanks up to a comma or the end."""
+    return text.startswith(name) and text[len(name) :].lstrip()[:1] in ("", ",")
+
+
 def _tails(name: str) -> set[str]:
     """What a typed name may be for `name`: its ends at a dot, and those of its module (without `.weight`)."""
     parts = name.split(".")

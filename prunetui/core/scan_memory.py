@@ -156,10 +156,10 @@ def graph_transient(sizes: Sequence[float]) -> float:
 
 
 def forward_transient(model: nn.Module, images: torch.Tensor) -> int:
-    """Bytes a forward of `images` (N, C, H, W) creates at once, for a model the scan cannot split: the
-    input's copy and three times the largest module output (a module's input, its output and one skip
-    tensor beside them), the outputs seen by forward hooks on one forward. An estimate: what a forward
-    keeps between modules beyond that is not seen."""
+    """Bytes a forward of `images` (N, C, H, W; or N, C, L) creates at once, for a model the scan cannot
+    split: the input's copy and three times the largest module output (a module's input, its output and
+    one skip tensor beside them), the outputs seen by forward hooks on one forward. An estimate: what a
+    forward keeps between modules beyond that is not seen."""
     largest = 0
 
     def record(_module: nn.Module, _inputs: object, output: object) -> None:

@@ -46,7 +46,7 @@ from prunetui.distributed.protocol import encode, event_message
 from prunetui.distributed.syncbn import sync_batchnorm
 from prunetui.errors import UserError
 from prunetui.sources import load_data, load_model
-from prunetui.sources.fit import probe_batch, untrained_parameters
+from prunetui.sources.fit import input_channels, probe_batch, untrained_parameters
 
 PROGRESS_INTERVAL = 0.1  # seconds between progress lines
 
@@ -214,7 +214,7 @@ def finetune(job: dict, folder: Path, device: torch.device, channel: Channel) ->
     """core.finetune's loop on this rank: its share of every global batch, the accuracy over all ranks."""
     model, inputs = load_inputs(job, folder, device)
     check_same_masks(inputs["masks"])
-    data = load_data(job["data"])
+    data = load_data(job["data"], channels=input_channels(model))
     batches, shard = train_loader(data, job), eval_shard(data, job)
     recipe = recipe_from_dict(job["recipe"])
     unused = loss_free_parameters(model, data, recipe, device)
@@ -236,7 +236,12 @@ def finetune(job: dict, folder: Path, device: torch.device, channel: Channel) ->
 
 def scan_layers(job: dict, folder: Path, device: torch.device, channel: Channel) -> None:
     model, inputs = load_inputs(job, folder, device)
-    data = load_data(job["data"], eval_batch_size=job["eval_batch_size"], num_workers=job["num_workers"])
+    data = load_data(
+        job["data"],
+        eval_batch_size=job["eval_batch_size"],
+        num_workers=job["num_workers"],
+        channels=input_channels(model),
+    )
     rank, world = dist.get_rank(), dist.get_world_size()
     mine = job["layers"][rank::world]
     scores = inputs.get("scores")  # the criterion's, computed once by the parent

@@ -11,8 +11,10 @@ Accepted, in any combination:
 - files written by torch.nn.utils.prune before `prune.remove`: `X_orig` and `X_mask` become `X = orig *
   mask`, and the mask (bool, True = kept) is returned in `LoadedCheckpoint.masks`;
 - `.safetensors` files;
-- prunetui's channel checkpoints (every stage of kept indices + the smaller state_dict, core.lineage): the kept
-  channels are replayed on the freshly built model, which becomes the smaller one.
+- prunetui's channel checkpoints (every stage of kept indices + the smaller state_dict, core.lineage): the
+  kept channels are replayed on the freshly built model, which becomes the smaller one;
+- a checkpoint for another class count whose only misfit is the classifier (sources/heads.py): every
+  other weight loaded, the model's classifier kept as initialised, and a note says so.
 
 When a file holds several weight sets, the default is the first in `WEIGHT_KEYS` order: an EMA copy first
 (the weights timm's and torchvision's reference scripts evaluate with), then `state_dict`, `model_state_dict`,
@@ -37,6 +39,7 @@ from torch import nn
 from prunetui.core.lineage import ChannelStage, is_channel_checkpoint, rebuild, stages_of
 from prunetui.errors import UserError
 from prunetui.sources.checkpoint_files import read_torch_file, read_weights_file, short_reason
+from prunetui.sources.heads import NewHead, new_head
 
 __all__ = ["WEIGHT_KEYS", "LoadedCheckpoint", "load_checkpoint", "read_checkpoint", "read_torch_file"]
 
@@ -66,10 +69,9 @@ class LoadedCheckpoint:
     masks: dict[str, torch.Tensor] = field(default_factory=dict)  # bool, True = kept; model names
     chosen_key: str | None = None  # None for a bare state_dict; "outer/inner" for a nested one
     note: str = ""  # one line for the user ("" when there is nothing to say)
-    stages: tuple[
-        ChannelStage, ...
-    ] = ()  # a channel checkpoint's (core.lineage): the model was rebuilt smaller
+    stages: tuple[ChannelStage, ...] = ()  # a channel checkpoint's (core.lineage): rebuilt smaller
     record: dict = field(default_factory=dict)  # what prunetui recorded in an export (its `prunetui` entry)
+    new_head: NewHead | None = None  # a checkpoint for another class count: the classifier kept as built
 
 
 def load_checkpoint(model: nn.Module, path: str, key: str | None = None) -> LoadedCheckpoint:
@@ -86,9 +88,16 @@ def load_checkpoint(model: nn.Module, path: str, key: str | None = None) -> Load
     state = {names[k]: v for k, v in loaded.state_dict.items() if k in names}
     masks = {names.get(k, k): v for k, v in loaded.masks.items()}
     problems = _mismatches(state, expected)
-    if problems:
+    head = new_head(model, state, expected) if problems else None
+    if problems and head is None:
         raise UserError(f"checkpoint does not fit the model: {problems}")
+    note = loaded.note
+    if head is not None:  # another class count: the model keeps its own classifier (sources/heads.py)
+        state = {name: value for name, value in state.items() if name not in head.keys}
+        masks = {name: mask for name, mask in masks.items() if name not in head.keys}
+        note = _join(note, head.note(path))
     cast = {name: _cast_like(value, expected[name]) for name, value in state.items()}
+    cast |= {name: expected[name] for name in head.keys} if head is not None else {}  # its own head
     # BatchNorm's rule for old files (a missing counter is the module's own), whatever versions are used
     cast |= {k: v for k, v in expected.items() if k.endswith("num_batches_tracked") and k not in cast}
     cast = _with_metadata(cast, _metadata_for(loaded.state_dict, expected, names))
@@ -97,7 +106,7 @@ def load_checkpoint(model: nn.Module, path: str, key: str | None = None) -> Load
     except RuntimeError as error:  # a custom module's own loading rules
         raise UserError(f"checkpoint does not fit the model: {short_reason(error)}") from error
     record = content.get("prunetui", {}) if isinstance(content, Mapping) else {}
-    return LoadedCheckpoint(state, masks, loaded.chosen_key, loaded.note, record=dict(record))
+    return LoadedCheckpoint(state, masks, loaded.chosen_key, note, record=dict(record), new_head=head)
 
 
 def _rebuild_channels(model: nn.Module, saved: dict, path: str) -> LoadedCheckpoint:

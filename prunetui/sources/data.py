@@ -1,6 +1,7 @@
 """Data specs -> train and eval loaders. Nothing is ever downloaded."""
 
 import functools
+import math
 import os
 import re
 from collections.abc import Callable, Iterable
@@ -20,8 +21,8 @@ DATA_HELP = (
     "Data spec: 'digits' (default: scikit-learn's 8x8 handwritten digits, fixed train/test split), "
     "'cifar10:DIR', 'mnist:DIR', 'fashion-mnist:DIR' (torchvision folders, never downloaded), "
     "'imagefolder:DIR' (DIR/train and DIR/val, one folder per class), 'tensor:FILE.pt' (a dict with "
-    "'images' N x C x H x W float and 'labels' N long, used for both splits), "
-    "'random:N:CxHxW' (synthetic, e.g. random:256:3x32x32)."
+    "'images' N x C x H x W float, or N x C x L for 1-D signals, and 'labels' N long, used for both "
+    "splits), 'random:N:CxHxW' or 'random:N:CxL' (synthetic, e.g. random:256:3x32x32, random:64:2x128)."
 )
 
 _NEVER_DOWNLOADS = "(prunetui never downloads data)"
@@ -32,7 +33,7 @@ _MNIST_FILES = [
     "t10k-labels-idx1-ubyte",
 ]
 _CIFAR_FILES = [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta"]
-_RANDOM_FORM = re.compile(r"^(\d+):(\d+)x(\d+)x(\d+)$")
+_RANDOM_FORM = re.compile(r"^(\d+):(\d+(?:x\d+){1,2})$")  # N:CxHxW (images) or N:CxL (1-D signals)
 _RANDOM_MAX_ELEMENTS = 2**30  # 4 GiB of float32
 
 
@@ -42,7 +43,7 @@ class Data:
     eval: Iterable[tuple[torch.Tensor, torch.Tensor]]  # ordered DataLoader over the eval split
     spec: str
     num_classes: int
-    input_shape: tuple[int, int, int]  # C, H, W of one image
+    input_shape: tuple[int, ...]  # C, H, W of one image; C, L of one 1-D signal
     notes: list[str] = field(default_factory=list)  # lines for the user: what was ignored
     fingerprint: str | None = None  # what the data is, both splits (sources/fingerprints.py): caches' key
 
@@ -58,16 +59,22 @@ class _Splits(NamedTuple):
 
 
 def load_data(
-    spec: str = "digits", batch_size: int = 128, eval_batch_size: int = 512, num_workers: int = 0
+    spec: str = "digits",
+    batch_size: int = 128,
+    eval_batch_size: int = 512,
+    num_workers: int = 0,
+    channels: int | None = None,
 ) -> Data:
-    """Parse `spec` and build its train and eval loaders."""
+    """Parse `spec` and build its train and eval loaders. `channels`: the model's input channels
+    (sources/fit.py `input_channels`; None: unknown), which decide what an image folder's images are
+    read as (sources/pixels.py); other specs hold tensors, used as they are."""
     if batch_size < 1 or eval_batch_size < 1:
         raise UserError(f"batch sizes must be positive, got {batch_size} and {eval_batch_size}")
     kind, _, argument = spec.strip().partition(":")
     reader = _READERS.get(kind)
     if reader is None:
         raise UserError(f"unknown data spec '{spec}': expected one of {', '.join(_READERS)} (see --help)")
-    splits = reader(argument, spec)
+    splits = _imagefolder(argument, spec, channels) if reader is _imagefolder else reader(argument, spec)
     for name, dataset in (("train", splits.train), ("eval", splits.eval)):
         if len(dataset) == 0:
             raise UserError(f"data spec '{spec}': the {name} split is empty")
@@ -80,8 +87,8 @@ def load_data(
         )
     # A last train batch of exactly one image makes BatchNorm raise in training mode ("Expected more than
     # 1 value per channel"): drop that one image each epoch (another is drawn each shuffle), keep any
-    # larger remainder.
-    drop_last = len(splits.train) % batch_size == 1
+    # larger remainder. A train split of one image keeps it: dropping it would train and score on nothing.
+    drop_last = len(splits.train) % batch_size == 1 and len(splits.train) > 1
     return Data(
         train=DataLoader(
             splits.train,
@@ -97,9 +104,15 @@ def load_data(
         spec=spec,
         num_classes=splits.num_classes,
         input_shape=input_shape,
-        notes=list(splits.notes),
+        notes=[*splits.notes, *_one_image_note(len(splits.train), spec)],
         fingerprint=splits.fingerprint,
     )
+
+
+def _one_image_note(train_images: int, spec: str) -> list[str]:
+    if train_images != 1:
+        return []
+    return [f"data spec '{spec}': the train split holds 1 image: taylor scores and finetuning read that one"]
 
 
 def _collate_same_shape(batch: list[Any], shape: tuple[int, ...], spec: str) -> Any:
@@ -212,11 +225,12 @@ def _expect_files(spec: str, folder: str, names: list[str]) -> None:
             raise UserError(f"data spec '{spec}': expected {path} {_NEVER_DOWNLOADS}")
 
 
-def _imagefolder(argument: str, spec: str) -> _Splits:
+def _imagefolder(argument: str, spec: str, channels: int | None = None) -> _Splits:
     root = _required(argument, spec, "imagefolder:DIR")
-    train, val, notes = read_image_folder(root, spec)  # see sources/imagefolder.py for the rules
+    train, val, notes = read_image_folder(root, spec, channels)  # see sources/imagefolder.py for the rules
     used = [(name, split.classes, split.samples) for name, split in (("train", train), ("val", val))]
-    return _Splits(train, val, len(train.classes), fingerprints.of_image_folder(root, used), notes)
+    fingerprint = fingerprints.of_image_folder(root, used, train.reading)
+    return _Splits(train, val, len(train.classes), fingerprint, notes)
 
 
 def _tensor_file(argument: str, spec: str) -> _Splits:
@@ -231,8 +245,11 @@ def _tensor_file(argument: str, spec: str) -> _Splits:
 
 
 def _check_tensors(spec: str, images: Any, labels: Any) -> None:
-    if not isinstance(images, torch.Tensor) or images.dim() != 4 or not images.is_floating_point():
-        raise UserError(f"data spec '{spec}': 'images' must be a float tensor N x C x H x W")
+    if not isinstance(images, torch.Tensor) or images.dim() not in (3, 4) or not images.is_floating_point():
+        raise UserError(
+            f"data spec '{spec}': 'images' must be a float tensor N x C x H x W (images) or N x C x L "
+            "(1-D signals)"
+        )
     if not isinstance(labels, torch.Tensor) or labels.dim() != 1 or labels.dtype != torch.long:
         raise UserError(f"data spec '{spec}': 'labels' must be a long (int64) tensor of N class indices")
     if len(images) != len(labels):
@@ -246,14 +263,17 @@ def _check_tensors(spec: str, images: Any, labels: Any) -> None:
 def _random(argument: str, spec: str) -> _Splits:
     match = _RANDOM_FORM.match(argument)
     if match is None:
-        raise UserError(f"data spec '{spec}': expected random:N:CxHxW, e.g. random:256:3x32x32")
-    count, channels, height, width = (int(group) for group in match.groups())
-    if min(count, channels, height, width) < 1:
-        raise UserError(f"data spec '{spec}': N, C, H and W must be positive")
-    if count * channels * height * width > _RANDOM_MAX_ELEMENTS:
+        raise UserError(
+            f"data spec '{spec}': expected random:N:CxHxW, e.g. random:256:3x32x32, or random:N:CxL for "
+            "1-D signals, e.g. random:64:2x128"
+        )
+    count, shape = int(match.group(1)), [int(size) for size in match.group(2).split("x")]
+    if min(count, *shape) < 1:
+        raise UserError(f"data spec '{spec}': N and every size must be positive")
+    if count * math.prod(shape) > _RANDOM_MAX_ELEMENTS:
         raise UserError(f"data spec '{spec}': too large (over 4 GiB of images)")
     generator = torch.Generator().manual_seed(0)
-    images = torch.randn(count, channels, height, width, generator=generator)
+    images = torch.randn(count, *shape, generator=generator)
     labels = torch.randint(0, 10, (count,), generator=generator)
     dataset = TensorDataset(images, labels)
     return _Splits(dataset, dataset, 10, f"random:{argument}")  # seeded: the spec is the content

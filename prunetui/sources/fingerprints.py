@@ -10,7 +10,7 @@ batches, every scan evaluates on the eval split):
   path relative to DIR, label, size and mtime_ns, plus the class list. Reading every image would cost
   as much as the data itself on a large folder; a stat is a few microseconds. A copy that keeps mtimes
   (`cp -a`, rsync -a, shutil.copytree) has the same fingerprint; replacing, adding or removing an image
-  changes it.
+  changes it, and so does reading the images another way (one channel or three, sources/pixels.py).
 - in-memory tensors (`digits`: scikit-learn's copy after the fixed split): a sha256 of their bytes.
 - `random:N:CxHxW`: the spec itself, since it is generated from a fixed seed.
 """
@@ -31,10 +31,15 @@ def of_files(kind: str, paths: Iterable[str]) -> str:
     return _text(kind, digest)
 
 
-def of_image_folder(root: str, splits: Sequence[tuple[str, list[str], list[tuple[str, int]]]]) -> str:
+def of_image_folder(
+    root: str, splits: Sequence[tuple[str, list[str], list[tuple[str, int]]]], reading: str = ""
+) -> str:
     """`imagefolder` and a sha256 of each split's name, classes and (path under root, label, size,
-    mtime_ns) of every image it uses."""
+    mtime_ns) of every image it uses, and `reading` (sources/pixels.py `reading_key`: how the images
+    are read; "" for RGB images read as RGB, whose fingerprint is the one they had before)."""
     digest = hashlib.sha256()
+    if reading:
+        digest.update(f"reading:{reading}\n".encode())
     for name, classes, samples in splits:
         digest.update(f"{name}:{len(classes)}:{'/'.join(classes)}\n".encode())
         for path, label in samples:

@@ -31,7 +31,8 @@ def check_model_fits_data(
     `data` is a sources.data.Data (its `eval` batches, `spec`, `num_classes`). Refused: a forward that
     fails on the data's images; an output with no logits tensor (core.outputs' rule); logits that are not
     (batch, classes) or have fewer classes than the data; logits whose shape differs between train and eval
-    mode; a model with no trainable parameter or whose loss reaches none (it could not be finetuned).
+    mode; a model with no trainable parameter or whose loss reaches none (it could not be finetuned); a
+    train split of one image that the model cannot train on (a BatchNorm over features needs two).
     """
     name = label or type(model).__name__
     images, labels = probe_batch(data)
@@ -45,6 +46,7 @@ def check_model_fits_data(
         shapes = {
             mode: _forward_backward(model, images, labels, data, name, mode) for mode in ("eval", "train")
         }
+        _check_one_image_training(model, images[:1], data, name)
     if shapes["train"] != shapes["eval"]:
         raise UserError(
             f"model {name}: its logits are {_shape(shapes['eval'])} in eval mode but {_shape(shapes['train'])} "
@@ -71,6 +73,32 @@ def _forward_backward(model, images, labels, data, name: str, mode: str) -> torc
         _check_classes(logits, data, name, mode)
         _backward(logits, labels, name, mode)
     return logits.shape
+
+
+def _check_one_image_training(model: nn.Module, image: torch.Tensor, data, name: str) -> None:
+    """A train split of one image trains in batches of one, which a BatchNorm over (batch, features)
+    refuses in train mode (PyTorch: "Expected more than 1 value per channel"): one line now, not an
+    internal error in the first finetune step."""
+    dataset = getattr(getattr(data, "train", None), "dataset", None)
+    if not isinstance(dataset, Dataset) or isinstance(dataset, IterableDataset) or len(dataset) != 1:
+        return
+    model.train()
+    try:
+        model(image)
+    except FORWARD_ERRORS as e:
+        raise UserError(
+            f"model {name} cannot train on the 1 image of {data.spec}'s train split (batches of one image): "
+            f"{_first_line(e)}; add training images"
+        ) from None
+
+
+def input_channels(model: nn.Module) -> int | None:
+    """The channels the model takes: its first convolution's `in_channels` (Conv1d/2d/3d and their
+    transposes, in `modules()` order: the stem of torchvision's, timm's and most hand-written CNNs);
+    None when it has none, or a lazy one not built yet. What an image folder is read as follows it
+    (sources/pixels.py)."""
+    first = next((m for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd)), None)
+    return first.in_channels if first is not None and first.in_channels > 0 else None
 
 
 def untrained_parameters(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> list[str]:

@@ -11,21 +11,23 @@ Every image is checked before any job, cheaply: PIL reads its header (a non-imag
 fails here); a PNG is `verify()`-ed (every chunk's CRC up to IEND: truncation and corruption, nothing
 decoded); a JPEG must end with its end-of-image marker (within the last KiB), else it is fully decoded,
 so files with trailing data still pass; other formats are fully decoded. All images must have one size
-(prunetui does not resize). Images are read as RGB and made tensors with ToTensor, as torchvision's
-ImageFolder does.
+(prunetui does not resize). What each image is read as (one channel or three, 16-bit at its full range,
+palette and alpha) is sources/pixels.py's rule, decided by the model's input channels; a note says once
+what was converted and how.
 
 Errors (UserError, one line naming the paths): a missing split folder, no class folders, class folders
 with no image, class folders that differ between train and val, an unreadable image, images of two sizes.
 """
 
 import os
+from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from torch.utils.data import Dataset
 
 from prunetui.errors import UserError
+from prunetui.sources.pixels import check_range, image_kind, pixels, reading_key, reading_note, target_mode
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 _JPEG_END = b"\xff\xd9"
@@ -45,30 +47,37 @@ class Split:
 
 
 class ImageFiles(Dataset):
-    """(C x H x W float tensor in [0, 1], label) for each (path, label); an image that cannot be decoded
-    is a UserError naming it."""
+    """(C x H x W float tensor, label) for each (path, label), read as `mode` (sources/pixels.py: "L"
+    one channel, "RGB" three); an image that cannot be decoded is a UserError naming it."""
 
-    def __init__(self, split: Split) -> None:
+    def __init__(self, split: Split, mode: str = "RGB", reading: str = "") -> None:
         self.samples = split.samples
         self.classes = split.classes
         self.targets = [label for _, label in split.samples]
+        self.mode = mode
+        self.reading = reading  # pixels.reading_key: what the data fingerprint adds
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        from torchvision.transforms.functional import to_tensor
-
         path, label = self.samples[index]
-        return to_tensor(_read_rgb(path)), label
+        return _read(path, self.mode), label
 
 
-def read_image_folder(root: str, spec: str) -> tuple[ImageFiles, ImageFiles, list[str]]:
-    """Scan and check root/train and root/val: (train, val, notes). Raises UserError (see module doc)."""
+def read_image_folder(
+    root: str, spec: str, channels: int | None = None
+) -> tuple[ImageFiles, ImageFiles, list[str]]:
+    """Scan and check root/train and root/val: (train, val, notes), the images read for a model of
+    `channels` input channels (None: unknown; sources/pixels.py's rule). Raises UserError (module doc)."""
     train, val = (scan_split(os.path.join(root, name), spec) for name in ("train", "val"))
     _check_same_classes(train, val, spec)
-    _check_images([*train.samples, *val.samples], spec)
-    return ImageFiles(train), ImageFiles(val), _notes(root, [train, val])
+    kinds = _check_images([*train.samples, *val.samples], spec)
+    mode = target_mode(channels, kinds)
+    reading = reading_note(kinds, mode, channels)
+    notes = _notes(root, [train, val]) + ([f"imagefolder {root}: {reading}"] if reading else [])
+    key = reading_key(kinds, mode)
+    return ImageFiles(train, mode, key), ImageFiles(val, mode, key), notes
 
 
 def scan_split(folder: str, spec: str) -> Split:
@@ -136,10 +145,13 @@ def _check_same_classes(train: Split, val: Split, spec: str) -> None:
         )
 
 
-def _check_images(samples: list[tuple[str, int]], spec: str) -> None:
+def _check_images(samples: list[tuple[str, int]], spec: str) -> Counter:
+    """Check every image (check_image) and one size for all; returns how many of each kind (pixels.py)."""
     sizes: dict[tuple[int, int], str] = {}
+    kinds: Counter = Counter()
     for path, _ in samples:
-        size = check_image(path, spec)
+        size, kind = check_image(path, spec)
+        kinds[kind] += 1
         sizes.setdefault(size, path)
         if len(sizes) > 1:
             (first_size, first), (other_size, other) = sizes.items()
@@ -147,24 +159,27 @@ def _check_images(samples: list[tuple[str, int]], spec: str) -> None:
                 f"data spec '{spec}': images differ in size ({first} is {_size_text(first_size)}, {other} "
                 f"is {_size_text(other_size)}); prunetui does not resize, so give all images one size"
             )
+    return kinds
 
 
-def check_image(path: str, spec: str) -> tuple[int, int]:
-    """The image's (width, height) after the cheap check in the module doc; UserError naming it if bad."""
+def check_image(path: str, spec: str) -> tuple[tuple[int, int], str]:
+    """The image's (width, height) and kind (pixels.image_kind) after the cheap check in the module doc
+    (a decoded 32-bit `I` image must hold 16-bit values: pixels.check_range); UserError naming it if bad."""
     from PIL import Image
 
     try:
         with Image.open(path) as image:
-            size, image_format = image.size, image.format
+            size, image_format, kind = image.size, image.format, image_kind(image)
             if image_format == "PNG":
                 image.verify()
             elif image_format != "JPEG" or not _ends_like_jpeg(path):
                 image.load()
+                check_range(image)
     except Exception as error:  # PIL raises OSError, SyntaxError, ValueError... for damaged files
         raise UserError(
             f"data spec '{spec}': cannot read image {path} ({_reason(error)}): replace or remove it"
         ) from error
-    return size
+    return size, kind
 
 
 def _ends_like_jpeg(path: str) -> bool:
@@ -173,12 +188,14 @@ def _ends_like_jpeg(path: str) -> bool:
         return _JPEG_END in file.read()
 
 
-def _read_rgb(path: str) -> Any:
+def _read(path: str, mode: str) -> torch.Tensor:
     from PIL import Image
 
     try:
         with Image.open(path) as image:
-            return image.convert("RGB")
+            image.load()
+            check_range(image)
+            return pixels(image, mode)
     except Exception as error:  # the file changed on disk after the check
         raise UserError(f"cannot read image {path} ({_reason(error)}): replace or remove it") from error
 

@@ -74,10 +74,24 @@ def open_model(
     loaded = None
     if checkpoint is not None:
         loaded = load_checkpoint(model, checkpoint, checkpoint_key)
+        _check_class_count(spec, checkpoint, loaded)
     elif spec == "demo":
         load_checkpoint(model, str(demo_weights_path()))
     random_weights = checkpoint is None and spec != "demo" and _is_builtin(spec)
     return LoadedModel(model.cpu().eval(), spec, random_weights, loaded)
+
+
+def _check_class_count(spec: str, path: str, loaded: LoadedCheckpoint) -> None:
+    """A zoo spec without a class count builds the zoo's default head (ImageNet's 1000): a checkpoint for
+    another count then most likely wants that count, not its trained classifier re-initialised."""
+    head, parts = loaded.new_head, spec.split(":")
+    if head is None or head.checkpoint_classes is None or len(parts) != 2 or not _is_builtin(spec):
+        return
+    raise UserError(
+        f"checkpoint {path} is for {head.checkpoint_classes} classes but {spec} builds "
+        f"{head.model_classes}: open it as {spec}:{head.checkpoint_classes} (or {spec}:{head.model_classes} "
+        "to load all but its classifier)"
+    )
 
 
 def load_model(

@@ -15,7 +15,7 @@ from prunetui.core.scan_cache import scan_folder
 from prunetui.core.session import Origin, Session
 from prunetui.errors import UserError
 from prunetui.sources import load_data, open_model
-from prunetui.sources.fit import check_model_fits_data
+from prunetui.sources.fit import check_model_fits_data, input_channels
 from prunetui.workflow.channel_steps import spec_example
 from prunetui.workflow.policy import profile_model_warning
 
@@ -72,7 +72,7 @@ def open_session(request: Request, workdir: Path | None = None) -> Opened:
     loaded = open_model(model_spec, request.checkpoint, request.checkpoint_key)
     notes += loaded.notes
     data_spec = request.data or ("digits" if model_spec == "demo" else None)
-    data = load_data(data_spec) if data_spec else None
+    data = load_data(data_spec, channels=input_channels(loaded.model)) if data_spec else None
     notes += data.notes if data is not None else []
     model = loaded.model.to(device)
     if data is not None:

@@ -41,6 +41,12 @@ class Taylor(Criterion):
         batches: Iterable | None = None,
         cancel: Event | None = None,
     ) -> dict[str, torch.Tensor]:
+        """|w * dL/dw| summed over the first `batch_count` batches of a fixed draw (core.draw), each of
+        its weight's shape. Frozen parameters (requires_grad False) are scored like the others: the
+        private copy turns gradients on for `names`. Raises UserError without data, when the batches are
+        none, and when a layer of `names` gets no gradient at all (None or zero in every batch: a forward
+        under torch.no_grad() or .detach(), or a layer the eval-mode forward never uses), naming it: its
+        scores would all be 0, so any target would prune every weight (the lab's tie rule)."""
         if batches is None:
             raise UserError(
                 "the taylor method scores weights with training batches: give a data spec (--data)"
@@ -49,16 +55,34 @@ class Taylor(Criterion):
         params = dict(scorer.named_parameters())
         leaves = [params[name] for name in names]
         totals = {name: torch.zeros_like(params[name]) for name in names}
+        reached = {name: torch.zeros((), device=params[name].device) for name in names}  # sum of |grad|
         device = leaves[0].device
+        used = 0
         with torch.enable_grad():
             for images, labels in first_batches(batches, self.batch_count):
                 check_cancel(cancel)
                 loss = F.cross_entropy(logits_of(scorer(images.to(device))), labels.to(device))
-                grads = torch.autograd.grad(loss, leaves, allow_unused=True)
-                for name, leaf, grad in zip(names, leaves, grads, strict=True):
+                grads = torch.autograd.grad(loss, leaves, allow_unused=True) if loss.requires_grad else []
+                for name, leaf, grad in zip(names, leaves, grads, strict=False):
                     if grad is not None:
                         totals[name] += (leaf.detach() * grad).abs()
+                        reached[name] += grad.abs().sum()
+                used += 1
+        if used == 0:
+            raise UserError("taylor: the training split gave no batch to score with: add training images")
+        _check_gradients(name for name, total in reached.items() if not total > 0)
         return totals
+
+
+def _check_gradients(unreached: Iterable[str]) -> None:
+    """One UserError line naming the layers no gradient reached (at most three, then a count)."""
+    names = list(unreached)
+    if names:
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        raise UserError(
+            f"taylor: no gradient reaches {shown} (a forward under torch.no_grad() or .detach(), or a layer "
+            "the forward does not use), so |w * dL/dw| is 0 for every weight: use --method magnitude"
+        )
 
 
 def _private_copy(model: nn.Module, state: Mapping[str, torch.Tensor], names: Sequence[str]) -> nn.Module:
