@@ -79,7 +79,8 @@ def prune_channels(
 ) -> ChannelResult:
     """A channel-pruned deep copy of `model` at `targets`; `model` itself is left untouched.
 
-    On the lab's VGG: the lab's part 2 exactly. Else: DepGraph groups, group L2 importance, k = round(c*r).
+    On the lab's VGG: the lab's part 2 exactly. Else: DepGraph groups, group L2 importance, k = round(c*r)
+    (or round(s * r) from each equal part of a grouped group).
     """
     kept = plan_kept(model, example_input, targets)
     algorithm = algorithm_for(model)
@@ -92,7 +93,8 @@ def kept_counts(
 ) -> dict[str, tuple[int, int]]:
     """(kept, total) output channels per group at `targets`, without pruning: the TUI's table column.
 
-    The lab keeps round(c * (1 - r)); DepGraph groups remove round(c * r) (they differ only at .5 ties).
+    The lab keeps round(c * (1 - r)); DepGraph groups remove round(c * r) (they differ only at .5 ties),
+    or round(s * r) from each of their `cells` parts of s channels.
     """
     counts = {}
     for group in groups:
@@ -102,6 +104,6 @@ def kept_counts(
         elif algorithm == LAB_VGG:
             kept = keep_count(group.channels, ratio)
         else:
-            kept = group.channels - remove_count(group.channels, ratio)
+            kept = group.channels - remove_count(group.channels, ratio, group.cells)
         counts[group.name] = (kept, group.channels)
     return counts
