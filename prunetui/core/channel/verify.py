@@ -215,15 +215,19 @@ def _outputs_match(a, b) -> bool:
     return True
 
 
-def minimal_removals(model: nn.Module, graph, groups: dict) -> dict[str, list[int]]:
+def minimal_removals(model: nn.Module, graph, groups: dict) -> tuple[dict[str, list[int]], dict[str, str]]:
     """For each group (name -> full group), its minimal step: one channel of each equal part, at position
     (j + 1) mod s in part j. Positions differ from part to part, so a mapping that confuses parts (or
-    positions within them) shows; chosen by structure, not weights, so the result holds for any weights."""
-    removals = {}
+    positions within them) shows; chosen by structure, not weights, so the result holds for any weights.
+    Returns (name -> channels, name -> reason for a group that cannot be cut into equal parts)."""
+    removals, refused = {}, {}
     for name, group in groups.items():
-        parts = parts_of(model, graph, group).parts
-        removals[name] = sorted(part[(j + 1) % len(part)] for j, part in enumerate(parts))
-    return removals
+        cells = parts_of(model, graph, group)
+        if cells.reason:
+            refused[name] = cells.reason
+        else:
+            removals[name] = sorted(part[(j + 1) % len(part)] for j, part in enumerate(cells.parts))
+    return removals, refused
 
 
 def _kept(model: nn.Module, removed: dict[str, list[int]]) -> Kept:
@@ -306,15 +310,29 @@ def _dense(model: nn.Module, example_input: torch.Tensor) -> DenseRun | None:
     return _cached(model, example_input, "dense", compute)
 
 
+def _full_groups(model: nn.Module, graph, names: list[str]) -> tuple[dict, dict[str, str]]:
+    """(name -> full group, name -> reason for the groups Torch-Pruning cannot build from their named layer)."""
+    full, failed = {}, {}
+    for name in names:
+        try:
+            full[name] = full_group(model, graph, name)
+        except Exception as error:  # noqa: BLE001 - the deadline or Torch-Pruning's own index errors
+            failed[name] = (
+                f"Torch-Pruning cannot follow its channels ({type(error).__name__}: {error}); leave it unpruned"
+            )
+    return full, failed
+
+
 def _failures(model: nn.Module, example_input: torch.Tensor, groups: list[ChannelGroup], graph) -> dict:
     dense = _dense(model, example_input)
     names = [group.name for group in groups if group.prunable]
     if dense is None or not names:
         return {}
-    full = {name: full_group(model, graph, name) for name in names}
-    removals = minimal_removals(model, graph, full)
+    full, found = _full_groups(model, graph, names)
+    removals, refused = minimal_removals(model, graph, full)
+    found |= refused
+    names = list(removals)
     exact = [name for name in names if exact_checkable(full[name])]
-    found: dict[str, str] = {}
     for subset, oracle in ((exact, full), ([n for n in names if n not in exact], None)):
         if subset:
 
