@@ -146,8 +146,9 @@ class DenseLike(nn.Module):
 class ChunkNet(nn.Module):
     """torch.chunk into two branches, then concat: both halves must lose the same count."""
 
-    def __init__(self):
+    def __init__(self, dim: int = 1):
         super().__init__()
+        self.dim = dim
         self.conv0 = nn.Conv2d(3, 16, 3, padding=1, bias=False)
         self.bn0 = nn.BatchNorm2d(16)
         self.left = nn.Conv2d(8, 8, 3, padding=1, bias=False)
@@ -157,9 +158,25 @@ class ChunkNet(nn.Module):
         self.fc = nn.Linear(16, 10)
 
     def forward(self, x):
-        a, b = torch.relu(self.bn0(self.conv0(x))).chunk(2, dim=1)
+        a, b = torch.relu(self.bn0(self.conv0(x))).chunk(2, dim=self.dim)
         a, b = torch.relu(self.bn_left(self.left(a))), torch.relu(self.bn_right(self.right(b)))
         return self.fc(torch.cat([a, b], 1).mean((2, 3)))
+
+
+class RowChunk(nn.Module):
+    """torch.chunk of the rows (dim -2): each branch reads every channel."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv0 = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.bn0 = nn.BatchNorm2d(8)
+        self.top = nn.Conv2d(8, 4, 1)
+        self.bottom = nn.Conv2d(8, 4, 1)
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x):
+        top, bottom = torch.relu(self.bn0(self.conv0(x))).chunk(2, dim=-2)
+        return self.fc(torch.cat([self.top(top), self.bottom(bottom)], 1).mean((2, 3)))
 
 
 class FlattenNet(nn.Module):
@@ -250,12 +267,21 @@ def test_concat_densenet_like():
     assert_exact(randomized(DenseLike()), images(8), ratio=0.5)
 
 
-def test_chunk_halves_lose_the_same_count():
-    model = randomized(ChunkNet())
+@pytest.mark.parametrize("dim", [1, -3])
+def test_chunk_halves_lose_the_same_count(dim):
+    model = randomized(ChunkNet(dim))
     group = {g.name: g for g in channel_groups(model, images(8))}["conv0.weight"]
     assert group.prunable and group.cells == 2
     result = assert_exact(model, images(8), {"conv0.weight": 0.3})
     assert result.model.left.in_channels == result.model.right.in_channels == 6
+
+
+def test_a_chunk_of_rows_passes_every_channel_to_both_branches():
+    model = randomized(RowChunk())
+    group = {g.name: g for g in channel_groups(model, images(8))}["conv0.weight"]
+    assert group.prunable and group.cells == 1
+    result = assert_exact(model, images(8), {"conv0.weight": 0.5})
+    assert result.model.top.in_channels == result.model.bottom.in_channels == 4
 
 
 def test_linear_after_flatten():

@@ -133,12 +133,25 @@ def _guard_reshape(index_mapping) -> None:
     index_mapping.update_reshape_index_mapping = guarded
 
 
+def _split_dim(fn, rank: int) -> int | None:
+    """The dimension a split's autograd node splits (autograd saves -3 as 2**64 - 3)."""
+    dim = getattr(fn, "_saved_dim", None)
+    if dim is None:
+        return None
+    dim = int(dim) - (1 << 64 if int(dim) >= 1 << 63 else 0)
+    return dim + rank if dim < 0 else dim
+
+
 def _split_sizes(node) -> list[int] | None:
-    """Channel sizes of a split/chunk along dim 1 from its autograd node, None when not along dim 1."""
+    """Channel sizes of a split/chunk along dim 1 from its autograd node, [] when it splits another
+    dimension, None when unknown."""
     fn = node.grad_fn
     sizes = getattr(fn, "_saved_self_sym_sizes", None)
-    if sizes is None or int(getattr(fn, "_saved_dim", -1)) != 1:
+    dim = _split_dim(fn, len(sizes)) if sizes is not None else None
+    if dim is None:
         return None
+    if dim != 1:
+        return []
     channels = int(sizes[1])
     if hasattr(fn, "_saved_split_sizes"):
         return [int(size) for size in fn._saved_split_sizes]
@@ -163,7 +176,12 @@ def _guard_split(index_mapping) -> None:
     def guarded(graph, node):
         original(graph, node)
         sizes = _split_sizes(node)
-        if sizes is None or not node.enable_index_mapping:
+        if sizes == []:  # a split of another dimension (-2 read as 2**64 - 2): channels pass whole
+            node.module.split_sizes = None
+            for dep in _touching(node):
+                if isinstance(dep.index_mapping[0], split_type):
+                    dep.index_mapping[0] = None
+        if not sizes or not node.enable_index_mapping:
             return
         offsets = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
         node.module.split_sizes, node.module.offsets = sizes, offsets
