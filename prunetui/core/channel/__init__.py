@@ -2,7 +2,10 @@
 
 - `lab_vgg`: the lab's part 2 on its VGG, exactly (sort by the next conv's input-channel L2 norm, keep
   the first round(c * (1 - r))).
-- `depgraph`: any traceable model, by Torch-Pruning's dependency groups (Fang et al., CVPR 2023).
+- `depgraph`: any traceable model, by Torch-Pruning's dependency groups (Fang et al., CVPR 2023);
+  `trace` builds the graph (train mode too for auxiliary heads), `guards` bound and fix Torch-Pruning's
+  index mapping, `cells` cuts groups into equal parts (grouped convs, GroupNorm, chunk), `verify` marks
+  groups whose pruned copy does not run or computes something else as not prunable.
 - `prune`: picks the algorithm, validates targets, returns the smaller copy and the kept indices.
 - `export`: a deployable ONNX file (prunetui.core.onnx_export; this name re-exports it).
 """

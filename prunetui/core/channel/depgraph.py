@@ -4,41 +4,41 @@ DepGraph (Fang et al., "DepGraph: Towards Any Structural Pruning", CVPR 2023) tr
 couples every layer whose channels must go together: a conv and its BatchNorm, the next layers' inputs,
 residual adds (all convs feeding one add), concatenations and depthwise convs. A group is removed as
 one unit. Importance is Torch-Pruning's `GroupMagnitudeImportance` (the L2 norm of each channel over
-every coupled weight, averaged over the group); the k = round(c * r) least important channels go
-(the lab's k), at most c - 1. Tracing runs the model once in eval mode: BN statistics never move.
+every coupled weight, averaged over the group). A group whose channels meet grouped convs, GroupNorm
+or chunk is cut into equal parts (`cells`) that each lose the same count, their least important
+channels; otherwise k = round(c * r) channels go (the lab's k), at most c - 1.
+
+Groups the graph cannot prune are listed with their reason, never pruned: the model's outputs
+(the class count is a contract), groups Torch-Pruning cannot follow, unbalanced grouped layers, and
+(`verify`) groups whose pruned copy does not run or computes something else.
 """
 
-import warnings
+import copy
 from collections.abc import Iterator
 
 import torch
 from torch import nn
 
+from prunetui.core.channel.cells import Cells, group_cells, is_grouped_in, prune_grouped_in_channels
 from prunetui.core.channel.groups import ChannelGroup, Kept, remove_count
+from prunetui.core.channel.guards import UNMAPPED, deadline
+from prunetui.core.channel.trace import build_graph
+
+__all__ = [
+    "OUTPUT_REASON",
+    "apply_depgraph_kept",
+    "build_graph",
+    "depgraph_groups",
+    "depgraph_kept",
+    "group_importance",
+    "prune_copy_by_groups",
+]
 
 OUTPUT_REASON = "its outputs are the model's outputs"
-
-
-def build_graph(model: nn.Module, example_input: torch.Tensor):
-    """Torch-Pruning's DependencyGraph of `model`, traced on `example_input` (N x C x H x W).
-
-    Raises UserError when the model cannot be traced (a forward that fails on the example).
-    """
-    import torch_pruning as tp
-
-    from prunetui.errors import UserError
-
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.enable_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            graph = tp.DependencyGraph()
-            return graph.build_dependency(model, example_inputs=example_input[:1], verbose=False)
-    except Exception as error:  # noqa: BLE001 - any tracing failure is the model's, reported as such
-        raise UserError(f"cannot trace the model for channel groups: {error}") from error
-    finally:
-        model.train(was_training)
+UNMAPPED_REASON = (
+    "its channels pass a reshape Torch-Pruning cannot map (a channel shuffle, attention heads or "
+    "windows); leave it unpruned"
+)
 
 
 def _prunable_layers() -> tuple[type, ...]:
@@ -63,28 +63,66 @@ def _out_members(graph, group) -> list[nn.Module]:
     return members
 
 
-def _raw_groups(model: nn.Module, graph) -> Iterator[tuple[nn.Module, list[nn.Module], bool]]:
-    """(named layer, member layers, prunable) for each group, named after its earliest member."""
-    order = {module: index for index, module in enumerate(model.modules())}
-    outputs = _output_layers(graph)
-    for group in graph.get_all_groups(root_module_types=_prunable_layers()):
-        members = sorted(_out_members(graph, group), key=order.__getitem__)
-        if members:
-            yield members[0], members, not any(m in outputs for m in members)
+def _all_groups(graph) -> Iterator[tuple[nn.Module, object, Exception | None]]:
+    """(root layer, its full group or None, the error Torch-Pruning raised building it), as
+    `DependencyGraph.get_all_groups` walks them, but one group that cannot be built does not stop the rest."""
+    visited: set[nn.Module] = set()
+    for module in list(graph.module2node):
+        if not isinstance(module, _prunable_layers()) or module in visited:
+            continue
+        pruner = graph.get_pruner_of_module(module)
+        channels = pruner.get_out_channels(module) if pruner is not None else None
+        if channels is None:
+            continue
+        try:
+            with deadline():
+                group = graph.get_pruning_group(module, pruner.prune_out_channels, list(range(channels)))
+        except Exception as error:  # noqa: BLE001 - Torch-Pruning's index mapping failed on this group
+            visited.add(module)
+            yield module, None, error
+            continue
+        visited.update(d.target.module for d, _ in group if graph.is_out_channel_pruning_fn(d.handler))
+        yield module, group, None
+
+
+def _refusal(graph, root: nn.Module, group, members: list, outputs: set, names: dict) -> tuple[str, int]:
+    """(why the group cannot be pruned or "", its equal-removal part count)."""
+    from torch_pruning import ops
+
+    targets = [dep.target for dep, _ in group]
+    if any(m in outputs for m in members) or any(t.type == ops.OPTYPE.OUTPUT for t in targets):
+        return OUTPUT_REASON, 1
+    if any(getattr(t, UNMAPPED, False) for t in targets):
+        return UNMAPPED_REASON, 1
+    cells = group_cells(graph, group, names, graph.get_out_channels(root))
+    return cells.reason, max(1, len(cells.parts))
 
 
 def depgraph_groups(model: nn.Module, graph) -> list[ChannelGroup]:
-    """Every channel group of `model` in model order; output layers listed as not prunable."""
+    """Every channel group of `model` in model order (named after its earliest member), with reasons.
+
+    Structural only: `verify.checked_groups` adds the forward check.
+    """
     names = {module: name for name, module in model.named_modules()}
     order = {module: index for index, module in enumerate(model.modules())}
+    outputs = _output_layers(graph)
     found = []
-    for named, members, prunable in _raw_groups(model, graph):
+    for root, group, error in _all_groups(graph):
+        members = sorted(_out_members(graph, group), key=order.__getitem__) if group is not None else [root]
+        if not members:
+            continue
+        named = members[0]
         channels = graph.get_out_channels(named)
+        if error is not None:
+            failure = f"{type(error).__name__}: {str(error)[:120]}"
+            reason, cells = f"Torch-Pruning cannot follow its channels ({failure}); leave it unpruned", 1
+        else:
+            reason, cells = _refusal(graph, root, group, members, outputs, names)
+        if not reason and channels < 2:
+            reason = "it has a single channel"
         member_names = tuple(f"{names[m]}.weight" for m in members)
-        reason = "" if prunable else OUTPUT_REASON
-        if prunable and channels < 2:
-            prunable, reason = False, "it has a single channel"
-        found.append((order[named], ChannelGroup(member_names[0], channels, member_names, prunable, reason)))
+        group_ = ChannelGroup(member_names[0], channels, member_names, not reason, reason, cells)
+        found.append((order[named], group_))
     return [group for _, group in sorted(found, key=lambda item: item[0])]
 
 
@@ -98,34 +136,82 @@ def _full_group(graph, layer: nn.Module):
     return graph.get_pruning_group(layer, pruner.prune_out_channels, list(range(channels)))
 
 
-def group_importance(model: nn.Module, graph, name: str) -> torch.Tensor:
-    """Importance of each output channel of group `name` (length c): Torch-Pruning's group L2 norm."""
+def full_group(model: nn.Module, graph, name: str):
+    """Torch-Pruning's group of `name` with every channel (root: the named layer), within the deadline."""
+    with deadline():
+        return _full_group(graph, _layer(model, name))
+
+
+def importance_of(group) -> torch.Tensor:
+    """Torch-Pruning's group L2 norm of each root channel (GroupMagnitudeImportance, p=2)."""
     import torch_pruning as tp
 
     scorer = tp.importance.GroupMagnitudeImportance(p=2)
     with torch.no_grad():
-        return scorer(_full_group(graph, _layer(model, name))).detach().float().cpu()
+        return scorer(group).detach().float().cpu()
+
+
+def parts_of(model: nn.Module, graph, group) -> Cells:
+    """The equal-removal parts of a full group, as indices of its root layer's output channels."""
+    names = {module: n for n, module in model.named_modules()}
+    root = group[0].dep.target.module
+    return group_cells(graph, group, names, graph.get_out_channels(root))
+
+
+def group_importance(model: nn.Module, graph, name: str) -> torch.Tensor:
+    """Importance of each output channel of group `name` (length c): Torch-Pruning's group L2 norm."""
+    return importance_of(full_group(model, graph, name))
+
+
+def least_important(importance: torch.Tensor, parts: Cells, per_part: int) -> set[int]:
+    """The `per_part` least important channels of every part (exact ties: the lower index goes first)."""
+    removed: set[int] = set()
+    for part in parts.parts:
+        index = torch.tensor(part, dtype=torch.long)
+        removed.update(index[torch.argsort(importance[index], stable=True)[:per_part]].tolist())
+    return removed
 
 
 def depgraph_kept(model: nn.Module, graph, targets: dict[str, float]) -> Kept:
     """Kept output channels (ascending indices of the named layer) for every group with a ratio > 0.
 
-    The k = round(c * r) channels of lowest group importance are removed (exact ties: lower index first).
+    Each equal part of s channels loses its round(s * r) least important, at most s - 1; with one part
+    that is k = round(c * r) of the whole group. `targets` must name prunable groups (checked by the
+    caller). Raises ValueError for a group whose channels cannot be cut into equal parts (its reason).
     """
     kept: Kept = {}
     for name, ratio in targets.items():
-        importance = group_importance(model, graph, name)
-        channels = len(importance)
-        removed = set(torch.argsort(importance, stable=True)[: remove_count(channels, ratio)].tolist())
-        kept[name] = [index for index in range(channels) if index not in removed]
+        group = full_group(model, graph, name)
+        importance, parts = importance_of(group), parts_of(model, graph, group)
+        if parts.reason:
+            raise ValueError(f"channel group '{name}' cannot be pruned: {parts.reason}")
+        removed = least_important(importance, parts, remove_count(len(parts.parts[0]), ratio))
+        kept[name] = [index for index in range(len(importance)) if index not in removed]
     return kept
+
+
+def prune_group(graph, group) -> None:
+    """Apply a Torch-Pruning group (with the indices to remove), grouped convs' inputs each group its own."""
+    from torch_pruning.dependency.group import Group
+
+    grouped = [item for item in group if is_grouped_in(graph, item.dep)]
+    rest = Group()
+    rest._DG = graph
+    for item in group:
+        if not any(item is other for other in grouped):
+            rest.add_dep(item.dep, item.idxs)
+    with torch.no_grad():
+        rest.prune(record_history=False)
+    for item in grouped:
+        prune_grouped_in_channels(item.dep.target.module, item.idxs)
 
 
 def apply_depgraph_kept(model: nn.Module, graph, kept: Kept) -> nn.Module:
     """Remove, in place, every channel of each group not in `kept` (with all its coupled layers).
 
     `graph` must be built on this very `model`. Groups never share output channels, so the indices of
-    later groups stay valid while earlier ones are pruned. Returns the model.
+    later groups stay valid while earlier ones are pruned. Returns the model. Raises ValueError when a
+    grouped conv would lose different numbers of channels in its groups.
     """
     for name, keep in kept.items():
         layer = _layer(model, name)
@@ -134,16 +220,12 @@ def apply_depgraph_kept(model: nn.Module, graph, kept: Kept) -> nn.Module:
         if not remove:
             continue
         pruner = graph.get_pruner_of_module(layer)
-        group = graph.get_pruning_group(layer, pruner.prune_out_channels, remove)
-        with torch.no_grad():
-            group.prune(record_history=False)
+        prune_group(graph, graph.get_pruning_group(layer, pruner.prune_out_channels, remove))
     return model
 
 
 def prune_copy_by_groups(model: nn.Module, example_input: torch.Tensor, kept: Kept) -> nn.Module:
     """A pruned deep copy of `model` (the original untouched), in the original's train/eval mode."""
-    import copy
-
     smaller = copy.deepcopy(model)
     graph = build_graph(smaller, example_input)
     return apply_depgraph_kept(smaller, graph, kept)

@@ -22,7 +22,9 @@ class ChannelGroup:
 
     name: the weight of the layer whose outputs are removed. channels: its output channel count.
     members: weight names of every layer whose outputs are removed with it (name first).
-    prunable: False for groups that must stay whole; `reason` then says why.
+    prunable: False for groups that must stay whole; `reason` then says why (one line).
+    cells: the channels fall into this many equal parts that each lose the same count (the groups of
+    a grouped conv, GroupNorm or chunk they meet; `prunetui.core.channel.cells`); 1 for none.
     """
 
     name: str
@@ -30,6 +32,7 @@ class ChannelGroup:
     members: tuple[str, ...]
     prunable: bool = True
     reason: str = ""
+    cells: int = 1
 
 
 def keep_count(channels: int, ratio: float) -> int:
@@ -37,9 +40,14 @@ def keep_count(channels: int, ratio: float) -> int:
     return max(1, min(channels, int(round(channels * (1.0 - ratio)))))
 
 
-def remove_count(channels: int, ratio: float) -> int:
-    """Channels removed from a dependency group: k = round(c * r), at most c - 1 (one always stays)."""
-    return max(0, min(channels - 1, int(round(channels * ratio))))
+def remove_count(channels: int, ratio: float, cells: int = 1) -> int:
+    """Channels removed from a dependency group: k = round(c * r), at most c - 1 (one always stays).
+
+    With `cells` equal parts (grouped convs), each part of s = c / cells channels loses round(s * r),
+    at most s - 1: k = cells * that.
+    """
+    size = channels // max(1, cells)
+    return max(0, min(size - 1, int(round(size * ratio)))) * max(1, cells)
 
 
 def check_targets(groups: list[ChannelGroup], targets: Mapping[str, float]) -> dict[str, float]:

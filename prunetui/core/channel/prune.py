@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from prunetui.core.channel import depgraph, lab_vgg
+from prunetui.core.channel import depgraph, lab_vgg, verify
 from prunetui.core.channel.groups import ChannelGroup, Kept, check_targets, keep_count, remove_count
 
 LAB_VGG = "lab-vgg"  # the lab's sort-and-slice (prunetui.sources.vgg.VGG)
@@ -38,12 +38,18 @@ def algorithm_for(model: nn.Module) -> str:
 def channel_groups(model: nn.Module, example_input: torch.Tensor) -> list[ChannelGroup]:
     """The units the user sets (model order), not-prunable ones included with their reason.
 
-    `example_input`: N x C x H x W, used to trace models other than the lab's VGG. Raises UserError
-    when the model cannot be traced.
+    `example_input`: N x C x ... (H x W, or L for Conv1d), used to trace models other than the lab's VGG.
+    A DepGraph group is prunable only if its structure allows it (`depgraph`) and a copy pruned by its
+    minimal step passes the forward check (`verify`, cached per model). Raises UserError when the model
+    cannot be traced.
     """
     if algorithm_for(model) == LAB_VGG:
         return lab_vgg.lab_groups(model)
-    return depgraph.depgraph_groups(model, depgraph.build_graph(model, example_input))
+    return _checked_groups(model, example_input, depgraph.build_graph(model, example_input))
+
+
+def _checked_groups(model: nn.Module, example_input: torch.Tensor, graph) -> list[ChannelGroup]:
+    return verify.checked_groups(model, example_input, depgraph.depgraph_groups(model, graph), graph)
 
 
 def plan_kept(model: nn.Module, example_input: torch.Tensor, targets: Mapping[str, float]) -> Kept:
@@ -56,7 +62,7 @@ def plan_kept(model: nn.Module, example_input: torch.Tensor, targets: Mapping[st
         active = check_targets(lab_vgg.lab_groups(model), targets)
         return lab_vgg.lab_kept(model, active)
     graph = depgraph.build_graph(model, example_input)
-    active = check_targets(depgraph.depgraph_groups(model, graph), targets)
+    active = check_targets(_checked_groups(model, example_input, graph), targets)
     return depgraph.depgraph_kept(model, graph, active)
 
 
@@ -79,11 +85,16 @@ def prune_channels(
 ) -> ChannelResult:
     """A channel-pruned deep copy of `model` at `targets`; `model` itself is left untouched.
 
-    On the lab's VGG: the lab's part 2 exactly. Else: DepGraph groups, group L2 importance, k = round(c*r).
+    On the lab's VGG: the lab's part 2 exactly. Else: DepGraph groups, group L2 importance, k = round(c*r)
+    (or round(s * r) from each equal part of a grouped group). Raises UserError for a target the plan
+    refuses (`plan_kept`) and when the pruned copy does not run or changes the output shapes (naming the
+    group, `verify.verify_pruned`): before any training.
     """
     kept = plan_kept(model, example_input, targets)
     algorithm = algorithm_for(model)
     smaller = apply_kept(copy.deepcopy(model), example_input, kept, algorithm)
+    if algorithm == DEPGRAPH:
+        verify.verify_pruned(model, smaller, example_input, kept)
     return ChannelResult(smaller, kept, algorithm, {name: float(r) for name, r in targets.items() if r > 0})
 
 
@@ -92,7 +103,8 @@ def kept_counts(
 ) -> dict[str, tuple[int, int]]:
     """(kept, total) output channels per group at `targets`, without pruning: the TUI's table column.
 
-    The lab keeps round(c * (1 - r)); DepGraph groups remove round(c * r) (they differ only at .5 ties).
+    The lab keeps round(c * (1 - r)); DepGraph groups remove round(c * r) (they differ only at .5 ties),
+    or round(s * r) from each of their `cells` parts of s channels.
     """
     counts = {}
     for group in groups:
@@ -102,6 +114,6 @@ def kept_counts(
         elif algorithm == LAB_VGG:
             kept = keep_count(group.channels, ratio)
         else:
-            kept = group.channels - remove_count(group.channels, ratio)
+            kept = group.channels - remove_count(group.channels, ratio, group.cells)
         counts[group.name] = (kept, group.channels)
     return counts
