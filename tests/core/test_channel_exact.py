@@ -16,14 +16,8 @@ import torch
 import torchvision
 from torch import nn
 
-from prunetui.core.channel import (
-    DEPGRAPH,
-    channel_checkpoint,
-    channel_groups,
-    kept_counts,
-    prune_channels,
-    rebuild,
-)
+from prunetui.core.channel import DEPGRAPH, channel_groups, kept_counts, prune_channels
+from prunetui.core.lineage import ChannelStage, channel_checkpoint, rebuild
 from prunetui.errors import UserError
 
 ATOL, RTOL = 1e-5, 1e-4
@@ -333,6 +327,6 @@ def test_googlenet_aux_heads_are_pruned_with_their_trunk():
     assert logits.shape == aux1.shape == aux2.shape == (2, 10)
     # the export reopens: kept indices replayed on a fresh model, state_dict loaded strictly
     fresh = torchvision.models.googlenet(num_classes=10, aux_logits=True, init_weights=False)
-    rebuilt = rebuild(fresh, channel_checkpoint(result, x[:1])).eval()
+    rebuilt = rebuild(fresh, channel_checkpoint([ChannelStage.of(result, x[:1])], small)).eval()
     with torch.no_grad():
         torch.testing.assert_close(rebuilt(x), small.eval()(x))
