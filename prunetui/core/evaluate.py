@@ -1,8 +1,8 @@
 """Top-1 accuracy on an evaluation split, in the split's own batches (the batching every accuracy
 follows: core.evaldata)."""
 
-import threading
 from collections.abc import Iterable
+from threading import Event
 
 import torch
 from torch import nn
@@ -17,10 +17,7 @@ def model_device(model: nn.Module) -> torch.device:
 
 @torch.inference_mode()
 def evaluate(
-    model: nn.Module,
-    batches: Iterable,
-    report: Report = ignore,
-    cancel: threading.Event | None = None,
+    model: nn.Module, batches: Iterable, report: Report = ignore, cancel: Event | None = None
 ) -> float:
     """Top-1 accuracy in % over `batches` of (images, labels), on the model's device.
 
@@ -34,10 +31,7 @@ def evaluate(
 
 @torch.inference_mode()
 def count_correct(
-    model: nn.Module,
-    batches: Iterable,
-    report: Report = ignore,
-    cancel: threading.Event | None = None,
+    model: nn.Module, batches: Iterable, report: Report = ignore, cancel: Event | None = None
 ) -> tuple[int, int]:
     """(correct top-1 predictions, images seen) over `batches`, counted on the device (one sync at the end).
 

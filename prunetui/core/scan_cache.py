@@ -24,7 +24,23 @@ from prunetui.core.layers import prunable_parameters
 from prunetui.core.runs import STATE_DIR, fingerprint
 from prunetui.core.sensitivity import ScanResult
 
-ScanRunner = Callable[..., ScanResult]  # core.sensitivity.scan's positional contract
+
+@dataclass(frozen=True)
+class ScanJob:
+    """One scan a runner does: `layers` of `model` alone at each of `sparsities`, evaluated on `batches`;
+    `base_accuracy` when known (on the same images). The runners (core.sensitivity for fine-grained
+    methods, core.methods.channel, prunetui.distributed) all take one."""
+
+    model: nn.Module
+    batches: Iterable
+    sparsities: Sequence[float]
+    layers: Sequence[str] | None
+    report: Report
+    cancel: threading.Event | None
+    base_accuracy: float | None
+
+
+ScanRunner = Callable[[ScanJob], ScanResult]
 
 
 @dataclass(frozen=True)
@@ -105,11 +121,10 @@ def cached_scan(
     base_accuracy: float | None,
     run: ScanRunner,
 ) -> ScanResult:
-    """`run(model, batches, sparsities, layers, report, cancel, base_accuracy)` for the layers `cache`
-    does not hold; the others are reported from it as if scanned. Whatever finished is stored, even
-    when the scan was cancelled."""
+    """`run(ScanJob)` for the layers `cache` does not hold; the others are reported from it as if
+    scanned. Whatever finished is stored, even when the scan was cancelled."""
     if cache is None:
-        return run(model, batches, sparsities, layers, report, cancel, base_accuracy)
+        return run(ScanJob(model, batches, sparsities, layers, report, cancel, base_accuracy))
     started = time.perf_counter()
     names = list(layers) if layers is not None else list(prunable_parameters(model))
     stored = load_cached(cache) or ScanResult([float(s) for s in sparsities], None)
@@ -118,7 +133,7 @@ def cached_scan(
     missing = [name for name in names if name not in hits]
     base = base_accuracy if base_accuracy is not None else stored.base_accuracy
     if missing:
-        fresh = run(model, batches, sparsities, missing, report, cancel, base)
+        fresh = run(ScanJob(model, batches, sparsities, missing, report, cancel, base))
     else:
         fresh = ScanResult(stored.sparsities, base, path=stored.path, images=stored.images)
         report(Progress("scan", len(names), len(names)))

@@ -280,3 +280,15 @@ def scan(
         result.cancelled = True
     result.seconds = time.perf_counter() - started
     return result
+
+
+def scan_runner(options: ScanOptions, scores=None, calibration: Iterable | None = None):
+    """`scan` as a core.scan_cache runner (a ScanJob in, a ScanResult out)."""
+
+    def run(job) -> ScanResult:
+        return scan(
+            job.model, job.batches, job.sparsities, job.layers, job.report, job.cancel, job.base_accuracy,
+            options=options, scores=scores, calibration=calibration,
+        )  # fmt: skip
+
+    return run

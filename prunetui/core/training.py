@@ -7,7 +7,8 @@ from dataclasses import asdict
 import torch
 
 from prunetui.core.events import Report
-from prunetui.core.finetune import FinetuneResult, finetune
+from prunetui.core.finetune import FinetuneJob, FinetuneResult
+from prunetui.core.finetune import run as run_here
 from prunetui.core.model_state import ModelState
 from prunetui.core.recipe import Finetune, Plan, Recipe, Recovery, recipe_from_dict
 from prunetui.core.recorder import RunRecorder
@@ -26,7 +27,7 @@ class Training:
         follows every epoch and ends "finished", "cancelled" or "failed" (then this raises)."""
         state, store = self.state, self.recorder.store
         launcher = self.launch(recipe.processes, state)
-        train = finetune if launcher is None else launcher.finetune
+        train = run_here if launcher is None else launcher.finetune
         started = time.perf_counter() - record.seconds
 
         def save_state(saved: dict) -> None:
@@ -44,10 +45,9 @@ class Training:
             else:
                 torch.manual_seed(recipe.seed)  # the shuffle and augmentation draws: a replay repeats them
             try:
-                result: FinetuneResult = train(
-                    state.model, data.train, data.eval, state.masks, recipe, report, cancel, save_state,
-                    resume, teacher=teacher,
-                )  # fmt: skip
+                job = FinetuneJob(state.model, data.train, data.eval, state.masks, recipe, report, cancel,
+                                  save_state, resume, teacher)  # fmt: skip
+                result: FinetuneResult = train(job)
             except BaseException as e:
                 record.status, record.error = "failed", f"{type(e).__name__}: {e}"
                 self.recorder.save(record)

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,13 +26,13 @@ from torch import nn
 
 import prunetui
 from prunetui.core.evaluate import model_device
-from prunetui.core.events import Report, ScanPoint, ignore
-from prunetui.core.finetune import FinetuneResult, restore, snapshot
+from prunetui.core.events import Report, ScanPoint
+from prunetui.core.finetune import FinetuneJob, FinetuneResult, restore, snapshot
 from prunetui.core.layers import prunable_parameters
 from prunetui.core.model_state import ModelState
-from prunetui.core.pruning import Masks
 from prunetui.core.recipe import Processes, Recipe
-from prunetui.core.sensitivity import DEFAULT_SPARSITIES, ScanResult
+from prunetui.core.scan_cache import ScanJob
+from prunetui.core.sensitivity import ScanResult
 from prunetui.distributed.protocol import (
     decode,
     eval_settings,
@@ -71,32 +71,27 @@ class Launcher:
     def nproc(self) -> int:
         return self.processes.nproc
 
-    def finetune(
-        self,
-        model: nn.Module,
-        train_batches: Iterable,
-        eval_batches: Iterable,
-        masks: Masks,
-        recipe: Recipe,
-        report: Report = ignore,
-        cancel: threading.Event | None = None,
-        save_state: Callable[[dict], None] | None = None,
-        resume: dict | None = None,
-        teacher: nn.Module | None = None,
-    ) -> FinetuneResult:
-        """core.finetune's contract, the epochs run by torchrun. The loaders only lend their batch sizes
-        and shuffling: the global batch stays what it is in one process. `teacher` (a distilling run's)
-        is rebuilt in every process from the spec, the stages the model was opened with and its weights.
+    def finetune(self, work: FinetuneJob) -> FinetuneResult:
+        """core.finetune.run's contract, the epochs run by torchrun. The loaders only lend their batch
+        sizes and shuffling: the global batch stays what it is in one process. The teacher of a
+        distilling run is rebuilt in every process from the spec, the stages the model was opened with
+        and its weights.
 
         The model ends holding the best epoch's weights. When a rank fails this raises JobFailed, the
         model holding the best weights of the epochs that completed (unchanged if none did).
         """
-        job = self.finetune_job(model, train_batches, eval_batches, recipe)
-        teacher_state = snapshot(teacher) if teacher is not None else None
-        inputs = {"model": snapshot(model), "masks": masks, "resume": resume, "teacher": teacher_state}
-        state = resume
+        model, report, save_state = work.model, work.report, work.save_state
+        job = self.finetune_job(model, work.train_batches, work.eval_batches, work.recipe)
+        teacher_state = snapshot(work.teacher) if work.teacher is not None else None
+        inputs = {
+            "model": snapshot(model),
+            "masks": work.masks,
+            "resume": work.resume,
+            "teacher": teacher_state,
+        }
+        state = work.resume
         with Run(self.command(), job, inputs, self.environment()) as run:
-            for message in run.messages(cancel):
+            for message in run.messages(work.cancel):
                 if message["type"] == "epoch_end":
                     state = run.epoch_state(message["epoch"], model_device(model))
                     if save_state is not None:
@@ -111,29 +106,20 @@ class Launcher:
             raise JobFailed(f"distributed finetune failed: {failure}{kept_note(result)}")
         return result
 
-    def scan(
-        self,
-        model: nn.Module,
-        batches: Iterable,
-        sparsities: Sequence[float] = DEFAULT_SPARSITIES,
-        layers: Sequence[str] | None = None,
-        report: Report = ignore,
-        cancel: threading.Event | None = None,
-        base_accuracy: float | None = None,
-        *,
-        scores: dict[str, torch.Tensor] | None = None,
-    ) -> ScanResult:
-        """core.sensitivity.scan's contract (`scores`: the criterion's, sent to every rank), the layers
+    def scan(self, work: ScanJob, scores: dict[str, torch.Tensor] | None = None) -> ScanResult:
+        """core.scan_cache's runner contract (`scores`: the criterion's, sent to every rank), the layers
         dealt to the ranks; the model is not touched."""
+        model, report, base_accuracy = work.model, work.report, work.base_accuracy
+        layers, sparsities = work.layers, work.sparsities
         started = time.perf_counter()
         names = list(layers) if layers is not None else list(prunable_parameters(model))
         sparsities = [float(s) for s in sparsities]
-        job = {**self._job("scan", model), **eval_settings(batches)}
+        job = {**self._job("scan", model), **eval_settings(work.batches)}
         job |= {"sparsities": sparsities, "layers": names, "base_accuracy": base_accuracy}
         points = LayerOrder(names, sparsities, report)
         inputs = {"model": snapshot(model), "masks": {}, "scores": scores}
         with Run(self.command(), job, inputs, self.environment()) as run:
-            for message in run.messages(cancel):
+            for message in run.messages(work.cancel):
                 event = to_event(message)
                 if isinstance(event, ScanPoint):
                     points.add(event)

@@ -11,6 +11,7 @@ OPENING = "the model is still loading"
 BEFORE_SESSION = {"quit", "focus_next", "focus_previous"}
 TARGET_DIGITS = Binding.Group("Set target 0.0-0.9")
 LOAD_RUN = "Targets from the selected run (Runs tab)"
+ACCEPT, DISCARD = "Accept the suggested targets", "Discard the suggested targets"
 SUGGESTION_ACTIONS = {"accept_suggestion", "discard_suggestion"}
 # What changes or uses the targets waits while a suggestion is shown (hidden from the footer meanwhile).
 BLOCKED_BY_SUGGESTION = {
@@ -26,6 +27,11 @@ BLOCKED_WHILE_BUSY = {
     "accept_suggestion", "nudge", "set_target", "exact_target", "compound", "compound_all", "open_profile",
     "load_run", "cycle_method", "recalibrate",
 }  # fmt: skip
+
+
+def hidden(key: str, action: str, description: str, tooltip: str, id: str) -> Binding:  # noqa: A002
+    """A key shown in the help screen and the command palette, not in the 80-column footer."""
+    return Binding(key, action, description, tooltip=tooltip, show=False, id=id)
 
 
 def _digit_binding(digit: int) -> Binding:
@@ -45,28 +51,16 @@ BINDINGS = [
     # only while a suggestion is shown (escape discards it too: see action_cancel_job);
     # before the `enter` of exact_target, so that enter accepts first
     Binding(
-        "y,enter",
-        "accept_suggestion",
-        "Accept",
-        tooltip="Accept the suggested targets",
-        key_display="y",
-        id="accept-suggestion",
+        "y,enter", "accept_suggestion", "Accept", tooltip=ACCEPT, key_display="y", id="accept-suggestion"
     ),
-    Binding(
-        "n",
-        "discard_suggestion",
-        "Discard",
-        tooltip="Discard the suggested targets",
-        id="discard-suggestion",
-    ),
+    Binding("n", "discard_suggestion", "Discard", tooltip=DISCARD, id="discard-suggestion"),
     Binding("p", "prune", "Prune", tooltip="Prune the dense weights to the targets", id="prune"),
-    Binding(
+    hidden(
         "P",
         "prune_further",
         "Prune further",
-        tooltip="Prune further from the current weights (masks held, sparsities only grow)",
-        show=False,
-        id="prune-further",
+        "Prune further from the current weights (masks held, sparsities only grow)",
+        "prune-further",
     ),
     Binding("f", "finetune", "Finetune", tooltip="Finetune with the masks held…", id="finetune"),
     Binding(
@@ -80,42 +74,22 @@ BINDINGS = [
     Binding("question_mark", "help", "Help", tooltip="Every key", key_display="?", id="help"),
     Binding("q", "quit", "Quit", tooltip="Quit (asks while a job runs)", id="quit"),
     # not in the footer: it would overflow at 80 columns
-    Binding(
-        "c",
-        "compound",
-        "Compound",
-        tooltip="Compound rule on the selected layer…",
-        show=False,
-        id="compound",
-    ),
-    Binding(
-        "ctrl+s",
-        "save_profile",
-        "Save",
-        tooltip="Save the targets as a profile…",
-        show=False,
-        id="save-profile",
-    ),
-    Binding("o", "open_profile", "Open", tooltip="Open a profile…", show=False, id="open-profile"),
-    Binding("w", "export", "Export", tooltip="Export the model as a checkpoint…", show=False, id="export"),
+    hidden("c", "compound", "Compound", "Compound rule on the selected layer…", "compound"),
+    hidden("ctrl+s", "save_profile", "Save", "Save the targets as a profile…", "save-profile"),
+    hidden("o", "open_profile", "Open", "Open a profile…", "open-profile"),
+    hidden("w", "export", "Export", "Export the model as a checkpoint…", "export"),
     Binding("j", "select(1)", "Next layer", show=False, id="next-layer"),
     Binding("k", "select(-1)", "Previous layer", show=False, id="previous-layer"),
     # home/end: a focused DataTable's own (sideways) are replaced in LayerTable and RUNS_TABLE_HIDDEN
-    Binding(
+    hidden(
         "home,g",
         "select_edge(False)",
         "First layer",
-        tooltip="First layer (or run, in the runs table)",
-        show=False,
-        id="first-layer",
+        "First layer (or run, in the runs table)",
+        "first-layer",
     ),
-    Binding(
-        "end,G",
-        "select_edge(True)",
-        "Last layer",
-        tooltip="Last layer (or run, in the runs table)",
-        show=False,
-        id="last-layer",
+    hidden(
+        "end,G", "select_edge(True)", "Last layer", "Last layer (or run, in the runs table)", "last-layer"
     ),
     Binding(
         "plus,equals_sign",
@@ -127,75 +101,47 @@ BINDINGS = [
     ),
     Binding("minus", f"nudge({-NUDGE})", f"Target -{NUDGE}", show=False, key_display="-", id="nudge-down"),
     *(_digit_binding(d) for d in range(10)),
-    Binding("enter", "exact_target", "Exact target", tooltip="Type the target…", show=False, id="exact"),
-    Binding(
-        "C",
-        "compound_all",
-        "Compound all",
-        tooltip="Compound rule on every layer with a target > 0…",
-        show=False,
-        id="compound-all",
+    hidden("enter", "exact_target", "Exact target", "Type the target…", "exact"),
+    hidden(
+        "C", "compound_all", "Compound all", "Compound rule on every layer with a target > 0…", "compound-all"
     ),
-    Binding("r", "reset", "Reset", tooltip="Reset the model to the dense weights", show=False, id="reset"),
+    hidden("r", "reset", "Reset", "Reset the model to the dense weights", "reset"),
     Binding("t", "next_plot", "Next plot", show=False, id="next-plot"),
-    Binding(
+    hidden(
         "M",
         "cycle_method",
         "Method",
-        tooltip="Next pruning method (magnitude, taylor, channel): how prune and scan choose the weights",
-        show=False,
-        id="method",
+        "Next pruning method (magnitude, taylor, channel): how prune and scan choose the weights",
+        "method",
     ),
-    Binding(
+    hidden(
         "b",
         "recalibrate",
         "Recalibrate BN",
-        tooltip="Recalibrate the BatchNorm statistics of the model as it is now (20 training batches)",
-        show=False,
-        id="recalibrate",
+        "Recalibrate the BatchNorm statistics of the model as it is now (20 training batches)",
+        "recalibrate",
     ),
-    Binding(
+    hidden(
         "B",
         "toggle_recalibrate",
         "BN recal on/off",
-        tooltip="Recalibrate BatchNorm after every prune and in suggestions (off: the lab's numbers)",
-        show=False,
-        id="toggle-recalibrate",
+        "Recalibrate BatchNorm after every prune and in suggestions (off: the lab's numbers)",
+        "toggle-recalibrate",
     ),
-    Binding("z", "toggle_zeros", "Zeros", tooltip="Histogram: show or hide zeros", show=False, id="zeros"),
-    Binding(
-        "l",
-        "toggle_lock",
-        "Lock",
-        tooltip="Lock the selected layer's target for suggestions (again unlocks)",
-        show=False,
-        id="lock",
+    hidden("z", "toggle_zeros", "Zeros", "Histogram: show or hide zeros", "zeros"),
+    hidden(
+        "l", "toggle_lock", "Lock", "Lock the selected layer's target for suggestions (again unlocks)", "lock"
     ),
-    Binding("u", "show_runs", "Runs", tooltip="Show the runs and move to their table", show=False, id="runs"),
-    Binding(
-        "m",
-        "mark_run",
-        "Mark run",
-        tooltip="Mark the selected run to compare (d)",
-        show=False,
-        id="mark-run",
-    ),
-    Binding(
+    hidden("u", "show_runs", "Runs", "Show the runs and move to their table", "runs"),
+    hidden("m", "mark_run", "Mark run", "Mark the selected run to compare (d)", "mark-run"),
+    hidden(
         "d",
         "diff_runs",
         "Diff runs",
-        tooltip="Diff the targets: marked run (or current) vs selected run",
-        show=False,
-        id="diff-runs",
+        "Diff the targets: marked run (or current) vs selected run",
+        "diff-runs",
     ),
-    Binding(
-        "R",
-        "resume_run",
-        "Resume run",
-        tooltip="Resume the selected interrupted finetune run",
-        show=False,
-        id="resume-run",
-    ),
+    hidden("R", "resume_run", "Resume run", "Resume the selected interrupted finetune run", "resume-run"),
 ]
 
 # --- many layers at once, and the Sensitivity tab's view -------------------------------------------
@@ -236,17 +182,10 @@ SELECTION_BINDINGS = [
         key_display="space",
         id="toggle-selected",
     ),
-    Binding(
-        "v",
-        "select_range",
-        "Range",
-        tooltip="Select a range: v at one end, move, v at the other",
-        show=False,
-        id="select-range",
+    hidden(
+        "v", "select_range", "Range", "Select a range: v at one end, move, v at the other", "select-range"
     ),
-    Binding(
-        "V", "select_all", "All", tooltip="Select every layer (again: none)", show=False, id="select-all"
-    ),
+    hidden("V", "select_all", "All", "Select every layer (again: none)", "select-all"),
     Binding(
         "slash",
         "select_pattern",
@@ -256,21 +195,19 @@ SELECTION_BINDINGS = [
         key_display="/",
         id="select-pattern",
     ),
-    Binding(
+    hidden(
         "T",
         "toggle_sensitivity_numbers",
         "Numbers",
-        tooltip="Sensitivity: the numbers (layers × sparsity) or the curves",
-        show=False,
-        id="sensitivity-numbers",
+        "Sensitivity: the numbers (layers × sparsity) or the curves",
+        "sensitivity-numbers",
     ),
-    Binding(
+    hidden(
         "S",
         "scan_settings",
         "Scan settings",
-        tooltip="Scan settings: the sparsities s scans at and the tolerated accuracy drop…",
-        show=False,
-        id="scan-settings",
+        "Scan settings: the sparsities s scans at and the tolerated accuracy drop…",
+        "scan-settings",
     ),
 ]
 BINDINGS = [*BINDINGS, *SELECTION_BINDINGS]

@@ -1,27 +1,10 @@
-"""One validation policy for both front ends: limits on finetune settings, the profile-vs-model rule.
+"""One validation policy for both front ends: finetune values typed in a dialog (the limits are
+core.recipe's, which the command line's flags meet too), the profile-vs-model rule.
 
-Imports nothing heavy: the CLI checks its arguments with it before torch is loaded.
+Imports nothing heavy: the first frame of the workbench is drawn before torch is loaded.
 """
 
-import math
-
-EPOCHS_MAX = 1000
-LR_MAX = 10.0
-
-
-def check_epochs(epochs: int, allow_zero: bool = False) -> int:
-    """Finetune epochs: 1..EPOCHS_MAX (0 too with `allow_zero`: no finetune). ValueError otherwise."""
-    low = 0 if allow_zero else 1
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or not low <= epochs <= EPOCHS_MAX:
-        raise ValueError(f"epochs must be a whole number from {low} to {EPOCHS_MAX}, got {epochs}")
-    return epochs
-
-
-def check_learning_rate(lr: float) -> float:
-    """Learning rate in (0, LR_MAX]. ValueError otherwise."""
-    if not (isinstance(lr, int | float) and math.isfinite(lr) and 0.0 < lr <= LR_MAX):
-        raise ValueError(f"learning rate must be in (0, {LR_MAX:g}], got {lr}")
-    return float(lr)
+from prunetui.core.recipe import check_epochs, check_learning_rate
 
 
 def parse_epochs(text: str) -> int:
@@ -30,7 +13,7 @@ def parse_epochs(text: str) -> int:
         epochs = int(text.strip())
     except ValueError:
         raise ValueError(f"epochs must be a whole number, got {text.strip() or 'nothing'}") from None
-    return check_epochs(epochs)
+    return check_epochs(epochs, allow_zero=False)
 
 
 def parse_learning_rate(text: str) -> float:

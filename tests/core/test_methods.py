@@ -6,6 +6,7 @@ from conftest import tiny_cnn, tiny_splits
 from torch.nn import functional as F
 
 from prunetui.core.methods import METHODS, Plan, get_method
+from prunetui.core.methods.base import Scoring
 from prunetui.core.methods.taylor import Taylor
 from prunetui.core.profile import Profile, parse_profile, profile_toml
 from prunetui.core.runs import RunStore
@@ -59,7 +60,7 @@ def test_taylor_scores_are_w_times_gradient_summed_over_batches():
     model, splits = tiny_cnn(), tiny_splits(shuffle=False)
     batches = list(splits.train)[:3]  # a plain list is read as it comes
     state = {k: v.clone() for k, v in model.state_dict().items()}
-    scores = Taylor(batches=3).scores(model, state, ["3.weight"], batches)
+    scores = Taylor(batches=3).scores(Scoring(model, state, ["3.weight"], batches))
     expected = torch.zeros_like(state["3.weight"])
     model.eval()
     for images, labels in batches:
@@ -75,7 +76,7 @@ def test_taylor_never_runs_the_shared_model_nor_draws_from_its_loader():
     calls = []
     model.register_forward_hook(lambda module, *_: calls.append(module is model))  # copied with the model
     generator_state = splits.train.generator.get_state()
-    Taylor().scores(model, model.state_dict(), ["0.weight"], splits.train)
+    Taylor().scores(Scoring(model, model.state_dict(), ["0.weight"], splits.train))
     assert calls and not any(calls) and torch.equal(splits.train.generator.get_state(), generator_state)
 
 
@@ -83,8 +84,8 @@ def test_taylor_scores_leave_the_model_alone_and_repeat_exactly():
     model, splits = tiny_cnn(), tiny_splits()
     model.train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    first = Taylor().scores(model, model.state_dict(), ["0.weight", "7.weight"], splits.train)
-    second = Taylor().scores(model, model.state_dict(), ["0.weight", "7.weight"], splits.train)
+    first = Taylor().scores(Scoring(model, model.state_dict(), ["0.weight", "7.weight"], splits.train))
+    second = Taylor().scores(Scoring(model, model.state_dict(), ["0.weight", "7.weight"], splits.train))
     assert model.training
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # BN statistics too
     assert all(p.grad is None for p in model.parameters())
@@ -96,7 +97,7 @@ def test_taylor_needs_training_data():
         Session(tiny_cnn()).set_method("taylor")
     with pytest.raises(UserError, match="training batches"):
         model = tiny_cnn()
-        Taylor().scores(model, model.state_dict(), ["0.weight"], None)
+        Taylor().scores(Scoring(model, model.state_dict(), ["0.weight"], None))
 
 
 def test_unknown_method_is_named():

@@ -5,10 +5,10 @@ import threading
 import pytest
 import torch
 
+from prunetui.core import sensitivity as session_module
 from prunetui.core.events import Progress, ScanPoint
-from prunetui.core.methods import fine_grained as session_module
 from prunetui.core.scan_cache import ScanCache, cached_scan, scan_folder, scan_key
-from prunetui.core.sensitivity import ScanOptions, scan
+from prunetui.core.sensitivity import ScanOptions, scan, scan_runner
 from prunetui.core.session import Origin, Session
 
 GRID = [0.5, 0.9]
@@ -83,9 +83,13 @@ def test_unreadable_cache_file_is_recomputed(model, splits, tmp_path):
     cache = ScanCache(tmp_path, scan_key(model, "tiny", GRID, None, None))
     tmp_path.mkdir(exist_ok=True)
     cache.file.write_text("{not json")
-    result = cached_scan(cache, model, splits.eval, GRID, None, lambda e: None, None, None, scan)
+    result = cached_scan(
+        cache, model, splits.eval, GRID, None, lambda e: None, None, None, scan_runner(ScanOptions())
+    )
     assert not result.cached and list(result.layers) == ["0.weight", "3.weight", "7.weight"]
-    again = cached_scan(cache, model, splits.eval, GRID, None, lambda e: None, None, None, scan)
+    again = cached_scan(
+        cache, model, splits.eval, GRID, None, lambda e: None, None, None, scan_runner(ScanOptions())
+    )
     assert again.cached and again.layers == result.layers
 
 

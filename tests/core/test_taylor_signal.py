@@ -17,6 +17,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from prunetui.cli import main
+from prunetui.core.methods.base import Scoring
 from prunetui.core.methods.taylor import Taylor
 from prunetui.core.runs import RunStore
 from prunetui.core.session import Origin, Session
@@ -66,7 +67,7 @@ def batches(n: int = 32, batch_size: int = 8) -> DataLoader:
 
 
 def scores(model: nn.Module, names=NAMES, data=None) -> dict[str, torch.Tensor]:
-    return Taylor().scores(model, model.state_dict(), names, batches() if data is None else data)
+    return Taylor().scores(Scoring(model, model.state_dict(), names, batches() if data is None else data))
 
 
 def _frozen(freeze) -> nn.Module:

@@ -38,26 +38,28 @@ if TYPE_CHECKING:
     from prunetui.core.schedule import GradualScores
 
 
+@dataclass(frozen=True)
+class Scoring:
+    """What a criterion scores: the tensors `names` of `model` holding the weights `state` (every parameter
+    and buffer of `model`, as `state_dict()` names them; the model's own tensors are never modified),
+    with training (images, labels) `batches` for criteria that need data, and a cancel event."""
+
+    model: nn.Module
+    state: Mapping[str, torch.Tensor]
+    names: Sequence[str]
+    batches: Iterable | None = None
+    cancel: Event | None = None
+
+
 class Criterion:
     """A fine-grained pruning criterion: importance scores per weight, then the lab's k and tie rule."""
 
     name: ClassVar[str]
     needs_data: ClassVar[bool] = False  # True: `scores` reads training batches
 
-    def scores(
-        self,
-        model: nn.Module,
-        state: Mapping[str, torch.Tensor],
-        names: Sequence[str],
-        batches: Iterable | None = None,
-        cancel: Event | None = None,
-    ) -> dict[str, torch.Tensor]:
-        """Importance of every weight of the tensors `names`, each of its weight's shape, >= 0.
-
-        `state` holds the weights to score (the model's own tensors are never modified): every
-        parameter and buffer of `model`, as `state_dict()` names them. `batches`: training
-        (images, labels) batches, for criteria that need data. Raises UserError when it cannot score.
-        """
+    def scores(self, scoring: Scoring) -> dict[str, torch.Tensor]:
+        """Importance of every weight of the tensors `scoring.names`, each of its weight's shape, >= 0.
+        Raises UserError when it cannot score."""
         raise NotImplementedError
 
     def mask(self, scores: torch.Tensor, sparsity: float) -> torch.Tensor:

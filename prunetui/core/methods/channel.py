@@ -21,12 +21,13 @@ from prunetui.core.channel import algorithm_for, channel_groups, kept_counts, pr
 from prunetui.core.cost import measure_cost
 from prunetui.core.evaldata import EvalBatches
 from prunetui.core.evaluate import count_correct
-from prunetui.core.events import Cancelled, Progress, Report, ScanPoint, ignore
+from prunetui.core.events import Cancelled, Progress, ScanPoint
 from prunetui.core.lineage import ChannelStage
 from prunetui.core.methods.base import Method, Projection, Unit
 from prunetui.core.recalibrate import recalibrate_bn
 from prunetui.core.recipe import Plan
 from prunetui.core.run_cost import opened_cost
+from prunetui.core.scan_cache import ScanJob
 from prunetui.core.sensitivity import ScanOptions, ScanResult
 from prunetui.errors import UserError
 
@@ -99,19 +100,17 @@ class Channel(Method):
 
 
 def _scan(
-    model: nn.Module,
-    batches: Iterable,
-    sparsities: Sequence[float],
-    layers: Sequence[str],
-    report: Report = ignore,
-    cancel: Event | None = None,
-    base: float | None = None,
-    *,
-    example: torch.Tensor,
-    eval_size: int | None,
-    calibration: Iterable | None,
+    job: ScanJob, *, example: torch.Tensor, eval_size: int | None, calibration: Iterable | None
 ) -> ScanResult:
     started = time.perf_counter()
+    model, batches, sparsities, report, cancel = (
+        job.model,
+        job.batches,
+        job.sparsities,
+        job.report,
+        job.cancel,
+    )
+    base, layers = job.base_accuracy, job.layers
     held = EvalBatches(None, batches, example.device, eval_size)
     result = ScanResult([float(s) for s in sparsities], base)
 

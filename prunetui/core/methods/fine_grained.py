@@ -13,10 +13,10 @@ import torch
 
 from prunetui.core import pruning
 from prunetui.core.global_magnitude import global_magnitude_targets
-from prunetui.core.methods.base import Criterion, Method, Projection, Unit
+from prunetui.core.methods.base import Criterion, Method, Projection, Scoring, Unit
 from prunetui.core.recipe import Plan
 from prunetui.core.schedule import GradualScores
-from prunetui.core.sensitivity import ScanOptions, scan
+from prunetui.core.sensitivity import ScanOptions, scan_runner
 from prunetui.core.size import BITS, MIB, projected_size_mib
 from prunetui.errors import UserError
 
@@ -40,13 +40,15 @@ class FineGrained(Method):
         self, state: "ModelState", train: Iterable | None, cancel: Event | None = None
     ) -> dict[str, torch.Tensor]:
         """The importance of every weight as opened, computed once per criterion."""
-        compute = partial(self.criterion.scores, state.base, state.opened, state.layer_names, train, cancel)
+        compute = partial(
+            self.criterion.scores, Scoring(state.base, state.opened, state.layer_names, train, cancel)
+        )
         with _SCORING:
             return state.memo(("scores", self.name), compute, of_opened=True)
 
     def current_scores(self, state: "ModelState", train, cancel=None) -> dict[str, torch.Tensor]:
         model = state.model
-        return self.criterion.scores(model, model.state_dict(), state.layer_names, train, cancel)
+        return self.criterion.scores(Scoring(model, model.state_dict(), state.layer_names, train, cancel))
 
     # --- the lifecycle -------------------------------------------------------------------------------
     def prune(self, state, plan: Plan, start: str, train, cancel=None) -> None:
@@ -98,8 +100,7 @@ class FineGrained(Method):
         scores = self.current_scores(state, train, cancel)
         if launcher is not None:
             return partial(launcher.scan, scores=scores)
-        calibration = train if options.recalibrate else None
-        return partial(scan, options=options, scores=scores, calibration=calibration)
+        return scan_runner(options, scores, train if options.recalibrate else None)
 
     def global_targets(
         self, state, budget_mib: float, locked: Mapping[str, float], cap: float | None = None, train=None

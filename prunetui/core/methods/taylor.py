@@ -9,7 +9,6 @@ loader and the loader's generator are never touched (another thread may be train
 
 import copy
 from collections.abc import Iterable, Mapping, Sequence
-from threading import Event
 
 import torch
 from torch import nn
@@ -17,7 +16,7 @@ from torch.nn import functional as F
 
 from prunetui.core.draw import first_batches
 from prunetui.core.events import check_cancel
-from prunetui.core.methods.base import Criterion
+from prunetui.core.methods.base import Criterion, Scoring
 from prunetui.core.methods.fine_grained import FineGrained
 from prunetui.core.outputs import logits_of
 from prunetui.core.schedule import GradualScores
@@ -33,25 +32,19 @@ class Taylor(Criterion):
     def __init__(self, batches: int = BATCHES):
         self.batch_count = batches
 
-    def scores(
-        self,
-        model: nn.Module,
-        state: Mapping[str, torch.Tensor],
-        names: Sequence[str],
-        batches: Iterable | None = None,
-        cancel: Event | None = None,
-    ) -> dict[str, torch.Tensor]:
+    def scores(self, scoring: Scoring) -> dict[str, torch.Tensor]:
         """|w * dL/dw| summed over the first `batch_count` batches of a fixed draw (core.draw), each of
         its weight's shape. Frozen parameters (requires_grad False) are scored like the others: the
         private copy turns gradients on for `names`. Raises UserError without data, when the batches are
         none, and when a layer of `names` gets no gradient at all (None or zero in every batch: a forward
         under torch.no_grad() or .detach(), or a layer the eval-mode forward never uses), naming it: its
         scores would all be 0, so any target would prune every weight (the lab's tie rule)."""
+        names, batches, cancel = scoring.names, scoring.batches, scoring.cancel
         if batches is None:
             raise UserError(
                 "the taylor method scores weights with training batches: give a data spec (--data)"
             )
-        scorer = _private_copy(model, state, names)
+        scorer = _private_copy(scoring.model, scoring.state, names)
         params = dict(scorer.named_parameters())
         leaves = [params[name] for name in names]
         totals = {name: torch.zeros_like(params[name]) for name in names}
