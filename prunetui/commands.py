@@ -183,7 +183,7 @@ def scan(
         "cached": result.cached,
         "eval_images": result.images,
         "standard_error": result.standard_error(),
-        "recalibrate_bn": result.path == "recalibrated",
+        "recalibrate_bn": bool(options and options.recalibrate),
         **memory_json(result.memory),  # activation_budget_mib, planned_peak_mib, peak_memory_mib
     }
 

@@ -22,7 +22,7 @@ from torch.utils.data import Dataset, IterableDataset, default_collate
 from prunetui.core import pruning
 from prunetui.core.finetune import restore, snapshot
 from prunetui.core.layers import LayerInfo, describe_layers, prunable_parameters
-from prunetui.core.lineage import ChannelStage
+from prunetui.core.lineage import ChannelStage, replay
 from prunetui.core.runs import fingerprint
 from prunetui.core.size import dense_size_mib, percent_of_dense, sparse_size_mib
 from prunetui.errors import UserError
@@ -87,6 +87,18 @@ class ModelState:
         self.stages = (*self.stages, stage)
         held = pruning.existing_zeros(prunable_parameters(self.model)) if self.start_masks else {}
         self.masks = {} if self.regrow else {n: m for n, m in held.items() if n in self.start_masks}
+        self.changed()
+
+    def rebuild(self, stages: tuple[ChannelStage, ...]) -> None:
+        """The model as opened with this session's channel `stages` replayed on a copy, in hand (a resumed
+        run's structure; its weights are loaded after). Masks as they were."""
+        import copy
+
+        if stages == self.stages:
+            return
+        self.restore_opened()
+        smaller = replay(copy.deepcopy(self.base), stages) if stages else self.base
+        self.model, self.stages = smaller.eval(), tuple(stages)
         self.changed()
 
     def hold(self, masks: pruning.Masks) -> None:

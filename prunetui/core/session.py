@@ -21,6 +21,7 @@ import torch
 from prunetui.core.evaluate import evaluate
 from prunetui.core.events import Report, ignore
 from prunetui.core.finetune import FinetuneResult
+from prunetui.core.lineage import stage_from_dict
 from prunetui.core.methods import Method, Projection, get_method
 from prunetui.core.model_state import ModelState
 from prunetui.core.profile import Profile
@@ -178,7 +179,7 @@ class Session:
         return Profile(name, sparsity, self.label, description, self.method.name)
 
     def plan(self) -> Plan:
-        return Plan(self.method.name, dict(self.targets))
+        return Plan(self.method.name, {name: s for name, s in self.targets.items() if s > 0})
 
     def recipe(self, **parts) -> Recipe:
         """A recipe of the session's plan and name, with `parts` (recovery=..., finetune=...) replaced."""
@@ -296,6 +297,7 @@ class Session:
         saved = self.training.resume_state(record, run_id)
         recipe = resume_recipe(saved, record)
         recipe = replace(recipe, processes=processes or recipe.processes).check()
+        self.state.rebuild(tuple(stage_from_dict(stage) for stage in saved.get("stages", [])))
         self.state.masks = saved["masks"]
         self.targets = {name: record.profile.get(name, 0.0) for name in self.layer_names}
         return self._run_finetune(recipe, record, report, cancel, saved), recipe

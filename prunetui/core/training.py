@@ -33,6 +33,7 @@ class Training:
         def save_state(saved: dict) -> None:
             # the generator as the next epoch will draw from it: a resumed run shuffles as this one would
             saved |= {"masks": state.masks, "version": RESUME_VERSION, "recipe": recipe.as_dict()}
+            saved["stages"] = [stage.as_dict() for stage in state.stages]  # the structure the weights fit
             saved["rng"] = torch.get_rng_state()
             if store is not None:
                 store.save_resume_state(record, saved)
