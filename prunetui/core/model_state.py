@@ -52,6 +52,7 @@ class ModelState:
         self.dense_size = dense_size if dense_size is not None else self.opened_size
         self.opened_fingerprint = fingerprint(self.opened)
         self.example = example
+        self.example_source: Iterable | None = None  # batches the example is read from when first needed
         self.version = 0
         self._memo: dict[tuple, object] = {}
 
@@ -184,7 +185,9 @@ class ModelState:
         return teacher.eval().requires_grad_(False)
 
     def example_input(self) -> torch.Tensor:
-        """One input (1 x C x ...) on the model's device. UserError when none is known."""
+        """One input (1 x C x ...) on the model's device: the first image of `example_source` unless one
+        was given. UserError when none is known."""
+        self.example_from(self.example_source)
         if self.example is None:
             raise UserError("channel pruning and cost need an input shape: give a data spec (--data)")
         return self.example.to(self.device)

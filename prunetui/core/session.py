@@ -12,7 +12,7 @@ returns plain data. Run them one at a time.
 """
 
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
@@ -30,10 +30,9 @@ from prunetui.core.recipe import Plan, Processes, Recipe
 from prunetui.core.recorder import RunRecorder
 from prunetui.core.run_cost import CostMeter, cost_of
 from prunetui.core.runs import RunRecord, RunStore
-from prunetui.core.scan_cache import cached_scan
 from prunetui.core.scans import Scans
 from prunetui.core.sensitivity import DEFAULT_SPARSITIES, ScanOptions, ScanResult
-from prunetui.core.training import Training, new_seed, resume_recipe
+from prunetui.core.training import Launch, Training, local_only, new_seed, resume_recipe
 from prunetui.errors import UserError
 
 
@@ -55,19 +54,6 @@ class Origin:
     data_fingerprint: str | None = None
 
 
-def local_only(processes: Processes, state: ModelState):
-    """The launcher of a session that was not given specs: this process only."""
-    if processes.distributed:
-        raise UserError(
-            "distributed jobs need a model spec and a data spec: each process rebuilds the model and "
-            "the data from them (open the model with --model and --data)"
-        )
-    return None
-
-
-Launch = Callable[[Processes, ModelState], object]  # -> a launcher (prunetui.distributed), or None
-
-
 class Session:
     def __init__(
         self,
@@ -83,10 +69,11 @@ class Session:
         """`state`: the model state when the opener built one (a reopened channel export); else made
         from `model`."""
         self.state = state or ModelState(model)
+        self.state.example_source = data.eval if data is not None else None  # read when first needed
         self.data = data
         self.label, self.origin = label, origin
         self.recorder = RunRecorder(store, label, origin, self.state)
-        self.scans = Scans(data_key=origin.data_fingerprint or origin.data_spec)
+        self.scans = Scans(self.state, data_key=origin.data_fingerprint or origin.data_spec)
         self.cost = CostMeter(self.state)
         self.training = Training(self.state, self.recorder, launch)
         self.launch = launch
@@ -124,8 +111,6 @@ class Session:
         return self.data.train if self.data is not None else None
 
     def example_input(self) -> torch.Tensor:
-        if self.state.example is None and self.data is not None:
-            self.state.example_from(self.data.eval)
         return self.state.example_input()
 
     def current_size(self) -> float:
@@ -143,7 +128,6 @@ class Session:
 
     def units(self):
         """What a plan of the session's method names (core.methods.Unit), unprunable ones with why."""
-        self.example_input() if self.data is not None else None
         return self.method.units(self.state)
 
     def unit_names(self) -> list[str]:
@@ -171,7 +155,6 @@ class Session:
         self.profile_name = profile.name
 
     def check_targets(self, targets: dict[str, float], context: str = "") -> None:
-        self.example_input() if self.data is not None else None
         self.method.check(self.state, targets, context)
 
     def profile(self, name: str, description: str | None = None) -> Profile:
@@ -187,7 +170,6 @@ class Session:
 
     def projection(self, targets: dict[str, float] | None = None, start: str = "dense") -> Projection:
         """What pruning to `targets` (default: the session's) would give, nothing pruned."""
-        self.example_input() if self.data is not None else None
         targets = dict(self.targets if targets is None else targets)
         start = start if not self.is_dense else "dense"
         return self.method.projection(self.state, targets, start, self.train)
@@ -223,7 +205,6 @@ class Session:
         start = recipe.start if not self.is_dense else "dense"
         self.check_targets(dict(recipe.plan.targets))
         parent = self.current_run if start == "current" else None
-        self.example_input() if self.data is not None else None
         self.method.prune(self.state, recipe.plan, start, self.train, cancel)
         pruned = bool(recipe.plan.active())
         self.accuracy = (self.dense_accuracy if start == "dense" else self.accuracy) if not pruned else None
@@ -353,19 +334,13 @@ class Session:
         evaluation subset or with recalibration the session's accuracy is kept."""
         data = self._require_data()
         options = options or ScanOptions()
-        launcher = self.launch(processes, self.state)
-        if launcher is not None and options != ScanOptions():
-            raise UserError(
-                "scan options (eval size, amp, recalibration) are not available for distributed scans"
-            )
         if layers is not None:
             self.check_targets({name: 1.0 for name in layers})
         names = list(layers) if layers is not None else self.unit_names()
-        run = self.method.scan_runner(self.state, data.train, options, launcher, cancel)
         whole = options.eval_size is None and not options.recalibrate
-        cache = self.scans.cache(self.model, self.method.name, sparsities, options) if use_cache else None
-        base = self.accuracy if whole else None
-        result = cached_scan(cache, self.model, data.eval, sparsities, names, report, cancel, base, run)
+        launcher = self.launch(processes, self.state)
+        result = self.scans.scan(self.method, data, sparsities, names, report, cancel, options, launcher,
+                                 self.accuracy if whole else None, use_cache)  # fmt: skip
         if result.base_accuracy is not None and whole:
             self.accuracy = result.base_accuracy
         return result
@@ -406,7 +381,6 @@ class Session:
 
     def measure_run_cost(self, latency: bool = True) -> dict:
         """The measured cost of the model in hand against the model as opened, kept in the current run."""
-        self.example_input() if self.data is not None else None
         report = self.cost.measure(latency)
         if self.current_run is not None:
             self.current_run.cost = dict(report)

@@ -2,6 +2,7 @@
 with, the resume state kept after every epoch and the run record in step with it."""
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 
 import torch
@@ -10,12 +11,25 @@ from prunetui.core.events import Report
 from prunetui.core.finetune import FinetuneJob, FinetuneResult
 from prunetui.core.finetune import run as run_here
 from prunetui.core.model_state import ModelState
-from prunetui.core.recipe import Finetune, Plan, Recipe, Recovery, recipe_from_dict
+from prunetui.core.recipe import Finetune, Plan, Processes, Recipe, Recovery, recipe_from_dict
 from prunetui.core.recorder import RunRecorder
 from prunetui.core.runs import RunRecord
 from prunetui.errors import UserError
 
 RESUME_VERSION = 2  # of the state a finetune leaves after each epoch (1: before recipes)
+
+
+def local_only(processes: Processes, state: ModelState):
+    """The launcher of a session that was not given specs: this process only."""
+    if processes.distributed:
+        raise UserError(
+            "distributed jobs need a model spec and a data spec: each process rebuilds the model and "
+            "the data from them (open the model with --model and --data)"
+        )
+    return None
+
+
+Launch = Callable[[Processes, ModelState], object]  # -> a launcher (prunetui.distributed), or None
 
 
 class Training:

@@ -107,12 +107,8 @@ def model_state(model, checkpoint, spec: str, data) -> ModelState:
     stages = checkpoint.stages if checkpoint is not None else ()
     record = checkpoint.record if checkpoint is not None else {}
     dense = record.get("dense_size_mib") if stages else None
-    state = ModelState(model, opened_stages=stages, dense_size=dense)
-    if data is not None:
-        state.example_from(data.eval)
-    else:
-        state.example = spec_example(spec)
-    return state
+    example = spec_example(spec) if data is None else None  # else the first image, when needed
+    return ModelState(model, example, opened_stages=stages, dense_size=dense)
 
 
 def launcher_for(model_spec: str, data_spec: str | None, processes, state: ModelState):

@@ -153,7 +153,7 @@ def test_method_reaches_runs_profiles_and_exports(tmp_path):
 def test_a_profile_sets_the_session_method():
     session = session_with("magnitude")
     session.apply_profile(Profile("p", {"3.weight": 0.5}, method="taylor"))
-    assert session.method.name == "taylor" and session.plan() == Plan("taylor", session.targets)
+    assert session.method.name == "taylor" and session.plan() == Plan("taylor", {"3.weight": 0.5})
 
 
 def test_cli_knows_every_method_without_importing_torch():

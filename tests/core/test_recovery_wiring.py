@@ -165,13 +165,13 @@ def test_distillation_learns_from_the_model_as_opened(monkeypatch):
     seen = {}
     import prunetui.core.training as training_module
 
-    real = training_module.finetune
+    real = training_module.run_here
 
-    def spy(*args, **kwargs):
-        seen["teacher"] = kwargs.get("teacher")
-        return real(*args, **kwargs)
+    def spy(job):
+        seen["teacher"] = job.teacher
+        return real(job)
 
-    monkeypatch.setattr(training_module, "finetune", spy)
+    monkeypatch.setattr(training_module, "run_here", spy)
     s = session()
     prune_to(s, TARGETS)
     s.finetune(finetune_recipe(epochs=1, distill=True))
