@@ -90,3 +90,51 @@ def gradual_start(share: float) -> str:
         "Gradual pruning (AGP): no one-shot prune; the finetune grows the masks from the dense weights "
         f"to the targets over its first {share:.0%}"
     )
+
+
+CENTROID_HEADER = "Finetuning the k-means centroids (pruned weights held at zero)"
+
+
+def quantizing(kind: str, bits: dict[str, int]) -> str:
+    """What a quantization does, before it starts."""
+    if kind == "int8":
+        return f"Quantizing {len(bits)} layers to per-channel int8, masks kept"
+    spread = ", ".join(f"{b} bits x{n}" for b, n in sorted(_count(bits.values()).items(), reverse=True))
+    return f"Quantizing {len(bits)} layers by k-means weight sharing ({spread}), masks kept"
+
+
+def _count(values) -> dict:
+    counts: dict = {}
+    for value in values:
+        counts[value] = counts.get(value, 0) + 1
+    return counts
+
+
+def accuracy_quantized(accuracy: float, centroid_finetune: bool) -> str:
+    when = " before centroid finetuning" if centroid_finetune else ""
+    return f"Quantized model has accuracy={accuracy:.2f}%{when}"
+
+
+def accuracy_after_centroids(accuracy: float) -> str:
+    return f"Quantized model has accuracy={accuracy:.2f}% after centroid finetuning"
+
+
+def bytes_text(count: int) -> str:
+    """Bytes as people read them: 26,152 B, 25.5 KiB, 12.3 MiB."""
+    if count < 10 * 1024:
+        return f"{count:,} B"
+    return f"{count / 1024:.1f} KiB" if count < 10 * 2**20 else f"{count / 2**20:.1f} MiB"
+
+
+def file_on_disk(path: str, size: int, dense_bytes: int) -> str:
+    """A written model file against the dense fp32 file, both measured."""
+    return (
+        f"On disk: {path} has {size:,} bytes = {dense_bytes / size:.2f}x smaller than the dense fp32 file "
+        f"({dense_bytes:,} bytes)"
+    )
+
+
+def lab_size_vs_file(size_mib: float, dense_bytes: int) -> str:
+    """The lab's size (nonzeros x 32 bit) against the same dense file."""
+    lab = size_mib * 2**20
+    return f"The lab's size {size_mib:.2f} MiB = {dense_bytes / lab:.2f}x smaller than the dense fp32 file"
