@@ -17,6 +17,7 @@ import json
 import lzma
 import os
 import struct
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 
 from prunetui.core.atomic import storage_error, write_all
-from prunetui.core.export import checkpoint_dict, serialized_bytes
+from prunetui.core.export import checkpoint_dict, with_metadata
 from prunetui.core.model_state import ModelState
 from prunetui.core.ptz import DTYPES, FILTERS, FORMAT, MAGIC, VERSION, encode_positions
 from prunetui.core.quantize import Int8Channels, LayerCode, SharedWeights
@@ -48,10 +49,16 @@ class CompressedExport:
 
 
 def dense_file_bytes(state: ModelState) -> int:
-    """Bytes of `torch.save(state_dict)` of the model as opened, in float32 (once per session)."""
+    """Bytes on disk of `torch.save(model.state_dict())` of the model as opened, in float32 (the module
+    versions of its state-dict metadata included), as `dense.pt`: written to a temp file and measured
+    (torch.save lays out a file otherwise than a memory buffer), once per session."""
 
     def measure() -> int:
-        return serialized_bytes({key: _fp32(value) for key, value in state.opened.items()})
+        with tempfile.TemporaryDirectory(prefix="prunetui-dense-") as folder:
+            path = os.path.join(folder, "dense.pt")
+            dense = {key: _fp32(value) for key, value in state.opened.items()}
+            torch.save(with_metadata(dense, state.base.state_dict()), path)
+            return os.path.getsize(path)
 
     return int(state.memo(("dense_file_bytes",), measure, of_opened=True))
 

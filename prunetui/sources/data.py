@@ -292,11 +292,11 @@ def _random(argument: str, spec: str) -> _Splits:
 
 _READERS: dict[str, Callable[[str, str], _Splits]] = {
     "digits": _digits,
-    "mnist5k": _mnist5k,
     "cifar10": _cifar10,
     "mnist": _mnist_like("MNIST", "mnist"),
     "fashion-mnist": _mnist_like("FashionMNIST", "fashion-mnist"),
     "imagefolder": _imagefolder,
     "tensor": _tensor_file,
     "random": _random,
+    "mnist5k": _mnist5k,
 }

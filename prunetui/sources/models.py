@@ -38,8 +38,8 @@ MODEL_HELP = (
 )
 
 _UNKNOWN = (
-    "unknown model spec '{spec}': expected demo, vgg-cifar, lenet-300-100, lenet5, torchvision:NAME[:CLASSES], "
-    "timm:NAME[:CLASSES], module:factory or file.py:factory"
+    "unknown model spec '{spec}': expected demo, vgg-cifar, torchvision:NAME[:CLASSES], "
+    "timm:NAME[:CLASSES], lenet-300-100, lenet5, module:factory or file.py:factory"
 )
 _MODULE_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
