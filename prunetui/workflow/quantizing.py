@@ -36,6 +36,7 @@ from prunetui.errors import UserError
 from prunetui.workflow import channel_steps, lines
 
 LATENCY_BATCHES = (1, 64)
+MAIN_FILES = ("checkpoint", "onnx_int8", "onnx")  # which written file a compression ratio is of, in order
 
 
 def with_layer_bits(recipe: Recipe, layer_bits: dict[str, int]) -> Recipe:
@@ -236,10 +237,11 @@ def calibration_images(session: Session):
 
 
 def files_written(written: dict[str, str]) -> list[str]:
-    """Every file behind `written` ({key: path} of write_outputs): the model files, a checkpoint's side
-    profile (core.export; a .ptz file has none) and an ONNX model's external data file."""
+    """Every file behind `written` ({key: path} of write_outputs), the main model file first (MAIN_FILES'
+    order): the model files, a checkpoint's side profile (core.export; a .ptz file has none) and an ONNX
+    model's external data file."""
     files = []
-    for key, path in written.items():
+    for key, path in sorted(written.items(), key=lambda item: MAIN_FILES.index(item[0])):
         files.append(path)
         extra = {"checkpoint": str(side_file_path(Path(path))), "onnx": f"{path}.data"}.get(key)
         if extra and os.path.isfile(extra) and not (key == "checkpoint" and _is_ptz_file(path)):
@@ -259,7 +261,7 @@ def file_figures(session: Session, written: dict[str, str]) -> dict:
     and `lab_compression_ratio` (dense file / the lab's size, nonzeros x 32 bit)."""
     dense = dense_file_bytes(session.state)
     files = {path: os.path.getsize(path) for path in files_written(written)}
-    main = next((written[key] for key in ("checkpoint", "onnx_int8", "onnx") if key in written), None)
+    main = next((written[key] for key in MAIN_FILES if key in written), None)
     lab_bytes = session.current_size() * 2**20
     return {
         "bytes_on_disk": files,
@@ -273,7 +275,7 @@ def run_figures(run) -> dict:
     """The file figures a run record keeps (core.runs.RunRecord), as `file_figures` gives them."""
     dense, files = run.dense_file_bytes, run.bytes_on_disk
     weights = {key: path for key, path in run.weights.items()}
-    main = next((weights[k] for k in ("checkpoint", "onnx_int8", "onnx") if k in weights), None)
+    main = next((weights[k] for k in MAIN_FILES if k in weights), None)
     size = next((b for p, b in files.items() if main and Path(p).resolve() == Path(main)), None)
     quantization = run.quantization or {}
     return {
@@ -307,4 +309,29 @@ def record_files(session: Session, written: dict[str, str], say) -> dict:
     if run is not None:
         run.bytes_on_disk, run.dense_file_bytes = figures["bytes_on_disk"], figures["dense_file_bytes"]
     say(lines.lab_size_vs_file(session.current_size(), figures["dense_file_bytes"]), "dim")
+    return figures
+
+
+def export_by_suffix(session: Session, path: str | Path, profile_name: str, overwrite: bool, say) -> dict:
+    """The TUI's export (`w`), the format by the name: `.ptz` compressed, `.int8.onnx` int8 ONNX, `.onnx`
+    ONNX, else the checkpoint; the run records the file and its bytes. Returns `file_figures`."""
+    name, key = str(path), "checkpoint"
+    if name.endswith(".ptz"):
+        export_compressed(session, path, profile_name, overwrite, say)
+    elif name.endswith(".int8.onnx"):
+        export_int8(session, path, overwrite, say)
+        key = "onnx_int8"
+    elif name.endswith(".onnx"):
+        channel_steps.export_onnx(session, path, overwrite, say)
+        key = "onnx"
+    else:
+        from prunetui.workflow.steps import export  # steps imports this module
+
+        export(session, path, profile_name, overwrite, say)
+    written = {key: name}
+    figures = record_files(session, written, say)
+    run = session.current_run
+    if run is not None:
+        run.weights = {**run.weights, key: str(Path(name).resolve())}
+        session.recorder.save(run)
     return figures
