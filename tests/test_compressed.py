@@ -11,6 +11,7 @@ import pytest
 import torch
 from conftest import run_json
 
+from prunetui.cli import main
 from prunetui.core.compressed import dense_file_bytes
 from prunetui.core.ptz import PtzError, decode_positions, encode_positions, load_ptz
 from prunetui.core.recipe import Quantization
@@ -118,3 +119,12 @@ def test_the_loader_runs_alone_and_a_damaged_file_is_one_line(digits):
     Path("bad.ptz").write_bytes(data[: len(data) // 2])
     with pytest.raises(UserError, match=r"^cannot read checkpoint bad\.ptz"):
         open_model("demo", "bad.ptz")
+
+
+def test_bits_of_an_unknown_layer_are_one_error_line(capsys, tmp_path):
+    profile = tmp_path / "bad.toml"
+    profile.write_text('[sparsity]\n"backbone.conv1.weight" = 0.5\n[bits]\n"backbone.conv9.weight" = 4\n')
+    assert main(["prune", "--profile", str(profile), "--out", "m.ptz"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: profile 'bad' [bits]: unknown layer backbone.conv9.weight; closest:")
+    assert not os.path.exists("m.ptz")

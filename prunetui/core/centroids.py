@@ -50,7 +50,11 @@ class CentroidSGD(torch.optim.SGD):
     @torch.no_grad()
     def step(self, closure=None):
         for weight, code in self.layers:
-            grad = weight.grad[code.mask] if weight.grad is not None else torch.zeros(len(code.indices))
+            grad = (
+                weight.grad[code.mask]
+                if weight.grad is not None
+                else code.codebook.new_zeros(len(code.indices))
+            )
             code.codebook.grad = torch.zeros_like(code.codebook).index_add_(0, code.indices.long(), grad)
         super().step()
         for weight, code in self.layers:
