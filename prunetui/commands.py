@@ -299,7 +299,7 @@ def resume(opened: Opened, run_id: str, as_json: bool, processes: Processes, out
     """Go on with an interrupted finetune from its last completed epoch; then write what the run asked
     for (`outputs`, when given, instead)."""
     session = opened.session
-    given = outputs if (outputs.checkpoint or outputs.onnx) else None
+    given = outputs if (outputs.checkpoint or outputs.onnx or outputs.onnx_int8) else None
     if given is not None:
         steps.check_outputs(given)
     multi = processes if processes.distributed else None

@@ -3,6 +3,8 @@
 Every front end prints these strings and no others for the same facts.
 """
 
+from collections import Counter
+
 from prunetui.core.eta import duration
 
 FINETUNE_HEADER = "Finetuning Fine-grained Pruned Sparse Model"
@@ -99,15 +101,9 @@ def quantizing(kind: str, bits: dict[str, int]) -> str:
     """What a quantization does, before it starts."""
     if kind == "int8":
         return f"Quantizing {len(bits)} layers to per-channel int8, masks kept"
-    spread = ", ".join(f"{b} bits x{n}" for b, n in sorted(_count(bits.values()).items(), reverse=True))
+    counts = Counter(bits.values())
+    spread = ", ".join(f"{b} bits x{counts[b]}" for b in sorted(counts, reverse=True))
     return f"Quantizing {len(bits)} layers by k-means weight sharing ({spread}), masks kept"
-
-
-def _count(values) -> dict:
-    counts: dict = {}
-    for value in values:
-        counts[value] = counts.get(value, 0) + 1
-    return counts
 
 
 def accuracy_quantized(accuracy: float, centroid_finetune: bool) -> str:
@@ -117,13 +113,6 @@ def accuracy_quantized(accuracy: float, centroid_finetune: bool) -> str:
 
 def accuracy_after_centroids(accuracy: float) -> str:
     return f"Quantized model has accuracy={accuracy:.2f}% after centroid finetuning"
-
-
-def bytes_text(count: int) -> str:
-    """Bytes as people read them: 26,152 B, 25.5 KiB, 12.3 MiB."""
-    if count < 10 * 1024:
-        return f"{count:,} B"
-    return f"{count / 1024:.1f} KiB" if count < 10 * 2**20 else f"{count / 2**20:.1f} MiB"
 
 
 def file_on_disk(path: str, size: int, dense_bytes: int) -> str:

@@ -66,7 +66,7 @@ def kmeans_recipe(session: Session, epochs: int, lr: float = Quantization.lr) ->
 
 
 @dataclass
-class Quantized:
+class QuantizeResult:
     """What a quantization did: kind, bits by layer, the accuracy before it, right after it, and after
     the centroid finetune (None without data, or without a centroid finetune)."""
 
@@ -100,7 +100,7 @@ def _epoch_lines(say, report: Report) -> Report:
 
 def quantize(
     session: Session, recipe: Recipe, say, report: Report = ignore, cancel: threading.Event | None = None
-) -> Quantized | None:
+) -> QuantizeResult | None:
     """Quantize the model as it is by the recipe's quantization part (None when it has none), then
     finetune the centroids when it asks; the accuracy said after each when there is data. The codes are
     kept in `session.quantized` (what a .ptz export writes) and the current run records the figures.
@@ -115,7 +115,7 @@ def quantize(
     session.quantized = quantize_model(session.model, part.kind, bits)
     session.state.changed()
     session.accuracy = None
-    result = Quantized(part.kind, session.quantized.bits(), before, None)
+    result = QuantizeResult(part.kind, session.quantized.bits(), before, None)
     if session.data is not None:
         result.accuracy_quantized = session.evaluate(report, cancel)
         say(lines.accuracy_quantized(result.accuracy_quantized, bool(part.epochs)))
@@ -132,7 +132,7 @@ def quantize(
     return result
 
 
-def _record(session: Session, result: Quantized) -> None:
+def _record(session: Session, result: QuantizeResult) -> None:
     run = session.current_run
     if run is None:
         return
@@ -289,7 +289,7 @@ def run_figures(run) -> dict:
     }
 
 
-def prune_json(session: Session, quantized: Quantized | None, written: dict[str, str]) -> dict:
+def prune_json(session: Session, quantized: QuantizeResult | None, written: dict[str, str]) -> dict:
     """`prune --json`'s keys of this module: accuracy_quantized, accuracy_centroids, quantization,
     onnx_int8 and the file figures (`file_figures`)."""
     run = session.current_run

@@ -22,7 +22,7 @@ class RecipeRun:
     pruned: steps.Pruned | None  # None under an AGP schedule (no one-shot prune)
     finetuned: steps.Finetuned | None  # None without finetune epochs
     written: dict[str, str]  # {"checkpoint": path, "onnx": path, "onnx_int8": path}
-    quantized: quantizing.Quantized | None = None  # when the recipe quantizes
+    quantized: quantizing.QuantizeResult | None = None  # when the recipe quantizes
 
     @property
     def result(self) -> FinetuneResult | None:

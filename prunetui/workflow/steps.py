@@ -189,7 +189,7 @@ class Finetuned:
     run: RunRecord | None
     accuracy_recalibrated: float | None = None  # after an AGP schedule, when the recipe asks for it
     written: dict[str, str] | None = None  # {"checkpoint": path, "onnx": path} of the recipe's outputs
-    quantized: quantizing.Quantized | None = None  # when the recipe quantizes once the finetune is done
+    quantized: quantizing.QuantizeResult | None = None  # when the recipe quantizes once the finetune is done
 
 
 def _finetune_outcome(session: Session, result: FinetuneResult, say: Say, started: float) -> None:
