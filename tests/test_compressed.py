@@ -12,7 +12,7 @@ import torch
 from conftest import run_json
 
 from prunetui.cli import main
-from prunetui.core.compressed import dense_file_bytes
+from prunetui.core.compressed import dense_file_bytes, ptz_bytes
 from prunetui.core.ptz import PtzError, decode_positions, encode_positions, load_ptz
 from prunetui.core.recipe import Quantization
 from prunetui.errors import UserError
@@ -128,3 +128,12 @@ def test_bits_of_an_unknown_layer_are_one_error_line(capsys, tmp_path):
     err = capsys.readouterr().err
     assert err.startswith("error: profile 'bad' [bits]: unknown layer backbone.conv9.weight; closest:")
     assert not os.path.exists("m.ptz")
+
+
+def test_tensors_of_other_dtypes_round_trip_as_they_are():
+    state = {"w": torch.randn(4, 5), "b16": torch.randn(3, 4).bfloat16(), "h": torch.randn(2).half(),
+             "count": torch.tensor(7), "empty": torch.zeros(0, 3)}  # fmt: skip
+    Path("x.ptz").write_bytes(ptz_bytes({"state_dict": state, "prunetui": {"model": "x"}}, {}))
+    loaded, info = load_ptz("x.ptz")
+    assert all(torch.equal(loaded[k], v) and loaded[k].dtype == v.dtype for k, v in state.items())
+    assert info == {"prunetui": {"model": "x"}}

@@ -1,5 +1,5 @@
 """Centroid finetune of k-means shared weights (Han, Mao & Dally, "Deep Compression", ICLR 2016,
-section 3.1, equation 3): the gradient of a centroid is the sum of the gradients of the weights that
+section 3.3, equation 3): the gradient of a centroid is the sum of the gradients of the weights that
 share it, and only the centroids move; every weight of a cluster keeps its cluster's value, and the
 pruned weights stay exactly zero.
 

@@ -83,7 +83,10 @@ def encode_tensor(name: str, tensor: torch.Tensor, code: LayerCode | None) -> tu
             sections = [positions, _le(tensor[mask])]
         kind = code.kind if code is not None else "sparse"
     else:
-        sections, kind = [tensor.numpy().tobytes() if tensor.numel() else b""], "raw"
+        sections, kind = (
+            [tensor.reshape(-1).view(torch.uint8).numpy().tobytes()],
+            "raw",
+        )  # any dtype, bf16 too
     return entry | {"kind": kind, "sizes": [len(s) for s in sections]}, sections
 
 

@@ -19,7 +19,7 @@ every other entry of the export (prunetui's record, channel stages)}. Tensor kin
 - `kmeans`: positions, codebook (float32, k <= 256 shared values), indices (uint8, one a nonzero);
 - `int8`: positions, scales (float32, one a output channel), values (int8, one a nonzero).
 
-Positions are relative indices (Deep Compression's, Han et al. 2016, section 4): for each nonzero of
+Positions are relative indices (Deep Compression's, Han et al. 2016, section 2): for each nonzero of
 the flattened tensor, the count of zeros since the previous one, written as bytes where 255 means "255
 more, continued" (a gap of 600 is 255 255 90).
 """

@@ -6,7 +6,7 @@ coded, and their positions are the layer's mask.
 
 - k-means weight sharing (Han, Mao & Dally, "Deep Compression", ICLR 2016, section 3): the nonzero
   weights of a layer are clustered into k = 2^bits shared values by Lloyd's 1-D k-means, the centroids
-  initialised linearly over [min, max] of the weights (the initialisation Han found best: it keeps the
+  initialised linearly over [min, max] of the weights (section 3.2: the initialisation Han found best, it keeps the
   few large weights, which matter most); each kept weight stores its centroid's index. Han's bits:
   8 for convolutions, 5 for fully connected layers (`han_bits`).
 - per-channel int8: symmetric, one scale a output channel, scale = max|w| / 127, q = round(w / scale) in
