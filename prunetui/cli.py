@@ -37,7 +37,8 @@ def _add_common(parser: argparse.ArgumentParser, top_level: bool) -> None:
         "--model",
         default=default,
         metavar="SPEC",
-        help="demo (default), vgg-cifar, torchvision:NAME[:CLASSES], module.path:factory or file.py:factory",
+        help="demo (default), vgg-cifar, lenet-300-100, lenet5, torchvision:NAME[:CLASSES], module.path:factory "
+        "or file.py:factory",
     )
     parser.add_argument(
         "--checkpoint",
@@ -57,7 +58,7 @@ def _add_common(parser: argparse.ArgumentParser, top_level: bool) -> None:
         "--data",
         default=default,
         metavar="SPEC",
-        help="digits (demo default), cifar10:DIR, "
+        help="digits (demo default), mnist5k (pip install 'prunetui[mnist5k]'), cifar10:DIR, "
         "mnist:DIR, fashion-mnist:DIR, imagefolder:DIR, tensor:FILE.pt, random:N:CxHxW",
     )
     parser.add_argument(

@@ -10,13 +10,14 @@ from prunetui.core.recipe import (
     Outputs,
     Plan,
     Processes,
+    Quantization,
     Recipe,
     RecipeError,
     Recovery,
 )
 
 MEASURES = 60  # prunetui.core.refine.MEASURES, named here so --help loads no torch
-RECOVERY, FINETUNE = Recovery(), Finetune()
+RECOVERY, FINETUNE, QUANTIZATION = Recovery(), Finetune(), Quantization()
 
 
 def add_recalibrate(parser: argparse.ArgumentParser, what: str) -> None:
@@ -50,6 +51,39 @@ def add_outputs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--onnx", metavar="PATH", help="also write the pruned model as ONNX (deployable, no prunetui needed)"
     )
+    parser.add_argument(
+        "--compress",
+        action="store_true",
+        help="write --out as a .ptz file: sparse positions, codebooks and indices, LZMA-coded; reopened "
+        "by --checkpoint and by prunetui/core/ptz.py alone (implied by an --out ending in .ptz)",
+    )
+    parser.add_argument(
+        "--onnx-int8",
+        metavar="PATH",
+        help="also write an int8 ONNX model (weights and activations, onnxruntime static quantization "
+        "calibrated on training images), checked and timed against the fp32 ONNX model",
+    )
+
+
+def add_quantization_flags(prune: argparse.ArgumentParser) -> None:
+    group = prune.add_argument_group("quantization after pruning (masks kept; Deep Compression)")
+    group.add_argument(
+        "--quantize",
+        choices=["kmeans", "int8"],
+        help="kmeans: weight sharing, 2^bits values a layer (a profile's [bits] table or --bits imply it); "
+        "int8: per-channel int8",
+    )
+    group.add_argument(
+        "--bits",
+        type=int,
+        metavar="N",
+        help="k-means bits of every layer the profile's [bits] table does not list (default: Han's 8 for "
+        "convolutions, 5 for fully connected layers)",
+    )
+    group.add_argument("--centroid-finetune", type=int, default=QUANTIZATION.epochs, metavar="EPOCHS",
+                       help="epochs finetuning the k-means centroids (default 0)")  # fmt: skip
+    group.add_argument("--centroid-lr", type=float, default=QUANTIZATION.lr, metavar="LR",
+                       help=f"centroid finetune learning rate (default {QUANTIZATION.lr:g})")  # fmt: skip
 
 
 def add_prune_flags(prune: argparse.ArgumentParser) -> None:
@@ -79,6 +113,7 @@ def add_prune_flags(prune: argparse.ArgumentParser) -> None:
     group.add_argument("--alpha", type=float, default=RECOVERY.alpha, metavar="A",
                        help=f"weight of the teacher's term, in [0, 1] (default {RECOVERY.alpha:g})")  # fmt: skip
     add_processes(prune)
+    add_quantization_flags(prune)
 
 
 def add_suggest_flags(suggest: argparse.ArgumentParser) -> None:
@@ -106,7 +141,16 @@ def processes(args: argparse.Namespace) -> Processes:
 
 
 def outputs(args: argparse.Namespace) -> Outputs:
-    return Outputs(getattr(args, "out", None), getattr(args, "onnx", None), getattr(args, "force", False))
+    out = getattr(args, "out", None)
+    compress = getattr(args, "compress", False) or bool(out and out.endswith(".ptz"))
+    return Outputs(out, getattr(args, "onnx", None), getattr(args, "force", False), compress,
+                   getattr(args, "onnx_int8", None))  # fmt: skip
+
+
+def quantization(args: argparse.Namespace) -> Quantization:
+    """--quantize, --bits, --centroid-finetune (the two imply kmeans when no kind is named), --centroid-lr."""
+    kind = args.quantize or ("kmeans" if args.bits is not None or args.centroid_finetune else None)
+    return Quantization(kind, args.bits, {}, args.centroid_finetune, args.centroid_lr)
 
 
 def recipe(args: argparse.Namespace, method: str | None = None) -> Recipe:
@@ -120,6 +164,7 @@ def recipe(args: argparse.Namespace, method: str | None = None) -> Recipe:
         finetune=Finetune(epochs=args.finetune, lr=args.lr, amp=args.amp),
         processes=processes(args),
         outputs=outputs(args),
+        quantization=quantization(args),
         seed=args.seed,
     )
     # every rule that needs no targets (they come with the profile, once the model opens)
@@ -153,6 +198,11 @@ FLAGS = {
     "processes.nnodes": "--nnodes",
     "processes.endpoint": "--rdzv-endpoint",
     "seed": "--seed",
+    "quantization.kind": "--quantize",
+    "quantization.bits": "--bits",
+    "quantization.epochs": "--centroid-finetune",
+    "outputs.compress": "--compress",
+    "outputs.onnx_int8": "--onnx-int8",
 }
 
 

@@ -26,7 +26,7 @@ from prunetui.core.scan_memory import memory_json
 from prunetui.core.sensitivity import ScanOptions, ScanResult
 from prunetui.core.session import Session
 from prunetui.errors import UserError
-from prunetui.workflow import channel_steps, replaying, steps, suggesting
+from prunetui.workflow import channel_steps, quantizing, replaying, steps, suggesting
 from prunetui.workflow.channel_steps import run_cost_row
 from prunetui.workflow.goals import goal_from_flags
 from prunetui.workflow.opening import Opened, Request, open_session
@@ -203,7 +203,9 @@ def prune(opened: Opened, recipe: Recipe, as_json: bool, latency_batch: int = 1)
     """Run `recipe` (its plan: the profile's targets by its method, or --method) and report it."""
     session = opened.session
     profile_name = opened.profile.name if opened.profile else "custom"
-    recipe = replace(recipe, plan=session.plan(), name=profile_name)
+    recipe = quantizing.with_layer_bits(
+        replace(recipe, plan=session.plan(), name=profile_name), session.layer_bits
+    )
     session.cost.latency_batch = latency_batch
     with progress_bar(_console(as_json)) as (console, bar):
         outcome = run_recipe(session, recipe, _sayer(console), bar)
@@ -230,6 +232,7 @@ def prune(opened: Opened, recipe: Recipe, as_json: bool, latency_batch: int = 1)
         **channel_steps.channels_json(session),
         "run": _run_number(session, session.current_run),
         "written": outcome.written,
+        **quantizing.prune_json(session, outcome.quantized, outcome.written),
         "layers": [
             {"name": n, "target": session.targets[n], "sparsity": actual[n], "start_sparsity": start[n]}
             for n in session.layer_names
@@ -256,7 +259,7 @@ def run_row(run: RunRecord, number: int | None) -> dict:
         "seconds": run.seconds, "device": run.device, "profile": run.profile, "start": run.start,
         "note": run.note, "schedule": run.schedule, "distill": run.distill,
         "accuracy_recalibrated": run.accuracy_recalibrated, "weights": run.weights,
-        "recipe": run.recipe, **run_cost_row(run),
+        "recipe": run.recipe, **run_cost_row(run), **quantizing.run_figures(run),
     }  # fmt: skip
 
 
@@ -296,7 +299,7 @@ def resume(opened: Opened, run_id: str, as_json: bool, processes: Processes, out
     """Go on with an interrupted finetune from its last completed epoch; then write what the run asked
     for (`outputs`, when given, instead)."""
     session = opened.session
-    given = outputs if (outputs.checkpoint or outputs.onnx) else None
+    given = outputs if (outputs.checkpoint or outputs.onnx or outputs.onnx_int8) else None
     if given is not None:
         steps.check_outputs(given)
     multi = processes if processes.distributed else None

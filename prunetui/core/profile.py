@@ -11,11 +11,12 @@ import tomli_w
 
 from prunetui.core.atomic import write_atomic
 from prunetui.core.methods import DEFAULT_METHOD, METHODS
+from prunetui.core.recipe import BITS_MAX
 from prunetui.errors import UserError
 
 MAX_PROFILE_BYTES = 4 * 2**20  # a profile is a few lines; anything this big is not one
 # `run` is the table an export's side file adds (figures of the run; a profile reader skips it)
-TOP_LEVEL_KEYS = ("name", "method", "model", "description", "sparsity", "run")
+TOP_LEVEL_KEYS = ("name", "method", "model", "description", "sparsity", "bits", "run")
 
 
 @dataclass
@@ -25,6 +26,7 @@ class Profile:
     model: str | None = None
     description: str | None = None
     method: str = "magnitude"  # a core.methods name
+    bits: dict[str, int] = field(default_factory=dict)  # k-means bits by layer ([bits]; core.quantize)
 
 
 def _flatten(table: Mapping, prefix: str = "") -> dict[str, object]:
@@ -45,6 +47,20 @@ def _check_value(layer: str, value: object, source: str) -> float:
     if not math.isfinite(value) or not 0.0 <= value <= 1.0:
         raise UserError(f"{source}: sparsity of {layer} must be in [0, 1], got {value}")
     return float(value)
+
+
+def _bits_table(data: dict, source: str) -> dict[str, int]:
+    """The optional [bits] table: layer = k-means bits, a whole number from 1 to BITS_MAX."""
+    table = data.get("bits", {})
+    if not isinstance(table, Mapping):
+        raise UserError(f"{source}: 'bits' must be a table of layer = bits")
+    bits = _flatten(table)
+    for layer, value in bits.items():
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= BITS_MAX:
+            raise UserError(
+                f"{source}: bits of {layer} must be a whole number from 1 to {BITS_MAX}, got {value!r}"
+            )
+    return bits
 
 
 def _optional_string(data: dict, key: str, source: str) -> str | None:
@@ -82,6 +98,7 @@ def parse_profile(text: str, source: str = "profile", default_name: str = "profi
         model=_optional_string(data, "model", source),
         description=_optional_string(data, "description", source),
         method=method,
+        bits=_bits_table(data, source),
     )
 
 
@@ -168,7 +185,7 @@ def _closest(text: str, names: list[str]) -> list[str]:
 
 def check_layers(profile: Profile, layer_names: Iterable[str]) -> None:
     """Every layer the profile names must be a prunable tensor of the model."""
-    check_layer_names(profile.sparsity, layer_names, context=f"profile '{profile.name}': ")
+    check_layer_names([*profile.sparsity, *profile.bits], layer_names, context=f"profile '{profile.name}': ")
 
 
 def profile_toml(profile: Profile) -> str:
@@ -178,6 +195,8 @@ def profile_toml(profile: Profile) -> str:
     if profile.description:
         data["description"] = profile.description
     data["sparsity"] = {layer: round(float(s), 6) for layer, s in profile.sparsity.items()}
+    if profile.bits:
+        data["bits"] = dict(profile.bits)
     return tomli_w.dumps(data)
 
 

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 
 from prunetui.errors import UserError
 
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2  # 2: the quantization part and Outputs.compress / onnx_int8 (version 1 still read)
 DEFAULT_EPOCHS = 5  # a finetune asked for without a count (PRODUCT.md); `Finetune.epochs` 0 is none
 SCHEDULES = ("oneshot", "agp")
 STARTS = ("dense", "current")
@@ -124,12 +124,33 @@ class Processes:
 
 
 @dataclass(frozen=True)
+class Quantization:
+    """Weight quantization once pruning and finetuning are done, the masks kept (core.quantize); `kind`
+    None: none. "kmeans": Deep Compression's weight sharing (Han et al. 2016), `bits` a layer (None: Han's
+    8 for convolutions, 5 for fully connected layers), `layer_bits` overriding it per layer, the
+    centroids then finetuned `epochs` epochs at `lr` (core.centroids). "int8": per-channel, 8 bits."""
+
+    kind: str | None = None
+    bits: int | None = None
+    layer_bits: Mapping[str, int] = field(default_factory=dict)
+    epochs: int = 0
+    lr: float = 0.01
+
+    @property
+    def active(self) -> bool:
+        return self.kind is not None
+
+
+@dataclass(frozen=True)
 class Outputs:
-    """Files the run writes when it ends (a resumed run writes them too)."""
+    """Files the run writes when it ends (a resumed run writes them too). `compress`: the checkpoint is
+    written as a .ptz file (core.compressed); `onnx_int8`: an int8 ONNX model (core.onnx_int8)."""
 
     checkpoint: str | None = None
     onnx: str | None = None
     overwrite: bool = False
+    compress: bool = False
+    onnx_int8: str | None = None
 
 
 @dataclass(frozen=True)
@@ -140,6 +161,7 @@ class Recipe:
     finetune: Finetune = Finetune()
     processes: Processes = Processes()
     outputs: Outputs = Outputs()
+    quantization: Quantization = Quantization()
     name: str = "custom"  # the run's name (the profile's)
     seed: int | None = None  # None: drawn when the run starts, and recorded
 
@@ -149,6 +171,8 @@ class Recipe:
         _check_finetune(self.finetune)
         _check_recovery(self.recovery, self.plan, self.finetune)
         _check_processes(self.processes, self.finetune)
+        _check_quantization(self.quantization)
+        _check_outputs(self.outputs)
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
             raise RecipeError(f"the seed must be a whole number, got {self.seed!r}", "seed")
         return self
@@ -160,6 +184,7 @@ class Recipe:
         """Plain JSON data, with the version."""
         data = asdict(self)
         data["plan"]["targets"] = dict(self.plan.targets)
+        data["quantization"]["layer_bits"] = dict(self.quantization.layer_bits)
         return {"version": RECIPE_VERSION, **data}
 
 
@@ -288,12 +313,47 @@ def _check_processes(processes: Processes, finetune: Finetune) -> None:
         )
 
 
+QUANTIZATION_KINDS = ("kmeans", "int8")
+BITS_MAX = 8  # k-means indices are stored as bytes (core.ptz)
+
+
+def _check_quantization(quantization: Quantization) -> None:
+    kind, bits = quantization.kind, [quantization.bits, *quantization.layer_bits.values()]
+    if kind is not None and kind not in QUANTIZATION_KINDS:
+        raise RecipeError(f"unknown quantization '{kind}': kmeans or int8", "quantization.kind")
+    for value in (b for b in bits if b is not None):
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= BITS_MAX:
+            raise RecipeError(
+                f"bits must be a whole number from 1 to {BITS_MAX}, got {value!r}", "quantization.bits"
+            )
+    if set(bits) != {None} and kind != "kmeans" and (kind is None or set(bits) - {None, 8}):
+        raise RecipeError("bits are for k-means weight sharing (int8 is 8 bits)", "quantization.bits")
+    try:
+        check_epochs(quantization.epochs)
+        check_learning_rate(quantization.lr)
+    except ValueError as error:
+        raise RecipeError(f"centroid finetune: {error}", "quantization.epochs") from None
+    if quantization.epochs and kind != "kmeans":
+        raise RecipeError(
+            "a centroid finetune moves k-means centroids: it needs kmeans", "quantization.epochs"
+        )
+
+
+def _check_outputs(outputs: Outputs) -> None:
+    if outputs.compress and not outputs.checkpoint:
+        raise RecipeError("compression writes the checkpoint file as .ptz: name it", "outputs.compress")
+    paths = [p for p in (outputs.checkpoint, outputs.onnx, outputs.onnx_int8) if p]
+    if len(set(paths)) < len(paths):
+        raise RecipeError("two outputs name the same file", "outputs.onnx_int8")
+
+
 _PARTS = {
     "plan": Plan,
     "recovery": Recovery,
     "finetune": Finetune,
     "processes": Processes,
     "outputs": Outputs,
+    "quantization": Quantization,
 }
 
 

@@ -74,6 +74,13 @@ class RunRecord:
     masks_fingerprint: str | None = None
     weights_fingerprint: str | None = None
     weights: dict = field(default_factory=dict)
+    # quantization after pruning (core.quantize): {kind, bits: {layer: bits}, accuracy_quantized,
+    # accuracy_centroids, epochs: [...]}, None when not quantized; the files its weights were written to,
+    # measured ({path: bytes}, os.path.getsize), and the dense fp32 file's bytes (core.compressed)
+    quantization: dict | None = None
+    bytes_on_disk: dict = field(default_factory=dict)
+    dense_file_bytes: int | None = None
+    onnx_int8: dict | None = None  # the int8 ONNX model's check and latency (core.onnx_int8)
 
     @property
     def accuracy_change(self) -> float | None:

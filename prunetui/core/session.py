@@ -24,7 +24,7 @@ from prunetui.core.finetune import FinetuneResult
 from prunetui.core.lineage import stage_from_dict
 from prunetui.core.methods import Method, Projection, get_method
 from prunetui.core.model_state import ModelState
-from prunetui.core.profile import Profile
+from prunetui.core.profile import Profile, check_layer_names
 from prunetui.core.recalibrate import batch_norms, recalibrate_bn
 from prunetui.core.recipe import Plan, Processes, Recipe
 from prunetui.core.recorder import RunRecorder
@@ -79,6 +79,8 @@ class Session:
         self.launch = launch
         self.method: Method = get_method(None)
         self.targets = {name: 0.0 for name in self.state.layer_names}
+        self.layer_bits: dict[str, int] = {}  # k-means bits set per layer (a profile's [bits], the TUI's)
+        self.quantized = None  # core.quantize.Quantized: the codes of the weights in hand, once quantized
         self.profile_name = "custom"
         self.dense_accuracy: float | None = None
         self.accuracy: float | None = None  # of the model as it is now, when known
@@ -151,7 +153,9 @@ class Session:
         unprunable names raise UserError."""
         self.set_method(method or profile.method)
         self.check_targets(profile.sparsity, f"profile '{profile.name}': ")
+        check_layer_names(profile.bits, self.layer_names, f"profile '{profile.name}' [bits]: ")
         self.targets = {name: profile.sparsity.get(name, 0.0) for name in self.layer_names}
+        self.layer_bits = dict(profile.bits)
         self.profile_name = profile.name
 
     def check_targets(self, targets: dict[str, float], context: str = "") -> None:
@@ -159,7 +163,7 @@ class Session:
 
     def profile(self, name: str, description: str | None = None) -> Profile:
         sparsity = {layer: s for layer, s in self.targets.items() if s > 0}
-        return Profile(name, sparsity, self.label, description, self.method.name)
+        return Profile(name, sparsity, self.label, description, self.method.name, dict(self.layer_bits))
 
     def plan(self) -> Plan:
         return Plan(self.method.name, {name: s for name, s in self.targets.items() if s > 0})
@@ -295,6 +299,7 @@ class Session:
         self.state.reset()
         self.accuracy = self.dense_accuracy
         self.current_run = None
+        self.quantized = None
 
     @contextmanager
     def transaction(self, restore_targets: bool = True):

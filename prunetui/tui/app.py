@@ -95,6 +95,8 @@ class PruneApp(Opening, KeyActions, StateViews, MessageHandlers, App[int]):
     """Layers whose targets digits, +/-, enter and c edit together (space, v, V, / select; escape clears)."""
     nonzero_only: reactive[bool] = state(False)
     """The histogram leaves the zeros out."""
+    layer_bits: reactive[dict[str, int]] = state(dict)
+    """A copy of `session.layer_bits` (k-means bits set per layer), written only by BitsFlow.sync."""
     method: reactive[str] = state("magnitude")
     """The pruning method's name (a copy of `session.method.name`, written by ModelFlows.next_method)."""
     status: reactive[Status | None] = reactive(None, repaint=False)

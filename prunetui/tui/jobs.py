@@ -27,7 +27,7 @@ from prunetui.tui.messages import (
     ScanLoaded,
     ScanStarted,
 )
-from prunetui.workflow import steps
+from prunetui.workflow import quantizing, steps
 
 PROGRESS_INTERVAL = 0.1  # seconds: about 10 progress messages a second at most
 
@@ -150,4 +150,11 @@ def export(
     """`recipe`: prune by it first (from the dense weights), or None to export the weights as they are."""
     if recipe is not None:
         prune(session, recipe, ctx)
-    steps.export(session, path, profile_name, overwrite, ctx.say)
+    quantizing.export_by_suffix(session, path, profile_name, overwrite, ctx.say)
+    load_runs(session, ctx)  # the run's files and their bytes (the header, the Runs tab)
+
+
+def quantize(session: Session, recipe: Recipe, ctx: JobContext) -> None:
+    """Quantize the model as it is by the recipe's quantization part (k-means at the Bits column)."""
+    ctx.post(FinetuneStarted(session.accuracy))
+    quantizing.quantize(session, recipe, ctx.say, ctx.report, ctx.cancel)

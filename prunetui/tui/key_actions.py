@@ -220,6 +220,12 @@ class KeyActions:
     def action_cycle_method(self: "PruneApp") -> None:
         self.model_flows.next_method()
 
+    def action_cycle_bits(self: "PruneApp") -> None:
+        self.bits.cycle()
+
+    def action_quantize(self: "PruneApp") -> None:
+        self.bits.ask_quantize()
+
     def action_toggle_zeros(self: "PruneApp") -> None:
         self.nonzero_only = not self.nonzero_only
         self.show_plot("weights-tab")

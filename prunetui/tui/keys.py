@@ -21,11 +21,12 @@ BLOCKED_BY_SUGGESTION = {
 # What starts a job or changes the targets is disabled while a job runs (dimmed in the footer): a job's
 # transaction puts the targets back when it fails, and a resume sets them.
 # Edits of the targets only: allowed beside a job that does not change the model (a scan).
-TARGET_EDITS = {"nudge", "set_target", "exact_target", "compound", "compound_all", "open_profile", "load_run"}
+TARGET_EDITS = {"nudge", "set_target", "exact_target", "compound", "compound_all", "open_profile", "load_run",
+                "cycle_bits"}  # fmt: skip
 BLOCKED_WHILE_BUSY = {
     "scan", "prune", "prune_further", "finetune", "reset", "export", "resume_run", "suggest",
     "accept_suggestion", "nudge", "set_target", "exact_target", "compound", "compound_all", "open_profile",
-    "load_run", "cycle_method", "recalibrate",
+    "load_run", "cycle_method", "recalibrate", "cycle_bits", "quantize",
 }  # fmt: skip
 
 
@@ -130,6 +131,16 @@ BINDINGS = [
     ),
     hidden("z", "toggle_zeros", "Zeros", "Histogram: show or hide zeros", "zeros"),
     hidden(
+        "i", "cycle_bits", "Bits", "k-means bits of the selected layer: Han's default, 8, 7, ..., 2", "bits"
+    ),
+    hidden(
+        "Q",
+        "quantize",
+        "Quantize",
+        "Quantize the model as it is by k-means at the Bits column, masks kept; centroid finetune…",
+        "quantize",
+    ),
+    hidden(
         "l", "toggle_lock", "Lock", "Lock the selected layer's target for suggestions (again unlocks)", "lock"
     ),
     hidden("u", "show_runs", "Runs", "Show the runs and move to their table", "runs"),
@@ -149,7 +160,7 @@ BINDINGS = [
 # cursor instead and digits do nothing.
 LAYER_ACTIONS = {
     "nudge", "set_target", "exact_target", "compound", "toggle_lock", "toggle_selected", "select_range",
-    "select_all", "select_pattern",
+    "select_all", "select_pattern", "cycle_bits",
 }  # fmt: skip
 # Keys that act on the Runs tab only while it is in view (the runs table's footer shows them).
 RUNS_ACTIONS = {"mark_run", "diff_runs", "resume_run"}

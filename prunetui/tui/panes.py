@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from textual.widget import Widget
 
+from prunetui.tui.bits_flow import BitsFlow
 from prunetui.tui.job_runner import JobRunner
 from prunetui.tui.model_flows import ModelFlows
 from prunetui.tui.preview import Preview
@@ -41,6 +42,7 @@ def attach_flows(app: "PruneApp") -> None:
     app.preview = Preview(app)
     app.selection_flow = SelectionFlow(app)
     app.scan_settings = SensitivityFlow(app)
+    app.bits = BitsFlow(app)  # i cycles a layer's k-means bits, Q quantizes
 
 
 def layer_table(app_class: "type[PruneApp]") -> LayerTable:
@@ -53,6 +55,7 @@ def layer_table(app_class: "type[PruneApp]") -> LayerTable:
         app_class.curves,
         app_class.tolerance,
         app_class.selection,
+        app_class.layer_bits,
     )
 
 

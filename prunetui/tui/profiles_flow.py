@@ -51,6 +51,7 @@ class ProfilesFlow:
         self._check_model(profile)
         self.app.session.apply_profile(profile)
         self.app.sync_targets()
+        self.app.bits.sync()
 
     def apply_at_start(self, profile: Profile) -> None:
         try:
@@ -159,7 +160,7 @@ class ProfilesFlow:
         default = default_export_path(app.workdir, app.session.label, profile_name)
         dialog = AskDialog(
             "Export checkpoint",
-            "Path (relative to the working directory)",
+            "Path (relative to the working directory): .pt, or .ptz compressed, .onnx, .int8.onnx",
             self._parse_export_path,
             app.shown(default),
         )

@@ -11,11 +11,20 @@ from typing import TYPE_CHECKING
 
 from prunetui.tui.widgets.status_line import Status
 
+
+def run_file(run) -> dict:
+    """The header's `file_bytes` and `file_ratio`: the model file the current run was written to."""
+    if run is None or not run.bytes_on_disk or not run.dense_file_bytes:
+        return {}
+    size = next(iter(run.bytes_on_disk.values()))  # the model file comes first (workflow.quantizing)
+    return {"file_bytes": size, "file_ratio": run.dense_file_bytes / size}
+
+
 if TYPE_CHECKING:
     from prunetui.tui.app import PruneApp
     from prunetui.tui.stats import ModelStats
 
-TRAINING_JOBS = ("Finetune", "Resume")  # job titles whose epochs the Finetune tab plots
+TRAINING_JOBS = ("Finetune", "Resume", "Quantize")  # job titles whose epochs the Finetune tab plots
 
 
 class StateViews:
@@ -38,6 +47,7 @@ class StateViews:
             predicted_accuracy=suggestion.predicted_accuracy if suggestion else None,
             accuracy_predicted=self.suggest.shown_prediction(),
             projected_macs=self.preview.cost.macs if self.preview.cost else None,
+            **run_file(session.current_run),
         )
 
     def watch_targets(self: PruneApp) -> None:

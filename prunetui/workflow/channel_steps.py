@@ -12,7 +12,13 @@ from prunetui.core.onnx_export import export_onnx as write_onnx
 from prunetui.core.session import Session
 from prunetui.errors import UserError
 
-INPUT_SHAPES = {"demo": (1, 8, 8), "vgg-cifar": (3, 32, 32)}  # what each built-in model takes
+# what each built-in model takes
+INPUT_SHAPES = {
+    "demo": (1, 8, 8),
+    "vgg-cifar": (3, 32, 32),
+    "lenet-300-100": (1, 28, 28),
+    "lenet5": (1, 28, 28),
+}
 IMAGENET_SHAPE = (3, 224, 224)
 
 

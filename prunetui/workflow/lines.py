@@ -3,6 +3,8 @@
 Every front end prints these strings and no others for the same facts.
 """
 
+from collections import Counter
+
 from prunetui.core.eta import duration
 
 FINETUNE_HEADER = "Finetuning Fine-grained Pruned Sparse Model"
@@ -90,3 +92,38 @@ def gradual_start(share: float) -> str:
         "Gradual pruning (AGP): no one-shot prune; the finetune grows the masks from the dense weights "
         f"to the targets over its first {share:.0%}"
     )
+
+
+CENTROID_HEADER = "Finetuning the k-means centroids (pruned weights held at zero)"
+
+
+def quantizing(kind: str, bits: dict[str, int]) -> str:
+    """What a quantization does, before it starts."""
+    if kind == "int8":
+        return f"Quantizing {len(bits)} layers to per-channel int8, masks kept"
+    counts = Counter(bits.values())
+    spread = ", ".join(f"{b} bits x{counts[b]}" for b in sorted(counts, reverse=True))
+    return f"Quantizing {len(bits)} layers by k-means weight sharing ({spread}), masks kept"
+
+
+def accuracy_quantized(accuracy: float, centroid_finetune: bool) -> str:
+    when = " before centroid finetuning" if centroid_finetune else ""
+    return f"Quantized model has accuracy={accuracy:.2f}%{when}"
+
+
+def accuracy_after_centroids(accuracy: float) -> str:
+    return f"Quantized model has accuracy={accuracy:.2f}% after centroid finetuning"
+
+
+def file_on_disk(path: str, size: int, dense_bytes: int) -> str:
+    """A written model file against the dense fp32 file, both measured."""
+    return (
+        f"On disk: {path} has {size:,} bytes = {dense_bytes / size:.2f}x smaller than the dense fp32 file "
+        f"({dense_bytes:,} bytes)"
+    )
+
+
+def lab_size_vs_file(size_mib: float, dense_bytes: int) -> str:
+    """The lab's size (nonzeros x 32 bit) against the same dense file."""
+    lab = size_mib * 2**20
+    return f"The lab's size {size_mib:.2f} MiB = {dense_bytes / lab:.2f}x smaller than the dense fp32 file"

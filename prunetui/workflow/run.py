@@ -11,7 +11,7 @@ from prunetui.core.finetune import FinetuneResult
 from prunetui.core.recipe import Recipe
 from prunetui.core.session import Session
 from prunetui.errors import UserError
-from prunetui.workflow import lines, steps
+from prunetui.workflow import lines, quantizing, steps
 
 
 @dataclass
@@ -21,7 +21,8 @@ class RecipeRun:
     accuracy_dense: float | None
     pruned: steps.Pruned | None  # None under an AGP schedule (no one-shot prune)
     finetuned: steps.Finetuned | None  # None without finetune epochs
-    written: dict[str, str]  # {"checkpoint": path, "onnx": path}
+    written: dict[str, str]  # {"checkpoint": path, "onnx": path, "onnx_int8": path}
+    quantized: quantizing.QuantizeResult | None = None  # when the recipe quantizes
 
     @property
     def result(self) -> FinetuneResult | None:
@@ -42,6 +43,7 @@ def run_recipe(
     steps.check_outputs(recipe.outputs)
     if recipe.finetune.epochs:
         steps.require_data(session, "finetune")
+    quantizing.check_before(session, recipe)
     dense = steps.evaluate_dense(session, say, report, cancel)
     pruned = None
     if recipe.recovery.gradual:  # from the dense weights (the zeros at load held) unless "current"
@@ -50,9 +52,10 @@ def run_recipe(
     else:
         pruned = steps.prune(session, say, report, cancel, recipe)
     if not recipe.finetune.epochs:
-        return RecipeRun(dense, pruned, None, steps.write_outputs(session, recipe, say))
+        quantized = quantizing.quantize(session, recipe, say, report, cancel)
+        return RecipeRun(dense, pruned, None, steps.write_outputs(session, recipe, say), quantized)
     finetuned = steps.finetune(session, recipe, say, report, cancel)
-    return RecipeRun(dense, pruned, finetuned, finetuned.written or {})
+    return RecipeRun(dense, pruned, finetuned, finetuned.written or {}, finetuned.quantized)
 
 
 def check_data_unchanged(session: Session, record) -> None:

@@ -21,7 +21,7 @@ from prunetui.core.runs import RunRecord
 from prunetui.core.sensitivity import DEFAULT_SPARSITIES, ScanOptions, ScanResult
 from prunetui.core.session import Session
 from prunetui.errors import UserError
-from prunetui.workflow import channel_steps, lines
+from prunetui.workflow import channel_steps, lines, quantizing
 
 Say = Callable[..., None]  # say(text, style="")
 SUGGESTED_RUN = "suggested"
@@ -189,6 +189,7 @@ class Finetuned:
     run: RunRecord | None
     accuracy_recalibrated: float | None = None  # after an AGP schedule, when the recipe asks for it
     written: dict[str, str] | None = None  # {"checkpoint": path, "onnx": path} of the recipe's outputs
+    quantized: quantizing.QuantizeResult | None = None  # when the recipe quantizes once the finetune is done
 
 
 def _finetune_outcome(session: Session, result: FinetuneResult, say: Say, started: float) -> None:
@@ -269,23 +270,31 @@ def complete(session: Session, recipe: Recipe, result: FinetuneResult, say: Say,
     recalibrated = None
     if recipe.recovery.gradual and recipe.recovery.recalibrate_bn:
         recalibrated = recalibrate_step(session, say, report, cancel)
+    quantized = quantizing.quantize(session, recipe, say, report, cancel)
     written = write_outputs(session, recipe, say)
     if run is not None and session.recorder.store is not None:
         session.recorder.store.drop_resume_state(run)
         session.recorder.save(run)
-    return Finetuned(result, run, recalibrated, written)
+    return Finetuned(result, run, recalibrated, written, quantized)
 
 
 def write_outputs(session: Session, recipe: Recipe, say: Say) -> dict[str, str]:
-    """The recipe's output files (checkpoint, ONNX), recorded in the current run as its weights."""
+    """The recipe's output files (checkpoint or .ptz, ONNX, int8 ONNX), recorded in the current run as
+    its weights with their bytes on disk."""
     outputs, written = recipe.outputs, {}
     if outputs.checkpoint:
+        writer = quantizing.export_compressed if outputs.compress else export
         written["checkpoint"] = str(
-            export(session, outputs.checkpoint, recipe.name, outputs.overwrite, say).path
+            writer(session, outputs.checkpoint, recipe.name, outputs.overwrite, say).path
         )
     if outputs.onnx:
         written["onnx"] = str(channel_steps.export_onnx(session, outputs.onnx, outputs.overwrite, say).path)
+    if outputs.onnx_int8:
+        int8 = quantizing.export_int8(session, outputs.onnx_int8, outputs.overwrite, say, written.get("onnx"))
+        written["onnx_int8"] = str(int8.path)
     run = session.current_run
+    if written:
+        quantizing.record_files(session, written, say)
     if written and run is not None:
         run.weights = {key: str(Path(path).resolve()) for key, path in written.items()}
         session.recorder.save(run)
@@ -294,7 +303,7 @@ def write_outputs(session: Session, recipe: Recipe, say: Say) -> dict[str, str]:
 
 def check_outputs(outputs) -> None:
     """Refuse, before any work, output files that exist when the recipe may not replace them."""
-    for path in (outputs.checkpoint, outputs.onnx) if not outputs.overwrite else ():
+    for path in (outputs.checkpoint, outputs.onnx, outputs.onnx_int8) if not outputs.overwrite else ():
         if path and Path(path).exists():
             raise UserError(f"{path} exists (use --force to replace it)")
 

@@ -19,13 +19,14 @@ LABELS = {
     "share": "Share",
     "zeros": "Zeros",
     "target": "Target",
+    "bits": "Bits",
     "safe": "Safe",
     "channels": "Chan",
 }
 # Room for the widest value a column can take ("100.0%"), so that widths never change after pruning.
 MIN_WIDTHS = {"share": 6, "zeros": 6}
-ORDER = ["layer", "shape", "params", "share", "zeros", "target", "channels", "safe"]  # left to right
-PRIORITY = ["layer", "target", "channels", "safe", "zeros", "params", "share", "shape"]  # kept first
+ORDER = ["layer", "shape", "params", "share", "zeros", "target", "bits", "channels", "safe"]  # left to right
+PRIORITY = ["layer", "target", "bits", "channels", "safe", "zeros", "params", "share", "shape"]  # kept first
 FIXED = "fixed"  # the channels cell of a layer channel pruning cannot touch
 SELECTED_MARK = "● "  # before a selected layer's name (the selection targets edit together)
 
@@ -48,6 +49,14 @@ def target_cell(
     if locked:
         cell.append(" L", style="bold cyan")
     return cell
+
+
+def bits_cell(bits: int | None, shape: tuple[int, ...]) -> Text:
+    """The bits set for a layer (bold), else the k-means default it gets: Han's 5 for a fully connected
+    weight, 8 for a convolution (core.quantize.han_bits), dim."""
+    if bits is not None:
+        return _number(str(bits), "bold")
+    return _number(str(5 if len(shape) == 2 else 8), "dim")
 
 
 def cell_width(cell: Text | str) -> int:
@@ -85,6 +94,8 @@ class LayerTable(DataTable):
     # `reasons`: why a group cannot be pruned. Layers that are no group, or cannot be pruned, are dim.
     channels: reactive[dict[str, tuple[int, int]] | None] = reactive(None, init=False)
     reasons: dict[str, str] = {}
+    # k-means bits set per layer (`i`): the Bits column shows once one is set, Han's default dim elsewhere
+    layer_bits: reactive[dict[str, int]] = reactive(dict, init=False)
 
     def __init__(self, **kwargs) -> None:
         super().__init__(cursor_type="row", **kwargs)
@@ -103,7 +114,9 @@ class LayerTable(DataTable):
         candidates = [
             c
             for c in PRIORITY
-            if (c != "safe" or self._safe) and (c != "channels" or self.channels is not None)
+            if (c != "safe" or self._safe)
+            and (c != "channels" or self.channels is not None)
+            and (c != "bits" or self.layer_bits)
         ]
         kept, used = [], self.styles.scrollbar_size_vertical
         for column in candidates:
@@ -141,6 +154,8 @@ class LayerTable(DataTable):
                 return _number(f"{info.zero_fraction * 100:.1f}%")
             case "target":
                 return self._target_cell(layer_name)
+            case "bits":
+                return bits_cell(self.layer_bits.get(layer_name), info.shape)
             case _:
                 return _number(self._safe.get(layer_name, ""), "green")
 
@@ -238,6 +253,17 @@ class LayerTable(DataTable):
         for layer_name in self._infos:
             if (old or {}).get(layer_name) != (new or {}).get(layer_name):
                 self._update(layer_name, "channels")
+
+    def watch_layer_bits(self, old: dict[str, int], new: dict[str, int]) -> None:
+        """The column comes with the first bits set and goes with the last; else the cells that changed."""
+        if not self._infos:
+            return
+        if bool(old) != bool(new):
+            self._rebuild()
+            return
+        for layer_name in set(old) | set(new):
+            if old.get(layer_name) != new.get(layer_name):
+                self._update(layer_name, "bits")
 
     def watch_locked_layers(self) -> None:
         self._show_targets_column()

@@ -28,6 +28,7 @@ LABELS = {
     "change": "Δdense",
     "macs": "MMACs",
     "speedup": "Speed",
+    "disk": "Disk",
     "epochs": "Ep",
     "lr": "LR",
     "method": "Method",
@@ -36,12 +37,12 @@ LABELS = {
 }
 FIXED_WIDTHS = {
     "number": 4, "mib": 6, "percent": 6, "before": 6, "after": 6, "change": 6, "epochs": 5, "lr": 6,
-    "method": 9, "time": 6, "macs": 7, "speedup": 6,
+    "method": 9, "time": 6, "macs": 7, "speedup": 6, "disk": 6,
 }  # fmt: skip
 NAME_WIDTHS = (10, 20)  # a name is shortened down to the first when the table is narrow
 NOTE_WIDTH = 30
 # then names are shortened, then Status goes
-LEFT_OUT_FIRST = ["note", "time", "lr", "method", "mib", "macs", "epochs", "before", "speedup"]
+LEFT_OUT_FIRST = ["note", "time", "lr", "method", "mib", "macs", "epochs", "before", "speedup", "disk"]
 SORTS = {"time": "oldest first", "size": "smallest first", "accuracy": "most accurate first"}
 STATUS_STYLES = {"finished": "", "unfinished": "yellow", "cancelled": "yellow", "failed": "red"}
 
@@ -74,6 +75,14 @@ def _speedup(run: RunRecord) -> Text:
         return _number("")
     speedup = dense / now
     return _number(f"{speedup:.2f}x", "green" if speedup >= 1.1 else "")
+
+
+def _disk(run: RunRecord) -> Text:
+    """How much smaller than the dense fp32 file the run's model file is on disk (measured)."""
+    size = next(iter(run.bytes_on_disk.values()), None)  # the model file first (workflow.quantizing)
+    if not size or not run.dense_file_bytes:
+        return _number("")
+    return _number(f"{run.dense_file_bytes / size:.1f}x", "green")
 
 
 def _epochs(run: RunRecord) -> str:
@@ -114,6 +123,15 @@ def run_details(number: int, run: RunRecord, parent_number: int | None) -> str:
     if run.cost.get("latency_ms"):
         latency, dense = run.cost["latency_ms"], run.cost["latency_ms_dense"]
         parts.append(f"{latency:.2f} ms vs {dense:.2f} ms dense ({dense / latency:.2f}x)")
+    if run.quantization:
+        q = run.quantization
+        final = q.get("accuracy_centroids") or q.get("accuracy_quantized")
+        parts.append(f"quantized {q['kind']}" + (f" {final:.2f}%" if final is not None else ""))
+    for path, size in list(run.bytes_on_disk.items())[:1]:
+        ratio = (
+            f" = {run.dense_file_bytes / size:.1f}x smaller than dense fp32" if run.dense_file_bytes else ""
+        )
+        parts.append(f"{path}: {size:,} B{ratio}")
     parts += [duration_text(run.seconds)] if run.seconds else []
     if run.note:
         parts.append(f"note: {run.note}")
@@ -136,6 +154,8 @@ def _content_widths(records: list[RunRecord]) -> dict[str, int]:
 def fit(records: list[RunRecord], available: int, cell_padding: int) -> Layout:
     """The columns and widths that fit in `available` cells, as many and as wide as possible."""
     columns, widths = list(LABELS), _content_widths(records)
+    if not any(run.bytes_on_disk for run in records):  # the Disk column once a run wrote its weights
+        columns.remove("disk")
 
     def excess() -> int:
         return sum(widths[c] + 2 * cell_padding for c in columns) + 1 - available  # + the scrollbar
@@ -143,7 +163,8 @@ def fit(records: list[RunRecord], available: int, cell_padding: int) -> Layout:
     for column in LEFT_OUT_FIRST:
         if excess() <= 0:
             return Layout(columns, widths)
-        columns.remove(column)
+        if column in columns:
+            columns.remove(column)
     if excess() > 0:
         widths["name"] = max(min(widths["name"], NAME_WIDTHS[0]), widths["name"] - excess())
     if excess() > 0:
@@ -220,6 +241,8 @@ class RunsTable(DataTable):
                 return _number("" if macs is None else f"{macs / 1e6:.1f}")
             case "speedup":
                 return _speedup(run)
+            case "disk":
+                return _disk(run)
             case _:
                 return ""
 

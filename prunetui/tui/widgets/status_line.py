@@ -25,6 +25,8 @@ class Status:
     predicted_accuracy: float | None = None  # of a pending suggestion, from the scan
     accuracy_predicted: float | None = None  # what a suggestion predicted for the weights now (beside "now")
     projected_macs: int | None = None  # channel mode: MACs (batch 1) the targets give
+    file_bytes: int | None = None  # the model file the weights in hand were written to, measured
+    file_ratio: float | None = None  # the dense fp32 file's bytes / file_bytes
 
 
 def _size_text(size_mib: float | None, dense_mib: float, percent: bool = True) -> str:
@@ -49,6 +51,19 @@ def _targets_field(status: Status, captions: bool, macs: bool = True) -> tuple[s
     return "→ ", f"{size} pred {predicted}", "bold magenta"
 
 
+def _disk_text(status: Status) -> str:
+    """The written file's bytes and how much smaller than the dense fp32 file: `25.5 KiB 41.0x`."""
+    size = status.file_bytes or 0
+    text = (
+        f"{size:,} B"
+        if size < 10 * 1024
+        else f"{size / 1024:.1f} KiB"
+        if size < 10 * 2**20
+        else f"{size / 2**20:.1f} MiB"
+    )
+    return f"{text} {status.file_ratio:.1f}x" if status.file_ratio else text
+
+
 def _now_text(status: Status) -> str:
     """The measured accuracy, and beside it what a suggestion predicted for these weights."""
     if status.accuracy_predicted is None:
@@ -64,9 +79,9 @@ def _now_text(status: Status) -> str:
 # A method other than the default is news too: it outlasts the dense accuracy and the size's percent.
 LABEL_WIDTH = 32
 DEFAULT_METHOD = "magnitude"
-LEFT_OUT = (16, "method", 12, "dense", "size_percent", "device", 2)
-LEFT_OUT_OTHER_METHOD = (16, "dense", 12, "size_percent", "method", "device", 2)
-LEFT_OUT_WITH_MACS = (16, "dense", 12, "macs", "method", "size_percent", "device", 2)
+LEFT_OUT = ("disk", 16, "method", 12, "dense", "size_percent", "device", 2)
+LEFT_OUT_OTHER_METHOD = ("disk", 16, "dense", 12, "size_percent", "method", "device", 2)
+LEFT_OUT_WITH_MACS = ("disk", 16, "dense", 12, "macs", "method", "size_percent", "device", 2)
 
 
 def status_text(status: Status, captions: bool, leave_out: frozenset[str] = frozenset()) -> Text:
@@ -83,6 +98,8 @@ def status_text(status: Status, captions: bool, leave_out: frozenset[str] = froz
         ),
         (*_targets_field(status, captions, "macs" not in leave_out), "", " "),
     ]
+    if status.file_bytes is not None:
+        fields.append(("disk " if captions else "", _disk_text(status), "bold green", "disk", "  "))
     text = Text(status.model_label, style="bold", no_wrap=True, overflow="ellipsis")
     for part, style, key in ((status.device_label, "italic", "device"), (status.method, "cyan", "method")):
         if key not in leave_out:
