@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from functools import partial
 
 from prunetui import cli_recipe
-from prunetui.core.recipe import METHODS, parse_grid
+from prunetui.core.grid import parse_grid
+from prunetui.core.recipe import METHODS
 from prunetui.errors import JobFailed, UserError, write_crash_log
 
 METHOD_NAMES = tuple(METHODS)  # core.recipe's registry: no torch for --help

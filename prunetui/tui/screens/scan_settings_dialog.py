@@ -9,7 +9,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
-from prunetui.core.recipe import parse_grid
+from prunetui.core.grid import parse_grid
 from prunetui.tui.scan_curves import Tolerance, parse_tolerance
 from prunetui.tui.widgets.parsed_input import ParsedInput
 
