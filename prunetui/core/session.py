@@ -236,6 +236,7 @@ class Session:
         if not batch_norms(self.model):
             raise UserError("the model has no BatchNorm with running statistics: nothing to recalibrate")
         recalibrate_bn(self.model, data.train, report=report, cancel=cancel)
+        self.state.changed()  # new statistics: scans of the model before are of another model
         self.accuracy = evaluate(self.model, data.eval, report, cancel)
         self.current_run.accuracy_recalibrated = self.accuracy
         self.recorder.ended(self.current_run)

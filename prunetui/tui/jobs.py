@@ -15,7 +15,7 @@ from textual.message import Message
 from prunetui.core.events import Event, Progress
 from prunetui.core.recipe import Recipe
 from prunetui.core.runs import RunRecord
-from prunetui.core.sensitivity import DEFAULT_SPARSITIES, ScanResult
+from prunetui.core.sensitivity import DEFAULT_SPARSITIES
 from prunetui.core.session import Session
 from prunetui.errors import JobFailed, UserError
 from prunetui.tui.messages import (
@@ -27,6 +27,7 @@ from prunetui.tui.messages import (
     ScanLoaded,
     ScanStarted,
 )
+from prunetui.tui.stats import model_label
 from prunetui.workflow import quantizing, steps
 
 PROGRESS_INTERVAL = 0.1  # seconds: about 10 progress messages a second at most
@@ -80,10 +81,13 @@ def error_text(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def last_scan(session: Session, sparsities: Sequence[float] = DEFAULT_SPARSITIES) -> ScanResult | None:
-    """The cached scan of the model as it is now, with the grid and options `s` uses, if one was stored."""
+def last_scan(session: Session, sparsities: Sequence[float] = DEFAULT_SPARSITIES) -> ScanLoaded | None:
+    """The cached scan of the model as it is now, with the grid and options `s` uses, if one was stored,
+    as the message that shows it (tied to this model state)."""
     result = session.stored_scan(sparsities)
-    return result if result is not None and result.base_accuracy is not None and result.layers else None
+    if result is None or result.base_accuracy is None or not result.layers:
+        return None
+    return ScanLoaded(result, session.state.version, model_label(session))
 
 
 def load_runs(session: Session, ctx: JobContext) -> None:
@@ -97,7 +101,7 @@ def open_session(session: Session, ctx: JobContext) -> None:
     load_runs(session, ctx)
     scan = last_scan(session)
     if scan is not None:
-        ctx.post(ScanLoaded(scan))
+        ctx.post(scan)
     evaluate_dense(session, ctx)
 
 
@@ -107,7 +111,7 @@ def evaluate_dense(session: Session, ctx: JobContext) -> None:
 
 def scan(session: Session, ctx: JobContext, sparsities: Sequence[float] = DEFAULT_SPARSITIES) -> None:
     base = session.accuracy if session.accuracy is not None else session.evaluate(ctx.report, ctx.cancel)
-    ctx.post(ScanStarted(base, tuple(sparsities)))
+    ctx.post(ScanStarted(base, tuple(sparsities), session.state.version, model_label(session)))
     steps.scan(session, ctx.say, ctx.report, ctx.cancel, sparsities)
 
 

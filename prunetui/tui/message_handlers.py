@@ -47,11 +47,16 @@ class MessageHandlers:
         self.show_error(message.text)
 
     def on_scan_started(self: PruneApp, message: ScanStarted) -> None:
-        self.curves = ScanCurves(base_accuracy=message.base_accuracy, grid=message.sparsities)
+        self.curves = ScanCurves(
+            base_accuracy=message.base_accuracy,
+            grid=message.sparsities,
+            of_version=message.version,
+            of_label=message.label,
+        )
         self.show_plot("sensitivity-tab")
 
     def on_scan_loaded(self: PruneApp, message: ScanLoaded) -> None:
-        self.curves = ScanCurves.from_result(message.result)
+        self.curves = ScanCurves.from_result(message.result, message.version, message.label)
         folder = self.session.scans.folder
         self.write_log(
             f"Last scan of this model ({len(self.curves.points)} layers) read from {self.shown(folder)}"
@@ -72,6 +77,8 @@ class MessageHandlers:
         self.suggest.after_job()  # before the stats: the header reads its prediction
         self.stats = message.stats
         self.sync_targets()  # a resume sets them; a failed job puts them back
+        if self.curves.is_stale(message.stats.version):  # marked as of the model before, until
+            self.scan_settings.load_stored_scan(keep_shown=True)  # a scan of the model now is found
 
     def on_runs_loaded(self: PruneApp, message: RunsLoaded) -> None:
         self.runs_tab.warn_unreadable(message.unreadable)

@@ -46,9 +46,11 @@ class JobLine(Message):
 
 
 class ScanStarted(Message):
-    def __init__(self, base_accuracy: float, sparsities: tuple[float, ...]) -> None:
+    def __init__(self, base_accuracy: float, sparsities: tuple[float, ...], version: int, label: str) -> None:
+        """`version`, `label`: the model state the scan is of (tui.stats.model_label)."""
         super().__init__()
         self.base_accuracy, self.sparsities = base_accuracy, sparsities
+        self.version, self.label = version, label
 
 
 class FinetuneStarted(Message):
@@ -75,9 +77,9 @@ class RunsLoaded(Message):
 class ScanLoaded(Message):
     """A scan of the model as it is now, read from the scan cache (not computed)."""
 
-    def __init__(self, result: ScanResult) -> None:
+    def __init__(self, result: ScanResult, version: int, label: str) -> None:
         super().__init__()
-        self.result = result
+        self.result, self.version, self.label = result, version, label
 
 
 class SuggestionReady(Message):

@@ -11,8 +11,6 @@ from prunetui.core.pruning import compound
 from prunetui.core.recipe import Recipe
 from prunetui.errors import UserError
 from prunetui.tui import jobs
-from prunetui.tui.messages import ScanLoaded
-from prunetui.tui.scan_curves import ScanCurves
 from prunetui.tui.screens.ask_dialog import AskDialog
 from prunetui.tui.screens.choice_dialog import ChoiceDialog
 from prunetui.tui.screens.confirm_dialog import ConfirmDialog
@@ -45,17 +43,8 @@ class ModelFlows:
             return
         app.method = name
         app.write_log(f"Method: {name}, {app.session.method.summary}")
-        app.curves = ScanCurves()
         app.preview.request()
-        app.run_worker(
-            self._load_stored_scan, group="stored-scan", exclusive=True, thread=True, exit_on_error=False
-        )
-
-    def _load_stored_scan(self) -> None:
-        """In a thread: the scan cache key fingerprints every weight."""
-        result = jobs.last_scan(self.app.session, self.app.scan_grid)
-        if result is not None:
-            self.app.post_message(ScanLoaded(result))
+        app.scan_settings.load_stored_scan()  # the curves shown are of this method
 
     # --- targets through a dialog ----------------------------------------------------------------
     def ask_exact_target(self) -> None:

@@ -78,14 +78,21 @@ class ScanCurves:
     base_accuracy: float | None = None
     points: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # layer -> (s, accuracy)
     grid: tuple[float, ...] = ()  # the sparsities the scan measures each layer at (empty: not known)
+    # the model state the scan is of (core.model_state.ModelState.version; None: not known) and its label
+    of_version: int | None = None
+    of_label: str = ""
 
     @classmethod
-    def from_result(cls, result: ScanResult) -> ScanCurves:
+    def from_result(cls, result: ScanResult, version: int | None = None, label: str = "") -> ScanCurves:
         points = {
             layer: list(zip(result.sparsities, accuracies, strict=True))
             for layer, accuracies in result.layers.items()
         }
-        return cls(result.base_accuracy, points, tuple(result.sparsities))
+        return cls(result.base_accuracy, points, tuple(result.sparsities), version, label)
+
+    def is_stale(self, version: int | None) -> bool:
+        """A scan of another model state than `version` (the model changed since it was made)."""
+        return self.of_version is not None and version is not None and self.of_version != version
 
     def add(self, layer: str, sparsity: float, accuracy: float) -> None:
         self.points.setdefault(layer, []).append((sparsity, accuracy))

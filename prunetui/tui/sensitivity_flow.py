@@ -4,7 +4,6 @@ the stored scan of this model with that grid when there is one."""
 from typing import TYPE_CHECKING
 
 from prunetui.tui import jobs
-from prunetui.tui.messages import ScanLoaded
 from prunetui.tui.scan_curves import ScanCurves
 from prunetui.tui.screens.scan_settings_dialog import ScanSettings, ScanSettingsDialog, grid_text
 
@@ -33,14 +32,17 @@ class SensitivityFlow:
             self.load_stored_scan()
         app.show_plot("sensitivity-tab")
 
-    def load_stored_scan(self) -> None:
+    def load_stored_scan(self, keep_shown: bool = False) -> None:
         """The stored scan of the model as it is, by the method and grid now chosen, in a thread (the
-        cache key fingerprints every weight); the curves are emptied meanwhile."""
+        cache key fingerprints every weight); the curves are emptied meanwhile, unless `keep_shown`
+        (after the model changed: the scan shown stays, marked as of the model before, until one of
+        the model now is found)."""
         app = self.app
-        app.curves = ScanCurves()
+        if not keep_shown:
+            app.curves = ScanCurves()
         app.run_worker(self._load, group="stored-scan", exclusive=True, thread=True, exit_on_error=False)
 
     def _load(self) -> None:
         result = jobs.last_scan(self.app.session, self.app.scan_grid)
         if result is not None:
-            self.app.post_message(ScanLoaded(result))
+            self.app.post_message(result)

@@ -56,13 +56,15 @@ class StateViews:
     def watch_stats(self: PruneApp, stats: ModelStats) -> None:
         self.query_one("ParamsPlot").draw(stats.layers)
         self.draw_weights()
+        self.watch_curves()  # the scan shown may now be of a model before
 
     def watch_nonzero_only(self: PruneApp) -> None:
         self.draw_weights()
 
     def watch_curves(self: PruneApp) -> None:
+        stale = self.stats is not None and self.curves.is_stale(self.stats.version)
         self.query_one("SensitivityView").show(
-            self.curves, self.selected_layer, self.tolerance, self.sensitivity_numbers
+            self.curves, self.selected_layer, self.tolerance, self.sensitivity_numbers, stale
         )
 
     def watch_tolerance(self: PruneApp) -> None:

@@ -30,6 +30,8 @@ class ModelStats:
     layers: list[LayerInfo]
     histograms: dict[str, Histogram]
     size_mib: float
+    version: int = 0  # core.model_state.ModelState.version: which model state these describe
+    label: str = ""  # what the model holds, for views computed on it ("as opened", a run's name)
 
 
 @torch.no_grad()
@@ -50,4 +52,12 @@ def model_stats(session: Session) -> ModelStats:
         layers=session.layers(),
         histograms={name: weight_histogram(p) for name, p in params.items()},
         size_mib=session.state.reported_size(),  # the dense size while nothing is pruned
+        version=session.state.version,
+        label=model_label(session),
     )
+
+
+def model_label(session: Session) -> str:
+    """What the model in hand is, in a few words: the run that made its weights, or the model as opened."""
+    run = session.current_run
+    return f"run {run.name}" if run is not None else "the model as opened"

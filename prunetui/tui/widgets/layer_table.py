@@ -101,6 +101,7 @@ class LayerTable(DataTable):
         super().__init__(cursor_type="row", **kwargs)
         self._infos: dict[str, LayerInfo] = {}
         self._safe: dict[str, str] = {}  # the Safe column's text by layer (ScanCurves.safe_labels)
+        self._shown_stale = False  # the Safe column is shown dim: its scan is of a model before
         self._widths: dict[str, int] = {}
 
     @property
@@ -157,7 +158,12 @@ class LayerTable(DataTable):
             case "bits":
                 return bits_cell(self.layer_bits.get(layer_name), info.shape)
             case _:
-                return _number(self._safe.get(layer_name, ""), "green")
+                return _number(self._safe.get(layer_name, ""), "dim" if self._stale_scan() else "green")
+
+    def _stale_scan(self) -> bool:
+        """The scan the Safe column reads is of another model state than the one in hand."""
+        stats, curves = self.stats, self.curves
+        return curves is not None and stats is not None and curves.is_stale(stats.version)
 
     def _prunable(self, layer_name: str) -> bool:
         """In channel mode: a group whose output channels may be removed."""
@@ -233,8 +239,9 @@ class LayerTable(DataTable):
             self._rebuild()
             return
         for layer_name in self._infos:
-            for column in ("zeros", "shape", "params", "share"):  # shapes change with channel pruning
-                self._update(layer_name, column)
+            for column in ("zeros", "shape", "params", "share", "safe"):  # shapes: channel pruning;
+                self._update(layer_name, column)  # safe: dim once the scan is of a model before
+        self._shown_stale = self._stale_scan()
         self._show_targets_column()
 
     def watch_targets(self, old: dict[str, float], new: dict[str, float]) -> None:
@@ -275,6 +282,8 @@ class LayerTable(DataTable):
         """The Safe column: rebuilt when it appears or goes, else only the cells that changed."""
         safe = {} if curves is None else curves.safe_labels(self.tolerance)
         had_column, changed = bool(self._safe), {n for n in safe if safe[n] != self._safe.get(n)}
+        if self._stale_scan() != self._shown_stale:  # the same values, another style
+            self._shown_stale, changed = self._stale_scan(), set(safe)
         self._safe = safe
         if bool(safe) != had_column:
             if self._infos:

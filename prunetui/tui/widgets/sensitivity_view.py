@@ -13,9 +13,22 @@ from prunetui.tui.widgets.sensitivity_plot import SensitivityPlot
 
 
 def header_text(
-    curves: ScanCurves, selected: str | None, tolerance: Tolerance, numeric: bool, width: int
+    curves: ScanCurves,
+    selected: str | None,
+    tolerance: Tolerance,
+    numeric: bool,
+    width: int,
+    stale: bool = False,
 ) -> Text:
-    """The fullest header that fits `width`: the colours' meaning goes first, then the layer's name."""
+    """The fullest header that fits `width`: the colours' meaning goes first, then the layer's name. A
+    scan of a model state before the one in hand (`stale`) says so first, in yellow."""
+    if stale:
+        for prefix in (f"scan of {curves.of_label}, before the model changed: s scans it now · ",
+                       "scan of the model before (s scans now) · "):  # fmt: skip
+            rest = header_text(curves, selected, tolerance, numeric, max(0, width - len(prefix)))
+            if len(prefix) + rest.cell_len <= width:
+                break
+        return Text.assemble((prefix, "yellow"), rest)
     if curves.base_accuracy is None:
         full = f"no scan yet: s scans every layer · S grid and {tolerance.describe(None)}"
         return Text(full if len(full) <= width else "no scan yet: s scans · S sets the grid and the drop")
@@ -57,8 +70,16 @@ class SensitivityView(Vertical):
             yield SensitivityPlot(id="sensitivity-curves")
             yield SensitivityGrid(id="sensitivity-numbers")
 
-    def show(self, curves: ScanCurves, selected: str | None, tolerance: Tolerance, numeric: bool) -> None:
-        self._header = (curves, selected, tolerance, numeric)
+    def show(
+        self,
+        curves: ScanCurves,
+        selected: str | None,
+        tolerance: Tolerance,
+        numeric: bool,
+        stale: bool = False,
+    ) -> None:
+        """`stale`: the scan is of a model state before the one in hand."""
+        self._header = (curves, selected, tolerance, numeric, stale)
         self.query_one(ContentSwitcher).current = "sensitivity-numbers" if numeric else "sensitivity-curves"
         self._show_header()
         self.query_one(SensitivityPlot).draw(curves, selected, tolerance)
@@ -67,7 +88,9 @@ class SensitivityView(Vertical):
     def _show_header(self) -> None:
         if hasattr(self, "_header"):
             width = self.content_size.width or 80
-            self.query_one("#sensitivity-header", Static).update(header_text(*self._header, width))
+            curves, selected, tolerance, numeric, stale = self._header
+            text = header_text(curves, selected, tolerance, numeric, width, stale)
+            self.query_one("#sensitivity-header", Static).update(text)
 
     def on_resize(self) -> None:
         self._show_header()

@@ -1,0 +1,50 @@
+"""The workbench tells the truth about the model it has (issue 25): a scan shown is of a model state, and
+says so once the model changed; a reset finds the scan of the model as opened again."""
+
+from rich.text import Text
+
+from prunetui.tui.widgets.layer_table import LayerTable
+from prunetui.tui.widgets.sensitivity_view import SensitivityView
+
+from .conftest import wait_idle, wait_until
+
+
+def sensitivity_header(app) -> str:
+    return str(app.query_one(SensitivityView).query_one("#sensitivity-header").render())
+
+
+def safe_style(app, layer_name: str) -> str:
+    cell = app.query_one(LayerTable).get_cell(layer_name, "safe")
+    return str(cell.style) if isinstance(cell, Text) else ""
+
+
+async def test_a_scan_of_the_model_before_is_marked_and_a_reset_finds_the_dense_scan(recording_app):
+    app = recording_app
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_idle(pilot)
+        await pilot.press("s")
+        await wait_idle(pilot)
+        assert "before the model changed" not in sensitivity_header(app)
+        assert safe_style(app, "conv1.weight") == "green"
+        app.set_target("conv2.weight", 0.8)
+        await pilot.press("p")
+        await wait_idle(pilot)
+        await wait_until(pilot, lambda: "scan of the model as opened" in sensitivity_header(app))
+        assert "s scans it now" in sensitivity_header(app) and safe_style(app, "conv1.weight") == "dim"
+        await pilot.press("r", "y")  # back to the weights as opened: their scan is in the cache
+        await wait_idle(pilot)
+        await wait_until(pilot, lambda: "before the model changed" not in sensitivity_header(app))
+        assert safe_style(app, "conv1.weight") == "green" and app.curves.of_label == "the model as opened"
+
+
+async def test_a_scan_after_pruning_is_of_that_run(recording_app):
+    app = recording_app
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_idle(pilot)
+        app.set_target("conv2.weight", 0.8)
+        await pilot.press("p")
+        await wait_idle(pilot)
+        await pilot.press("s")
+        await wait_idle(pilot)
+        run = app.session.current_run
+        assert app.curves.of_label == f"run {run.name}" and not app.curves.is_stale(app.stats.version)
