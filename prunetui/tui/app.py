@@ -142,6 +142,13 @@ class PruneApp(Opening, KeyActions, StateViews, MessageHandlers, App[int]):
         self._exit_renderables.clear()
 
     # --- layout ----------------------------------------------------------------------------------
+    async def on_event(self, event: events.Event) -> None:
+        """Keys typed for after a running job are held (tui.type_ahead) before any binding or widget
+        sees them."""
+        if isinstance(event, events.Key) and self.session is not None and self.type_ahead.hold(event):
+            return
+        await super().on_event(event)
+
     def compose(self) -> ComposeResult:
         yield SizeWarning(id="size-warning")
         yield StatusLine(id="status").data_bind(PruneApp.status)

@@ -73,6 +73,8 @@ class JobRunner:
         app.query_one(JobLog).end()
         if self.quit_when_idle:
             app.exit(0)
+            return
+        app.type_ahead.release()  # keys typed for after this job
 
     def cancel(self) -> None:
         if not self.app.busy or self.cancel_event is None or self.cancel_event.is_set():

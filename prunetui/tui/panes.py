@@ -19,6 +19,7 @@ from prunetui.tui.runs_controller import RunsController
 from prunetui.tui.selection_flow import SelectionFlow
 from prunetui.tui.sensitivity_flow import SensitivityFlow
 from prunetui.tui.suggest_flow import SuggestFlow
+from prunetui.tui.type_ahead import TypeAhead
 from prunetui.tui.widgets.finetune_plot import FinetunePlot
 from prunetui.tui.widgets.layer_table import LayerTable
 from prunetui.tui.widgets.params_plot import ParamsPlot
@@ -42,6 +43,7 @@ def attach_flows(app: "PruneApp") -> None:
     app.preview = Preview(app)
     app.selection_flow = SelectionFlow(app)
     app.scan_settings = SensitivityFlow(app)
+    app.type_ahead = TypeAhead(app)
     app.bits = BitsFlow(app)  # i cycles a layer's k-means bits, Q quantizes
 
 

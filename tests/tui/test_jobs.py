@@ -169,7 +169,7 @@ async def test_cancel_mid_finetune_keeps_masks_and_clears_busy(slow_app):
         assert log_lines(app)[-1].startswith("Scan finished in")
 
 
-async def test_a_second_job_while_busy_is_refused(slow_app, monkeypatch):
+async def test_a_second_job_while_busy_waits_and_cancel_drops_it(slow_app, monkeypatch):
     app = slow_app
     notes = []
     async with app.run_test(size=(80, 24)) as pilot:
@@ -178,11 +178,14 @@ async def test_a_second_job_while_busy_is_refused(slow_app, monkeypatch):
         await start_finetune(pilot, epochs=1000)
         await wait_until(pilot, lambda: len(app.epochs) >= 1)
         await pilot.press("p", "s", "r", "w")
-        assert notes == ["a job is running (x cancels it)"] * 4
-        assert app.job_title == "Finetune"
+        assert notes == ["p waits for Finetune to end (x cancels it)"]  # the rest wait with it
+        assert app.job_title == "Finetune" and app.type_ahead.held
         await pilot.press("escape")
         await wait_idle(pilot)
         assert any("Finetune cancelled" in line for line in log_lines(app))
+        assert "Dropped the keys typed for after Finetune: p s r w" in log_lines(app)
+        run = app.session.current_run  # the cancelled finetune: no prune ran after it
+        assert not app.type_ahead.held and run.kind == "finetune" and run.status == "cancelled"
 
 
 OUT_OF_MEMORY = torch.OutOfMemoryError(

@@ -7,6 +7,7 @@ from prunetui.tui.widgets.layer_table import LayerTable
 from prunetui.tui.widgets.sensitivity_view import SensitivityView
 
 from .conftest import wait_idle, wait_until
+from .test_jobs import start_finetune
 
 
 def sensitivity_header(app) -> str:
@@ -48,3 +49,24 @@ async def test_a_scan_after_pruning_is_of_that_run(recording_app):
         await wait_idle(pilot)
         run = app.session.current_run
         assert app.curves.of_label == f"run {run.name}" and not app.curves.is_stale(app.stats.version)
+
+
+async def test_keys_typed_during_a_job_wait_for_it_instead_of_acting_on_the_table(slow_app):
+    """During a finetune, `f`, backspace, `3`, enter: a 3-epoch finetune once the first has ended, and no
+    target changed by the `3` (digit keys set targets on the main screen)."""
+    app = slow_app
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_idle(pilot)
+        app.set_target("conv2.weight", 0.5)
+        await start_finetune(pilot, epochs=2)
+        assert app.busy
+        await pilot.press("f", "backspace", "3", "enter")
+
+        def second_finetune_ended() -> bool:
+            run = app.session.current_run
+            return run is not None and run.epochs_planned == 3 and not app.busy
+
+        await wait_until(pilot, second_finetune_ended, timeout=60)
+        run = app.session.current_run
+        assert run.kind == "finetune" and run.epochs_planned == 3 and len(run.epochs) == 3
+        assert app.session.targets["conv1.weight"] == 0.0 and app.session.targets["conv2.weight"] == 0.5
