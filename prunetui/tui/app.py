@@ -98,6 +98,8 @@ class PruneApp(Opening, KeyActions, StateViews, MessageHandlers, App[int]):
     layer_bits: reactive[dict[str, int]] = state(dict)
     """A copy of `session.layer_bits` (k-means bits set per layer), written only by BitsFlow.sync."""
     method: reactive[str] = state("magnitude")
+    recovery_marks: reactive[str] = state("")
+    """The recovery options on (`+BN` while B is on; `+AGP`, `+KD` when the last finetune used them)."""
     """The pruning method's name (a copy of `session.method.name`, written by ModelFlows.next_method)."""
     status: reactive[Status | None] = reactive(None, repaint=False)
     """The header's fields (computed from the state and the session)."""

@@ -164,7 +164,7 @@ class ModelFlows:
         if recipe is None:
             return
         app = self.app
-        app.recovery.last = recipe
+        app.recovery.remember(recipe)
         predicted = app.suggest.take_prediction() if prune_first else None
         job = partial(jobs.finetune, app.session, recipe, prune_first, predicted=predicted)
         if app.jobs.start("Finetune", job):

@@ -30,6 +30,21 @@ class RecoveryFlow:
         self.recalibrate_bn = not self.recalibrate_bn
         state = "on" if self.recalibrate_bn else "off (the lab's numbers)"
         self.app.write_log(f"BN recalibration after prune and in suggestions: {state}")
+        self.show_marks()
+
+    def remember(self, recipe: Recipe) -> None:
+        """The last finetune's recipe: its values are offered again, its recovery options shown."""
+        self.last = recipe
+        self.show_marks()
+
+    def show_marks(self) -> None:
+        """The header's marks of the recovery options on: `+BN` (B), `+AGP` and `+KD` (the last finetune's
+        schedule and distillation, which the finetune dialog offers again)."""
+        recovery = self.last.recovery if self.last is not None else None
+        marks = ["+BN"] if self.recalibrate_bn else []
+        marks += ["+AGP"] if recovery is not None and recovery.gradual else []
+        marks += ["+KD"] if recovery is not None and recovery.distill else []
+        self.app.recovery_marks = " ".join(marks)
 
     def base_recipe(self, start: str = "dense") -> Recipe:
         """The recipe of what the screen shows: the session's method and targets, B, and the last

@@ -46,6 +46,7 @@ class StateViews:
             suggested_mib=suggestion.size_mib if suggestion else None,
             predicted_accuracy=suggestion.predicted_accuracy if suggestion else None,
             accuracy_predicted=self.suggest.shown_prediction(),
+            recovery=self.recovery_marks,
             projected_macs=self.preview.cost.macs if self.preview.cost else None,
             **run_file(session.current_run),
         )

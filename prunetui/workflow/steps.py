@@ -16,6 +16,7 @@ from pathlib import Path
 from prunetui.core.events import EpochEnd, Event, Notice, Report, ignore
 from prunetui.core.export import Exported, export_checkpoint
 from prunetui.core.finetune import FinetuneResult
+from prunetui.core.recalibrate import batch_norms
 from prunetui.core.recipe import Processes, Recipe
 from prunetui.core.runs import RunRecord
 from prunetui.core.sensitivity import DEFAULT_SPARSITIES, ScanOptions, ScanResult
@@ -116,6 +117,9 @@ def recalibrate_step(session: Session, say: Say, report: Report = ignore, cancel
     suggestion planned on recalibrated scan curves predicted, said beside it."""
     if session.data is None:
         say(lines.NO_DATA, "yellow")
+        return None
+    if not batch_norms(session.model):  # nothing to recalibrate: the prune stands as it is
+        say("No BatchNorm with running statistics: nothing to recalibrate", "yellow")
         return None
     accuracy = session.recalibrate(report, cancel)
     say(lines.accuracy_recalibrated(accuracy))

@@ -70,3 +70,29 @@ async def test_keys_typed_during_a_job_wait_for_it_instead_of_acting_on_the_tabl
         run = app.session.current_run
         assert run.kind == "finetune" and run.epochs_planned == 3 and len(run.epochs) == 3
         assert app.session.targets["conv1.weight"] == 0.0 and app.session.targets["conv2.weight"] == 0.5
+
+
+async def test_the_recovery_options_on_are_in_the_header(recording_app):
+    from prunetui.tui.screens.finetune_dialog import FinetuneDialog
+    from prunetui.tui.widgets.parsed_input import ParsedInput
+    from prunetui.tui.widgets.status_line import StatusLine
+
+    app = recording_app
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_idle(pilot)
+        header = lambda: str(app.query_one(StatusLine).render())  # noqa: E731
+        assert "+BN" not in header()
+        await pilot.press("B")
+        await wait_until(pilot, lambda: "+BN" in header())
+        app.set_target("conv2.weight", 0.5)
+        await pilot.press("f")
+        dialog = app.screen
+        assert isinstance(dialog, FinetuneDialog)
+        dialog.query_one("#epochs", ParsedInput).value = "1"
+        dialog.query_one("#distill", ParsedInput).value = "y"
+        await pilot.press("enter")
+        await wait_idle(pilot)
+        await wait_until(pilot, lambda: "+BN +KD" in header())
+        assert app.session.current_run.kind == "finetune"  # no BatchNorm: said, and the run goes on
+        await pilot.press("B")
+        await wait_until(pilot, lambda: "+BN" not in header() and "+KD" in header())

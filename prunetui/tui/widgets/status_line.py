@@ -27,6 +27,7 @@ class Status:
     projected_macs: int | None = None  # channel mode: MACs (batch 1) the targets give
     file_bytes: int | None = None  # the model file the weights in hand were written to, measured
     file_ratio: float | None = None  # the dense fp32 file's bytes / file_bytes
+    recovery: str = ""  # the recovery options on (`+BN +AGP +KD`), shown beside the method
 
 
 def _size_text(size_mib: float | None, dense_mib: float, percent: bool = True) -> str:
@@ -101,8 +102,9 @@ def status_text(status: Status, captions: bool, leave_out: frozenset[str] = froz
     if status.file_bytes is not None:
         fields.append(("disk " if captions else "", _disk_text(status), "bold green", "disk", "  "))
     text = Text(status.model_label, style="bold", no_wrap=True, overflow="ellipsis")
-    for part, style, key in ((status.device_label, "italic", "device"), (status.method, "cyan", "method")):
-        if key not in leave_out:
+    pieces = ((status.device_label, "italic", "device"), (status.method, "cyan", "method"))
+    for part, style, key in (*pieces, (status.recovery, "yellow", "")):
+        if part and key not in leave_out:
             text.append(" ")
             text.append(part, style=style)
     for caption, value, style, key, gap in fields:
