@@ -152,7 +152,11 @@ def build_parser() -> Parser:
         metavar="LAYERS",
         help="comma-separated layers kept at their --profile target (full names or a unique end, as --layers)",
     )
-    suggest.add_argument("--sparsities", default="0.4:1.0:0.05", help="scan grid (default 0.4:1.0:0.05)")
+    suggest.add_argument(
+        "--sparsities",
+        default="0.4:1.0:0.1",
+        help="scan grid (default 0.4:1.0:0.1: scan's and the workbench's, so both suggest the same)",
+    )
     suggest.add_argument("--out", metavar="TOML", help="write the suggested profile here")
     _add_activation_budget(suggest)
     cli_recipe.add_suggest_flags(suggest)

@@ -87,6 +87,8 @@ class MessageHandlers:
     def on_preview_ready(self: PruneApp, message: PreviewReady) -> None:
         if message.targets != self.session.targets:
             return  # the targets changed meanwhile: a newer preview is on its way
+        if not self.screen_stack or not self.screen.query("#layers"):
+            return  # the workbench is closing (the preview's thread ended after the panes went)
         self.preview.ready(message)  # channel mode: kept channels per group, projected MACs
         self.projected_mib = message.projected_mib
         self.draw_weights()

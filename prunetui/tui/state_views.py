@@ -45,6 +45,7 @@ class StateViews:
             projected_mib=self.projected_mib,
             suggested_mib=suggestion.size_mib if suggestion else None,
             predicted_accuracy=suggestion.predicted_accuracy if suggestion else None,
+            suggested_measured=suggestion.measured_accuracy if suggestion else None,
             accuracy_predicted=self.suggest.shown_prediction(),
             recovery=self.recovery_marks,
             projected_macs=self.preview.cost.macs if self.preview.cost else None,

@@ -23,6 +23,7 @@ class Status:
     projected_mib: float | None  # None until the preview worker has it
     suggested_mib: float | None = None  # of a pending suggestion
     predicted_accuracy: float | None = None  # of a pending suggestion, from the scan
+    suggested_measured: float | None = None  # of a pending suggestion, measured (shown instead)
     accuracy_predicted: float | None = None  # what a suggestion predicted for the weights now (beside "now")
     projected_macs: int | None = None  # channel mode: MACs (batch 1) the targets give
     file_bytes: int | None = None  # the model file the weights in hand were written to, measured
@@ -46,6 +47,10 @@ def _targets_field(status: Status, captions: bool, macs: bool = True) -> tuple[s
             size += f" {status.projected_macs / 1e6:.1f}M MACs"
         return caption, size, "bold"
     size = _size_text(status.suggested_mib, status.dense_mib)
+    if status.suggested_measured is not None:  # measured: what pruning to it gives (the prediction is not)
+        measured = accuracy_text(status.suggested_measured)
+        return ("suggested → ", f"{size} · measured {measured}", "bold magenta") if captions else (
+            "→ ", f"{size} measured {measured}", "bold magenta")  # fmt: skip
     predicted = accuracy_text(status.predicted_accuracy)
     if captions:
         return "suggested → ", f"{size} · predicted {predicted}", "bold magenta"
@@ -146,6 +151,7 @@ def _widest(status: Status) -> Status:
         projected_mib=size(status.projected_mib),
         suggested_mib=size(status.suggested_mib) if suggested else None,
         predicted_accuracy=accuracy(status.predicted_accuracy) if suggested else None,
+        suggested_measured=None if status.suggested_measured is None else accuracy(status.suggested_measured),
         accuracy_predicted=None if status.accuracy_predicted is None else accuracy(status.accuracy_predicted),
     )
 
