@@ -104,6 +104,7 @@ def info(opened: Opened, as_json: bool) -> dict:
                 "shape": list(layer.shape),
                 "params": layer.params,
                 "zero_fraction": layer.zero_fraction,
+                "target": session.targets.get(layer.name, 0.0),
             }
             for layer in layers
         ],

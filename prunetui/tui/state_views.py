@@ -48,6 +48,7 @@ class StateViews:
             suggested_measured=suggestion.measured_accuracy if suggestion else None,
             accuracy_predicted=self.suggest.shown_prediction(),
             recovery=self.recovery_marks,
+            opened_sparse=bool(session.state.start_masks or session.state.opened_stages),
             projected_macs=self.preview.cost.macs if self.preview.cost else None,
             **run_file(session.current_run),
         )

@@ -95,10 +95,26 @@ def open_session(request: Request, workdir: Path | None = None) -> Opened:
         session.apply_profile(profile, request.method)
         warning = profile_model_warning(profile.name, profile.model, loaded.label)
         notes += [f"warning: {warning}"] if warning else []
-    elif request.method is not None:
-        session.set_method(request.method)
+    else:
+        notes += export_targets(session, loaded.checkpoint, request.method)
     notes += start_sparsity_notes(session)
     return Opened(session, profile, model_spec, data_spec, notes)
+
+
+def export_targets(session: Session, checkpoint, method: str | None) -> list[str]:
+    """A fine-grained export reopens with the targets its weights were pruned to (its record's), by its
+    method (or `method`); a channel export's ratios are already spent (the model opened is the smaller
+    one), so its targets start at 0."""
+    record = checkpoint.record if checkpoint is not None else {}
+    sparsity = record.get("sparsity") or {}
+    if sparsity and not checkpoint.stages and set(sparsity) <= set(session.layer_names):
+        profile = Profile(record.get("profile", "export"), dict(sparsity), record.get("model"), None,
+                          record.get("method", "magnitude"))  # fmt: skip
+        session.apply_profile(profile, method)
+        return [f"targets of the export ({profile.name}, {profile.method}) as its weights were pruned"]
+    if method is not None:
+        session.set_method(method)
+    return []
 
 
 def model_state(model, checkpoint, spec: str, data) -> ModelState:

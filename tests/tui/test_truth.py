@@ -96,3 +96,27 @@ async def test_the_recovery_options_on_are_in_the_header(recording_app):
         assert app.session.current_run.kind == "finetune"  # no BatchNorm: said, and the run goes on
         await pilot.press("B")
         await wait_until(pilot, lambda: "+BN" not in header() and "+KD" in header())
+
+
+async def test_an_export_reopens_as_what_it_is(capsys, tmp_path, monkeypatch):
+    """Its targets (what its weights were pruned to) come back, in `info --json` and the table; the header
+    calls its accuracy `opened`, not `dense`."""
+    from conftest import run_json
+
+    from prunetui.tui.widgets.status_line import StatusLine
+    from prunetui.workflow.opening import Request, open_session
+
+    from .conftest import make_app
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "p.toml").write_text('name = "p"\n[sparsity]\n"backbone.conv3.weight" = 0.7\n')
+    run_json(capsys, "prune", "--profile", "p.toml", "--out", "x.pt")
+    info, _ = run_json(capsys, "info", "--checkpoint", "x.pt")
+    targets = {layer["name"]: layer["target"] for layer in info["layers"]}
+    assert targets["backbone.conv3.weight"] == 0.7 and targets["backbone.conv0.weight"] == 0.0
+    app = make_app(open_session(Request(checkpoint="x.pt"), tmp_path).session, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_idle(pilot)
+        header = str(app.query_one(StatusLine).render())
+        assert "opened" in header and "dense" not in header
+        assert app.targets["backbone.conv3.weight"] == 0.7

@@ -29,6 +29,7 @@ class Status:
     file_bytes: int | None = None  # the model file the weights in hand were written to, measured
     file_ratio: float | None = None  # the dense fp32 file's bytes / file_bytes
     recovery: str = ""  # the recovery options on (`+BN +AGP +KD`), shown beside the method
+    opened_sparse: bool = False  # the model was opened already pruned (an export): its accuracy is not dense
 
 
 def _size_text(size_mib: float | None, dense_mib: float, percent: bool = True) -> str:
@@ -93,7 +94,13 @@ LEFT_OUT_WITH_MACS = ("disk", 16, "dense", 12, "macs", "method", "size_percent",
 def status_text(status: Status, captions: bool, leave_out: frozenset[str] = frozenset()) -> Text:
     """Without captions: `dense X now Y` and `A → B` each in one piece, two spaces between the groups."""
     fields = [
-        ("dense ", accuracy_text(status.dense_accuracy), "bold", "dense", "  "),
+        (
+            "opened " if status.opened_sparse else "dense ",
+            accuracy_text(status.dense_accuracy),
+            "bold",
+            "dense",
+            "  ",
+        ),
         ("now ", _now_text(status), "bold", "", "  " if "dense" in leave_out else " "),
         (
             "size " if captions else "",
