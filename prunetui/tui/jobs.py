@@ -111,7 +111,8 @@ def evaluate_dense(session: Session, ctx: JobContext) -> None:
 
 def scan(session: Session, ctx: JobContext, sparsities: Sequence[float] = DEFAULT_SPARSITIES) -> None:
     base = session.accuracy if session.accuracy is not None else session.evaluate(ctx.report, ctx.cancel)
-    ctx.post(ScanStarted(base, tuple(sparsities), session.state.version, model_label(session)))
+    images = len(getattr(session.data.eval, "dataset", ())) or None
+    ctx.post(ScanStarted(base, tuple(sparsities), session.state.version, model_label(session), images))
     steps.scan(session, ctx.say, ctx.report, ctx.cancel, sparsities)
 
 

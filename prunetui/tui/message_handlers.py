@@ -52,6 +52,7 @@ class MessageHandlers:
             grid=message.sparsities,
             of_version=message.version,
             of_label=message.label,
+            images=message.images,
         )
         self.show_plot("sensitivity-tab")
 

@@ -46,11 +46,19 @@ class JobLine(Message):
 
 
 class ScanStarted(Message):
-    def __init__(self, base_accuracy: float, sparsities: tuple[float, ...], version: int, label: str) -> None:
-        """`version`, `label`: the model state the scan is of (tui.stats.model_label)."""
+    def __init__(
+        self,
+        base_accuracy: float,
+        sparsities: tuple[float, ...],
+        version: int,
+        label: str,
+        images: int | None,
+    ) -> None:
+        """`version`, `label`: the model state the scan is of (tui.stats.model_label); `images`: the
+        evaluation images it is measured on (None: not known)."""
         super().__init__()
         self.base_accuracy, self.sparsities = base_accuracy, sparsities
-        self.version, self.label = version, label
+        self.version, self.label, self.images = version, label, images
 
 
 class FinetuneStarted(Message):

@@ -81,6 +81,7 @@ class ScanCurves:
     # the model state the scan is of (core.model_state.ModelState.version; None: not known) and its label
     of_version: int | None = None
     of_label: str = ""
+    images: int | None = None  # evaluation images each point was measured on (None: not known)
 
     @classmethod
     def from_result(cls, result: ScanResult, version: int | None = None, label: str = "") -> ScanCurves:
@@ -88,7 +89,19 @@ class ScanCurves:
             layer: list(zip(result.sparsities, accuracies, strict=True))
             for layer, accuracies in result.layers.items()
         }
-        return cls(result.base_accuracy, points, tuple(result.sparsities), version, label)
+        return cls(result.base_accuracy, points, tuple(result.sparsities), version, label, result.images)
+
+    def image_points(self) -> float | None:
+        """Accuracy points one evaluation image is worth (None: not known)."""
+        return 100.0 / self.images if self.images else None
+
+    def drop_below_one_image(self, tolerance: Tolerance) -> bool:
+        """The lab's rule gives a drop of less than one image (a model near 100%): nothing but no change at
+        all counts as safe. A drop the user set is theirs, whatever it is."""
+        one, base = self.image_points(), self.base_accuracy
+        return (
+            tolerance.points is None and one is not None and base is not None and tolerance.drop(base) < one
+        )
 
     def is_stale(self, version: int | None) -> bool:
         """A scan of another model state than `version` (the model changed since it was made)."""

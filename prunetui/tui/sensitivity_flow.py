@@ -4,7 +4,7 @@ the stored scan of this model with that grid when there is one."""
 from typing import TYPE_CHECKING
 
 from prunetui.tui import jobs
-from prunetui.tui.scan_curves import ScanCurves
+from prunetui.tui.scan_curves import ScanCurves, Tolerance
 from prunetui.tui.screens.scan_settings_dialog import ScanSettings, ScanSettingsDialog, grid_text
 
 if TYPE_CHECKING:
@@ -16,7 +16,12 @@ class SensitivityFlow:
         self.app = app
 
     def ask(self) -> None:
-        current = ScanSettings(self.app.scan_grid, self.app.tolerance)
+        """The grid and the drop; a drop under one evaluation image (the lab's rule near 100%: nothing
+        but no change is safe) is offered as 1 point instead."""
+        tolerance = self.app.tolerance
+        if self.app.curves.drop_below_one_image(tolerance):
+            tolerance = Tolerance(1.0)
+        current = ScanSettings(self.app.scan_grid, tolerance)
         self.app.push_screen(ScanSettingsDialog(current), self._chosen)
 
     def _chosen(self, settings: ScanSettings | None) -> None:

@@ -120,3 +120,28 @@ async def test_an_export_reopens_as_what_it_is(capsys, tmp_path, monkeypatch):
         header = str(app.query_one(StatusLine).render())
         assert "opened" in header and "dense" not in header
         assert app.targets["backbone.conv3.weight"] == 0.7
+
+
+def test_a_drop_under_one_image_says_so_and_the_settings_offer_a_point():
+    from prunetui.tui.scan_curves import ScanCurves, Tolerance
+    from prunetui.tui.widgets.sensitivity_view import header_text
+
+    curves = ScanCurves(99.78, {"conv1.weight": [(0.4, 99.78)]}, (0.4,), images=450)  # the demo's digits
+    assert curves.drop_below_one_image(Tolerance()) and not curves.drop_below_one_image(Tolerance(1.0))
+    for width in (80, 120):
+        text = header_text(curves, "conv1.weight", Tolerance(), False, width).plain
+        assert "under one image" in text and "conv1" in text and len(text) <= width
+    assert "under one image" not in header_text(curves, None, Tolerance(1.0), False, 120).plain
+
+
+async def test_s_offers_one_point_when_the_labs_drop_is_under_one_image(recording_app):
+    from prunetui.tui.scan_curves import ScanCurves
+    from prunetui.tui.screens.scan_settings_dialog import ScanSettingsDialog
+
+    app = recording_app
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_idle(pilot)
+        app.curves = ScanCurves(99.9, {"conv1.weight": [(0.4, 99.9)]}, (0.4,), images=64)
+        await pilot.press("S")
+        dialog = app.screen
+        assert isinstance(dialog, ScanSettingsDialog) and dialog.current.tolerance.points == 1.0

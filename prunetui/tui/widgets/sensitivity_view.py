@@ -19,13 +19,22 @@ def header_text(
     numeric: bool,
     width: int,
     stale: bool = False,
+    below: bool = True,
 ) -> Text:
     """The fullest header that fits `width`: the colours' meaning goes first, then the layer's name. A
     scan of a model state before the one in hand (`stale`) says so first, in yellow."""
     if stale:
         for prefix in (f"scan of {curves.of_label}, before the model changed: s scans it now · ",
                        "scan of the model before (s scans now) · "):  # fmt: skip
-            rest = header_text(curves, selected, tolerance, numeric, max(0, width - len(prefix)))
+            rest = header_text(curves, selected, tolerance, numeric, max(0, width - len(prefix)), below=below)
+            if len(prefix) + rest.cell_len <= width:
+                break
+        return Text.assemble((prefix, "yellow"), rest)
+    if below and curves.drop_below_one_image(tolerance):
+        one = curves.image_points()
+        for prefix in (f"the drop {tolerance.drop(curves.base_accuracy):.2f} pt is under one image ({one:.2f} pt): "
+                       "S sets e.g. 1 · ", "under one image: S sets 1 pt · "):  # fmt: skip
+            rest = header_text(curves, selected, tolerance, numeric, max(0, width - len(prefix)), below=False)
             if len(prefix) + rest.cell_len <= width:
                 break
         return Text.assemble((prefix, "yellow"), rest)
@@ -48,8 +57,14 @@ def header_text(
             (f"{tolerance.describe(base)} → floor {floor:.2f}%", "red"),
         ],
         [
+            (f"{name} · " if name and not numeric else "", "cyan"),
             (f"base {base:.2f}% · ", "green"),
-            (f"{tolerance.describe(base)} → floor {floor:.2f}%", "red"),
+            (f"drop ≤ {tolerance.drop(base):.2f} → floor {floor:.2f}%", "red"),
+        ],
+        [
+            (f"{name} · " if name and not numeric else "", "cyan"),
+            (f"base {base:.2f} · ", "green"),
+            (f"floor {floor:.2f}", "red"),
         ],
         [
             (f"base {base:.2f}% · ", "green"),
