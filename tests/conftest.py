@@ -108,3 +108,15 @@ def prune_to(session, targets: dict[str, float] | None = None, **parts):
     (start="current", name="first", recovery=...): the run record."""
     recipe = session.recipe(**parts)
     return session.prune(recipe.with_targets(targets) if targets is not None else recipe)
+
+
+@pytest.fixture(scope="session")
+def digits160(tmp_path_factory) -> str:
+    """The data spec of 160 real digits images (the demo's data, a tensor file): every recipe matrix cell
+    trains and evaluates on it in milliseconds."""
+    from prunetui.sources import load_data
+
+    images, labels = load_data("digits").train.dataset.tensors
+    path = tmp_path_factory.mktemp("data") / "digits160.pt"
+    torch.save({"images": images[:160].clone(), "labels": labels[:160].clone()}, path)
+    return f"tensor:{path}"

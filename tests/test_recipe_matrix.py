@@ -16,20 +16,13 @@ from prunetui.cli import main
 from prunetui.core import training
 from prunetui.core.events import EpochEnd
 from prunetui.core.onnx_export import onnx_outputs
-from prunetui.sources import load_data, open_model
+from prunetui.core.recipe import RECIPE_VERSION
+from prunetui.sources import open_model
 from prunetui.workflow.opening import Request, open_session
 
 METHODS = ("magnitude", "taylor", "channel")
 TARGETS = {"backbone.conv1.weight": 0.5, "backbone.conv3.weight": 0.6}
 CELLS = list(itertools.product(METHODS, ("oneshot", "agp"), (False, True), (False, True)))
-
-
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory) -> str:
-    images, labels = load_data("digits").train.dataset.tensors
-    path = tmp_path_factory.mktemp("data") / "digits160.pt"
-    torch.save({"images": images[:160].clone(), "labels": labels[:160].clone()}, path)
-    return f"tensor:{path}"
 
 
 def profile(path, method: str, targets: dict[str, float] = TARGETS) -> str:
@@ -64,10 +57,18 @@ def killed_after_epoch_one(monkeypatch):
 
 @pytest.mark.parametrize("method, schedule, distill, recalibrate", CELLS)
 def test_every_combination_prunes_finetunes_resumes_exports_and_reopens(
-    capsys, tmp_path, monkeypatch, digits, killed_after_epoch_one, method, schedule, distill, recalibrate
+    capsys, tmp_path, monkeypatch, digits160, killed_after_epoch_one, method, schedule, distill, recalibrate
 ):
     monkeypatch.chdir(tmp_path)
-    argv = ["prune", "--data", digits, "--profile", profile(tmp_path / "p.toml", method), "--finetune", "2"]
+    argv = [
+        "prune",
+        "--data",
+        digits160,
+        "--profile",
+        profile(tmp_path / "p.toml", method),
+        "--finetune",
+        "2",
+    ]
     argv += [
         *recipe_flags(schedule, distill, recalibrate),
         "--out",
@@ -91,10 +92,10 @@ def test_every_combination_prunes_finetunes_resumes_exports_and_reopens(
     capsys.readouterr()
     assert not (tmp_path / "x.pt").exists()
     killed_after_epoch_one()  # restore
-    runs, _ = run_json(capsys, "runs", "--data", digits)
+    runs, _ = run_json(capsys, "runs", "--data", digits160)
     [interrupted] = [row for row in runs["runs"] if row["kind"] == "finetune"]
     assert interrupted["status"] == "failed" and interrupted["epochs"] == 1
-    resumed, _ = run_json(capsys, "resume", str(interrupted["number"]), "--data", digits)
+    resumed, _ = run_json(capsys, "resume", str(interrupted["number"]), "--data", digits160)
 
     assert resumed["status"] == "finished" and resumed["epochs"] == 2
     recipe = resumed["recipe"]
@@ -104,11 +105,11 @@ def test_every_combination_prunes_finetunes_resumes_exports_and_reopens(
     assert set(resumed["weights"]) == {"checkpoint", "onnx"}  # the resumed run wrote what the run asked for
     assert not list((tmp_path / ".prunetui" / "runs").glob("*.pt"))  # state dropped once they were written
     recalibrated = [
-        row["accuracy_recalibrated"] for row in run_json(capsys, "runs", "--data", digits)[0]["runs"]
+        row["accuracy_recalibrated"] for row in run_json(capsys, "runs", "--data", digits160)[0]["runs"]
     ]
     assert any(value is not None for value in recalibrated) == recalibrate
 
-    info, _ = run_json(capsys, "info", "--data", digits, "--checkpoint", "x.pt")
+    info, _ = run_json(capsys, "info", "--data", digits160, "--checkpoint", "x.pt")
     assert info["sparse_size_mib"] == pytest.approx(resumed["sparse_size_mib"])
     assert (
         info["percent_of_dense"] == pytest.approx(resumed["percent_of_dense"])
@@ -127,48 +128,56 @@ def test_every_combination_prunes_finetunes_resumes_exports_and_reopens(
 
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("recalibrate", [False, True])
-def test_scan_covers_every_prunable_unit(capsys, tmp_path, monkeypatch, digits, method, recalibrate):
+def test_scan_covers_every_prunable_unit(capsys, tmp_path, monkeypatch, digits160, method, recalibrate):
     monkeypatch.chdir(tmp_path)
     flags = ["--recalibrate-bn"] if recalibrate else []
-    scan, _ = run_json(capsys, "scan", "--data", digits, "--method", method, "--sparsities", "0.5", *flags)
-    units = open_session(Request(data=digits, method=method), tmp_path).session.unit_names()
+    scan, _ = run_json(capsys, "scan", "--data", digits160, "--method", method, "--sparsities", "0.5", *flags)
+    units = open_session(Request(data=digits160, method=method), tmp_path).session.unit_names()
     assert list(scan["layers"]) == units and scan["method"] == method
     assert "classifier.weight" not in units if method == "channel" else "classifier.weight" in units
     assert scan["recalibrate_bn"] == recalibrate
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_suggest_and_prune_again_from_the_export(capsys, tmp_path, monkeypatch, digits, method):
+def test_suggest_and_prune_again_from_the_export(capsys, tmp_path, monkeypatch, digits160, method):
     monkeypatch.chdir(tmp_path)
     suggested, _ = run_json(
-        capsys, "suggest", "--data", digits, "--method", method, "--budget", "70%",
+        capsys, "suggest", "--data", digits160, "--method", method, "--budget", "70%",
         "--sparsities", "0.5,0.8", "--refine", "2", "--out", "s.toml",
     )  # fmt: skip
     assert suggested["method"] == method and suggested["percent_of_dense"] <= 70.0 + 1e-6
     assert suggested["accuracy_before"] is not None
-    first, _ = run_json(capsys, "prune", "--data", digits, "--profile", "s.toml", "--out", "a.pt")
+    first, _ = run_json(capsys, "prune", "--data", digits160, "--profile", "s.toml", "--out", "a.pt")
     again = {"backbone.conv2.weight": 0.5} if method == "channel" else {"backbone.conv2.weight": 0.7}
     second, _ = run_json(
-        capsys, "prune", "--data", digits, "--checkpoint", "a.pt", "--profile", profile(tmp_path / "q.toml", method, again),
+        capsys, "prune", "--data", digits160, "--checkpoint", "a.pt", "--profile", profile(tmp_path / "q.toml", method, again),
         "--out", "b.pt",
     )  # fmt: skip
     on_top, _ = run_json(
-        capsys, "prune", "--data", digits, "--checkpoint", "a.pt",
+        capsys, "prune", "--data", digits160, "--checkpoint", "a.pt",
         "--profile", profile(tmp_path / "m.toml", "magnitude", {"backbone.conv4.weight": 0.7}), "--out", "c.pt",
     )  # fmt: skip
     for result, path in ((second, "b.pt"), (on_top, "c.pt")):
-        reopened, _ = run_json(capsys, "info", "--data", digits, "--checkpoint", path)
+        reopened, _ = run_json(capsys, "info", "--data", digits160, "--checkpoint", path)
         assert reopened["sparse_size_mib"] == pytest.approx(result["sparse_size_mib"])
         assert result["sparse_size_mib"] < first["sparse_size_mib"]
         assert reopened["dense_size_mib"] == pytest.approx(first["dense_size_mib"])  # the first dense size
 
 
-def test_a_recipe_is_in_every_record_and_export(capsys, tmp_path, monkeypatch, digits):
+def test_a_recipe_is_in_every_record_and_export(capsys, tmp_path, monkeypatch, digits160):
     monkeypatch.chdir(tmp_path)
-    argv = ["prune", "--data", digits, "--profile", profile(tmp_path / "p.toml", "taylor"), "--finetune", "1"]
+    argv = [
+        "prune",
+        "--data",
+        digits160,
+        "--profile",
+        profile(tmp_path / "p.toml", "taylor"),
+        "--finetune",
+        "1",
+    ]
     run_json(capsys, *argv, "--distill", "--seed", "5", "--out", "x.pt")
     saved = torch.load(tmp_path / "x.pt", weights_only=True)["prunetui"]["recipe"]
     records = [json.loads(path.read_text()) for path in (tmp_path / ".prunetui" / "runs").glob("*.json")]
-    assert {record["recipe"]["version"] for record in records} == {1}
+    assert {record["recipe"]["version"] for record in records} == {RECIPE_VERSION}
     assert saved["plan"] == {"method": "taylor", "targets": TARGETS} and saved["seed"] == 5
     assert saved["recovery"]["distill"] and saved["outputs"]["checkpoint"] == "x.pt"

@@ -36,23 +36,6 @@ from prunetui.core.schedule import GradualMasks, GradualScores, agp_over
 
 
 @dataclass
-class FinetuneJob:
-    """One finetune, as `finetune`'s arguments: what runs it in this process (`run`) and over several
-    processes (prunetui.distributed's Launcher.finetune) take the same job."""
-
-    model: nn.Module
-    train_batches: Iterable
-    eval_batches: Iterable
-    masks: "Masks"
-    recipe: Recipe
-    report: Report = ignore
-    cancel: threading.Event | None = None
-    save_state: Callable[[dict], None] | None = None
-    resume: dict | None = None
-    teacher: nn.Module | None = None
-
-
-@dataclass
 class FinetuneResult:
     epochs: list[EpochEnd] = field(default_factory=list)
     best_accuracy: float | None = None
@@ -396,11 +379,3 @@ def finetune(
         teacher=teacher,
         channels_last=channels_last,
     )
-
-
-def run(job: FinetuneJob) -> FinetuneResult:
-    """`finetune` of `job`, in this process."""
-    return finetune(
-        job.model, job.train_batches, job.eval_batches, job.masks, job.recipe, job.report, job.cancel,
-        job.save_state, job.resume, teacher=job.teacher,
-    )  # fmt: skip

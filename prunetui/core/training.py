@@ -1,20 +1,48 @@
 """The finetunes of a session: the training loop run here or over several processes, the seed it runs
 with, the resume state kept after every epoch and the run record in step with it."""
 
+import threading
 import time
-from collections.abc import Callable
-from dataclasses import asdict
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
 
 import torch
+from torch import nn
 
-from prunetui.core.events import Report
-from prunetui.core.finetune import FinetuneJob, FinetuneResult
-from prunetui.core.finetune import run as run_here
+from prunetui.core.events import Report, ignore
+from prunetui.core.finetune import FinetuneResult, finetune
 from prunetui.core.model_state import ModelState
+from prunetui.core.pruning import Masks
 from prunetui.core.recipe import Finetune, Plan, Processes, Recipe, Recovery, recipe_from_dict
 from prunetui.core.recorder import RunRecorder
 from prunetui.core.runs import RunRecord
 from prunetui.errors import UserError
+
+
+@dataclass
+class FinetuneJob:
+    """One finetune, as `finetune`'s arguments: what runs it in this process (`run`) and over several
+    processes (prunetui.distributed's Launcher.finetune) take the same job."""
+
+    model: nn.Module
+    train_batches: Iterable
+    eval_batches: Iterable
+    masks: Masks
+    recipe: Recipe
+    report: Report = ignore
+    cancel: threading.Event | None = None
+    save_state: Callable[[dict], None] | None = None
+    resume: dict | None = None
+    teacher: nn.Module | None = None
+
+
+def run_here(job: FinetuneJob) -> FinetuneResult:
+    """`finetune` of `job`, in this process."""
+    return finetune(
+        job.model, job.train_batches, job.eval_batches, job.masks, job.recipe, job.report, job.cancel,
+        job.save_state, job.resume, teacher=job.teacher,
+    )  # fmt: skip
+
 
 RESUME_VERSION = 2  # of the state a finetune leaves after each epoch (1: before recipes)
 

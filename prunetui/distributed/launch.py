@@ -27,12 +27,13 @@ from torch import nn
 import prunetui
 from prunetui.core.evaluate import model_device
 from prunetui.core.events import Report, ScanPoint
-from prunetui.core.finetune import FinetuneJob, FinetuneResult, restore, snapshot
+from prunetui.core.finetune import FinetuneResult, restore, snapshot
 from prunetui.core.layers import prunable_parameters
 from prunetui.core.model_state import ModelState
 from prunetui.core.recipe import Processes, Recipe
 from prunetui.core.scan_cache import ScanJob
 from prunetui.core.sensitivity import ScanResult
+from prunetui.core.training import FinetuneJob
 from prunetui.distributed.protocol import (
     decode,
     eval_settings,

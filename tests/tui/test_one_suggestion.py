@@ -2,10 +2,8 @@
 targets for the same model and data, and the header shows the suggestion's measured accuracy."""
 
 import pytest
-import torch
 from conftest import run_json
 
-from prunetui.sources import load_data
 from prunetui.tui.screens.ask_dialog import AskDialog
 from prunetui.tui.widgets.status_line import StatusLine
 from prunetui.workflow.opening import Request, open_session
@@ -13,18 +11,10 @@ from prunetui.workflow.opening import Request, open_session
 from .conftest import make_app, wait_idle, wait_until
 
 
-@pytest.fixture
-def digits(tmp_path) -> str:
-    images, labels = load_data("digits").train.dataset.tensors
-    path = tmp_path / "digits160.pt"
-    torch.save({"images": images[:160].clone(), "labels": labels[:160].clone()}, path)
-    return f"tensor:{path}"
-
-
-async def test_the_workbench_and_the_command_line_suggest_the_same(capsys, tmp_path, monkeypatch, digits):
+async def test_the_workbench_and_the_command_line_suggest_the_same(capsys, tmp_path, monkeypatch, digits160):
     monkeypatch.chdir(tmp_path)
-    cli, _ = run_json(capsys, "suggest", "--data", digits, "--budget", "25%")
-    session = open_session(Request(data=digits), tmp_path / "app").session
+    cli, _ = run_json(capsys, "suggest", "--data", digits160, "--budget", "25%")
+    session = open_session(Request(data=digits160), tmp_path / "app").session
     app = make_app(session, tmp_path / "app")
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_idle(pilot)
