@@ -72,6 +72,13 @@ def _add_common(parser: argparse.ArgumentParser, top_level: bool) -> None:
         parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
     parser.add_argument("--profile", default=default, metavar="TOML", help="sparsity profile to load")
     parser.add_argument(
+        "--threads",
+        type=int,
+        default=default,
+        metavar="N",
+        help="torch's CPU threads (default: $PRUNETUI_THREADS, else torch's: one per core)",
+    )
+    parser.add_argument(
         "--state-dir",
         default=default,
         metavar="DIR",

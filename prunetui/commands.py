@@ -48,6 +48,7 @@ def open_from_args(args: argparse.Namespace, print_notes: bool = True) -> Opened
         method=getattr(args, "method", None),
         regrow=getattr(args, "regrow", False),
         state_dir=getattr(args, "state_dir", None),
+        threads=getattr(args, "threads", None),
     )
     opened = open_session(request)
     for note in opened.notes if print_notes else ():

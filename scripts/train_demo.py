@@ -21,21 +21,23 @@ LEARNING_RATE = 3e-3
 SPARSITIES = [0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 
 
-def shift_by_one_pixel(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Move each image by -1, 0 or +1 pixel in each direction (the background is 0)."""
-    padded = F.pad(images, (1, 1, 1, 1))
-    offsets = torch.randint(0, 3, (len(images), 2), generator=generator).tolist()
-    return torch.stack([padded[i, :, dy : dy + 8, dx : dx + 8] for i, (dy, dx) in enumerate(offsets)])
+def shifted(images: torch.Tensor, generator: torch.Generator, shift: int = 1) -> torch.Tensor:
+    """Each image moved by -shift..shift pixels in each direction (the background is 0)."""
+    size = images.shape[-1]
+    padded = F.pad(images, (shift, shift, shift, shift))
+    offsets = torch.randint(0, 2 * shift + 1, (len(images), 2), generator=generator).tolist()
+    return torch.stack([padded[i, :, dy : dy + size, dx : dx + size] for i, (dy, dx) in enumerate(offsets)])
 
 
-def train(model: nn.Module, loader: torch.utils.data.DataLoader) -> None:
-    optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, EPOCHS * len(loader))
+def train(model: nn.Module, loader, epochs: int = EPOCHS, lr: float = LEARNING_RATE, shift: int = 1) -> None:
+    """Adam, cosine over every step, each batch shifted (scripts/train_lenets.py trains the same way)."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs * len(loader))
     generator = torch.Generator().manual_seed(SEED)
     model.train()
-    for _ in range(EPOCHS):
+    for _ in range(epochs):
         for images, labels in loader:
-            loss = F.cross_entropy(model(shift_by_one_pixel(images, generator)), labels)
+            loss = F.cross_entropy(model(shifted(images, generator, shift)), labels)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

@@ -11,8 +11,7 @@ accuracy on the 1,000 held-out images.
 import time
 
 import torch
-import torch.nn.functional as F
-from torch import nn
+from train_demo import accuracy, train  # the demo's loop (this script's folder is on sys.path)
 
 from prunetui.sources.data import load_data
 from prunetui.sources.lenet import LENETS, lenet_weights_path
@@ -23,38 +22,6 @@ LEARNING_RATE = 1e-3
 SHIFT = 2  # pixels an image moves at most in each direction while training
 
 
-def shifted(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Each image moved by -SHIFT..SHIFT pixels in each direction (the background is 0)."""
-    size = images.shape[-1]
-    padded = F.pad(images, (SHIFT, SHIFT, SHIFT, SHIFT))
-    offsets = torch.randint(0, 2 * SHIFT + 1, (len(images), 2), generator=generator).tolist()
-    return torch.stack([padded[i, :, dy : dy + size, dx : dx + size] for i, (dy, dx) in enumerate(offsets)])
-
-
-def train(model: nn.Module, loader) -> None:
-    optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, EPOCHS * len(loader))
-    generator = torch.Generator().manual_seed(SEED)
-    model.train()
-    for _ in range(EPOCHS):
-        for images, labels in loader:
-            loss = F.cross_entropy(model(shifted(images, generator)), labels)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-    model.eval()
-
-
-@torch.inference_mode()
-def accuracy(model: nn.Module, loader) -> float:
-    correct = total = 0
-    for images, labels in loader:
-        correct += int((model(images).argmax(1) == labels).sum())
-        total += len(labels)
-    return 100.0 * correct / total
-
-
 def main() -> None:
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
@@ -63,7 +30,7 @@ def main() -> None:
         data = load_data("mnist5k", batch_size=64)
         model = build()
         start = time.perf_counter()
-        train(model, data.train)
+        train(model, data.train, EPOCHS, LEARNING_RATE, SHIFT)
         state = {name: tensor.contiguous() for name, tensor in model.state_dict().items()}
         torch.save(state, lenet_weights_path(spec))
         print(

@@ -13,6 +13,7 @@ from prunetui.core.profile import Profile, load_profile
 from prunetui.core.runs import RunStore, state_folder
 from prunetui.core.scan_cache import scan_folder
 from prunetui.core.session import Origin, Session
+from prunetui.core.threads import apply_thread_policy
 from prunetui.errors import UserError
 from prunetui.sources import load_data, open_model
 from prunetui.sources.fit import check_model_fits_data, input_channels
@@ -33,6 +34,7 @@ class Request:
     method: str | None = None  # overrides the profile's method
     regrow: bool = False  # let finetuning regrow the zeros present at load
     state_dir: str | None = None  # run records and caches (core.runs.state_folder; default .prunetui/)
+    threads: int | None = None  # torch's CPU threads (core.threads: else $PRUNETUI_THREADS, else torch's)
 
 
 def start_sparsity_notes(session: Session) -> list[str]:
@@ -66,6 +68,7 @@ def open_session(request: Request, workdir: Path | None = None) -> Opened:
     (`workdir` default: the current directory)."""
     workdir = workdir or Path.cwd()
     notes: list[str] = []
+    apply_thread_policy(request.threads)  # the same for both front ends: both open here
     model_spec = request.model or "demo"
     device = resolve_device(request.device or "auto")  # the GPU box by default
     profile = load_profile(request.profile) if request.profile else None
