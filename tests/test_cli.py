@@ -40,7 +40,8 @@ def test_info_json(capsys):
     assert doc["model"] == "demo" and doc["device"] == "cpu"
     assert doc["percent_of_dense"] == pytest.approx(100.0)
     assert len(doc["layers"]) >= 6
-    assert set(doc["layers"][0]) == {"name", "kind", "shape", "params", "zero_fraction"}
+    assert set(doc["layers"][0]) == {"name", "kind", "shape", "params", "zero_fraction", "target"}
+    assert all(layer["target"] == 0.0 for layer in doc["layers"])  # dense model: no targets
     params = [layer["params"] for layer in doc["layers"]]
     assert max(params) >= 10 * min(params)
 

@@ -23,27 +23,54 @@ def _key_names(app: "PruneApp", binding: Binding) -> list[str]:
     return [app.get_key_display(binding.with_key(key)) for key in binding.key.split(",")]
 
 
+# The help screen's sections, by action name (without its parameters); an action not listed is under Other.
+SECTIONS = {
+    "Layers and targets": {
+        "select", "select_edge", "nudge", "set_target", "exact_target", "compound", "compound_all",
+        "toggle_selected", "select_range", "select_all", "select_pattern", "toggle_lock", "cycle_bits",
+    },
+    "Jobs": {
+        "scan", "suggest", "accept_suggestion", "discard_suggestion", "prune", "prune_further", "finetune",
+        "recalibrate", "toggle_recalibrate", "quantize", "reset", "cancel_job", "cycle_method",
+    },
+    "Runs": {"show_runs", "mark_run", "diff_runs", "resume_run"},
+    "Files": {"save_profile", "open_profile", "export"},
+    "Views": {"next_plot", "toggle_zeros", "toggle_sensitivity_numbers", "scan_settings", "focus_next", "focus_previous"},
+    "Other": set(),
+}  # fmt: skip
+
+
+def section_of(binding: Binding) -> str:
+    action = binding.action.partition("(")[0]
+    return next((name for name, actions in SECTIONS.items() if action in actions), "Other")
+
+
 def help_rows(app: "PruneApp") -> list[tuple[str, str]]:
-    """(keys, description) for every binding of the main screen, digits folded into one row."""
-    rows = [("↑ ↓", "Select layer (or run, in the runs table)"), ("⏎ on a run", keys.LOAD_RUN)]
+    """(keys, description) for every binding of the main screen, digits folded into one row, in
+    sections (a row ("", "SECTION") heads each)."""
+    sections: dict[str, list[tuple[str, str]]] = {name: [] for name in SECTIONS}
+    sections["Layers and targets"].append(("↑ ↓", "Select layer (or run, in the runs table)"))
+    sections["Runs"].append(("⏎ on a run", keys.LOAD_RUN))
     seen_groups = set()
     for binding in app.BINDINGS:
+        rows = sections[section_of(binding)]
         if binding.group is not None:
             if binding.group not in seen_groups:
                 seen_groups.add(binding.group)
                 rows.append(("0-9", binding.group.description))
             continue
         rows.append((" ".join(_key_names(app, binding)), binding.tooltip or binding.description))
-    rows += [(f"{b.key} on a run", b.tooltip or b.description) for b in RunsTable.OWN_BINDINGS]
-    rows.append(("^p", "Command palette: every action by name"))
-    return rows
+    sections["Runs"] += [(f"{b.key} on a run", b.tooltip or b.description) for b in RunsTable.OWN_BINDINGS]
+    sections["Other"].append(("^p", "Command palette: every action by name"))
+    return [row for name, rows in sections.items() if rows for row in [("", name), *rows]]
 
 
 def system_commands(app: "PruneApp") -> Iterator[SystemCommand]:
     """Every binding's action by name, but NOT_IN_PALETTE's."""
     for binding in app.BINDINGS:
-        if binding.action in NOT_IN_PALETTE:
-            continue
+        waiting = binding.action not in keys.SUGGESTION_ACTIONS or app.check_action(binding.action, ())
+        if binding.action in NOT_IN_PALETTE or not waiting:
+            continue  # accept and discard show only while a suggestion waits for its answer
         yield SystemCommand(
             binding.tooltip or binding.description,
             f"key: {', '.join(_key_names(app, binding))}",

@@ -13,7 +13,10 @@ def keys_table(rows: list[tuple[str, str]]) -> Table:
     table.add_column(style="bold", no_wrap=True)
     table.add_column()
     for keys, description in rows:
-        table.add_row(keys, description)
+        if keys:
+            table.add_row(keys, description)
+        else:  # a section's heading
+            table.add_row("", f"[bold cyan]{description}[/]", end_section=False)
     return table
 
 
