@@ -15,6 +15,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from prunetui import cli_groups
 from prunetui.cli_progress import progress_bar, with_bar
 from prunetui.core.accel import Acceleration
 from prunetui.core.evaldata import standard_error
@@ -70,6 +71,7 @@ def info(opened: Opened, as_json: bool) -> dict:
     session = opened.session
     layers = session.layers()
     sparse = session.current_size()
+    groups = cli_groups.groups_json(session)  # --method channel: the groups a profile sets
     if not as_json:
         table = Table(title=f"{session.label} on {session.device}")
         for column in ("Layer", "Kind", "Shape", "Params", "Share", "Zeros"):
@@ -90,6 +92,7 @@ def info(opened: Opened, as_json: bool) -> dict:
             f"dense size={session.dense_size:.2f} MiB, current size={sparse:.2f} MiB "
             f"= {session.percent(sparse):.2f}% of dense"
         )
+        cli_groups.print_groups(console, groups["groups"]) if groups else None
     return {
         "model": session.label,
         "device": str(session.device),
@@ -107,6 +110,8 @@ def info(opened: Opened, as_json: bool) -> dict:
             }
             for layer in layers
         ],
+        **groups,
+        **cli_groups.targets_json(session),  # patterns, targets: what the profile's globs resolved to
     }
 
 
@@ -230,6 +235,7 @@ def prune(opened: Opened, recipe: Recipe, as_json: bool, latency_batch: int = 1)
         **channel_steps.channels_json(session),
         "run": _run_number(session, session.current_run),
         "written": outcome.written,
+        "patterns": cli_groups.targets_json(session)["patterns"],
         "layers": [
             {"name": n, "target": session.targets[n], "sparsity": actual[n], "start_sparsity": start[n]}
             for n in session.layer_names

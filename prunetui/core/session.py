@@ -23,6 +23,7 @@ from prunetui.core.events import Report, ignore
 from prunetui.core.finetune import FinetuneResult
 from prunetui.core.methods import Method, Projection, get_method
 from prunetui.core.model_state import ModelState
+from prunetui.core.patterns import Resolved
 from prunetui.core.profile import Profile
 from prunetui.core.recalibrate import batch_norms, recalibrate_bn
 from prunetui.core.recipe import Plan, Processes, Recipe
@@ -92,6 +93,7 @@ class Session:
         self.method: Method = get_method(None)
         self.targets = {name: 0.0 for name in self.state.layer_names}
         self.profile_name = "custom"
+        self.resolved = Resolved({})  # what the last profile's patterns took (core.patterns)
         self.dense_accuracy: float | None = None
         self.accuracy: float | None = None  # of the model as it is now, when known
         self.current_run: RunRecord | None = None  # the run whose weights the model holds now
@@ -161,13 +163,18 @@ class Session:
             raise UserError(f"the {method.name} method needs training data: give a data spec (--data)")
         self.method = method
 
-    def apply_profile(self, profile: Profile, method: str | None = None) -> None:
-        """Targets become the profile's (unlisted layers 0), pruned by its method (or `method`). Unknown or
-        unprunable names raise UserError."""
+    def apply_profile(self, profile: Profile, method: str | None = None) -> Resolved:
+        """Targets become the profile's (unlisted layers 0), pruned by its method (or `method`), its glob
+        keys resolved against the method's units (core.patterns). Unknown or unprunable names, and
+        patterns that match nothing, raise UserError. Returns what each pattern took (also `resolved`)."""
         self.set_method(method or profile.method)
-        self.check_targets(profile.sparsity, f"profile '{profile.name}': ")
-        self.targets = {name: profile.sparsity.get(name, 0.0) for name in self.layer_names}
-        self.profile_name = profile.name
+        context = f"profile '{profile.name}': "
+        self.example_input() if self.data is not None else None
+        resolved = self.method.resolve(self.state, profile.sparsity, context)
+        self.check_targets(resolved.targets, context)
+        self.targets = {name: resolved.targets.get(name, 0.0) for name in self.layer_names}
+        self.profile_name, self.resolved = profile.name, resolved
+        return resolved
 
     def check_targets(self, targets: dict[str, float], context: str = "") -> None:
         self.example_input() if self.data is not None else None

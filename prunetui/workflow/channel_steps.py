@@ -10,6 +10,7 @@ from pathlib import Path
 from prunetui.core.onnx_export import CHECK_BATCH, Exported
 from prunetui.core.onnx_export import export_onnx as write_onnx
 from prunetui.core.session import Session
+from prunetui.core.speedup import speedup_of
 from prunetui.errors import UserError
 
 INPUT_SHAPES = {"demo": (1, 8, 8), "vgg-cifar": (3, 32, 32)}  # what each built-in model takes
@@ -50,17 +51,17 @@ def cost_line(cost: dict) -> str:
         f"({ratio(cost['macs_dense'], cost['macs'])} fewer), params {millions(cost['params'])} "
         f"of {millions(cost['params_dense'])}"
     )
-    if cost.get("latency_ms") is not None:
+    at_one = speedup_of(cost)
+    if at_one is not None:
         line += (
             f"; latency {cost['latency_ms']:.2f} ms vs {cost['latency_ms_dense']:.2f} ms dense "
-            f"({ratio(cost['latency_ms_dense'], cost['latency_ms'])} speed-up) at batch 1, "
-            f"{cost['latency_threads']} threads, {cost['latency_device']}"
+            f"({at_one.text()}) at batch 1, {cost['latency_threads']} threads, {cost['latency_device']}"
         )
-    if cost.get("latency_ms_at_batch") is not None:
+    at_batch = speedup_of(cost, at_batch=True)
+    if at_batch is not None:
         line += (
             f"; at batch {cost['latency_batch']}: {cost['latency_ms_at_batch']:.2f} ms vs "
-            f"{cost['latency_ms_dense_at_batch']:.2f} ms "
-            f"({ratio(cost['latency_ms_dense_at_batch'], cost['latency_ms_at_batch'])})"
+            f"{cost['latency_ms_dense_at_batch']:.2f} ms ({at_batch.short()})"
         )
     return line
 

@@ -92,7 +92,8 @@ def open_session(request: Request, workdir: Path | None = None) -> Opened:
             f"warning: profile '{profile.name}' is a {profile.method} profile; --method {request.method} wins"
         )
     if profile is not None:
-        session.apply_profile(profile, request.method)
+        resolved = session.apply_profile(profile, request.method)
+        notes += [f"profile '{profile.name}': {m.line(session.method.noun)}" for m in resolved.patterns]
         warning = profile_model_warning(profile.name, profile.model, loaded.label)
         notes += [f"warning: {warning}"] if warning else []
     elif request.method is not None:

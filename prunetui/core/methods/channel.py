@@ -34,6 +34,7 @@ from prunetui.errors import UserError
 
 class Channel(Method):
     name = "channel"
+    noun = "groups"
 
     def units(self, state) -> list[Unit]:
         """The groups of the model as opened (channel pruning starts from it), unprunable ones too."""
