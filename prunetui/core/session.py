@@ -142,10 +142,11 @@ class Session:
     def layers(self):
         return self.state.layers()
 
-    def units(self):
-        """What a plan of the session's method names (core.methods.Unit), unprunable ones with why."""
+    def units(self, report: Report = ignore, cancel: threading.Event | None = None):
+        """What a plan of the session's method names (core.methods.Unit), unprunable ones with why; a
+        listing that takes long (channel groups) reports progress and can be cancelled."""
         self.example_input() if self.data is not None else None
-        return self.method.units(self.state)
+        return self.method.units(self.state, report, cancel)
 
     def unit_names(self) -> list[str]:
         return [unit.name for unit in self.units() if unit.prunable]

@@ -80,6 +80,19 @@ def measure_cost(session: Session, say, latency: bool = True) -> dict:
     return session.run_cost()
 
 
+def list_units(session: Session, say, report=None, cancel=None) -> list:
+    """The units of the session's method, listed once (channel groups of an attention model take
+    seconds to minutes: progress to `report`, core.events.Cancelled when `cancel` is set), and a line
+    saying how many can be pruned."""
+    from prunetui.core.events import ignore
+
+    units = session.units(report or ignore, cancel)
+    prunable = sum(unit.prunable for unit in units)
+    noun = session.method.noun
+    say(f"{prunable} of {len(units)} {noun} can be pruned ({session.method.name})", "dim")
+    return units
+
+
 def run_cost_row(run) -> dict:
     """A run record's measured cost as the `runs --json` keys (None where not measured)."""
     from prunetui.core.run_cost import COST_KEYS

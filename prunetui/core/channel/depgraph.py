@@ -22,6 +22,7 @@ from torch import nn
 from prunetui.core.channel.cells import Cells, group_cells, is_grouped_in, prune_grouped_in_channels
 from prunetui.core.channel.groups import ChannelGroup, Kept, remove_count
 from prunetui.core.channel.guards import UNMAPPED, deadline
+from prunetui.core.channel.progress import Steps
 from prunetui.core.channel.trace import build_graph
 
 __all__ = [
@@ -63,12 +64,16 @@ def _out_members(graph, group) -> list[nn.Module]:
     return members
 
 
-def _all_groups(graph) -> Iterator[tuple[nn.Module, object, Exception | None]]:
+def _all_groups(graph, names: dict, steps: Steps) -> Iterator[tuple[nn.Module, object, Exception | None]]:
     """(root layer, its full group or None, the error Torch-Pruning raised building it), as
-    `DependencyGraph.get_all_groups` walks them, but one group that cannot be built does not stop the rest."""
+    `DependencyGraph.get_all_groups` walks them, but one group that cannot be built does not stop the rest.
+    One step of `steps` per conv/linear layer (cancel checked before each)."""
     visited: set[nn.Module] = set()
-    for module in list(graph.module2node):
-        if not isinstance(module, _prunable_layers()) or module in visited:
+    layers = [module for module in graph.module2node if isinstance(module, _prunable_layers())]
+    steps.expect(len(layers))
+    for module in layers:
+        steps.step(f"following {names.get(module, 'a layer')}")
+        if module in visited:
             continue
         pruner = graph.get_pruner_of_module(module)
         channels = pruner.get_out_channels(module) if pruner is not None else None
@@ -98,16 +103,17 @@ def _refusal(graph, root: nn.Module, group, members: list, outputs: set, names: 
     return cells.reason, max(1, len(cells.parts))
 
 
-def depgraph_groups(model: nn.Module, graph) -> list[ChannelGroup]:
+def depgraph_groups(model: nn.Module, graph, steps: Steps | None = None) -> list[ChannelGroup]:
     """Every channel group of `model` in model order (named after its earliest member), with reasons.
 
-    Structural only: `verify.checked_groups` adds the forward check.
+    Structural only: `verify.checked_groups` adds the forward check. `steps`: progress reported and
+    cancel checked (core.events.Cancelled) layer by layer.
     """
     names = {module: name for name, module in model.named_modules()}
     order = {module: index for index, module in enumerate(model.modules())}
     outputs = _output_layers(graph)
     found = []
-    for root, group, error in _all_groups(graph):
+    for root, group, error in _all_groups(graph, names, steps or Steps()):
         members = sorted(_out_members(graph, group), key=order.__getitem__) if group is not None else [root]
         if not members:
             continue

@@ -8,12 +8,15 @@ freshly built model.
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
+from threading import Event
 
 import torch
 from torch import nn
 
 from prunetui.core.channel import depgraph, lab_vgg, verify
 from prunetui.core.channel.groups import ChannelGroup, Kept, check_targets, keep_count, remove_count
+from prunetui.core.channel.progress import Steps
+from prunetui.core.events import Report, ignore
 
 LAB_VGG = "lab-vgg"  # the lab's sort-and-slice (prunetui.sources.vgg.VGG)
 DEPGRAPH = "depgraph"  # Torch-Pruning dependency groups (any traceable model)
@@ -35,21 +38,29 @@ def algorithm_for(model: nn.Module) -> str:
     return LAB_VGG if lab_vgg.is_lab_vgg(model) else DEPGRAPH
 
 
-def channel_groups(model: nn.Module, example_input: torch.Tensor) -> list[ChannelGroup]:
+def channel_groups(
+    model: nn.Module, example_input: torch.Tensor, report: Report = ignore, cancel: Event | None = None
+) -> list[ChannelGroup]:
     """The units the user sets (model order), not-prunable ones included with their reason.
 
     `example_input`: N x C x ... (H x W, or L for Conv1d), used to trace models other than the lab's VGG.
     A DepGraph group is prunable only if its structure allows it (`depgraph`) and a copy pruned by its
-    minimal step passes the forward check (`verify`, cached per model). Raises UserError when the model
-    cannot be traced.
+    minimal step passes the forward check (`verify`, cached per model). Progress goes to `report`
+    (core.events.Progress, stage "channel groups"); `cancel` is checked between groups and checks
+    (core.events.Cancelled). Raises UserError when the model cannot be traced.
     """
     if algorithm_for(model) == LAB_VGG:
         return lab_vgg.lab_groups(model)
-    return _checked_groups(model, example_input, depgraph.build_graph(model, example_input))
+    steps = Steps(report, cancel)
+    steps.expect(1)
+    graph = depgraph.build_graph(model, example_input)
+    steps.step("traced")
+    return _checked_groups(model, example_input, graph, steps)
 
 
-def _checked_groups(model: nn.Module, example_input: torch.Tensor, graph) -> list[ChannelGroup]:
-    return verify.checked_groups(model, example_input, depgraph.depgraph_groups(model, graph), graph)
+def _checked_groups(model: nn.Module, example_input: torch.Tensor, graph, steps: Steps | None = None):
+    groups = depgraph.depgraph_groups(model, graph, steps)
+    return verify.checked_groups(model, example_input, groups, graph, steps)
 
 
 def plan_kept(model: nn.Module, example_input: torch.Tensor, targets: Mapping[str, float]) -> Kept:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 from torch import nn
 
+from prunetui.core.events import Report, ignore
 from prunetui.core.patterns import Resolved, resolve
 from prunetui.core.pruning import lab_mask, lab_threshold
 from prunetui.core.recipe import METHODS, MethodTraits, Plan
@@ -122,7 +123,9 @@ class Method:
     def needs_data(self) -> bool:
         return self.traits.needs_data
 
-    def units(self, state: "ModelState") -> list[Unit]:
+    def units(self, state: "ModelState", report: Report = ignore, cancel: Event | None = None) -> list[Unit]:
+        """Every unit in model order. A method whose units take long to find reports its progress to
+        `report` and raises core.events.Cancelled when `cancel` is set (computed once per model as opened)."""
         raise NotImplementedError
 
     def unit_names(self, state: "ModelState") -> list[str]:
