@@ -147,7 +147,12 @@ def prune_step(name: str, size: int, folder: Path, step: str) -> dict:
     run_recipe(session, recipe, say_nothing)
     x = probe(size)
     pruned = outputs(session.model, x)
-    found = {"units": len(session.unit_names()), "cost": session.run_cost()}
+    units = session.units()
+    refused = [unit.reason.split(" (")[0].split(";")[0][:80] for unit in units if not unit.prunable]
+    found = {
+        "units": sum(unit.prunable for unit in units), "of": len(units), "cost": session.run_cost(),
+        "refused": {reason: refused.count(reason) for reason in sorted(set(refused))},
+    }  # fmt: skip
     if tuple(pruned.shape) != (2, 10):
         return found | {"ok": False, "reason": f"the pruned model gives {list(pruned.shape)} outputs"}
     reopened = open_session(request(name, size, folder, checkpoint=checkpoint)).session
@@ -232,6 +237,11 @@ def cell(result: dict, step: str) -> str:
     return "ok" if part["ok"] else part["reason"].replace("|", "/")
 
 
+def groups(channel: dict) -> str:
+    """`12/13`: prunable groups of all, when listed."""
+    return f"{channel['units']}/{channel['of']}" if "of" in channel else str(channel.get("units", ""))
+
+
 def table(results: list[dict]) -> str:
     rows = ["| model | family | input | open | fine-grained | channel | groups | MACs kept | s |",
             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
@@ -242,7 +252,7 @@ def table(results: list[dict]) -> str:
         size = f"{r['size']}x{r['size']}" if r.get("size") else ""
         rows.append(
             f"| {r['model']} | {r['family']} | {size} | {cell(r, 'open')} | {cell(r, 'fine')} | "
-            f"{cell(r, 'channel')} | {channel.get('units', '')} | {macs} | {r.get('seconds', '')} |"
+            f"{cell(r, 'channel')} | {groups(channel)} | {macs} | {r.get('seconds', '')} |"
         )
     counts = {
         step: sum(1 for r in results if (r.get(step) or {}).get("ok")) for step in ("open", "fine", "channel")
