@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import tiny_cnn
 
-from prunetui.core.channel import channel_groups
+from prunetui.core.channel import channel_groups, prune_channels
 from prunetui.core.events import Cancelled, Progress
 from prunetui.core.session import Session
 from prunetui.workflow.channel_steps import list_units
@@ -60,3 +60,12 @@ def test_a_cancelled_method_switch_keeps_the_method(tmp_path):
     session.set_method("channel")
     list_units(session, lambda text, style="": lines.append(text))
     assert lines == ["2 of 3 groups can be pruned (channel)"]
+
+
+def test_a_cancelled_channel_prune_leaves_the_model_whole():
+    model, cancel = tiny_cnn().eval(), threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled):
+        prune_channels(model, X, {"0.weight": 0.5}, cancel)
+    assert model[0].out_channels == 8
+    assert prune_channels(model, X, {"0.weight": 0.5}).model[0].out_channels == 4

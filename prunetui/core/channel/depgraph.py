@@ -178,15 +178,19 @@ def least_important(importance: torch.Tensor, parts: Cells, per_part: int) -> se
     return removed
 
 
-def depgraph_kept(model: nn.Module, graph, targets: dict[str, float]) -> Kept:
+def depgraph_kept(model: nn.Module, graph, targets: dict[str, float], steps: Steps | None = None) -> Kept:
     """Kept output channels (ascending indices of the named layer) for every group with a ratio > 0.
 
     Each equal part of s channels loses its round(s * r) least important, at most s - 1; with one part
     that is k = round(c * r) of the whole group. `targets` must name prunable groups (checked by the
-    caller). Raises ValueError for a group whose channels cannot be cut into equal parts (its reason).
+    caller). Raises ValueError for a group whose channels cannot be cut into equal parts (its reason),
+    core.events.Cancelled when `steps`' cancel event is set (checked before each group).
     """
     kept: Kept = {}
+    steps = steps or Steps()
+    steps.expect(len(targets))
     for name, ratio in targets.items():
+        steps.step(f"ranking {name.removesuffix('.weight')}")
         group = full_group(model, graph, name)
         importance, parts = importance_of(group), parts_of(model, graph, group)
         if parts.reason:
@@ -212,14 +216,18 @@ def prune_group(graph, group) -> None:
         prune_grouped_in_channels(item.dep.target.module, item.idxs)
 
 
-def apply_depgraph_kept(model: nn.Module, graph, kept: Kept) -> nn.Module:
+def apply_depgraph_kept(model: nn.Module, graph, kept: Kept, steps: Steps | None = None) -> nn.Module:
     """Remove, in place, every channel of each group not in `kept` (with all its coupled layers).
 
     `graph` must be built on this very `model`. Groups never share output channels, so the indices of
     later groups stay valid while earlier ones are pruned. Returns the model. Raises ValueError when a
-    grouped conv would lose different numbers of channels in its groups.
+    grouped conv would lose different numbers of channels in its groups; core.events.Cancelled when
+    `steps`' cancel event is set (checked before each group: the model is then partly pruned).
     """
+    steps = steps or Steps()
+    steps.expect(len(kept))
     for name, keep in kept.items():
+        steps.step(f"pruning {name.removesuffix('.weight')}")
         layer = _layer(model, name)
         channels = graph.get_out_channels(layer)
         remove = sorted(set(range(channels)) - set(keep))

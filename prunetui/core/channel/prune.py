@@ -63,21 +63,26 @@ def _checked_groups(model: nn.Module, example_input: torch.Tensor, graph, steps:
     return verify.checked_groups(model, example_input, groups, graph, steps)
 
 
-def plan_kept(model: nn.Module, example_input: torch.Tensor, targets: Mapping[str, float]) -> Kept:
+def plan_kept(
+    model: nn.Module, example_input: torch.Tensor, targets: Mapping[str, float], steps: Steps | None = None
+) -> Kept:
     """The output channels each group keeps at `targets` (group name -> fraction removed), not applied.
 
-    Raises UserError for unknown groups, groups that cannot be pruned, ratios outside [0, 1].
+    Raises UserError for unknown groups, groups that cannot be pruned, ratios outside [0, 1];
+    core.events.Cancelled when `steps`' cancel event is set (checked between groups).
     """
     algorithm = algorithm_for(model)
     if algorithm == LAB_VGG:
         active = check_targets(lab_vgg.lab_groups(model), targets)
         return lab_vgg.lab_kept(model, active)
     graph = depgraph.build_graph(model, example_input)
-    active = check_targets(_checked_groups(model, example_input, graph), targets)
-    return depgraph.depgraph_kept(model, graph, active)
+    active = check_targets(_checked_groups(model, example_input, graph, steps), targets)
+    return depgraph.depgraph_kept(model, graph, active, steps)
 
 
-def apply_kept(model: nn.Module, example_input: torch.Tensor, kept: Kept, algorithm: str) -> nn.Module:
+def apply_kept(
+    model: nn.Module, example_input: torch.Tensor, kept: Kept, algorithm: str, steps: Steps | None = None
+) -> nn.Module:
     """Prune `model` in place to `kept` with `algorithm` (one of ALGORITHMS); returns it.
 
     The model must have the unpruned architecture the indices were chosen on (e.g. freshly built from
@@ -87,23 +92,25 @@ def apply_kept(model: nn.Module, example_input: torch.Tensor, kept: Kept, algori
         return lab_vgg.apply_lab_kept(model, kept)
     if algorithm == DEPGRAPH:
         graph = depgraph.build_graph(model, example_input)
-        return depgraph.apply_depgraph_kept(model, graph, kept)
+        return depgraph.apply_depgraph_kept(model, graph, kept, steps)
     raise ValueError(f"unknown channel algorithm {algorithm!r}; known: {', '.join(ALGORITHMS)}")
 
 
 def prune_channels(
-    model: nn.Module, example_input: torch.Tensor, targets: Mapping[str, float]
+    model: nn.Module, example_input: torch.Tensor, targets: Mapping[str, float], cancel: Event | None = None
 ) -> ChannelResult:
     """A channel-pruned deep copy of `model` at `targets`; `model` itself is left untouched.
 
     On the lab's VGG: the lab's part 2 exactly. Else: DepGraph groups, group L2 importance, k = round(c*r)
     (or round(s * r) from each equal part of a grouped group). Raises UserError for a target the plan
     refuses (`plan_kept`) and when the pruned copy does not run or changes the output shapes (naming the
-    group, `verify.verify_pruned`): before any training.
+    group, `verify.verify_pruned`): before any training; core.events.Cancelled when `cancel` is set
+    (checked between groups; `model` untouched).
     """
-    kept = plan_kept(model, example_input, targets)
+    steps = Steps(cancel=cancel)
+    kept = plan_kept(model, example_input, targets, steps)
     algorithm = algorithm_for(model)
-    smaller = apply_kept(copy.deepcopy(model), example_input, kept, algorithm)
+    smaller = apply_kept(copy.deepcopy(model), example_input, kept, algorithm, steps)
     if algorithm == DEPGRAPH:
         verify.verify_pruned(model, smaller, example_input, kept)
     return ChannelResult(smaller, kept, algorithm, {name: float(r) for name, r in targets.items() if r > 0})

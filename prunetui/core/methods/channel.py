@@ -73,7 +73,7 @@ class Channel(Method):
             state.hold(state.held_at_start({}))
             return
         example = state.example_input()
-        result = prune_channels(state.base, example, active)
+        result = prune_channels(state.base, example, active, cancel)
         state.swap_in(result.model, ChannelStage.of(result, example))
 
     def projection(self, state, targets: Mapping[str, float], start: str = "dense", train=None) -> Projection:
