@@ -82,13 +82,20 @@ def count_macs(model: nn.Module, example_input: torch.Tensor) -> int:
 
     `example_input`: N x C x H x W, or N x C x L for a Conv1d model (only the first item is used; a
     Conv1d's MACs are C_out x L_out x C_in / groups x kernel, as a Conv2d's). The model is traced in
-    eval mode, so BatchNorm statistics are untouched. Raises RuntimeError when the model cannot be traced.
+    eval mode, so BatchNorm statistics are untouched; nn.MultiheadAttention on its plain path (its fused
+    inference kernel, taken under no_grad in eval mode, reaches torchprofile as a value without a dtype:
+    AttributeError on torchvision's ViT). Raises RuntimeError when the model cannot be traced.
     """
     from torchprofile import profile_macs  # the lab's counter; imported here: tracing is slow to import
 
-    with evaluating(model), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # jit tracer warnings about data-dependent control flow
-        return int(profile_macs(model, one_input(example_input, model)))
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with evaluating(model), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # jit tracer warnings about data-dependent control flow
+            return int(profile_macs(model, one_input(example_input, model)))
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
 
 
 def count_params(model: nn.Module) -> int:
