@@ -29,14 +29,12 @@ import math
 import threading
 import time
 
-import torch
-
 UNMAPPED = "_prunetui_unmapped"  # attribute set on a reshape node Torch-Pruning could not map
 MAX_INDICES = 1 << 20  # a flatten of 512 x 7 x 7 maps to 25,088; 1M entries of HybridIndex ~ 70 MiB
 GROUP_SECONDS = 20.0  # Torch-Pruning's walk of one group; resnet50's largest takes ~0.05 s
 
 _GUARDED = "_prunetui_guarded"
-_MAPPED_AT = "_prunetui_mapped_at"  # the layer shapes a graph's index mappings were last computed for
+_MAPPED = "_prunetui_mapped"  # on a graph: its index mappings hold for the layers' shapes now
 _local = threading.local()
 
 
@@ -204,32 +202,27 @@ def _guard_split(index_mapping) -> None:
     index_mapping.update_split_index_mapping = guarded
 
 
-def _shapes(graph) -> tuple:
-    """The parameter shapes of every traced module: all the index mappings of a traced graph depend on."""
-    shapes = []
-    for key in graph.module2node:  # modules, and the bare parameters Torch-Pruning traces (ViT's tokens)
-        tensors = [key] if isinstance(key, torch.Tensor) else key.parameters(recurse=False)
-        shapes.extend((id(key), tuple(t.shape)) for t in tensors)
-    return tuple(shapes)
-
-
 def _map_once(index_mapping) -> None:
     """`update_index_mapping` runs at every `get_pruning_group` and walks every reshape's channel
     inference: 17 groups of swin_t at 64x64 took 42 s, 38 s of it here. Its result depends only on the
-    graph and the layers' shapes, so it runs again only when a prune changed a shape."""
+    graph and the layers' shapes, so it runs again only after a prune (`shapes_changed`)."""
     original = index_mapping.update_index_mapping
     if getattr(original, _GUARDED, False):
         return
 
     def guarded(graph):
-        shapes = _shapes(graph)
-        if getattr(graph, _MAPPED_AT, None) == shapes:
+        if getattr(graph, _MAPPED, False):
             return
         original(graph)
-        setattr(graph, _MAPPED_AT, shapes)
+        setattr(graph, _MAPPED, True)
 
     setattr(guarded, _GUARDED, True)
     index_mapping.update_index_mapping = guarded
+
+
+def shapes_changed(graph) -> None:
+    """After pruning layers of `graph`'s model: its index mappings are computed again when next needed."""
+    setattr(graph, _MAPPED, False)
 
 
 def install_guards() -> None:
