@@ -1,8 +1,8 @@
 """Coverage: every classifier of torchvision.models, end to end, the way a new user would run them.
 
 For each model (`torchvision.models.list_models(module=torchvision.models)`, random weights, 10
-classes, `random:4:3xSxS` images at the smallest size S of 64, 75, 96, 128, 224 its forward accepts),
-in a process of its own with one thread and a time limit:
+classes, `random:4:3xSxS` images at the smallest size S of 64, 75, 96, 128, 224, 299 its forward
+accepts in eval and train mode), in a process of its own with one thread and a time limit:
 
 1. open: `prunetui.workflow.opening.open_session`, as `prunetui prune --model torchvision:NAME:10` does;
 2. fine: profile `"*" = 0.5` (magnitude), `run_recipe` with `--out` and `--onnx`, the checkpoint reopened;
@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-SIZES = (64, 75, 96, 128, 224)
+SIZES = (64, 75, 96, 128, 224, 299)
 RATIOS = {"fine": ("magnitude", 0.5), "channel": ("channel", 0.3)}
 ATOL = RTOL = 1e-4
 FAMILIES = (
@@ -67,16 +67,18 @@ def one_line(error: BaseException) -> str:
 
 
 def smallest_size(name: str) -> int:
-    """The smallest of SIZES the dense model's forward accepts (eval, batch 1)."""
+    """The smallest of SIZES the dense model's forward accepts in eval and train mode (batch 2: the
+    auxiliary heads of Inception v3 run in train mode only and need 299x299)."""
     import torch
 
     from prunetui.sources.models import build_model
 
-    model = build_model(f"torchvision:{name}:10").eval()
+    model = build_model(f"torchvision:{name}:10")
     for size in SIZES:
         try:
             with torch.no_grad():
-                model(torch.zeros(1, 3, size, size))
+                for train in (False, True):
+                    model.train(train)(torch.zeros(2, 3, size, size))
             return size
         except Exception:  # noqa: BLE001 - too small for this model: try the next size
             continue
