@@ -235,7 +235,7 @@ def prune(opened: Opened, recipe: Recipe, as_json: bool, latency_batch: int = 1)
         **channel_steps.channels_json(session),
         "run": _run_number(session, session.current_run),
         "written": outcome.written,
-        "patterns": cli_groups.targets_json(session)["patterns"],
+        **cli_groups.targets_json(session),  # patterns, targets: what the profile's globs resolved to
         "layers": [
             {"name": n, "target": session.targets[n], "sparsity": actual[n], "start_sparsity": start[n]}
             for n in session.layer_names
