@@ -37,8 +37,8 @@ __all__ = ["open_from_args", "open_session"]
 
 
 def open_from_args(args: argparse.Namespace, print_notes: bool = True) -> Opened:
-    """Open the session the command line names; notes (random weights, warnings) go to stderr, or
-    stay in `Opened.notes` for the TUI's log."""
+    """Open the session the command line names; notes (random weights, warnings) and a progress bar
+    (listing channel groups) go to stderr, or the notes stay in `Opened.notes` for the TUI's log."""
     request = Request(
         model=args.model,
         checkpoint=args.checkpoint,
@@ -50,7 +50,11 @@ def open_from_args(args: argparse.Namespace, print_notes: bool = True) -> Opened
         regrow=getattr(args, "regrow", False),
         state_dir=getattr(args, "state_dir", None),
     )
-    opened = open_session(request)
+    if print_notes:
+        with progress_bar(_console(True)) as (_, bar):
+            opened = open_session(request, report=bar)
+    else:
+        opened = open_session(request)
     for note in opened.notes if print_notes else ():
         print(note if note.startswith("warning:") else f"note: {note}", file=sys.stderr)
     return opened
