@@ -9,7 +9,8 @@ accepts in eval and train mode), in a process of its own with one thread and a t
 3. channel: profile `"*" = 0.3` (channel, every prunable group), the same;
 
 and for each of 2-3, the outputs of the reopened model on a seeded batch of 2 must equal the pruned
-model's (and keep 10 classes), and onnxruntime's outputs on the ONNX file must equal them too, within
+model's (and keep 10 classes), and so must onnxruntime's on the ONNX file and, for the fine-grained
+export, plain PyTorch's (`model.load_state_dict(torch.load(path)["state_dict"])`, README), within
 1e-4 + 1e-4 * max |output| (core.onnx_export's tolerance). A step that fails gives its one line (the
 UserError as the CLI prints it, else the exception's type and first line).
 
@@ -158,10 +159,26 @@ def prune_step(name: str, size: int, folder: Path, step: str) -> dict:
     if tuple(pruned.shape) != (2, 10):
         return found | {"ok": False, "reason": f"the pruned model gives {list(pruned.shape)} outputs"}
     reopened = open_session(request(name, size, folder, checkpoint=checkpoint)).session
-    problem = mismatch(pruned, outputs(reopened.model, x), "reopened") or mismatch(
-        pruned, onnx_outputs(onnx, x), "onnxruntime"
+    problem = (
+        mismatch(pruned, outputs(reopened.model, x), "reopened")
+        or mismatch(pruned, onnx_outputs(onnx, x), "onnxruntime")
+        or (
+            mismatch(pruned, outputs(plain_pytorch(name, checkpoint), x), "plain PyTorch")
+            if step == "fine"
+            else ""
+        )
     )
     return found | {"ok": not problem, "reason": problem}
+
+
+def plain_pytorch(name: str, checkpoint: Path):
+    """The README's recipe for a fine-grained export: the same architecture, its `state_dict` loaded."""
+    import torch
+    import torchvision
+
+    model = torchvision.models.get_model(name, weights=None, num_classes=10)
+    model.load_state_dict(torch.load(checkpoint, weights_only=True)["state_dict"])
+    return model
 
 
 def run_one(name: str) -> dict:
