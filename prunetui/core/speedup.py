@@ -35,9 +35,9 @@ class Speedup:
         return self.high > self.low
 
     def short(self) -> str:
-        """`1.52x`, `~1.0x` (within noise) or `same kernels`: for a table cell."""
+        """`1.52x`, or `~1.0x` within noise and for the dense kernels: for a table cell (6 columns)."""
         if self.same_kernels:
-            return "same kernels"
+            return "~1.0x"
         return "~1.0x" if self.within_noise and self.measured_spread else f"{self.ratio:.2f}x"
 
     def text(self) -> str:

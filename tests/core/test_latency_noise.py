@@ -61,3 +61,10 @@ def test_fine_grained_runs_say_the_kernels_are_the_dense_ones(tmp_path):
     cost = session.measure_run_cost()
     assert cost["latency_ms"] == 0.5 and cost["latency_within_noise"] is True  # numbers kept
     assert SAME_KERNELS in cost_line(cost) and "2.00x" not in cost_line(cost)
+
+
+def test_table_cells_are_short():
+    assert speedup(2.0, 1.0, 0.1, 0.1).short() == "2.00x"
+    assert speedup(1.0, 1.0, 0.1, 0.1).short() == "~1.0x"
+    assert speedup(1.0, 0.5, 0.0, 0.0, same_kernels=True).short() == "~1.0x"
+    assert speedup(1.0, 0.5).text() == "2.00x"  # a record from before spreads were kept
