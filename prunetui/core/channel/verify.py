@@ -35,22 +35,11 @@ from prunetui.core.channel.depgraph import (
 )
 from prunetui.core.channel.groups import ChannelGroup, Kept
 from prunetui.core.channel.progress import Steps
+from prunetui.core.channel.reasons import FLATTEN_HINT, REWIRED_REASON, forward_reason, unseen_named
 from prunetui.core.channel.trace import state_kept
 from prunetui.errors import UserError
 
 TOLERANCE = 1e-3  # of the largest |output|: float reorderings stay ~1e-6, a rewired channel is ~1e-2+
-FLATTEN_HINT = (
-    "a view/reshape with fixed sizes reads its channels: use x.flatten(1) for x.view(-1, 256) "
-    "(or x.view(x.size(0), -1)), else leave it unpruned (a channel shuffle?)"
-)
-SIZES_HINT = (
-    "a split, slice or reshape of fixed size feeds a layer: take sizes from the tensor (torch.chunk), "
-    "else leave it unpruned"
-)
-REWIRED_REASON = (
-    "pruning it changes what the kept channels compute (Torch-Pruning maps them wrongly through a "
-    "shuffle, split or reshape); leave it unpruned"
-)
 
 
 @dataclass(frozen=True)
@@ -116,18 +105,6 @@ def dense_run(model: nn.Module, x: torch.Tensor) -> DenseRun:
     return DenseRun(eval_shapes, train_shapes)
 
 
-def _forward_reason(error: Exception, train: bool) -> str:
-    text = (str(error).strip().splitlines() or [""])[0][:160]
-    if "shape '[" in text or "mat1 and mat2" in text:
-        fix = FLATTEN_HINT
-    elif "channels, but got" in text:
-        fix = SIZES_HINT
-    else:
-        fix = "leave it unpruned"
-    mode = " in train mode" if train else ""
-    return f"its pruned copy fails to run{mode} ({type(error).__name__}: {text}); {fix}"
-
-
 def forward_problem(dense: DenseRun, smaller: nn.Module, x: torch.Tensor) -> str:
     """Why `smaller` does not run like the dense model (checks 1-2), or ""."""
     for train, expected in ((False, dense.eval_shapes), (True, dense.train_shapes)):
@@ -136,7 +113,7 @@ def forward_problem(dense: DenseRun, smaller: nn.Module, x: torch.Tensor) -> str
         try:
             shapes = _shapes(_run(smaller, x, train))
         except Exception as error:  # noqa: BLE001 - any failure of the pruned copy is the group's
-            return _forward_reason(error, train)
+            return forward_reason(error, train)
         if shapes != expected:
             shown = ", ".join(str(list(s)) for s in shapes)
             return f"pruning it changes the output shape to {shown}; {FLATTEN_HINT}"
@@ -350,7 +327,7 @@ def _failures(
             return _problem(model, example_input, graph, dense, removed, oracle)
 
         found |= culprits(subset, problem, steps.expect)
-    return found
+    return unseen_named(model, graph, found)
 
 
 def checked_groups(
