@@ -237,9 +237,10 @@ def merged(graph, groups: list):
     together = Group()
     together._DG = graph
     for key, dep in deps.items():
-        seen: set[int] = set()
-        idxs = [i for i in items[key] if not (_index(i) in seen or seen.add(_index(i)))]
-        together.add_dep(dep, idxs)
+        unique: dict[int, object] = {}
+        for index in items[key]:
+            unique.setdefault(_index(index), index)
+        together.add_dep(dep, list(unique.values()))
     return together
 
 
