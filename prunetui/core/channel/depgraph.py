@@ -37,8 +37,8 @@ __all__ = [
 
 OUTPUT_REASON = "its outputs are the model's outputs"
 UNMAPPED_REASON = (
-    "its channels pass a reshape Torch-Pruning cannot map (a channel shuffle, attention heads or "
-    "windows); leave it unpruned"
+    "its channels pass a reshape Torch-Pruning cannot map (a channel shuffle, attention heads, "
+    "windows, or a concatenation of parts of unknown width); leave it unpruned"
 )
 
 

@@ -202,6 +202,26 @@ def _guard_split(index_mapping) -> None:
     index_mapping.update_split_index_mapping = guarded
 
 
+def _guard_concat(index_mapping) -> None:
+    """A concatenation whose parts' channel counts Torch-Pruning cannot infer (None, past its recursion
+    limit: swin_s's patch merging, 18 blocks deep) raised TypeError in `sum(sizes)`, and the whole model
+    failed to trace. It is left unmapped instead (`UNMAPPED`), so the groups through it are refused."""
+    original = index_mapping.update_concat_index_mapping
+    if getattr(original, _GUARDED, False):
+        return
+
+    def guarded(graph, node):
+        if getattr(node, UNMAPPED, False):
+            return
+        try:
+            original(graph, node)
+        except TypeError:  # a part of unknown size
+            setattr(node, UNMAPPED, True)
+
+    setattr(guarded, _GUARDED, True)
+    index_mapping.update_concat_index_mapping = guarded
+
+
 def _map_once(index_mapping) -> None:
     """`update_index_mapping` runs at every `get_pruning_group` and walks every reshape's channel
     inference: 17 groups of swin_t at 64x64 took 42 s, 38 s of it here. Its result depends only on the
@@ -226,11 +246,12 @@ def shapes_changed(graph) -> None:
 
 
 def install_guards() -> None:
-    """Wrap Torch-Pruning's flatten mapping, its reshape and split mapping updates, and the update of
-    every mapping (run once per graph shape) (once per process)."""
+    """Wrap Torch-Pruning's flatten mapping, its reshape, split and concat mapping updates, and the
+    update of every mapping (run once per graph shape) (once per process)."""
     from torch_pruning.dependency import index_mapping
 
     _guard_flatten(index_mapping)
     _guard_reshape(index_mapping)
     _guard_split(index_mapping)
+    _guard_concat(index_mapping)
     _map_once(index_mapping)
