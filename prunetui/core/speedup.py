@@ -13,7 +13,7 @@ Torch-free: the front ends read it from a run's cost dict (core.run_cost keys).
 
 from dataclasses import dataclass
 
-SAME_KERNELS = "same dense kernels as dense: zeros do not make them faster"
+SAME_KERNELS = "no speed-up: the dense kernels run, zeros do not make them faster"
 
 
 @dataclass(frozen=True)

@@ -54,8 +54,8 @@ def cost_line(cost: dict) -> str:
     at_one = speedup_of(cost)
     if at_one is not None:
         line += (
-            f"; latency {cost['latency_ms']:.2f} ms vs {cost['latency_ms_dense']:.2f} ms dense "
-            f"({at_one.text()}) at batch 1, {cost['latency_threads']} threads, {cost['latency_device']}"
+            f"; latency {cost['latency_ms']:.2f} ms vs {cost['latency_ms_dense']:.2f} ms dense, "
+            f"{at_one.text()}, at batch 1, {cost['latency_threads']} threads, {cost['latency_device']}"
         )
     at_batch = speedup_of(cost, at_batch=True)
     if at_batch is not None:
