@@ -15,6 +15,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from prunetui import cli_groups
 from prunetui.cli_progress import progress_bar, with_bar
 from prunetui.core.accel import Acceleration
 from prunetui.core.evaldata import standard_error
@@ -36,8 +37,8 @@ __all__ = ["open_from_args", "open_session"]
 
 
 def open_from_args(args: argparse.Namespace, print_notes: bool = True) -> Opened:
-    """Open the session the command line names; notes (random weights, warnings) go to stderr, or
-    stay in `Opened.notes` for the TUI's log."""
+    """Open the session the command line names; notes (random weights, warnings) and a progress bar
+    (listing channel groups) go to stderr, or the notes stay in `Opened.notes` for the TUI's log."""
     request = Request(
         model=args.model,
         checkpoint=args.checkpoint,
@@ -50,7 +51,11 @@ def open_from_args(args: argparse.Namespace, print_notes: bool = True) -> Opened
         state_dir=getattr(args, "state_dir", None),
         threads=getattr(args, "threads", None),
     )
-    opened = open_session(request)
+    if print_notes:
+        with progress_bar(_console(True)) as (_, bar):
+            opened = open_session(request, report=bar)
+    else:
+        opened = open_session(request)
     for note in opened.notes if print_notes else ():
         print(note if note.startswith("warning:") else f"note: {note}", file=sys.stderr)
     return opened
@@ -71,6 +76,7 @@ def info(opened: Opened, as_json: bool) -> dict:
     session = opened.session
     layers = session.layers()
     sparse = session.current_size()
+    groups = cli_groups.groups_json(session)  # --method channel: the groups a profile sets
     if not as_json:
         table = Table(title=f"{session.label} on {session.device}")
         for column in ("Layer", "Kind", "Shape", "Params", "Share", "Zeros"):
@@ -91,6 +97,7 @@ def info(opened: Opened, as_json: bool) -> dict:
             f"dense size={session.dense_size:.2f} MiB, current size={sparse:.2f} MiB "
             f"= {session.percent(sparse):.2f}% of dense"
         )
+        cli_groups.print_groups(console, groups["groups"]) if groups else None
     return {
         "model": session.label,
         "device": str(session.device),
@@ -109,6 +116,8 @@ def info(opened: Opened, as_json: bool) -> dict:
             }
             for layer in layers
         ],
+        **groups,
+        **cli_groups.targets_json(session),  # patterns, targets: what the profile's globs resolved to
     }
 
 
@@ -235,6 +244,7 @@ def prune(opened: Opened, recipe: Recipe, as_json: bool, latency_batch: int = 1)
         "run": _run_number(session, session.current_run),
         "written": outcome.written,
         **quantizing.prune_json(session, outcome.quantized, outcome.written),
+        **cli_groups.targets_json(session),  # patterns, targets: what the profile's globs resolved to
         "layers": [
             {"name": n, "target": session.targets[n], "sparsity": actual[n], "start_sparsity": start[n]}
             for n in session.layer_names

@@ -35,7 +35,10 @@ def test_info_json(capsys):
         "sparse_size_mib",
         "percent_of_dense",
         "layers",
+        "patterns",  # what a profile's globs took (none here)
+        "targets",  # every layer with a target above 0 (none here)
     }
+    assert doc["patterns"] == [] and doc["targets"] == {}
     assert doc["method"] == "magnitude"
     assert doc["model"] == "demo" and doc["device"] == "cpu"
     assert doc["percent_of_dense"] == pytest.approx(100.0)

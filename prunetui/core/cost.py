@@ -13,7 +13,7 @@
 
 import statistics
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
@@ -37,7 +37,8 @@ class Latency:
     """Median time of one forward pass of `batch` inputs on `device`, in milliseconds.
 
     `threads`: the CPU thread pool size while timing (on CUDA: the host threads, for the record).
-    `runs`: forward passes timed in all.
+    `runs`: forward passes timed in all. `spread_ms`: for the mean of two timings (ABBA halves), how far
+    apart they were (0 for one timing): the noise of the machine while it was timed.
     """
 
     ms: float
@@ -45,6 +46,7 @@ class Latency:
     threads: int
     device: str
     runs: int
+    spread_ms: float = 0.0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -80,13 +82,20 @@ def count_macs(model: nn.Module, example_input: torch.Tensor) -> int:
 
     `example_input`: N x C x H x W, or N x C x L for a Conv1d model (only the first item is used; a
     Conv1d's MACs are C_out x L_out x C_in / groups x kernel, as a Conv2d's). The model is traced in
-    eval mode, so BatchNorm statistics are untouched. Raises RuntimeError when the model cannot be traced.
+    eval mode, so BatchNorm statistics are untouched; nn.MultiheadAttention on its plain path (its fused
+    inference kernel, taken under no_grad in eval mode, reaches torchprofile as a value without a dtype:
+    AttributeError on torchvision's ViT). Raises RuntimeError when the model cannot be traced.
     """
     from torchprofile import profile_macs  # the lab's counter; imported here: tracing is slow to import
 
-    with evaluating(model), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # jit tracer warnings about data-dependent control flow
-        return int(profile_macs(model, one_input(example_input, model)))
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with evaluating(model), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # jit tracer warnings about data-dependent control flow
+            return int(profile_macs(model, one_input(example_input, model)))
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
 
 
 def count_params(model: nn.Module) -> int:
@@ -139,21 +148,26 @@ def measure_latency_pair(
     example_input: torch.Tensor,
     batch: int = 1,
     min_run_time: float = 1.0,
+    measure: Callable[..., Latency] | None = None,
 ) -> tuple[Latency, Latency]:
     """Both models timed side by side in the order dense, pruned, pruned, dense (ABBA), each the mean
-    of its two medians: a change in the machine's load falls on both, so their ratio is the figure to
-    trust (a dense model timed once per session and a pruned one later compare noise, not kernels)."""
+    of its two medians with their `spread_ms`: a change in the machine's load falls on both, so their
+    ratio is the figure to trust (a dense model timed once per session and a pruned one later compare
+    noise, not kernels), and the halves' spread says how much noise it still holds (core.speedup).
+    `measure`: the timer (`measure_latency`'s signature; tests inject one)."""
+    measure = measure or measure_latency
     half = min_run_time / 2
-    first_dense = measure_latency(dense, example_input, batch, min_run_time=half)
-    pruned_runs = [measure_latency(pruned, example_input, batch, min_run_time=half) for _ in range(2)]
-    last_dense = measure_latency(dense, example_input, batch, min_run_time=half)
+    first_dense = measure(dense, example_input, batch, min_run_time=half)
+    pruned_runs = [measure(pruned, example_input, batch, min_run_time=half) for _ in range(2)]
+    last_dense = measure(dense, example_input, batch, min_run_time=half)
     return _mean(first_dense, last_dense), _mean(*pruned_runs)
 
 
 def _mean(a: Latency, b: Latency) -> Latency:
     return Latency(
-        ms=(a.ms + b.ms) / 2, batch=a.batch, threads=a.threads, device=a.device, runs=a.runs + b.runs
-    )
+        ms=(a.ms + b.ms) / 2, batch=a.batch, threads=a.threads, device=a.device, runs=a.runs + b.runs,
+        spread_ms=abs(a.ms - b.ms),
+    )  # fmt: skip
 
 
 def _timer_ms(model: nn.Module, x: torch.Tensor, threads: int, min_run_time: float) -> tuple[float, int]:

@@ -1,4 +1,8 @@
-"""Sparsity profiles as TOML: load, validate, save atomically."""
+"""Sparsity profiles as TOML: load, validate, save atomically.
+
+A key is a unit's exact name or a glob (`"*" = 0.3`, `"layer3.*" = 0.5`); globs are resolved against
+the units of the model's method when the profile is applied (core.patterns, `Session.apply_profile`).
+"""
 
 import difflib
 import math

@@ -1,10 +1,12 @@
 """The measured cost of a run: MACs, params and latency of the model in hand against the model as opened
 (core.cost's counters and timers), whatever method pruned it."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from prunetui.core.cost import (
     Cost,
+    Latency,
     cost_report,
     count_macs,
     count_params,
@@ -12,6 +14,7 @@ from prunetui.core.cost import (
 )
 from prunetui.core.model_state import ModelState
 from prunetui.core.size import sparse_size_mib
+from prunetui.core.speedup import speedup_json
 
 # latency timing per model state: short, so a prune stays quick (the benchmark times longer)
 LATENCY_MIN_RUN_TIME = 0.2
@@ -38,22 +41,29 @@ class CostMeter:
     state: ModelState
     latency_batch: int = 1
     min_run_time: float | None = None  # None: LATENCY_MIN_RUN_TIME as it is when measuring
+    timer: Callable[..., Latency] | None = None  # None: core.cost.measure_latency (tests inject one)
 
     def measure(self, latency: bool = True) -> dict:
-        """Keys as core.cost.cost_report (MACs at batch 1, latency in ms at batch 1), plus `latency_batch`,
-        `latency_ms_dense_at_batch` and `latency_ms_at_batch` when `latency_batch` > 1. Raises what the
-        model raises when it cannot be traced or run on one example."""
+        """Keys as core.cost.cost_report (MACs at batch 1, latency in ms at batch 1) and
+        core.speedup.speedup_json (the halves' spreads, the ratio, its interval, within noise), plus
+        `latency_batch`, `latency_ms_dense_at_batch`, `latency_ms_at_batch` and the same speed-up keys
+        ending `_at_batch` when `latency_batch` > 1. Raises what the model raises when it cannot be
+        traced or run on one example."""
         state, example = self.state, self.state.example_input()
         model = state.model
         now = Cost(count_macs(model, example), count_params(model), sparse_size_mib(model))
         if not latency:
             return cost_report(opened_cost(state), now)
-        report = cost_report(opened_cost(state), now, *self._pair(1))
+        dense = opened_cost(state)
+        same = (now.macs, now.params) == (dense.macs, dense.params)
+        pair = self._pair(1)
+        report = cost_report(dense, now, *pair) | speedup_json(*pair, same)
         if self.latency_batch > 1:
             at_dense, at_batch = self._pair(self.latency_batch)
             report["latency_batch"] = self.latency_batch
             report["latency_ms_dense_at_batch"] = at_dense.ms
             report["latency_ms_at_batch"] = at_batch.ms
+            report |= speedup_json(at_dense, at_batch, same, "_at_batch")
         return report
 
     def _pair(self, batch: int):
@@ -61,7 +71,7 @@ class CostMeter:
         run_time = self.min_run_time if self.min_run_time is not None else LATENCY_MIN_RUN_TIME
         state = self.state
         return measure_latency_pair(
-            state.base, state.model, state.example_input(), batch, min_run_time=run_time
+            state.base, state.model, state.example_input(), batch, min_run_time=run_time, measure=self.timer
         )
 
 

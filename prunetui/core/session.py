@@ -24,6 +24,7 @@ from prunetui.core.finetune import FinetuneResult
 from prunetui.core.lineage import stage_from_dict
 from prunetui.core.methods import Method, Projection, get_method
 from prunetui.core.model_state import ModelState
+from prunetui.core.patterns import Resolved
 from prunetui.core.profile import Profile, check_layer_names
 from prunetui.core.recalibrate import batch_norms, recalibrate_bn
 from prunetui.core.recipe import Plan, Processes, Recipe
@@ -82,6 +83,7 @@ class Session:
         self.layer_bits: dict[str, int] = {}  # k-means bits set per layer (a profile's [bits], the TUI's)
         self.quantized = None  # core.quantize.Quantized: the codes of the weights in hand, once quantized
         self.profile_name = "custom"
+        self.resolved = Resolved({})  # what the last profile's patterns took (core.patterns)
         self.dense_accuracy: float | None = None
         self.accuracy: float | None = None  # of the model as it is now, when known
         self.current_run: RunRecord | None = None  # the run whose weights the model holds now
@@ -128,9 +130,11 @@ class Session:
     def layers(self):
         return self.state.layers()
 
-    def units(self):
-        """What a plan of the session's method names (core.methods.Unit), unprunable ones with why."""
-        return self.method.units(self.state)
+    def units(self, report: Report = ignore, cancel: threading.Event | None = None):
+        """What a plan of the session's method names (core.methods.Unit), unprunable ones with why; a
+        listing that takes long (channel groups) reports progress and can be cancelled."""
+        self.example_input() if self.data is not None else None
+        return self.method.units(self.state, report, cancel)
 
     def unit_names(self) -> list[str]:
         return [unit.name for unit in self.units() if unit.prunable]
@@ -148,15 +152,20 @@ class Session:
             raise UserError(f"the {method.name} method needs training data: give a data spec (--data)")
         self.method = method
 
-    def apply_profile(self, profile: Profile, method: str | None = None) -> None:
-        """Targets become the profile's (unlisted layers 0), pruned by its method (or `method`). Unknown or
-        unprunable names raise UserError."""
+    def apply_profile(self, profile: Profile, method: str | None = None) -> Resolved:
+        """Targets become the profile's (unlisted layers 0), pruned by its method (or `method`), its glob
+        keys resolved against the method's units (core.patterns). Unknown or unprunable names, and
+        patterns that match nothing, raise UserError. Returns what each pattern took (also `resolved`)."""
         self.set_method(method or profile.method)
-        self.check_targets(profile.sparsity, f"profile '{profile.name}': ")
+        context = f"profile '{profile.name}': "
+        self.example_input() if self.data is not None else None
+        resolved = self.method.resolve(self.state, profile.sparsity, context)
+        self.check_targets(resolved.targets, context)
         check_layer_names(profile.bits, self.layer_names, f"profile '{profile.name}' [bits]: ")
-        self.targets = {name: profile.sparsity.get(name, 0.0) for name in self.layer_names}
+        self.targets = {name: resolved.targets.get(name, 0.0) for name in self.layer_names}
         self.layer_bits = dict(profile.bits)
-        self.profile_name = profile.name
+        self.profile_name, self.resolved = profile.name, resolved
+        return resolved
 
     def check_targets(self, targets: dict[str, float], context: str = "") -> None:
         self.method.check(self.state, targets, context)

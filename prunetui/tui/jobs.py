@@ -23,12 +23,13 @@ from prunetui.tui.messages import (
     JobLine,
     JobProgress,
     JobReport,
+    MethodChanged,
     RunsLoaded,
     ScanLoaded,
     ScanStarted,
 )
 from prunetui.tui.stats import model_label
-from prunetui.workflow import quantizing, steps
+from prunetui.workflow import channel_steps, quantizing, steps
 
 PROGRESS_INTERVAL = 0.1  # seconds: about 10 progress messages a second at most
 
@@ -137,6 +138,14 @@ def resume(session: Session, run: RunRecord, number: int, ctx: JobContext) -> No
     """Go on with an interrupted finetune run from its last completed epoch."""
     ctx.post(FinetuneStarted(run.accuracy_before))
     steps.resume(session, run.id, ctx.say, ctx.report, ctx.cancel, label=str(number))
+
+
+def switch_method(session: Session, name: str, ctx: JobContext) -> None:
+    """Prune by `name` from now on, once its units are listed (a structured method's groups: progress
+    reported, cancel checked between groups; cancelled, the session keeps its method)."""
+    session.set_method(name)
+    channel_steps.list_units(session, ctx.say, ctx.report, ctx.cancel)
+    ctx.post(MethodChanged(name))
 
 
 def reset(session: Session, ctx: JobContext) -> None:

@@ -20,6 +20,7 @@ from prunetui.tui.messages import (
     JobLine,
     JobProgress,
     JobReport,
+    MethodChanged,
     ModelChanged,
     PreviewReady,
     RunsLoaded,
@@ -73,6 +74,9 @@ class MessageHandlers:
         elif isinstance(event, ScanPoint):
             self.curves.add(event.layer, event.sparsity, event.accuracy)
             self.mutate_reactive(type(self).curves)
+
+    def on_method_changed(self: PruneApp, message: MethodChanged) -> None:
+        self.model_flows.method_changed(message.name)
 
     def on_model_changed(self: PruneApp, message: ModelChanged) -> None:
         self.suggest.after_job()  # before the stats: the header reads its prediction

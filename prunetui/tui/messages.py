@@ -67,6 +67,14 @@ class FinetuneStarted(Message):
         self.accuracy_before = accuracy_before
 
 
+class MethodChanged(Message):
+    """The session prunes by another method now (its units were listed in a job)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+
 class ModelChanged(Message):
     def __init__(self, stats: ModelStats) -> None:
         super().__init__()

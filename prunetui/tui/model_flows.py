@@ -8,6 +8,7 @@ import torch
 
 from prunetui.core.methods import METHODS
 from prunetui.core.pruning import compound
+from prunetui.core.recipe import METHODS as TRAITS
 from prunetui.core.recipe import Recipe
 from prunetui.errors import UserError
 from prunetui.tui import jobs
@@ -34,6 +35,10 @@ class ModelFlows:
         start = names.index(app.session.method.name)
         for step in range(1, len(names)):
             name = names[(start + step) % len(names)]
+            if TRAITS[name].structured:  # its groups are listed first, as a job: progress row, `x`
+                app.jobs.start(f"Listing {name} groups", partial(jobs.switch_method, app.session, name),
+                               changes_model=False)  # fmt: skip
+                return
             try:
                 app.session.set_method(name)
                 break
@@ -41,6 +46,11 @@ class ModelFlows:
                 app.show_warning(str(error))
         else:
             return
+        self.method_changed(name)
+
+    def method_changed(self, name: str) -> None:
+        """The session prunes by `name` now: the views follow it."""
+        app = self.app
         app.method = name
         app.write_log(f"Method: {name}, {app.session.method.summary}")
         app.preview.request()

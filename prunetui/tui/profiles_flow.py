@@ -78,7 +78,11 @@ class ProfilesFlow:
 
     def _opened(self, profile: Profile | None) -> None:
         if profile is not None:
-            self.app.write_log(f"Opened profile {profile.name}: {len(profile.sparsity)} layer targets")
+            session = self.app.session
+            active = sum(1 for value in session.targets.values() if value > 0)
+            self.app.write_log(f"Opened profile {profile.name}: {active} {session.method.noun} with a target")
+            for match in session.resolved.patterns:  # what each glob took (core.patterns)
+                self.app.write_log(f"  {match.line(session.method.noun)}", "dim")
 
     # --- save ------------------------------------------------------------------------------------
     def ask_save(self) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from prunetui.core.onnx_export import CHECK_BATCH, Exported
 from prunetui.core.onnx_export import export_onnx as write_onnx
 from prunetui.core.session import Session
+from prunetui.core.speedup import speedup_of
 from prunetui.errors import UserError
 
 # what each built-in model takes
@@ -56,17 +57,17 @@ def cost_line(cost: dict) -> str:
         f"({ratio(cost['macs_dense'], cost['macs'])} fewer), params {millions(cost['params'])} "
         f"of {millions(cost['params_dense'])}"
     )
-    if cost.get("latency_ms") is not None:
+    at_one = speedup_of(cost)
+    if at_one is not None:
         line += (
-            f"; latency {cost['latency_ms']:.2f} ms vs {cost['latency_ms_dense']:.2f} ms dense "
-            f"({ratio(cost['latency_ms_dense'], cost['latency_ms'])} speed-up) at batch 1, "
-            f"{cost['latency_threads']} threads, {cost['latency_device']}"
+            f"; latency {cost['latency_ms']:.2f} ms vs {cost['latency_ms_dense']:.2f} ms dense, "
+            f"{at_one.text()}, at batch 1, {cost['latency_threads']} threads, {cost['latency_device']}"
         )
-    if cost.get("latency_ms_at_batch") is not None:
+    at_batch = speedup_of(cost, at_batch=True)
+    if at_batch is not None:
         line += (
             f"; at batch {cost['latency_batch']}: {cost['latency_ms_at_batch']:.2f} ms vs "
-            f"{cost['latency_ms_dense_at_batch']:.2f} ms "
-            f"({ratio(cost['latency_ms_dense_at_batch'], cost['latency_ms_at_batch'])})"
+            f"{cost['latency_ms_dense_at_batch']:.2f} ms ({at_batch.short()})"
         )
     return line
 
@@ -83,6 +84,19 @@ def measure_cost(session: Session, say, latency: bool = True) -> dict:
         return session.run_cost()
     say(cost_line(cost), "dim")
     return session.run_cost()
+
+
+def list_units(session: Session, say, report=None, cancel=None) -> list:
+    """The units of the session's method, listed once (channel groups of an attention model take
+    seconds to minutes: progress to `report`, core.events.Cancelled when `cancel` is set), and a line
+    saying how many can be pruned."""
+    from prunetui.core.events import ignore
+
+    units = session.units(report or ignore, cancel)
+    prunable = sum(unit.prunable for unit in units)
+    noun = session.method.noun
+    say(f"{prunable} of {len(units)} {noun} can be pruned ({session.method.name})", "dim")
+    return units
 
 
 def run_cost_row(run) -> dict:

@@ -8,8 +8,10 @@ from functools import partial
 from pathlib import Path
 
 from prunetui.core.device import resolve_device
+from prunetui.core.events import Report, ignore
 from prunetui.core.model_state import ModelState
 from prunetui.core.profile import Profile, load_profile
+from prunetui.core.recipe import METHODS
 from prunetui.core.runs import RunStore, state_folder
 from prunetui.core.scan_cache import scan_folder
 from prunetui.core.session import Origin, Session
@@ -61,11 +63,12 @@ class Opened:
     notes: list[str]  # what the user should know (random weights, which checkpoint entry, warnings)
 
 
-def open_session(request: Request, workdir: Path | None = None) -> Opened:
+def open_session(request: Request, workdir: Path | None = None, report: Report = ignore) -> Opened:
     """Validated: a bad spec, file, profile or method raises UserError before any long work.
 
     Runs and scans are kept in `request.state_dir`, else $PRUNETUI_STATE_DIR, else `workdir`/.prunetui
-    (`workdir` default: the current directory)."""
+    (`workdir` default: the current directory). A structured method's units (channel groups: seconds to
+    minutes on attention models) are listed here, their progress going to `report`."""
     workdir = workdir or Path.cwd()
     notes: list[str] = []
     apply_thread_policy(request.threads)  # the same for both front ends: both open here
@@ -90,12 +93,14 @@ def open_session(request: Request, workdir: Path | None = None) -> Opened:
     )
     session.scans.folder = scan_folder(state_dir=folder)
     session.set_regrow(request.regrow)
+    list_structured_units(session, request.method or (profile.method if profile else None), report)
     if request.method is not None and profile is not None and profile.method != request.method:
         notes.append(
             f"warning: profile '{profile.name}' is a {profile.method} profile; --method {request.method} wins"
         )
     if profile is not None:
-        session.apply_profile(profile, request.method)
+        resolved = session.apply_profile(profile, request.method)
+        notes += [f"profile '{profile.name}': {m.line(session.method.noun)}" for m in resolved.patterns]
         warning = profile_model_warning(profile.name, profile.model, loaded.label)
         notes += [f"warning: {warning}"] if warning else []
     else:
@@ -118,6 +123,14 @@ def export_targets(session: Session, checkpoint, method: str | None) -> list[str
     if method is not None:
         session.set_method(method)
     return []
+
+
+def list_structured_units(session: Session, method: str | None, report: Report) -> None:
+    """The groups of a structured method, listed once with their progress (they are memoized: the
+    profile's check and the prune then use them)."""
+    if method in METHODS and METHODS[method].structured:
+        session.set_method(method)
+        session.units(report)
 
 
 def model_state(model, checkpoint, spec: str, data) -> ModelState:

@@ -1,11 +1,16 @@
 """Channel mode in the app: the method as a mode, groups with kept channels, projected MACs, pruning that
 swaps in a smaller model, and the Runs tab's MACs and speed-up."""
 
+import time
+
+from textual.widgets import Label
+
+from prunetui.core.session import Session
 from prunetui.tui.widgets.layer_table import LayerTable
 from prunetui.tui.widgets.runs_table import RunsTable
 from prunetui.tui.widgets.status_line import StatusLine
 
-from .conftest import make_app, make_session, wait_idle, wait_until
+from .conftest import TinyNet, make_app, make_session, tiny_splits, wait_idle, wait_until
 
 
 def cell(app, layer_name: str, column: str) -> str:
@@ -77,3 +82,29 @@ async def test_channel_mode_shows_its_groups_when_a_target_it_cannot_use_is_set(
             cell(app, "conv1.weight", "channels") == "4/8" and cell(app, "fc.weight", "channels") == "fixed"
         )
         assert "fc.weight" in "\n".join(app.query_one("#job-log").texts)  # why the size is n/a
+
+
+class SlowNet(TinyNet):
+    """A forward of 0.2 s: listing its channel groups (a trace, then forward checks) takes seconds."""
+
+    def forward(self, x):
+        time.sleep(0.2)
+        return super().forward(x)
+
+
+async def test_listing_groups_shows_progress_and_x_cancels_it(trained_state, tmp_path):
+    model = SlowNet()
+    model.load_state_dict(trained_state)
+    session = Session(model, tiny_splits(), label="slow")
+    app = make_app(session, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_idle(pilot, timeout=60)
+        await pilot.press("M")  # taylor: its units are the layers, no job
+        await wait_until(pilot, lambda: app.method == "taylor")
+        await pilot.press("M")  # channel: its groups are listed in a job first
+        title = app.query_one("#job-title", Label)
+        await wait_until(pilot, lambda: str(title.render()).startswith("channel groups "))
+        await pilot.press("x")
+        await wait_idle(pilot, timeout=60)
+        assert app.method == "taylor" and session.method.name == "taylor"
+        assert "Listing channel groups cancelled: the model is as it was" in app.query_one("#job-log").texts

@@ -83,6 +83,22 @@ async def test_a_profile_for_another_model_is_applied_with_the_clis_warning(app,
         assert "profile 'theirs' was made for vgg-cifar, not tiny" in app.query_one(JobLog).texts
 
 
+async def test_a_glob_profile_sets_every_layer_it_matches_and_says_so(app, tmp_path):
+    profiles = tmp_path / "profiles"
+    save_profile(Profile("globs", {"*": 0.3, "conv[23].weight": 0.6}), profiles / "globs.toml")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_idle(pilot)
+        await pilot.press("o")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.session.targets == {
+            "conv1.weight": 0.3, "conv2.weight": 0.6, "conv3.weight": 0.6, "fc.weight": 0.3
+        }  # fmt: skip
+        texts = app.query_one(JobLog).texts
+        assert "Opened profile globs: 4 layers with a target" in texts
+        assert '  "*" = 0.3 -> 2 layers (2 set by more specific keys)' in texts
+
+
 async def test_a_profile_with_unknown_layers_is_refused(app, tmp_path):
     profiles = tmp_path / "profiles"
     save_profile(Profile("typo", {"conv9.weight": 0.5}, model=MODEL_LABEL), profiles / "typo.toml")

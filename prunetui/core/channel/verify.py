@@ -34,22 +34,12 @@ from prunetui.core.channel.depgraph import (
     parts_of,
 )
 from prunetui.core.channel.groups import ChannelGroup, Kept
+from prunetui.core.channel.progress import Steps
+from prunetui.core.channel.reasons import FLATTEN_HINT, REWIRED_REASON, forward_reason, unseen_named
 from prunetui.core.channel.trace import state_kept
 from prunetui.errors import UserError
 
 TOLERANCE = 1e-3  # of the largest |output|: float reorderings stay ~1e-6, a rewired channel is ~1e-2+
-FLATTEN_HINT = (
-    "a view/reshape with fixed sizes reads its channels: use x.flatten(1) for x.view(-1, 256) "
-    "(or x.view(x.size(0), -1)), else leave it unpruned (a channel shuffle?)"
-)
-SIZES_HINT = (
-    "a split, slice or reshape of fixed size feeds a layer: take sizes from the tensor (torch.chunk), "
-    "else leave it unpruned"
-)
-REWIRED_REASON = (
-    "pruning it changes what the kept channels compute (Torch-Pruning maps them wrongly through a "
-    "shuffle, split or reshape); leave it unpruned"
-)
 
 
 @dataclass(frozen=True)
@@ -115,18 +105,6 @@ def dense_run(model: nn.Module, x: torch.Tensor) -> DenseRun:
     return DenseRun(eval_shapes, train_shapes)
 
 
-def _forward_reason(error: Exception, train: bool) -> str:
-    text = (str(error).strip().splitlines() or [""])[0][:160]
-    if "shape '[" in text or "mat1 and mat2" in text:
-        fix = FLATTEN_HINT
-    elif "channels, but got" in text:
-        fix = SIZES_HINT
-    else:
-        fix = "leave it unpruned"
-    mode = " in train mode" if train else ""
-    return f"its pruned copy fails to run{mode} ({type(error).__name__}: {text}); {fix}"
-
-
 def forward_problem(dense: DenseRun, smaller: nn.Module, x: torch.Tensor) -> str:
     """Why `smaller` does not run like the dense model (checks 1-2), or ""."""
     for train, expected in ((False, dense.eval_shapes), (True, dense.train_shapes)):
@@ -135,7 +113,7 @@ def forward_problem(dense: DenseRun, smaller: nn.Module, x: torch.Tensor) -> str
         try:
             shapes = _shapes(_run(smaller, x, train))
         except Exception as error:  # noqa: BLE001 - any failure of the pruned copy is the group's
-            return _forward_reason(error, train)
+            return forward_reason(error, train)
         if shapes != expected:
             shown = ", ".join(str(list(s)) for s in shapes)
             return f"pruning it changes the output shape to {shown}; {FLATTEN_HINT}"
@@ -268,10 +246,11 @@ def _problem(model, example_input, graph, dense: DenseRun, removed: dict, groups
     return "" if _outputs_match(_run(smaller, x, False), _run(masked, x, False)) else REWIRED_REASON
 
 
-def culprits(names: list[str], problem) -> dict[str, str]:
+def culprits(names: list[str], problem, expect=lambda count: None) -> dict[str, str]:
     """The names to blame when `problem(names)` (-> reason or "") fails, by halving: name -> reason.
 
-    A failure that no half shows alone (only groups pruned together) blames the whole set.
+    A failure that no half shows alone (only groups pruned together) blames the whole set. `expect(2)`
+    is called before each halving (two more `problem` calls): a progress count.
     """
     reason = problem(names)
     if not reason:
@@ -279,7 +258,8 @@ def culprits(names: list[str], problem) -> dict[str, str]:
     if len(names) == 1:
         return {names[0]: reason}
     half = len(names) // 2
-    found = culprits(names[:half], problem) | culprits(names[half:], problem)
+    expect(2)
+    found = culprits(names[:half], problem, expect) | culprits(names[half:], problem, expect)
     return found or dict.fromkeys(names, reason)
 
 
@@ -310,10 +290,12 @@ def _dense(model: nn.Module, example_input: torch.Tensor) -> DenseRun | None:
     return _cached(model, example_input, "dense", compute)
 
 
-def _full_groups(model: nn.Module, graph, names: list[str]) -> tuple[dict, dict[str, str]]:
+def _full_groups(model: nn.Module, graph, names: list[str], steps: Steps) -> tuple[dict, dict[str, str]]:
     """(name -> full group, name -> reason for the groups Torch-Pruning cannot build from their named layer)."""
     full, failed = {}, {}
+    steps.expect(len(names))
     for name in names:
+        steps.step(f"rebuilding {name.removesuffix('.weight')}")
         try:
             full[name] = full_group(model, graph, name)
         except Exception as error:  # noqa: BLE001 - the deadline or Torch-Pruning's own index errors
@@ -323,36 +305,49 @@ def _full_groups(model: nn.Module, graph, names: list[str]) -> tuple[dict, dict[
     return full, failed
 
 
-def _failures(model: nn.Module, example_input: torch.Tensor, groups: list[ChannelGroup], graph) -> dict:
+def _failures(
+    model: nn.Module, example_input: torch.Tensor, groups: list[ChannelGroup], graph, steps: Steps
+) -> dict:
     dense = _dense(model, example_input)
     names = [group.name for group in groups if group.prunable]
     if dense is None or not names:
         return {}
-    full, found = _full_groups(model, graph, names)
+    full, found = _full_groups(model, graph, names, steps)
     removals, refused = minimal_removals(model, graph, full)
     found |= refused
     names = list(removals)
     exact = [name for name in names if exact_checkable(full[name])]
-    for subset, oracle in ((exact, full), ([n for n in names if n not in exact], None)):
-        if subset:
+    subsets = [(s, o) for s, o in ((exact, full), ([n for n in names if n not in exact], None)) if s]
+    steps.expect(len(subsets))
+    for subset, oracle in subsets:
 
-            def problem(part, oracle=oracle):
-                removed = {name: removals[name] for name in part}
-                return _problem(model, example_input, graph, dense, removed, oracle)
+        def problem(part, oracle=oracle):
+            steps.step(f"forward check of {len(part)} pruned group{'s' if len(part) > 1 else ''}")
+            removed = {name: removals[name] for name in part}
+            return _problem(model, example_input, graph, dense, removed, oracle)
 
-            found |= culprits(subset, problem)
-    return found
+        found |= culprits(subset, problem, steps.expect)
+    return unseen_named(model, graph, found)
 
 
 def checked_groups(
-    model: nn.Module, example_input: torch.Tensor, groups: list[ChannelGroup], graph
+    model: nn.Module,
+    example_input: torch.Tensor,
+    groups: list[ChannelGroup],
+    graph,
+    steps: Steps | None = None,
 ) -> list[ChannelGroup]:
     """`groups` with every group that fails the forward check marked not prunable, with its reason.
 
     `graph`: built on `model` (not pruned). Cached per model object, input shape and parameter shapes.
+    `steps`: progress reported and cancel checked (core.events.Cancelled, nothing cached) between groups
+    and forward checks.
     """
     failures = _cached(
-        model, example_input, "failures", lambda: _failures(model, example_input, groups, graph)
+        model,
+        example_input,
+        "failures",
+        lambda: _failures(model, example_input, groups, graph, steps or Steps()),
     )
     return [
         replace(group, prunable=False, reason=failures[group.name]) if group.name in failures else group

@@ -7,6 +7,7 @@ caller asks which kind it has:
 
 - `units(state)`: what a plan names (prunable tensors, or channel groups), unprunable ones with why;
 - `check(state, targets)`: every name with a target above 0 is a prunable unit;
+- `resolve(state, sparsity)`: a profile's glob keys as unit names (core.patterns);
 - `prune(state, plan, start, train, cancel)`: the model state pruned to the plan;
 - `projection(state, targets, start)`: the size (and cost, and kept channels) pruning would give;
 - `kept_count(state, name, target)`: exact kept weights of one unit, for suggestions' size projections;
@@ -28,6 +29,8 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 from torch import nn
 
+from prunetui.core.events import Report, ignore
+from prunetui.core.patterns import Resolved, resolve
 from prunetui.core.pruning import lab_mask, lab_threshold
 from prunetui.core.recipe import METHODS, MethodTraits, Plan
 from prunetui.errors import UserError
@@ -106,6 +109,7 @@ class Method:
     """The lifecycle every pruning method has (module docstring)."""
 
     name: ClassVar[str]
+    noun: ClassVar[str] = "layers"  # what its units are called in messages
 
     @property
     def traits(self) -> MethodTraits:
@@ -119,7 +123,9 @@ class Method:
     def needs_data(self) -> bool:
         return self.traits.needs_data
 
-    def units(self, state: "ModelState") -> list[Unit]:
+    def units(self, state: "ModelState", report: Report = ignore, cancel: Event | None = None) -> list[Unit]:
+        """Every unit in model order. A method whose units take long to find reports its progress to
+        `report` and raises core.events.Cancelled when `cancel` is set (computed once per model as opened)."""
         raise NotImplementedError
 
     def unit_names(self, state: "ModelState") -> list[str]:
@@ -138,6 +144,12 @@ class Method:
                 raise UserError(f"{context}{self.unknown_unit(name, list(units.values()))}")
             if target > 0 and not unit.prunable:
                 raise UserError(f"{context}{name} cannot be pruned: {unit.reason}")
+
+    def resolve(self, state: "ModelState", sparsity: Mapping[str, float], context: str = "") -> Resolved:
+        """A profile's keys as exact unit names: its patterns (`"*"`, `"layer3.*"`) resolved against the
+        units (core.patterns: exact over glob, the most specific glob wins). Raises UserError for a
+        pattern that matches nothing or only units that cannot be pruned; exact names are `check`'s."""
+        return resolve(sparsity, self.units(state), context, self.noun)
 
     def unknown_unit(self, name: str, units: list[Unit]) -> str:
         """Why `name` is not a unit, with the closest names (subclasses say more)."""

@@ -21,7 +21,7 @@ from prunetui.core.channel import algorithm_for, channel_groups, kept_counts, pr
 from prunetui.core.cost import measure_cost
 from prunetui.core.evaldata import EvalBatches
 from prunetui.core.evaluate import count_correct
-from prunetui.core.events import Cancelled, Progress, ScanPoint
+from prunetui.core.events import Cancelled, Progress, Report, ScanPoint, ignore
 from prunetui.core.lineage import ChannelStage
 from prunetui.core.methods.base import Method, Projection, Unit
 from prunetui.core.recalibrate import recalibrate_bn
@@ -34,11 +34,16 @@ from prunetui.errors import UserError
 
 class Channel(Method):
     name = "channel"
+    noun = "groups"
 
-    def units(self, state) -> list[Unit]:
-        """The groups of the model as opened (channel pruning starts from it), unprunable ones too."""
+    def units(self, state, report: Report = ignore, cancel: Event | None = None) -> list[Unit]:
+        """The groups of the model as opened (channel pruning starts from it), unprunable ones too;
+        listed once (seconds to minutes for attention models: progress to `report`, `cancel` checked
+        between groups, core.channel.channel_groups)."""
         groups = state.memo(
-            ("groups",), lambda: channel_groups(state.base, state.example_input()), of_opened=True
+            ("groups",),
+            lambda: channel_groups(state.base, state.example_input(), report, cancel),
+            of_opened=True,
         )
         return [Unit(g.name, g.channels, g.members, g.prunable, g.reason) for g in groups]
 
@@ -68,7 +73,7 @@ class Channel(Method):
             state.hold(state.held_at_start({}))
             return
         example = state.example_input()
-        result = prune_channels(state.base, example, active)
+        result = prune_channels(state.base, example, active, cancel)
         state.swap_in(result.model, ChannelStage.of(result, example))
 
     def projection(self, state, targets: Mapping[str, float], start: str = "dense", train=None) -> Projection:

@@ -31,7 +31,7 @@ class FineGrained(Method):
 
     criterion: Criterion
 
-    def units(self, state: "ModelState") -> list[Unit]:
+    def units(self, state: "ModelState", report=None, cancel=None) -> list[Unit]:
         params = dict(state.model.named_parameters())
         return [Unit(name, params[name].numel(), (name,)) for name in state.layer_names]
 

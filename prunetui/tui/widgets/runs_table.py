@@ -14,6 +14,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
 from prunetui.core.runs import RunRecord
+from prunetui.core.speedup import speedup_of
 from prunetui.tui import keys
 from prunetui.tui.runs_view import run_accuracy
 
@@ -69,12 +70,13 @@ def _change(run: RunRecord) -> Text:
 
 
 def _speedup(run: RunRecord) -> Text:
-    """latency_ms_dense / latency_ms at batch 1 (green when faster by 10% or more)."""
-    dense, now = run.cost.get("latency_ms_dense"), run.cost.get("latency_ms")
-    if not dense or not now:
+    """latency_ms_dense / latency_ms at batch 1, `~1.0x` within noise (core.speedup); green when faster
+    by 10% or more outside the noise."""
+    speedup = speedup_of(run.cost)
+    if speedup is None:
         return _number("")
-    speedup = dense / now
-    return _number(f"{speedup:.2f}x", "green" if speedup >= 1.1 else "")
+    faster = not speedup.within_noise and speedup.ratio >= 1.1
+    return _number(speedup.short(), "green" if faster else "")
 
 
 def _disk(run: RunRecord) -> Text:
@@ -122,7 +124,7 @@ def run_details(number: int, run: RunRecord, parent_number: int | None) -> str:
         parts.append(f"{run.cost['macs'] / 1e6:.1f}M of {run.cost['macs_dense'] / 1e6:.1f}M MACs")
     if run.cost.get("latency_ms"):
         latency, dense = run.cost["latency_ms"], run.cost["latency_ms_dense"]
-        parts.append(f"{latency:.2f} ms vs {dense:.2f} ms dense ({dense / latency:.2f}x)")
+        parts.append(f"{latency:.2f} ms vs {dense:.2f} ms dense ({speedup_of(run.cost).text()})")
     if run.quantization:
         q = run.quantization
         final = q.get("accuracy_centroids") or q.get("accuracy_quantized")
