@@ -23,11 +23,12 @@ from prunetui.tui.messages import (
     JobLine,
     JobProgress,
     JobReport,
+    JobWarning,
     RunsLoaded,
     ScanLoaded,
     ScanStarted,
 )
-from prunetui.workflow import steps
+from prunetui.workflow import channel_steps, steps
 
 PROGRESS_INTERVAL = 0.1  # seconds: about 10 progress messages a second at most
 
@@ -115,6 +116,9 @@ def prune(session: Session, recipe: Recipe, ctx: JobContext, predicted: float | 
     """`predicted`: the accuracy a suggestion predicted for the recipe's targets, to compare with the
     measured one."""
     steps.prune(session, ctx.say, ctx.report, ctx.cancel, recipe, predicted)
+    warning = channel_steps.slower_warning(session.run_cost()) if session.state.channel_pruned else None
+    if warning is not None:  # said in the log by the step; a notification too
+        ctx.post(JobWarning(warning))
 
 
 def finetune(

@@ -25,7 +25,7 @@ TARGET_EDITS = {"nudge", "set_target", "exact_target", "compound", "compound_all
 BLOCKED_WHILE_BUSY = {
     "scan", "prune", "prune_further", "finetune", "reset", "export", "resume_run", "suggest",
     "accept_suggestion", "nudge", "set_target", "exact_target", "compound", "compound_all", "open_profile",
-    "load_run", "cycle_method", "recalibrate",
+    "load_run", "cycle_method", "recalibrate", "time_groups",
 }  # fmt: skip
 
 
@@ -113,6 +113,13 @@ BINDINGS = [
         "Method",
         "Next pruning method (magnitude, taylor, channel): how prune and scan choose the weights",
         "method",
+    ),
+    hidden(
+        "L",
+        "time_groups",
+        "Time groups",
+        "Time each channel group's widths on this device (the Time column; 2x in a plans on it)",
+        "time-groups",
     ),
     hidden(
         "b",

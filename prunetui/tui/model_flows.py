@@ -43,6 +43,16 @@ class ModelFlows:
                 app.show_warning(str(error))
         else:
             return
+        self.method_changed(name)
+
+    def use_method(self, name: str) -> None:
+        """Prune by `name` from now on (UserError when it cannot be used), as `next_method` does."""
+        self.app.session.set_method(name)
+        self.method_changed(name)
+
+    def method_changed(self, name: str) -> None:
+        """The views follow the session's new method: its name, its stored scan, its projection."""
+        app = self.app
         app.method = name
         app.write_log(f"Method: {name}, {app.session.method.summary}")
         app.curves = ScanCurves()

@@ -17,6 +17,7 @@ from prunetui.tui.recovery_flow import RecoveryFlow
 from prunetui.tui.runs_controller import RunsController
 from prunetui.tui.selection_flow import SelectionFlow
 from prunetui.tui.sensitivity_flow import SensitivityFlow
+from prunetui.tui.speed_flow import SpeedFlow
 from prunetui.tui.suggest_flow import SuggestFlow
 from prunetui.tui.widgets.finetune_plot import FinetunePlot
 from prunetui.tui.widgets.layer_table import LayerTable
@@ -41,6 +42,7 @@ def attach_flows(app: "PruneApp") -> None:
     app.preview = Preview(app)
     app.selection_flow = SelectionFlow(app)
     app.scan_settings = SensitivityFlow(app)
+    app.speed = SpeedFlow(app)  # speed-up goals (2x) and the latency model behind the Time column
 
 
 def layer_table(app_class: "type[PruneApp]") -> LayerTable:

@@ -18,6 +18,15 @@ if TYPE_CHECKING:
 TRAINING_JOBS = ("Finetune", "Resume")  # job titles whose epochs the Finetune tab plots
 
 
+def measured_speedup(cost: dict) -> float | None:
+    """The model in hand against dense, from its run's measured cost: at the run's latency batch when it
+    was timed there, else at batch 1 (None when not timed)."""
+    dense, now = cost.get("latency_ms_dense_at_batch"), cost.get("latency_ms_at_batch")
+    if not dense or not now:
+        dense, now = cost.get("latency_ms_dense"), cost.get("latency_ms")
+    return dense / now if dense and now else None
+
+
 class StateViews:
     """Mixed into PruneApp; `self` is the app."""
 
@@ -38,6 +47,8 @@ class StateViews:
             predicted_accuracy=suggestion.predicted_accuracy if suggestion else None,
             accuracy_predicted=self.suggest.shown_prediction(),
             projected_macs=self.preview.cost.macs if self.preview.cost else None,
+            speedup=measured_speedup(session.run_cost()),
+            projected_speedup=self.preview.speedup,
         )
 
     def watch_targets(self: PruneApp) -> None:

@@ -17,7 +17,13 @@ from threading import Event
 import torch
 from torch import nn
 
-from prunetui.core.channel import algorithm_for, channel_groups, kept_counts, prune_channels
+from prunetui.core.channel import (
+    ChannelGroup,
+    algorithm_for,
+    channel_groups,
+    kept_counts,
+    prune_channels,
+)
 from prunetui.core.cost import measure_cost
 from prunetui.core.evaldata import EvalBatches
 from prunetui.core.evaluate import count_correct
@@ -35,12 +41,15 @@ from prunetui.errors import UserError
 class Channel(Method):
     name = "channel"
 
-    def units(self, state) -> list[Unit]:
-        """The groups of the model as opened (channel pruning starts from it), unprunable ones too."""
-        groups = state.memo(
+    def groups(self, state) -> list[ChannelGroup]:
+        """The channel groups of the model as opened (core.channel.channel_groups, once per model)."""
+        return state.memo(
             ("groups",), lambda: channel_groups(state.base, state.example_input()), of_opened=True
         )
-        return [Unit(g.name, g.channels, g.members, g.prunable, g.reason) for g in groups]
+
+    def units(self, state) -> list[Unit]:
+        """The groups of the model as opened (channel pruning starts from it), unprunable ones too."""
+        return [Unit(g.name, g.channels, g.members, g.prunable, g.reason) for g in self.groups(state)]
 
     def unknown_unit(self, name: str, units: list[Unit]) -> str:
         owner = next((unit for unit in units if name in unit.members), None)
@@ -53,10 +62,7 @@ class Channel(Method):
 
     def counts(self, state, targets: Mapping[str, float]) -> dict[str, tuple[int, int]]:
         """(kept, total) output channels per group at `targets`, nothing pruned."""
-        groups = state.memo(
-            ("groups",), lambda: channel_groups(state.base, state.example_input()), of_opened=True
-        )
-        return kept_counts(groups, targets, algorithm_for(state.base))
+        return kept_counts(self.groups(state), targets, algorithm_for(state.base))
 
     # --- the lifecycle -------------------------------------------------------------------------------
     def prune(self, state, plan: Plan, start: str, train, cancel: Event | None = None) -> None:

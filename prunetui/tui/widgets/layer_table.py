@@ -21,11 +21,12 @@ LABELS = {
     "target": "Target",
     "safe": "Safe",
     "channels": "Chan",
+    "time": "Time",
 }
 # Room for the widest value a column can take ("100.0%"), so that widths never change after pruning.
-MIN_WIDTHS = {"share": 6, "zeros": 6}
-ORDER = ["layer", "shape", "params", "share", "zeros", "target", "channels", "safe"]  # left to right
-PRIORITY = ["layer", "target", "channels", "safe", "zeros", "params", "share", "shape"]  # kept first
+MIN_WIDTHS = {"share": 6, "zeros": 6, "time": 8}
+ORDER = ["layer", "shape", "params", "share", "zeros", "target", "channels", "time", "safe"]  # left to right
+PRIORITY = ["layer", "target", "channels", "time", "safe", "zeros", "params", "share", "shape"]  # kept first
 FIXED = "fixed"  # the channels cell of a layer channel pruning cannot touch
 SELECTED_MARK = "● "  # before a selected layer's name (the selection targets edit together)
 
@@ -47,6 +48,18 @@ def target_cell(
         cell = _number(sparsity_text(target), "dim" if target == 0 else "")
     if locked:
         cell.append(" L", style="bold cyan")
+    return cell
+
+
+def time_cell(latency: tuple[float, float] | None) -> Text:
+    """`23% -9%`: the group's share of the dense latency, and what its target saves of it (red when the
+    target measures slower); empty for a layer that is not a timed group."""
+    if latency is None:
+        return _number("")
+    share, saving = latency
+    cell = _number(f"{share:.0%}", "dim" if share < 0.005 else "")
+    if abs(saving) >= 0.005:
+        cell.append(f" {-saving:+.0%}", style="bold green" if saving > 0 else "bold red")
     return cell
 
 
@@ -85,6 +98,9 @@ class LayerTable(DataTable):
     # `reasons`: why a group cannot be pruned. Layers that are no group, or cannot be pruned, are dim.
     channels: reactive[dict[str, tuple[int, int]] | None] = reactive(None, init=False)
     reasons: dict[str, str] = {}
+    # channel mode with a latency model (tui.speed_flow): per timed group, its share of the dense latency
+    # and the part its target saves (negative: slower), shown as `23% -9%` (None: no column)
+    latency: reactive[dict[str, tuple[float, float]] | None] = reactive(None, init=False)
 
     def __init__(self, **kwargs) -> None:
         super().__init__(cursor_type="row", **kwargs)
@@ -103,7 +119,9 @@ class LayerTable(DataTable):
         candidates = [
             c
             for c in PRIORITY
-            if (c != "safe" or self._safe) and (c != "channels" or self.channels is not None)
+            if (c != "safe" or self._safe)
+            and (c != "channels" or self.channels is not None)
+            and (c != "time" or self.latency is not None)
         ]
         kept, used = [], self.styles.scrollbar_size_vertical
         for column in candidates:
@@ -131,6 +149,8 @@ class LayerTable(DataTable):
                 return Text(" " * len(SELECTED_MARK) + short_label(layer_name), style=style)
             case "channels":
                 return self._channels_cell(layer_name)
+            case "time":
+                return time_cell((self.latency or {}).get(layer_name))
             case "shape":
                 return _number(shape_text(info.shape))
             case "params":
@@ -238,6 +258,17 @@ class LayerTable(DataTable):
         for layer_name in self._infos:
             if (old or {}).get(layer_name) != (new or {}).get(layer_name):
                 self._update(layer_name, "channels")
+
+    def watch_latency(self, old, new) -> None:
+        """The column comes with a latency model; else only the cells that changed."""
+        if not self._infos:
+            return
+        if (old is None) != (new is None) or self._width("time") != self._widths.get("time"):
+            self._rebuild()
+            return
+        for layer_name in self._infos:
+            if (old or {}).get(layer_name) != (new or {}).get(layer_name):
+                self._update(layer_name, "time")
 
     def watch_locked_layers(self) -> None:
         self._show_targets_column()

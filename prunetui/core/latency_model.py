@@ -1,0 +1,386 @@
+"""A latency model of this device: for every prunable channel group, the whole model's measured latency
+with that group alone narrowed to each width of a grid, at each batch size asked for.
+
+As NetAdapt (Yang et al. 2018) and HALP (Shen et al. 2022) build per-device lookup tables, the model is
+measured, not counted: FLOPs and parameters do not say what a width costs on a given kernel library.
+Its prediction of a whole profile (one width per group) is additive in fractions of the dense latency:
+
+    latency(profile) / latency(dense) = 1 + sum over groups of (fraction(group, width) - 1)
+
+                                       + s x (MAC cross terms of the profile)
+
+where fraction(group, width) is the measured latency with only that group at `width`, over dense's
+(between grid widths: linear in the width). Neighbouring groups interact (the conv between two narrowed
+groups shrinks in both its inputs and outputs: the product of their widths), which adding the groups'
+savings misses; core.mac_interaction counts those cross terms in MACs and `s` (`mac_scale`, per batch) is
+the share of the latency that follows the MACs, fitted on the groups' own sweeps. The prediction is
+checked against whole measurements (`prediction_errors`) and the planner (core.planner) corrects what is
+left with them, NetAdapt's loop.
+
+- Widths are aligned (`aligned_widths`): multiples of `round_to` (Torch-Pruning's `round_to`, ModelOpt's
+  `channel_divisor`; unaligned widths fall off the fast kernels' tiles: 8 by default on CUDA, 1 on the
+  CPU) and of the group's equal parts (grouped convs: core.channel.groups `cells`).
+- Timing (core.timers): each group is swept in ABBA order (dense, widths narrowing, the same widening,
+  dense) so a drift in the machine's load falls on every width alike; fractions are over the group's own
+  dense samples.
+- Cached in `<state folder>/latency/<key>.json`, the key covering the device, torch version, runtime,
+  batches, dtype, threads, alignment, width grid and the model's structure (not its weights: latency does
+  not depend on their values). Written atomically; an unreadable file is measured again.
+"""
+
+import hashlib
+import json
+import math
+import random
+import statistics
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from prunetui.core.atomic import write_atomic
+from prunetui.core.channel import ChannelGroup, prune_channels
+from prunetui.core.events import Progress, Report, check_cancel, ignore
+from prunetui.core.mac_interaction import MacModel, mac_model
+from prunetui.core.timers import Timer, model_dtype
+
+DEFAULT_FRACTIONS = (0.8, 0.6, 0.4, 0.2)  # kept widths of the grid, as fractions of each group's channels
+LATENCY_DIR = "latency"
+FLOOR = 0.02  # the least fraction of dense a prediction may say (the additive sum can undershoot)
+
+
+def default_round_to(device: torch.device | str) -> int:
+    """8 on CUDA (tensor-core tiles), 1 elsewhere (CPU kernels vectorise any width about as well)."""
+    return 8 if torch.device(device).type == "cuda" else 1
+
+
+def aligned_widths(channels: int, cells: int, round_to: int, fractions: Sequence[float]) -> list[int]:
+    """The widths a group of `channels` may keep, widest first: `channels` itself, and for each fraction
+    f the multiple of lcm(round_to, cells) at or above channels x f (rounding up keeps every width within
+    the scanned ratios), above 0 and below `channels`. A group narrower than one step keeps only itself."""
+    step = math.lcm(max(1, round_to), max(1, cells))
+    widths = {channels}
+    for fraction in fractions:
+        width = step * math.ceil(channels * fraction / step - 1e-9)
+        if 0 < width < channels:
+            widths.add(width)
+    return sorted(widths, reverse=True)
+
+
+def removal_ratios(widths: Mapping[str, int], channels: Mapping[str, int]) -> dict[str, float]:
+    """Channel targets (fraction removed) that keep exactly `widths` under core.channel's rules (the lab
+    keeps round(c (1 - r)), DepGraph removes round(c r), per equal part), rounded as a session rounds
+    targets (4 decimals: exact for groups under 10,000 channels). Full widths are left out."""
+    return {
+        name: round((channels[name] - width) / channels[name], 4)
+        for name, width in widths.items()
+        if width < channels[name]
+    }
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What the timings depend on besides the model's structure: the cache key's fields."""
+
+    device: str
+    torch_version: str
+    runtime: str
+    batches: tuple[int, ...]
+    dtype: str
+    threads: int
+    round_to: int
+    fractions: tuple[float, ...] = DEFAULT_FRACTIONS
+
+    def describe(self) -> str:
+        batches = ",".join(str(b) for b in self.batches)
+        return (
+            f"{self.runtime} on {self.device}, batch {batches}, {self.dtype}, {self.threads} threads, "
+            f"widths multiples of {self.round_to}"
+        )
+
+
+def setting_for(
+    model: nn.Module, timer: Timer, batches: Sequence[int], round_to: int, fractions=DEFAULT_FRACTIONS
+) -> Setting:
+    device = str(next(model.parameters()).device)
+    dtype = str(model_dtype(model)).removeprefix("torch.")
+    return Setting(device, torch.__version__, timer.runtime, tuple(batches), dtype, timer.threads,
+                   round_to, tuple(fractions))  # fmt: skip
+
+
+@dataclass
+class GroupLatency:
+    """One group's sweep: its channels and, per batch, the latency fraction of dense at each width."""
+
+    channels: int
+    widths: list[int]  # widest first, `channels` included
+    fractions: dict[int, dict[int, float]] = field(default_factory=dict)  # batch -> width -> fraction
+
+    def fraction(self, width: int, batch: int) -> float:
+        """Measured at grid widths, linear in the width between them; 1 at full width; the narrowest
+        grid width's figure below it."""
+        points = sorted((w, self.fractions[batch][w]) for w in self.widths if w != self.channels)
+        points.append((self.channels, 1.0))
+        if width <= points[0][0]:
+            return points[0][1]
+        for (w0, f0), (w1, f1) in zip(points, points[1:], strict=False):
+            if w0 <= width <= w1:
+                return f0 + (f1 - f0) * (width - w0) / (w1 - w0)
+        return 1.0
+
+
+@dataclass
+class LatencyTable:
+    """The latency model (module docstring): dense ms and each group's sweep, per batch."""
+
+    setting: Setting
+    dense_ms: dict[int, float]
+    groups: dict[str, GroupLatency]
+    macs: MacModel | None = None  # the cross terms adding the groups misses (core.mac_interaction)
+    mac_scale: dict[int, float] = field(default_factory=dict)  # batch -> latency share following MACs
+    key: str = ""
+    seconds: float = 0.0  # spent measuring it
+    cached: bool = False
+
+    @property
+    def channels(self) -> dict[str, int]:
+        return {name: group.channels for name, group in self.groups.items()}
+
+    def predict(self, widths: Mapping[str, int], batch: int) -> float:
+        """Latency of the profile `widths` (group -> kept channels; others full) as a fraction of dense."""
+        total = 1.0 + sum(
+            self.groups[n].fraction(w, batch) - 1.0 for n, w in widths.items() if n in self.groups
+        )
+        if self.macs is not None:
+            total += self.mac_scale.get(batch, 0.0) * self.macs.interaction(widths, self.channels)
+        return max(FLOOR, total)
+
+    def predicted_speedup(self, widths: Mapping[str, int], batch: int) -> float:
+        return 1.0 / self.predict(widths, batch)
+
+    def share(self, name: str, batch: int) -> float:
+        """The part of the dense latency that scales with the group's width: the saving at its narrowest
+        grid width, extrapolated linearly to no channels (0 when it cannot be narrowed)."""
+        group = self.groups[name]
+        narrowest = group.widths[-1]
+        if narrowest >= group.channels:
+            return 0.0
+        saved = 1.0 - group.fraction(narrowest, batch)
+        return max(0.0, saved / (1.0 - narrowest / group.channels))
+
+    def saving(self, name: str, width: int, batch: int) -> float:
+        """Fraction of the dense latency saved by the group alone at `width` (negative: slower)."""
+        return 1.0 - self.groups[name].fraction(width, batch)
+
+    def as_json(self) -> dict:
+        return {
+            "setting": asdict(self.setting),
+            "dense_ms": {str(b): ms for b, ms in self.dense_ms.items()},
+            "groups": {
+                name: {
+                    "channels": g.channels,
+                    "widths": g.widths,
+                    "fractions": {
+                        str(b): {str(w): f for w, f in by.items()} for b, by in g.fractions.items()
+                    },
+                }
+                for name, g in self.groups.items()
+            },
+            "macs": self.macs.as_json() if self.macs is not None else None,
+            "mac_scale": {str(b): v for b, v in self.mac_scale.items()},
+            "seconds": self.seconds,
+        }
+
+    @classmethod
+    def from_json(cls, stored: dict, key: str) -> "LatencyTable":
+        raw = stored["setting"]
+        setting = Setting(**{**raw, "batches": tuple(raw["batches"]), "fractions": tuple(raw["fractions"])})
+        groups = {
+            name: GroupLatency(
+                g["channels"],
+                [int(w) for w in g["widths"]],
+                {int(b): {int(w): float(f) for w, f in by.items()} for b, by in g["fractions"].items()},
+            )
+            for name, g in stored["groups"].items()
+        }
+        dense = {int(b): float(ms) for b, ms in stored["dense_ms"].items()}
+        macs = MacModel.from_json(stored["macs"]) if stored.get("macs") else None
+        scale = {int(b): float(v) for b, v in stored.get("mac_scale", {}).items()}
+        return cls(setting, dense, groups, macs, scale, key, float(stored.get("seconds", 0.0)), cached=True)
+
+
+# --- measuring -------------------------------------------------------------------------------------------
+def narrowed(base: nn.Module, example: torch.Tensor, widths: Mapping[str, int], channels: Mapping[str, int]):
+    """A channel-pruned copy of `base` keeping `widths` (the base itself when nothing is narrowed)."""
+    ratios = removal_ratios(widths, channels)
+    return prune_channels(base, example, ratios).model.eval() if ratios else base
+
+
+def measure_table(
+    base: nn.Module,
+    example: torch.Tensor,
+    groups: Sequence[ChannelGroup],
+    setting: Setting,
+    timer: Timer,
+    report: Report = ignore,
+    cancel: threading.Event | None = None,
+    sweeps: int = 1,
+) -> LatencyTable:
+    """Sweep every prunable group of `base` (the model as opened, eval mode) over its aligned widths at
+    each of `setting.batches`, `sweeps` times (module docstring); fractions are medians over dense's
+    medians. Raises Cancelled between timings when `cancel` is set; UserError when a width cannot be
+    pruned (core.channel's refusals)."""
+    started = time.perf_counter()
+    dense_run = timer.prepare(base)
+    channels = {g.name: g.channels for g in groups}
+    swept, dense_samples, narrowest = {}, {b: [] for b in setting.batches}, {}
+    for index, group in enumerate(groups):
+        report(Progress("time widths", index, len(groups)))
+        widths = aligned_widths(group.channels, group.cells, setting.round_to, setting.fractions)
+        entry = GroupLatency(group.channels, widths)
+        narrower = widths[1:]
+        copies = {w: narrowed(base, example, {group.name: w}, channels) for w in narrower}
+        if narrower:
+            narrowest[group.name] = (copies[narrower[-1]], narrower[-1])
+        runs = {w: timer.prepare(copy) for w, copy in copies.items()}
+        for batch in setting.batches:
+            samples = _sweep(dense_run, runs, narrower, batch, sweeps, cancel)
+            dense = statistics.median(samples.pop("dense"))
+            dense_samples[batch].append(dense)
+            entry.fractions[batch] = {w: statistics.median(samples[w]) / dense for w in narrower}
+        swept[group.name] = entry
+    report(Progress("time widths", len(groups), len(groups)))
+    if not groups:  # still know the dense latency
+        for batch in setting.batches:
+            dense_samples[batch] = [dense_run(batch)]
+    dense_ms = {b: statistics.median(samples) for b, samples in dense_samples.items()}
+    macs = mac_model(base, example, narrowest, channels)
+    table = LatencyTable(setting, dense_ms, swept, macs)
+    table.mac_scale = {b: mac_scale(table, b) for b in setting.batches}
+    table.seconds = time.perf_counter() - started
+    return table
+
+
+def mac_scale(table: LatencyTable, batch: int) -> float:
+    """The share of the latency that follows the MACs at `batch`: least squares through the origin of
+    each grid point's measured saving on its MAC saving, in [0, 2] (0 without MAC savings)."""
+    pairs = []
+    for name, group in table.groups.items():
+        for width in group.widths[1:]:
+            mac_saving = 1.0 - table.macs.fraction({name: width}, table.channels)
+            pairs.append((1.0 - group.fractions[batch][width], mac_saving))
+    denominator = sum(m * m for _, m in pairs)
+    if denominator <= 0:
+        return 0.0
+    return min(2.0, max(0.0, sum(t * m for t, m in pairs) / denominator))
+
+
+def _sweep(dense_run, runs, widths: list[int], batch: int, sweeps: int, cancel) -> dict:
+    """`sweeps` x (dense, each width narrowing, each widening, dense): 2 x sweeps samples of each."""
+    order = ["dense", *widths, *reversed(widths), "dense"] * max(1, sweeps)
+    samples: dict = {key: [] for key in ["dense", *widths]}
+    for key in order:
+        check_cancel(cancel)
+        samples[key].append((dense_run if key == "dense" else runs[key])(batch))
+    return samples
+
+
+# --- the cache ------------------------------------------------------------------------------------------
+def table_key(base: nn.Module, example: torch.Tensor, setting: Setting) -> str:
+    """The cache file's name: the setting and the model's class, structure and input shape (module
+    docstring); weights are not part of it."""
+    fields = {
+        "setting": asdict(setting),
+        "model": f"{type(base).__module__}.{type(base).__qualname__}",
+        "structure": repr(base),
+        "input": list(example.shape[1:]),
+    }
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class LatencyCache:
+    """`<state folder>/latency/`; None folder: nothing cached."""
+
+    folder: Path | None
+
+    def load(self, key: str) -> LatencyTable | None:
+        if self.folder is None:
+            return None
+        try:
+            return LatencyTable.from_json(json.loads((self.folder / f"{key}.json").read_text("utf-8")), key)
+        except (OSError, ValueError, TypeError, KeyError):
+            return None
+
+    def save(self, table: LatencyTable) -> None:
+        """Atomically; a cache that cannot be written is skipped (it only saves time)."""
+        if self.folder is None:
+            return
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            write_atomic(self.folder / f"{table.key}.json", lambda f: json.dump(table.as_json(), f))
+        except OSError:
+            pass
+
+
+def latency_table(
+    base: nn.Module,
+    example: torch.Tensor,
+    groups: Sequence[ChannelGroup],
+    setting: Setting,
+    timer: Timer,
+    cache: LatencyCache,
+    report: Report = ignore,
+    cancel: threading.Event | None = None,
+    sweeps: int = 1,
+) -> LatencyTable:
+    """The cached table for this model and setting, or measured now (`sweeps` per group) and cached."""
+    key = table_key(base, example, setting)
+    stored = cache.load(key)
+    if stored is not None and set(stored.groups) == {g.name for g in groups}:
+        return stored
+    table = measure_table(base, example, groups, setting, timer, report, cancel, sweeps)
+    table.key = key
+    cache.save(table)
+    return table
+
+
+# --- checking the prediction ------------------------------------------------------------------------------
+def random_profiles(table: LatencyTable, count: int, seed: int = 0) -> list[dict[str, int]]:
+    """`count` profiles, each group at a width drawn between its narrowest grid width and full, aligned
+    as the grid is (so interpolation between grid widths is checked too)."""
+    rng = random.Random(seed)
+    profiles = []
+    for _ in range(count):
+        profile = {}
+        for name, group in table.groups.items():
+            low, step = group.widths[-1], _step(group.widths)
+            profile[name] = min(group.channels, low + step * rng.randint(0, (group.channels - low) // step))
+        profiles.append(profile)
+    return profiles
+
+
+def _step(widths: list[int]) -> int:
+    """The alignment step of a group's widths (their greatest common divisor)."""
+    return math.gcd(*widths) if len(widths) > 1 else max(1, widths[0])
+
+
+def relative_error(predicted_fraction: float, measured_speedup: float) -> float:
+    """|predicted - measured| / measured latency, both as fractions of dense."""
+    measured = 1.0 / measured_speedup
+    return abs(predicted_fraction - measured) / measured
+
+
+def prediction_errors(
+    table: LatencyTable, checks: Sequence[tuple[Mapping[str, int], Mapping]]
+) -> dict[int, float]:
+    """Mean relative error of the prediction per batch over `checks` ((widths, {batch: Speedup}) pairs)."""
+    errors: dict[int, list[float]] = {}
+    for widths, measured in checks:
+        for batch, speedup in measured.items():
+            errors.setdefault(batch, []).append(relative_error(table.predict(widths, batch), speedup.ratio))
+    return {batch: statistics.mean(found) for batch, found in errors.items()}

@@ -1,0 +1,229 @@
+"""Per-group channel widths for a measured speed-up, with the least predicted accuracy loss.
+
+- Options: each group's aligned widths (core.latency_model), each with its predicted accuracy loss (the
+  channel scan after BN recalibration, linear between scanned ratios: core.suggest.drop_at; EagleEye, Li
+  et al. 2020, found recalibrated accuracy ranks pruned candidates well) and its measured latency
+  fraction of dense at each batch.
+- `solve`: a multiple-choice knapsack on latency, relaxed as core.suggest relaxes its size knapsack (HALP,
+  Shen et al. 2022, solves the same problem on a latency table): for a price `lam` each group picks the
+  width minimising drop + lam x (sum over batches of its latency fraction - 1); a bisection finds the
+  least price whose predicted speed-up reaches the goal at every batch (times a per-batch correction).
+- `search`: NetAdapt's loop (Yang et al. 2018): measure each solution whole (core.timers.measure_speedup),
+  correct the model by the measured/predicted ratio at each batch, solve again; keep the best few that
+  reach the goal by measurement, re-ranked by their recalibrated accuracy. A candidate measured slower
+  than dense at any batch is never returned; when none reaches the goal the fastest one that is not
+  slower is returned as such, and when none is faster nothing is.
+"""
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from prunetui.core.latency_model import LatencyTable
+from prunetui.core.suggest import drop_at
+from prunetui.core.timers import Speedup
+
+ROUNDS = 3  # whole measurements of solutions (NetAdapt's measure-and-correct rounds)
+KEEP = 2  # candidates reaching the goal whose recalibrated accuracy is measured
+HIGH_PRICE = 1e7
+
+
+@dataclass(frozen=True)
+class WidthOption:
+    """A group at `width` channels: predicted loss in points and latency fraction of dense per batch."""
+
+    width: int
+    drop: float
+    fraction: Mapping[int, float]
+
+
+Options = Mapping[str, Sequence[WidthOption]]
+Widths = dict[str, int]
+
+
+def width_options(
+    table: LatencyTable,
+    ratios: Sequence[float],
+    curves: Mapping[str, Sequence[float]],
+    base_accuracy: float,
+) -> dict[str, list[WidthOption]]:
+    """Every group of `table` that the scan covers, at each grid width within the scanned ratios
+    (`curves`: group -> accuracy per ratio of `ratios`, measured on the search images)."""
+    options = {}
+    top = max(ratios, default=0.0)
+    for name, group in table.groups.items():
+        curve = curves.get(name)
+        if curve is None:
+            continue
+        found = []
+        for width in group.widths:
+            ratio = (group.channels - width) / group.channels
+            if ratio > top + 1e-9:
+                continue
+            drop = drop_at(ratio, ratios, curve, base_accuracy) if ratio > 0 else 0.0
+            fraction = {b: group.fraction(width, b) for b in table.setting.batches}
+            found.append(WidthOption(width, drop, fraction))
+        options[name] = found
+    return options
+
+
+Predict = Callable[[Mapping[str, int], int], float]  # (widths, batch) -> latency as a fraction of dense
+
+
+def _widths(picked: Mapping[str, WidthOption]) -> Widths:
+    return {name: o.width for name, o in picked.items()}
+
+
+def _pick(options: Options, lam: float, batches: Sequence[int]) -> dict[str, WidthOption]:
+    """Each group's width minimising drop + lam x latency change (ties: the wider)."""
+    return {
+        name: min(opts, key=lambda o: (o.drop + lam * sum(o.fraction[b] - 1.0 for b in batches), -o.width))
+        for name, opts in options.items()
+        if opts
+    }
+
+
+def solve(
+    options: Options,
+    goal: float,
+    batches: Sequence[int],
+    predict: Predict,
+    offset: Mapping[int, float] | None = None,
+) -> dict[str, WidthOption] | None:
+    """The least-loss profile on the price path whose predicted latency (`predict`, plus the measured
+    `offset` per batch, as fractions of dense) is at most 1/goal at every batch; None when even the
+    narrowest widths are not predicted to reach it. Picks are separable per group; the check is the whole
+    prediction (core.latency_model, cross terms included)."""
+    offset = offset or {}
+
+    def meets(lam: float) -> bool:
+        widths = _widths(_pick(options, lam, batches))
+        return all(predict(widths, b) + offset.get(b, 0.0) <= 1.0 / goal + 1e-12 for b in batches)
+
+    if not meets(HIGH_PRICE):
+        return None
+    low, high = 0.0, HIGH_PRICE
+    for _ in range(80):
+        middle = (low + high) / 2
+        if meets(middle):
+            high = middle
+        else:
+            low = middle
+    return _pick(options, high, batches)
+
+
+def narrowest(options: Options) -> dict[str, WidthOption]:
+    """Every group at its narrowest scanned width: the most the grid can remove."""
+    return {name: min(opts, key=lambda o: o.width) for name, opts in options.items() if opts}
+
+
+@dataclass
+class Candidate:
+    """A profile measured whole: its widths, predicted loss and speed-ups, measured speed-ups, and (for
+    the few that are ranked) its accuracy after BN recalibration on the search images."""
+
+    widths: Widths
+    predicted_drop: float
+    predicted: dict[int, float]
+    measured: dict[int, Speedup]
+    accuracy: float | None = None
+
+    def reaches(self, goal: float) -> bool:
+        return all(s.ratio >= goal for s in self.measured.values())
+
+    @property
+    def slower(self) -> bool:
+        return any(s.slower for s in self.measured.values())
+
+    @property
+    def least_speedup(self) -> float:
+        return min(s.ratio for s in self.measured.values())
+
+
+@dataclass
+class Search:
+    """What `search` found: `best` (None: nothing faster than dense), whether it reaches the goal, every
+    candidate measured, and the narrowest profile's measurement when it was needed to say why not."""
+
+    goal: float
+    best: Candidate | None
+    reached: bool
+    candidates: list[Candidate] = field(default_factory=list)
+    narrowest: Candidate | None = None
+    infeasible: bool = False  # the model predicted the goal out of reach of the grid's widths
+
+
+Measure = Callable[[Widths], dict[int, Speedup]]
+
+
+@dataclass(frozen=True)
+class Loop:
+    """What NetAdapt's loop needs besides the options: the batches, the latency model's prediction,
+    `measure(widths)` -> {batch: Speedup} of the whole profile, `accuracy(widths)` -> recalibrated
+    accuracy on the search images (both raise to stop: a cancel), and its effort."""
+
+    batches: Sequence[int]
+    predict: Predict
+    measure: Measure
+    accuracy: Callable[[Widths], float]
+    rounds: int = ROUNDS
+    keep: int = KEEP
+    nudge: float = 0.02  # of dense latency, asked for more when a failing profile comes back
+
+
+def _candidate(picked: Mapping[str, WidthOption], loop: Loop) -> Candidate:
+    widths = _widths(picked)
+    drop = sum(o.drop for o in picked.values())
+    predicted = {b: 1.0 / loop.predict(widths, b) for b in loop.batches}
+    return Candidate(widths, drop, predicted, loop.measure(widths))
+
+
+def search(options: Options, goal: float, loop: Loop) -> Search:
+    """NetAdapt's loop (module docstring): solve, measure whole, correct the prediction by the measured
+    offset at each batch (latency fractions: measured - predicted), solve again; `loop.rounds` whole
+    measurements at most. Then the few reaching the goal ranked by recalibrated accuracy."""
+    offset = {b: 0.0 for b in loop.batches}
+    found: dict[tuple, Candidate] = {}
+    infeasible = False
+    widest_cut = narrowest(options)
+    for _ in range(4 * max(1, loop.rounds)):  # solves; a solve that repeats a profile measures nothing
+        if len(found) >= max(1, loop.rounds):
+            break
+        picked = solve(options, goal, loop.batches, loop.predict, offset)
+        if picked is None:  # out of the model's reach: measure the narrowest, whose offset corrects it
+            infeasible = True
+            if _key(widest_cut) in found or not widest_cut:
+                break
+            picked = widest_cut
+        key = _key(picked)
+        if key in found:  # nudge: a profile that reached the goal asks for less, one that did not for more
+            sign = -1.0 if found[key].reaches(goal) else 1.0
+            offset = {b: o + sign * loop.nudge for b, o in offset.items()}
+            continue
+        candidate = found[key] = _candidate(picked, loop)
+        offset = {b: 1.0 / candidate.measured[b].ratio - 1.0 / candidate.predicted[b] for b in loop.batches}
+    return _chosen(options, goal, loop, list(found.values()), infeasible)
+
+
+def _key(picked: Mapping[str, WidthOption]) -> tuple:
+    return tuple(sorted(_widths(picked).items()))
+
+
+def _chosen(options, goal: float, loop: Loop, candidates: list[Candidate], infeasible: bool) -> Search:
+    keep, accuracy = loop.keep, loop.accuracy
+    passing = [c for c in candidates if c.reaches(goal) and not c.slower]
+    if passing:
+        ranked = sorted(passing, key=lambda c: c.predicted_drop)[: max(1, keep)]
+        for candidate in ranked:
+            candidate.accuracy = accuracy(candidate.widths)
+        best = max(ranked, key=lambda c: (c.accuracy, -c.predicted_drop))
+        return Search(goal, best, True, candidates, infeasible=infeasible)
+    widest = narrowest(options)
+    narrow = next((c for c in candidates if c.widths == _widths(widest)), None)
+    if narrow is None and widest:  # what the grid can do at most: the reason the goal is out of reach
+        narrow = _candidate(widest, loop)
+        candidates.append(narrow)
+    faster = [c for c in candidates if not c.slower and c.least_speedup > 1.0]
+    best = max(faster, key=lambda c: c.least_speedup) if faster else None
+    if best is not None:
+        best.accuracy = accuracy(best.widths)
+    return Search(goal, best, False, candidates, narrow, infeasible)
