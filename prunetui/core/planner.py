@@ -25,6 +25,7 @@ from prunetui.core.timers import Speedup
 ROUNDS = 3  # whole measurements of solutions (NetAdapt's measure-and-correct rounds)
 KEEP = 2  # candidates reaching the goal whose recalibrated accuracy is measured
 HIGH_PRICE = 1e7
+TIE = 1e-3  # points per fraction of a group removed: among equal predicted losses, remove the least
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ def width_options(
             if ratio > top + 1e-9:
                 continue
             drop = drop_at(ratio, ratios, curve, base_accuracy) if ratio > 0 else 0.0
+            drop += TIE * ratio  # equal predicted losses: the wider width (scans flat at chance, or at 100%)
             fraction = {b: group.fraction(width, b) for b in table.setting.batches}
             found.append(WidthOption(width, drop, fraction))
         options[name] = found
@@ -95,20 +97,37 @@ def solve(
     prediction (core.latency_model, cross terms included)."""
     offset = offset or {}
 
-    def meets(lam: float) -> bool:
-        widths = _widths(_pick(options, lam, batches))
+    def fits(picked: Mapping[str, WidthOption]) -> bool:
+        widths = _widths(picked)
         return all(predict(widths, b) + offset.get(b, 0.0) <= 1.0 / goal + 1e-12 for b in batches)
 
-    if not meets(HIGH_PRICE):
+    if not fits(_pick(options, HIGH_PRICE, batches)):
         return None
     low, high = 0.0, HIGH_PRICE
     for _ in range(80):
         middle = (low + high) / 2
-        if meets(middle):
+        if fits(_pick(options, middle, batches)):
             high = middle
         else:
             low = middle
-    return _pick(options, high, batches)
+    return _widened(_pick(options, high, batches), options, fits)
+
+
+def _widened(picked: dict[str, WidthOption], options: Options, fits) -> dict[str, WidthOption]:
+    """Give back what the relaxation overshot: while some group can be widened with the goal still
+    predicted met, widen the one that saves the most predicted loss (the price path jumps between the
+    hull's corners; NetAdapt-style single moves fill in between)."""
+    while True:
+        moves = [
+            (current.drop - wider.drop, wider.width, name, wider)
+            for name, current in picked.items()
+            for wider in options[name]
+            if wider.width > current.width and fits({**picked, name: wider})
+        ]
+        if not moves:
+            return picked
+        _gain, _width, name, wider = max(moves, key=lambda move: (move[0], move[1]))
+        picked = {**picked, name: wider}
 
 
 def narrowest(options: Options) -> dict[str, WidthOption]:
@@ -195,6 +214,8 @@ def search(options: Options, goal: float, loop: Loop) -> Search:
                 break
             picked = widest_cut
         key = _key(picked)
+        if all(o.width == max(x.width for x in options[n]) for n, o in picked.items()):
+            break  # the model, corrected, is content with dense: nothing narrower to measure
         if key in found:  # nudge: a profile that reached the goal asks for less, one that did not for more
             sign = -1.0 if found[key].reaches(goal) else 1.0
             offset = {b: o + sign * loop.nudge for b, o in offset.items()}

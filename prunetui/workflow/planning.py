@@ -151,13 +151,14 @@ def plan_speedup(
     say,
     report: Report = ignore,
     cancel: threading.Event | None = None,
-    effort: Effort = DEFAULT_EFFORT,
+    effort: Effort | None = None,
     timer=None,
 ) -> Planned:
-    """Plan channel widths for `request` (module docstring). `timer`: a core.timers Timer for every
-    timing (default: the request's runtime with the effort's run times). Raises UserError without data,
+    """Plan channel widths for `request` (module docstring). `effort`: default DEFAULT_EFFORT; `timer`: a
+    core.timers Timer for every timing (default: the request's runtime with the effort's run times). Raises UserError without data,
     for a model without channel groups, or for a bad request; Cancelled when cancelled."""
     started = time.perf_counter()
+    effort = effort or DEFAULT_EFFORT
     check_request(request)
     if session.data is None:
         raise UserError("suggest --speedup needs data: give a data spec (--data)")
@@ -197,12 +198,13 @@ def measure_latency_model(
     report: Report = ignore,
     cancel: threading.Event | None = None,
     request: SpeedupRequest | None = None,
-    effort: Effort = DEFAULT_EFFORT,
+    effort: Effort | None = None,
     timer=None,
 ) -> LatencyTable:
     """The latency model of the session's model as opened at `batches` (the request's runtime, alignment
     and threads; default torch, the device's alignment, torch's threads), from the cache or measured.
     UserError for a model without a prunable channel group or without a known input shape."""
+    effort = effort or DEFAULT_EFFORT
     session.example_input()
     state = session.state
     groups = [g for g in Channel().groups(state) if g.prunable]
