@@ -26,6 +26,8 @@ class SpeedFlow:
         self.app = app
         self.table: LatencyTable | None = None  # the latency model the Time column reads
         self.batch = 1  # the batch its column and the header's speed-up are at
+        self.effort: planning.Effort | None = None  # None: planning.DEFAULT_EFFORT (tests: a tiny one)
+        self.timer = None  # None: the real timer (tests inject a core.timers.Timer)
 
     def plan(self, goal: Goal) -> None:
         self.app.write_log(f"Planning channel widths for {goal.text} on this device's measured latency…")
@@ -35,7 +37,9 @@ class SpeedFlow:
         """In the job thread: plan, then post the table and the profile (nothing when none is faster)."""
         session = self.app.session
         request = planning.SpeedupRequest(goal, goal.batches or (1,))
-        planned = planning.plan_speedup(session, request, ctx.say, ctx.report, ctx.cancel)
+        planned = planning.plan_speedup(
+            session, request, ctx.say, ctx.report, ctx.cancel, self.effort, self.timer
+        )
         ctx.post(LatencyReady(planned.table))
         if planned.best is None:
             return
@@ -50,7 +54,9 @@ class SpeedFlow:
         self.app.jobs.start("Time groups", self._time, changes_model=False)
 
     def _time(self, ctx: JobContext) -> None:
-        table = planning.measure_latency_model(self.app.session, (1,), ctx.say, ctx.report, ctx.cancel)
+        table = planning.measure_latency_model(
+            self.app.session, (1,), ctx.say, ctx.report, ctx.cancel, effort=self.effort, timer=self.timer
+        )
         ctx.post(LatencyReady(table))
 
     def ready(self, table: "LatencyTable") -> None:

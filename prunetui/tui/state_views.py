@@ -20,7 +20,8 @@ TRAINING_JOBS = ("Finetune", "Resume")  # job titles whose epochs the Finetune t
 
 def measured_speedup(cost: dict) -> float | None:
     """The model in hand against dense, from its run's measured cost: at the run's latency batch when it
-    was timed there, else at batch 1 (None when not timed)."""
+    was timed there, else at batch 1 (None when not timed). Shown for channel-pruned models only: masks
+    leave a dense kernel's time as it was, and a ratio of noise is no figure."""
     dense, now = cost.get("latency_ms_dense_at_batch"), cost.get("latency_ms_at_batch")
     if not dense or not now:
         dense, now = cost.get("latency_ms_dense"), cost.get("latency_ms")
@@ -47,7 +48,7 @@ class StateViews:
             predicted_accuracy=suggestion.predicted_accuracy if suggestion else None,
             accuracy_predicted=self.suggest.shown_prediction(),
             projected_macs=self.preview.cost.macs if self.preview.cost else None,
-            speedup=measured_speedup(session.run_cost()),
+            speedup=measured_speedup(session.run_cost()) if session.state.channel_pruned else None,
             projected_speedup=self.preview.speedup,
         )
 

@@ -28,7 +28,9 @@ X = torch.zeros(1, 1, 8, 8)
 
 
 def setting(**changes) -> Setting:
-    return replace(Setting("cpu", torch.__version__, "torch", (1, 8), "float32", 1, 1, (0.75, 0.5, 0.25)), **changes)
+    return replace(
+        Setting("cpu", torch.__version__, "torch", (1, 8), "float32", 1, 1, (0.75, 0.5, 0.25)), **changes
+    )
 
 
 def groups_of(model: nn.Module):
