@@ -92,7 +92,7 @@ class OrtTimer:
             import onnxruntime
         except ImportError:
             raise UserError(
-                "--runtime onnxruntime needs onnxruntime: pip install onnxruntime (or the 'onnx' extra)"
+                "--runtime onnxruntime needs onnxruntime: pip install onnxruntime (or prunetui's 'export' extra)"
             ) from None
         from prunetui.core.onnx_export import export_onnx
 
