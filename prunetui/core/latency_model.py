@@ -48,7 +48,13 @@ from prunetui.core.events import Progress, Report, check_cancel, ignore
 from prunetui.core.mac_interaction import MacModel, mac_model
 from prunetui.core.timers import Timer, model_dtype
 
-DEFAULT_FRACTIONS = (0.8, 0.6, 0.4, 0.2)  # kept widths of the grid, as fractions of each group's channels
+DEFAULT_FRACTIONS = (
+    0.8,
+    0.65,
+    0.5,
+    0.35,
+    0.2,
+)  # kept widths of the grid, as fractions of each group's channels
 LATENCY_DIR = "latency"
 FLOOR = 0.02  # the least fraction of dense a prediction may say (the additive sum can undershoot)
 
@@ -267,7 +273,8 @@ def measure_table(
 
 def mac_scale(table: LatencyTable, batch: int) -> float:
     """The share of the latency that follows the MACs at `batch`: least squares through the origin of
-    each grid point's measured saving on its MAC saving, in [0, 2] (0 without MAC savings)."""
+    each grid point's measured saving on its MAC saving, in [0, 1] (0 without MAC savings; at most all
+    of it, so a noisy sweep cannot make the cross terms outweigh the savings)."""
     pairs = []
     for name, group in table.groups.items():
         for width in group.widths[1:]:
@@ -276,7 +283,7 @@ def mac_scale(table: LatencyTable, batch: int) -> float:
     denominator = sum(m * m for _, m in pairs)
     if denominator <= 0:
         return 0.0
-    return min(2.0, max(0.0, sum(t * m for t, m in pairs) / denominator))
+    return min(1.0, max(0.0, sum(t * m for t, m in pairs) / denominator))
 
 
 def _sweep(dense_run, runs, widths: list[int], batch: int, sweeps: int, cancel) -> dict:

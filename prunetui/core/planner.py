@@ -7,11 +7,13 @@
 - `solve`: a multiple-choice knapsack on latency, relaxed as core.suggest relaxes its size knapsack (HALP,
   Shen et al. 2022, solves the same problem on a latency table): for a price `lam` each group picks the
   width minimising drop + lam x (sum over batches of its latency fraction - 1); a bisection finds the
-  least price whose predicted speed-up reaches the goal at every batch (times a per-batch correction).
+  least price whose predicted speed-up (plus a measured offset per batch) reaches the goal at every
+  batch, and single widening moves give back what the relaxation overshot.
 - `search`: NetAdapt's loop (Yang et al. 2018): measure each solution whole (core.timers.measure_speedup),
-  correct the model by the measured/predicted ratio at each batch, solve again; keep the best few that
-  reach the goal by measurement, re-ranked by their recalibrated accuracy. A candidate measured slower
-  than dense at any batch is never returned; when none reaches the goal the fastest one that is not
+  correct the model by the measured offset at each batch, solve again; the uniform baseline on the same
+  grid is measured too (as core.refine measures the scan's proposal against uniform pruning); the best
+  few that reach the goal by measurement are re-ranked by their recalibrated accuracy. A candidate
+  measured slower than dense at any batch is never returned; when none reaches the goal the fastest one that is not
   slower is returned as such, and when none is faster nothing is.
 """
 
@@ -145,6 +147,7 @@ class Candidate:
     predicted: dict[int, float]
     measured: dict[int, Speedup]
     accuracy: float | None = None
+    source: str = "planned"  # "planned" (the solver's), "uniform" (one kept fraction on every group)
 
     def reaches(self, goal: float) -> bool:
         return all(s.ratio >= goal for s in self.measured.values())
@@ -187,13 +190,52 @@ class Loop:
     rounds: int = ROUNDS
     keep: int = KEEP
     nudge: float = 0.02  # of dense latency, asked for more when a failing profile comes back
+    uniform: bool = True  # also measure and rank the uniform baseline on the same grid
 
 
-def _candidate(picked: Mapping[str, WidthOption], loop: Loop) -> Candidate:
+def _candidate(picked: Mapping[str, WidthOption], loop: Loop, source: str = "planned") -> Candidate:
     widths = _widths(picked)
     drop = sum(o.drop for o in picked.values())
     predicted = {b: 1.0 / loop.predict(widths, b) for b in loop.batches}
-    return Candidate(widths, drop, predicted, loop.measure(widths))
+    return Candidate(widths, drop, predicted, loop.measure(widths), source=source)
+
+
+def uniform_levels(options: Options) -> list[dict[str, WidthOption]]:
+    """One kept fraction on every group, widest first: for each width of the group with the most grid
+    widths, every group at its width nearest that fraction of its channels (the uniform baseline, on
+    the same aligned grid)."""
+    if not options:
+        return []
+    widest = max(options.values(), key=len)
+    full = max(o.width for o in widest)
+    levels = []
+    for fraction in sorted({o.width / full for o in widest}, reverse=True)[1:]:
+        level = {}
+        for name, opts in options.items():
+            top = max(o.width for o in opts)
+            level[name] = min(opts, key=lambda o, top=top: (abs(o.width - fraction * top), o.width))
+        levels.append(level)
+    return levels
+
+
+def uniform_candidate(
+    options: Options, goal: float, loop: Loop, offset: Mapping[int, float]
+) -> Candidate | None:
+    """The widest uniform level predicted (with the measured `offset`) to reach the goal, measured; one
+    level narrower while it measures short (at most two measurements)."""
+    levels = uniform_levels(options)
+    fits = [
+        i
+        for i, level in enumerate(levels)
+        if all(loop.predict(_widths(level), b) + offset.get(b, 0.0) <= 1.0 / goal for b in loop.batches)
+    ]
+    if not levels:
+        return None
+    start = fits[0] if fits else len(levels) - 1
+    candidate = _candidate(levels[start], loop, "uniform")
+    if not candidate.reaches(goal) and start + 1 < len(levels):
+        candidate = _candidate(levels[start + 1], loop, "uniform")
+    return candidate
 
 
 def search(options: Options, goal: float, loop: Loop) -> Search:
@@ -222,6 +264,9 @@ def search(options: Options, goal: float, loop: Loop) -> Search:
             continue
         candidate = found[key] = _candidate(picked, loop)
         offset = {b: 1.0 / candidate.measured[b].ratio - 1.0 / candidate.predicted[b] for b in loop.batches}
+    uniform = uniform_candidate(options, goal, loop, offset) if loop.uniform else None
+    if uniform is not None:  # the baseline competes on the same measurements (as core.refine's does)
+        found.setdefault(tuple(sorted(uniform.widths.items())), uniform)
     return _chosen(options, goal, loop, list(found.values()), infeasible)
 
 
@@ -230,21 +275,25 @@ def _key(picked: Mapping[str, WidthOption]) -> tuple:
 
 
 def _chosen(options, goal: float, loop: Loop, candidates: list[Candidate], infeasible: bool) -> Search:
-    keep, accuracy = loop.keep, loop.accuracy
-    passing = [c for c in candidates if c.reaches(goal) and not c.slower]
-    if passing:
-        ranked = sorted(passing, key=lambda c: c.predicted_drop)[: max(1, keep)]
-        for candidate in ranked:
-            candidate.accuracy = accuracy(candidate.widths)
-        best = max(ranked, key=lambda c: (c.accuracy, -c.predicted_drop))
-        return Search(goal, best, True, candidates, infeasible=infeasible)
+    """The best of the candidates reaching the goal by measured recalibrated accuracy (the `keep` fewest
+    predicted losses ranked); with none, the narrowest profile is measured too (what the grid can do at
+    most: it may reach the goal where the model said no, else it says why not), then the fastest that
+    is not slower than dense is returned as not reaching the goal, or nothing."""
     widest = narrowest(options)
     narrow = next((c for c in candidates if c.widths == _widths(widest)), None)
-    if narrow is None and widest:  # what the grid can do at most: the reason the goal is out of reach
+    if widest and narrow is None and not any(c.reaches(goal) for c in candidates):
         narrow = _candidate(widest, loop)
         candidates.append(narrow)
+    passing = [c for c in candidates if c.reaches(goal) and not c.slower]
+    if passing:
+        planned = sorted((c for c in passing if c.source == "planned"), key=lambda c: c.predicted_drop)
+        ranked = planned[: max(1, loop.keep)] + [c for c in passing if c.source == "uniform"]
+        for candidate in ranked:
+            candidate.accuracy = loop.accuracy(candidate.widths)
+        best = max(ranked, key=lambda c: (c.accuracy, -c.predicted_drop))
+        return Search(goal, best, True, candidates, narrow, infeasible)
     faster = [c for c in candidates if not c.slower and c.least_speedup > 1.0]
     best = max(faster, key=lambda c: c.least_speedup) if faster else None
     if best is not None:
-        best.accuracy = accuracy(best.widths)
+        best.accuracy = loop.accuracy(best.widths)
     return Search(goal, best, False, candidates, narrow, infeasible)

@@ -348,4 +348,5 @@ def _candidate_json(candidate: Candidate) -> dict:
         "speedup": {str(b): s.ratio for b, s in candidate.measured.items()},
         "speedup_spread": {str(b): [s.low, s.high] for b, s in candidate.measured.items()},
         "accuracy_search": candidate.accuracy,
+        "source": candidate.source,
     }

@@ -1,6 +1,8 @@
 """The planner's solver and its measure-and-correct loop (core.planner) on given options and measurements,
 and the search / held-out split of the evaluation images (core.holdout)."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
@@ -94,6 +96,28 @@ def test_search_ranks_the_candidates_reaching_the_goal_by_measured_accuracy():
     found = search(OPTIONS, 1.2, loop_for(lambda widths: speedups(3.0), accuracy, rounds=4))
     ranked = [c for c in found.candidates if c.accuracy is not None]
     assert found.best.accuracy == max(c.accuracy for c in ranked)
+
+
+def test_the_uniform_baseline_competes_on_the_same_measurements():
+    """The solver narrows `a` alone ({a: 8, b: 16}); when narrowing both alike measures more accurate
+    after recalibration, the uniform profile is returned."""
+
+    def accuracy(widths):
+        return 95.0 if len(set(widths.values())) == 1 else 80.0
+
+    def measure(widths):
+        return {64: Speedup(3.0, 2.9, 3.1, 1.0, 1 / 3)}
+
+    loop = Loop((64,), additive, measure, accuracy, rounds=1, keep=2)
+    found = search(OPTIONS, 1.4, loop)
+    assert [c.source for c in found.candidates] == ["planned", "uniform"]
+    assert found.candidates[0].widths == {"a": 8, "b": 16}
+    assert (
+        found.best.source == "uniform"
+        and found.best.widths == {"a": 8, "b": 8}
+        and found.best.accuracy == 95.0
+    )
+    assert search(OPTIONS, 1.4, replace(loop, uniform=False)).best.widths == {"a": 8, "b": 16}
 
 
 def test_held_out_split_is_disjoint_deterministic_and_covers_every_image():
