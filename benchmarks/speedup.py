@@ -24,6 +24,7 @@ baselines, the latency model's fidelity, and the planner's own time. Ratios with
 
 import argparse
 import copy
+import json
 import statistics
 import sys
 import tempfile
@@ -38,13 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from prunetui.core.channel import channel_groups, prune_channels  # noqa: E402
 from prunetui.core.evaluate import evaluate  # noqa: E402
 from prunetui.core.holdout import split_eval  # noqa: E402
-from prunetui.core.latency_model import (  # noqa: E402
-    measure_table,
-    narrowed,
-    random_profiles,
-    relative_error,
-    setting_for,
-)
+from prunetui.core.latency_fit import random_profiles, relative_error  # noqa: E402
+from prunetui.core.latency_model import measure_table, narrowed, setting_for  # noqa: E402
 from prunetui.core.recalibrate import recalibrate_bn  # noqa: E402
 from prunetui.core.timers import TorchTimer, measure_speedup  # noqa: E402
 from prunetui.sources.models import build_model  # noqa: E402
@@ -161,12 +157,19 @@ def fidelity(args) -> None:
             table = measure_table(model, x, groups, setting_for(model, timer, (batch,), 1), timer, sweeps=1)
             dense_run = timer.prepare(model)
             errors, plain = [], []
+            checks = []
             for widths in random_profiles(table, args.profiles, seed=batch):
                 pruned = narrowed(model, x, widths, table.channels)
                 measured = measure_speedup(dense_run, timer.prepare(pruned), [batch], 2)[batch]
+                checks.append(
+                    {"widths": widths, "ratio": measured.ratio, "low": measured.low, "high": measured.high}
+                )
                 errors.append(relative_error(table.predict(widths, batch), measured.ratio))
                 alone = 1 + sum(table.groups[n].fraction(w, batch) - 1 for n, w in widths.items())
                 plain.append(relative_error(max(0.02, alone), measured.ratio))
+            if args.dump:  # the table and the measurements, to compare prediction rules without timing again
+                name = f"{spec.replace(':', '_')}-{batch}.json"
+                (Path(args.dump) / name).write_text(json.dumps({"table": table.as_json(), "checks": checks}))
             print(f"| {spec} | {batch} | {table.dense_ms[batch]:.2f} | {statistics.mean(errors):.1%} | "
                   f"{max(errors):.1%} | {statistics.mean(plain):.1%} | {table.seconds:.0f} s "
                   f"(all {time.perf_counter() - started:.0f} s) |", flush=True)  # fmt: skip
@@ -201,6 +204,9 @@ def main() -> None:
         "--models", type=lambda t: t.split(","), default=["torchvision:resnet18:10", "vgg-cifar"]
     )
     parser.add_argument("--profiles", type=int, default=20)
+    parser.add_argument(
+        "--dump", metavar="DIR", help="fidelity: write each table and its checks as JSON here"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s), cpu", flush=True)

@@ -1,21 +1,24 @@
 """A latency model of this device: for every prunable channel group, the whole model's measured latency
-with that group alone narrowed to each width of a grid, at each batch size asked for.
+with that group alone narrowed to each width of a grid, at each batch size asked for, and a few random
+profiles measured whole.
 
-As NetAdapt (Yang et al. 2018) and HALP (Shen et al. 2022) build per-device lookup tables, the model is
-measured, not counted: FLOPs and parameters do not say what a width costs on a given kernel library.
-Its prediction of a whole profile (one width per group) is additive in fractions of the dense latency:
+As NetAdapt (Yang et al. 2018) and HALP (Shen et al. 2022) build per-device tables, the model is measured,
+not counted: FLOPs and parameters alone do not say what a width costs on a given kernel library. Adding
+the groups' own savings does not predict a whole profile, though: the conv between two narrowed groups
+shrinks in its inputs and its outputs (the product of their widths), and on a busy machine a group's own
+saving is often within the timing noise. So a profile's latency, as a fraction of dense, is predicted as
 
-    latency(profile) / latency(dense) = 1 + sum over groups of (fraction(group, width) - 1)
+    latency(profile) / latency(dense) = 1 - s x (1 - MACs(profile) / MACs(dense)) - sum of kept residuals
 
-                                       + s x (MAC cross terms of the profile)
-
-where fraction(group, width) is the measured latency with only that group at `width`, over dense's
-(between grid widths: linear in the width). Neighbouring groups interact (the conv between two narrowed
-groups shrinks in both its inputs and outputs: the product of their widths), which adding the groups'
-savings misses; core.mac_interaction counts those cross terms in MACs and `s` (`mac_scale`, per batch) is
-the share of the latency that follows the MACs, fitted on the groups' own sweeps. The prediction is
-checked against whole measurements (`prediction_errors`) and the planner (core.planner) corrects what is
-left with them, NetAdapt's loop.
+- MACs of any profile are counted exactly (core.mac_interaction: each layer's share and how its inputs
+  and outputs follow each group, read from pruned copies);
+- `s` (`mac_scale`, per batch) is the share of the latency that follows the MACs, fitted on the random
+  profiles measured whole (core.latency_fit);
+- a group's residual at a width is its measured saving alone less s x its MAC saving; it is kept only
+  when slower than that by more than NOISE_SIGMAS times the sweeps' noise (a width off the fast kernels:
+  the planner then avoids it).
+The prediction is checked against other whole measurements (core.latency_fit.prediction_errors) and the
+planner (core.planner) corrects what is left with its own, NetAdapt's loop.
 
 - Widths are aligned (`aligned_widths`): multiples of `round_to` (Torch-Pruning's `round_to`, ModelOpt's
   `channel_divisor`; unaligned widths fall off the fast kernels' tiles: 8 by default on CUDA, 1 on the
@@ -31,7 +34,6 @@ left with them, NetAdapt's loop.
 import hashlib
 import json
 import math
-import random
 import statistics
 import threading
 import time
@@ -45,8 +47,9 @@ from torch import nn
 from prunetui.core.atomic import write_atomic
 from prunetui.core.channel import ChannelGroup, prune_channels
 from prunetui.core.events import Progress, Report, check_cancel, ignore
+from prunetui.core.latency_fit import calibrate
 from prunetui.core.mac_interaction import MacModel, mac_model
-from prunetui.core.timers import Timer, model_dtype
+from prunetui.core.timers import Timer, measure_speedup, model_dtype
 
 DEFAULT_FRACTIONS = (
     0.8,
@@ -56,7 +59,9 @@ DEFAULT_FRACTIONS = (
     0.2,
 )  # kept widths of the grid, as fractions of each group's channels
 LATENCY_DIR = "latency"
-FLOOR = 0.02  # the least fraction of dense a prediction may say (the additive sum can undershoot)
+FLOOR = 0.02  # the least fraction of dense a prediction may say
+NOISE_SIGMAS = 4.0  # a group's residual counts when beyond this many sigmas of the sweeps' noise
+CALIBRATION = 4  # random profiles measured whole to fit the MAC share
 
 
 def default_round_to(device: torch.device | str) -> int:
@@ -141,13 +146,18 @@ class GroupLatency:
 
 @dataclass
 class LatencyTable:
-    """The latency model (module docstring): dense ms and each group's sweep, per batch."""
+    """The latency model (module docstring): dense ms, each group's sweep, the MAC model and its fit,
+    per batch."""
 
     setting: Setting
     dense_ms: dict[int, float]
     groups: dict[str, GroupLatency]
-    macs: MacModel | None = None  # the cross terms adding the groups misses (core.mac_interaction)
-    mac_scale: dict[int, float] = field(default_factory=dict)  # batch -> latency share following MACs
+    macs: MacModel | None = None  # MACs of any profile (core.mac_interaction)
+    mac_scale: dict[int, float] = field(default_factory=dict)  # batch -> s, the latency share following MACs
+    noise: dict[int, float] = field(default_factory=dict)  # batch -> sigma of a sweep's residuals
+    calibration: list[dict] = field(
+        default_factory=list
+    )  # [{widths, speedup: {batch: ratio}}] measured whole
     key: str = ""
     seconds: float = 0.0  # spent measuring it
     cached: bool = False
@@ -157,30 +167,47 @@ class LatencyTable:
         return {name: group.channels for name, group in self.groups.items()}
 
     def predict(self, widths: Mapping[str, int], batch: int) -> float:
-        """Latency of the profile `widths` (group -> kept channels; others full) as a fraction of dense."""
-        total = 1.0 + sum(
-            self.groups[n].fraction(w, batch) - 1.0 for n, w in widths.items() if n in self.groups
-        )
-        if self.macs is not None:
-            total += self.mac_scale.get(batch, 0.0) * self.macs.interaction(widths, self.channels)
-        return max(FLOOR, total)
+        """Latency of the profile `widths` (group -> kept channels; others full) as a fraction of dense:
+        1 - s x (1 - MAC fraction), less each narrowed group's residual beyond the noise (module
+        docstring); the plain sum of the groups' own fractions without a MAC model."""
+        widths = {n: w for n, w in widths.items() if n in self.groups}
+        if self.macs is None:
+            return max(FLOOR, 1.0 + sum(self.groups[n].fraction(w, batch) - 1.0 for n, w in widths.items()))
+        scale = self.mac_scale.get(batch, 0.0)
+        total = 1.0 - scale * (1.0 - self.macs.fraction(widths, self.channels))
+        return max(FLOOR, total - sum(self.kept_residual(n, w, batch) for n, w in widths.items()))
+
+    def residual(self, name: str, width: int, batch: int) -> float:
+        """The group's measured saving alone at `width` beyond what its MACs explain (s x MAC saving)."""
+        group = self.groups[name]
+        if width >= group.channels or self.macs is None:
+            return 0.0
+        mac_saving = 1.0 - self.macs.fraction({name: width}, self.channels)
+        return (1.0 - group.fraction(width, batch)) - self.mac_scale.get(batch, 0.0) * mac_saving
+
+    def kept_residual(self, name: str, width: int, batch: int) -> float:
+        """`residual` when it is slower than the MAC line by more than NOISE_SIGMAS times the sweeps'
+        noise (a width off the fast kernels), else 0: on a busy machine most single-group figures are
+        noise around the line, and a group saving more time than its MACs explain is rare enough that a
+        figure saying so is taken for noise (a load spike during its dense samples)."""
+        found = self.residual(name, width, batch)
+        return found if found < -NOISE_SIGMAS * self.noise.get(batch, 0.0) else 0.0
 
     def predicted_speedup(self, widths: Mapping[str, int], batch: int) -> float:
         return 1.0 / self.predict(widths, batch)
 
     def share(self, name: str, batch: int) -> float:
-        """The part of the dense latency that scales with the group's width: the saving at its narrowest
-        grid width, extrapolated linearly to no channels (0 when it cannot be narrowed)."""
+        """The part of the dense latency that scales with the group's width: the predicted saving at its
+        narrowest grid width, extrapolated linearly to no channels (0 when it cannot be narrowed)."""
         group = self.groups[name]
         narrowest = group.widths[-1]
         if narrowest >= group.channels:
             return 0.0
-        saved = 1.0 - group.fraction(narrowest, batch)
-        return max(0.0, saved / (1.0 - narrowest / group.channels))
+        return max(0.0, self.saving(name, narrowest, batch) / (1.0 - narrowest / group.channels))
 
     def saving(self, name: str, width: int, batch: int) -> float:
-        """Fraction of the dense latency saved by the group alone at `width` (negative: slower)."""
-        return 1.0 - self.groups[name].fraction(width, batch)
+        """Predicted fraction of the dense latency saved by the group alone at `width` (negative: slower)."""
+        return 1.0 - self.predict({name: width}, batch)
 
     def as_json(self) -> dict:
         return {
@@ -198,6 +225,8 @@ class LatencyTable:
             },
             "macs": self.macs.as_json() if self.macs is not None else None,
             "mac_scale": {str(b): v for b, v in self.mac_scale.items()},
+            "noise": {str(b): v for b, v in self.noise.items()},
+            "calibration": self.calibration,
             "seconds": self.seconds,
         }
 
@@ -216,7 +245,13 @@ class LatencyTable:
         dense = {int(b): float(ms) for b, ms in stored["dense_ms"].items()}
         macs = MacModel.from_json(stored["macs"]) if stored.get("macs") else None
         scale = {int(b): float(v) for b, v in stored.get("mac_scale", {}).items()}
-        return cls(setting, dense, groups, macs, scale, key, float(stored.get("seconds", 0.0)), cached=True)
+        noise = {int(b): float(v) for b, v in stored.get("noise", {}).items()}
+        calibration = [
+            {"widths": found["widths"], "speedup": {int(b): r for b, r in found["speedup"].items()}}
+            for found in stored.get("calibration", [])
+        ]
+        seconds = float(stored.get("seconds", 0.0))
+        return cls(setting, dense, groups, macs, scale, noise, calibration, key, seconds, cached=True)
 
 
 # --- measuring -------------------------------------------------------------------------------------------
@@ -235,11 +270,14 @@ def measure_table(
     report: Report = ignore,
     cancel: threading.Event | None = None,
     sweeps: int = 1,
+    calibration: int = CALIBRATION,
 ) -> LatencyTable:
     """Sweep every prunable group of `base` (the model as opened, eval mode) over its aligned widths at
-    each of `setting.batches`, `sweeps` times (module docstring); fractions are medians over dense's
-    medians. Raises Cancelled between timings when `cancel` is set; UserError when a width cannot be
-    pruned (core.channel's refusals)."""
+    each of `setting.batches`, `sweeps` times (module docstring); fractions are the least time of each
+    width over dense's least (a busy machine only ever adds time: one spike would otherwise mark a width
+    slow). Then `calibration` random profiles measured whole fit the MAC share (core.latency_fit).
+    Raises Cancelled between timings when `cancel` is set; UserError when a width cannot be pruned
+    (core.channel's refusals)."""
     started = time.perf_counter()
     dense_run = timer.prepare(base)
     channels = {g.name: g.channels for g in groups}
@@ -255,35 +293,25 @@ def measure_table(
         runs = {w: timer.prepare(copy) for w, copy in copies.items()}
         for batch in setting.batches:
             samples = _sweep(dense_run, runs, narrower, batch, sweeps, cancel)
-            dense = statistics.median(samples.pop("dense"))
+            dense = min(samples.pop("dense"))
             dense_samples[batch].append(dense)
-            entry.fractions[batch] = {w: statistics.median(samples[w]) / dense for w in narrower}
+            entry.fractions[batch] = {w: min(samples[w]) / dense for w in narrower}
         swept[group.name] = entry
     report(Progress("time widths", len(groups), len(groups)))
     if not groups:  # still know the dense latency
         for batch in setting.batches:
             dense_samples[batch] = [dense_run(batch)]
     dense_ms = {b: statistics.median(samples) for b, samples in dense_samples.items()}
-    macs = mac_model(base, example, narrowest, channels)
-    table = LatencyTable(setting, dense_ms, swept, macs)
-    table.mac_scale = {b: mac_scale(table, b) for b in setting.batches}
+    table = LatencyTable(setting, dense_ms, swept, mac_model(base, example, narrowest, channels))
+
+    def measure(widths: Mapping[str, int]) -> dict[int, float]:
+        check_cancel(cancel)
+        pruned = timer.prepare(narrowed(base, example, widths, channels))
+        return {b: s.ratio for b, s in measure_speedup(dense_run, pruned, setting.batches, sweeps).items()}
+
+    calibrate(table, measure, calibration)
     table.seconds = time.perf_counter() - started
     return table
-
-
-def mac_scale(table: LatencyTable, batch: int) -> float:
-    """The share of the latency that follows the MACs at `batch`: least squares through the origin of
-    each grid point's measured saving on its MAC saving, in [0, 1] (0 without MAC savings; at most all
-    of it, so a noisy sweep cannot make the cross terms outweigh the savings)."""
-    pairs = []
-    for name, group in table.groups.items():
-        for width in group.widths[1:]:
-            mac_saving = 1.0 - table.macs.fraction({name: width}, table.channels)
-            pairs.append((1.0 - group.fractions[batch][width], mac_saving))
-    denominator = sum(m * m for _, m in pairs)
-    if denominator <= 0:
-        return 0.0
-    return min(1.0, max(0.0, sum(t * m for t, m in pairs) / denominator))
 
 
 def _sweep(dense_run, runs, widths: list[int], batch: int, sweeps: int, cancel) -> dict:
@@ -344,50 +372,15 @@ def latency_table(
     report: Report = ignore,
     cancel: threading.Event | None = None,
     sweeps: int = 1,
+    calibration: int = CALIBRATION,
 ) -> LatencyTable:
-    """The cached table for this model and setting, or measured now (`sweeps` per group) and cached."""
+    """The cached table for this model and setting, or measured now (`sweeps` per group, `calibration`
+    whole profiles) and cached."""
     key = table_key(base, example, setting)
     stored = cache.load(key)
     if stored is not None and set(stored.groups) == {g.name for g in groups}:
         return stored
-    table = measure_table(base, example, groups, setting, timer, report, cancel, sweeps)
+    table = measure_table(base, example, groups, setting, timer, report, cancel, sweeps, calibration)
     table.key = key
     cache.save(table)
     return table
-
-
-# --- checking the prediction ------------------------------------------------------------------------------
-def random_profiles(table: LatencyTable, count: int, seed: int = 0) -> list[dict[str, int]]:
-    """`count` profiles, each group at a width drawn between its narrowest grid width and full, aligned
-    as the grid is (so interpolation between grid widths is checked too)."""
-    rng = random.Random(seed)
-    profiles = []
-    for _ in range(count):
-        profile = {}
-        for name, group in table.groups.items():
-            low, step = group.widths[-1], _step(group.widths)
-            profile[name] = min(group.channels, low + step * rng.randint(0, (group.channels - low) // step))
-        profiles.append(profile)
-    return profiles
-
-
-def _step(widths: list[int]) -> int:
-    """The alignment step of a group's widths (their greatest common divisor)."""
-    return math.gcd(*widths) if len(widths) > 1 else max(1, widths[0])
-
-
-def relative_error(predicted_fraction: float, measured_speedup: float) -> float:
-    """|predicted - measured| / measured latency, both as fractions of dense."""
-    measured = 1.0 / measured_speedup
-    return abs(predicted_fraction - measured) / measured
-
-
-def prediction_errors(
-    table: LatencyTable, checks: Sequence[tuple[Mapping[str, int], Mapping]]
-) -> dict[int, float]:
-    """Mean relative error of the prediction per batch over `checks` ((widths, {batch: Speedup}) pairs)."""
-    errors: dict[int, list[float]] = {}
-    for widths, measured in checks:
-        for batch, speedup in measured.items():
-            errors.setdefault(batch, []).append(relative_error(table.predict(widths, batch), speedup.ratio))
-    return {batch: statistics.mean(found) for batch, found in errors.items()}

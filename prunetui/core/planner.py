@@ -2,8 +2,8 @@
 
 - Options: each group's aligned widths (core.latency_model), each with its predicted accuracy loss (the
   channel scan after BN recalibration, linear between scanned ratios: core.suggest.drop_at; EagleEye, Li
-  et al. 2020, found recalibrated accuracy ranks pruned candidates well) and its measured latency
-  fraction of dense at each batch.
+  et al. 2020, found recalibrated accuracy ranks pruned candidates well) and the latency model's
+  fraction of dense with that group alone at each batch.
 - `solve`: a multiple-choice knapsack on latency, relaxed as core.suggest relaxes its size knapsack (HALP,
   Shen et al. 2022, solves the same problem on a latency table): for a price `lam` each group picks the
   width minimising drop + lam x (sum over batches of its latency fraction - 1); a bisection finds the
@@ -64,7 +64,7 @@ def width_options(
                 continue
             drop = drop_at(ratio, ratios, curve, base_accuracy) if ratio > 0 else 0.0
             drop += TIE * ratio  # equal predicted losses: the wider width (scans flat at chance, or at 100%)
-            fraction = {b: group.fraction(width, b) for b in table.setting.batches}
+            fraction = {b: table.predict({name: width}, b) for b in table.setting.batches}
             found.append(WidthOption(width, drop, fraction))
         options[name] = found
     return options

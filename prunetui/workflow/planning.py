@@ -20,8 +20,9 @@ import torch
 
 from prunetui.core.evaldata import standard_error
 from prunetui.core.evaluate import evaluate
-from prunetui.core.events import Report, ignore
+from prunetui.core.events import Report, check_cancel, ignore
 from prunetui.core.holdout import HELD_OUT_SHARE, EvalSplit, split_eval
+from prunetui.core.latency_fit import prediction_errors, random_profiles
 from prunetui.core.latency_model import (
     DEFAULT_FRACTIONS,
     LATENCY_DIR,
@@ -30,8 +31,6 @@ from prunetui.core.latency_model import (
     default_round_to,
     latency_table,
     narrowed,
-    prediction_errors,
-    random_profiles,
     removal_ratios,
     setting_for,
 )
@@ -42,7 +41,7 @@ from prunetui.core.scan_cache import cached_scan
 from prunetui.core.scans import Scans
 from prunetui.core.sensitivity import ScanOptions, ScanResult
 from prunetui.core.session import Session
-from prunetui.core.timers import Speedup, measure_speedup, timer_for
+from prunetui.core.timers import Speedup, Timer, measure_speedup, speedups_json, timer_for
 from prunetui.errors import UserError
 from prunetui.workflow import planning_lines as lines
 from prunetui.workflow.goals import Goal
@@ -55,7 +54,8 @@ class Effort:
 
     fractions: tuple[float, ...] = DEFAULT_FRACTIONS  # the width grid, kept fractions of each group
     table_run_time: float = 0.1  # per timing of the latency model's sweeps
-    sweeps: int = 2  # ABBA sweeps of each group's widths (2 samples of each width per sweep)
+    sweeps: int = 1  # ABBA sweeps of each group's widths (2 samples of each width per sweep)
+    calibration: int = 4  # random profiles measured whole to fit the latency model (core.latency_fit)
     measure_run_time: float = 0.2  # per timing of a whole candidate
     measure_rounds: int = 3  # ABBA rounds per whole measurement (2 pairs each)
     rounds: int = ROUNDS  # measure-and-correct rounds (core.planner.search)
@@ -152,7 +152,7 @@ def plan_speedup(
     report: Report = ignore,
     cancel: threading.Event | None = None,
     effort: Effort | None = None,
-    timer=None,
+    timer: Timer | None = None,
 ) -> Planned:
     """Plan channel widths for `request` (module docstring). `effort`: default DEFAULT_EFFORT; `timer`: a
     core.timers Timer for every timing (default: the request's runtime with the effort's run times). Raises UserError without data,
@@ -199,7 +199,7 @@ def measure_latency_model(
     cancel: threading.Event | None = None,
     request: SpeedupRequest | None = None,
     effort: Effort | None = None,
-    timer=None,
+    timer: Timer | None = None,
 ) -> LatencyTable:
     """The latency model of the session's model as opened at `batches` (the request's runtime, alignment
     and threads; default torch, the device's alignment, torch's threads), from the cache or measured.
@@ -219,7 +219,16 @@ def measure_latency_model(
     say(lines.timing(setting, len(groups)), "dim")
     cache = latency_cache(session)
     table = latency_table(
-        state.base, example, groups, setting, table_timer, cache, report, cancel, effort.sweeps
+        state.base,
+        example,
+        groups,
+        setting,
+        table_timer,
+        cache,
+        report,
+        cancel,
+        effort.sweeps,
+        effort.calibration,
     )
     say(lines.table_done(table), "dim")
     return table
@@ -244,15 +253,13 @@ class _Trials:
 
     session: Session
     table: LatencyTable
-    timer: object
+    timer: Timer
     batches: tuple[int, ...]
     rounds: int
     cancel: threading.Event | None
     _dense: object = None
 
     def measure(self, widths: dict[str, int]) -> dict[int, Speedup]:
-        from prunetui.core.events import check_cancel
-
         check_cancel(self.cancel)
         state = self.session.state
         if self._dense is None:
@@ -297,8 +304,6 @@ def planned_json(planned: Planned) -> dict:
     """The planner's JSON keys (PRODUCT.md's names where they exist): `speedup` {batch: measured ratio},
     `speedup_spread` {batch: [low, high]}, `accuracy_search`, `accuracy_heldout` and their standard
     errors, `latency_model_error` {batch: mean relative error}, the goal, and every candidate."""
-    from prunetui.core.timers import speedups_json
-
     speedup, spread = speedups_json(planned.speedup)
     search_error, held_error = planned.standard_errors()
     request, best = planned.request, planned.best
