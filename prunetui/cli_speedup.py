@@ -10,7 +10,7 @@ import argparse
 from prunetui.errors import UserError
 
 RUNTIMES = ("torch", "onnxruntime")  # core.timers.RUNTIMES, named here so --help loads no torch
-ONLY_SIZE_GOALS = ("per_layer", "lock", "use_global", "cap", "recalibrate_bn")
+ONLY_SIZE_GOALS = ("per_layer", "lock", "use_global", "cap")  # --recalibrate-bn: implied by --speedup
 
 
 def add_flags(suggest: argparse.ArgumentParser, goal) -> None:
