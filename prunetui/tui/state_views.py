@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from prunetui.tui.text import measured_speedup
 from prunetui.tui.widgets.status_line import Status
 
 if TYPE_CHECKING:
@@ -16,16 +17,6 @@ if TYPE_CHECKING:
     from prunetui.tui.stats import ModelStats
 
 TRAINING_JOBS = ("Finetune", "Resume")  # job titles whose epochs the Finetune tab plots
-
-
-def measured_speedup(cost: dict) -> float | None:
-    """The model in hand against dense, from its run's measured cost: at the run's latency batch when it
-    was timed there, else at batch 1 (None when not timed). Shown for channel-pruned models only: masks
-    leave a dense kernel's time as it was, and a ratio of noise is no figure."""
-    dense, now = cost.get("latency_ms_dense_at_batch"), cost.get("latency_ms_at_batch")
-    if not dense or not now:
-        dense, now = cost.get("latency_ms_dense"), cost.get("latency_ms")
-    return dense / now if dense and now else None
 
 
 class StateViews:

@@ -88,3 +88,13 @@ def parse_process_count(text: str, maximum: int) -> int:
     if not 1 <= count <= maximum:
         raise ValueError(f"processes must be between 1 and {maximum} (one per GPU), got {count}")
     return count
+
+
+def measured_speedup(cost: dict) -> float | None:
+    """The model in hand against dense, from its run's measured cost: at the run's latency batch when it
+    was timed there, else at batch 1 (None when not timed). The header shows it for channel-pruned models
+    only: masks leave a dense kernel's time as it was, and a ratio of noise is no figure."""
+    dense, now = cost.get("latency_ms_dense_at_batch"), cost.get("latency_ms_at_batch")
+    if not dense or not now:
+        dense, now = cost.get("latency_ms_dense"), cost.get("latency_ms")
+    return dense / now if dense and now else None

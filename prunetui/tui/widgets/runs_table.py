@@ -16,6 +16,7 @@ from textual.widgets import DataTable, Static
 from prunetui.core.runs import RunRecord
 from prunetui.tui import keys
 from prunetui.tui.runs_view import run_accuracy
+from prunetui.tui.text import measured_speedup
 
 LABELS = {
     "number": "#",
@@ -68,12 +69,12 @@ def _change(run: RunRecord) -> Text:
 
 
 def _speedup(run: RunRecord) -> Text:
-    """latency_ms_dense / latency_ms at batch 1 (green when faster by 10% or more)."""
-    dense, now = run.cost.get("latency_ms_dense"), run.cost.get("latency_ms")
-    if not dense or not now:
+    """latency_ms_dense / latency_ms at the run's latency batch (batch 1 unless it was timed at another:
+    a speed-up plan's largest batch); green when faster by 10% or more, red when slower by 5% or more."""
+    speedup = measured_speedup(run.cost)
+    if speedup is None:
         return _number("")
-    speedup = dense / now
-    return _number(f"{speedup:.2f}x", "green" if speedup >= 1.1 else "")
+    return _number(f"{speedup:.2f}x", "green" if speedup >= 1.1 else "red" if speedup <= 0.95 else "")
 
 
 def _epochs(run: RunRecord) -> str:
