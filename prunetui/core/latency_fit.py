@@ -68,12 +68,28 @@ def calibrate(
         return
     for widths in random_profiles(table, count, seed=CALIBRATION_SEED):
         table.calibration.append({"widths": dict(widths), "speedup": measure(widths)})
+    refit(table)
+
+
+def refit(table: "LatencyTable") -> None:
+    """`table.mac_scale` and `table.noise` at each batch from its sweeps and calibration profiles."""
     for batch in table.setting.batches:
         table.mac_scale[batch] = median_scale(sweep_pairs(table, batch))
         table.noise[batch] = noise_level(table, batch)
         for _ in range(REFITS if table.calibration else 0):
             table.mac_scale[batch] = fit_scale(_whole_pairs(table, batch))
             table.noise[batch] = noise_level(table, batch)
+
+
+def slow_widths(table: "LatencyTable") -> list[tuple[str, int, int]]:
+    """(group, width, batch) of every residual the model keeps: the widths it would steer away from."""
+    return [
+        (name, width, batch)
+        for batch in table.setting.batches
+        for name, group in table.groups.items()
+        for width in group.widths[1:]
+        if table.kept_residual(name, width, batch) != 0.0
+    ]
 
 
 def _whole_pairs(table: "LatencyTable", batch: int) -> list[tuple[float, float]]:

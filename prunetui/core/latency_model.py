@@ -26,28 +26,22 @@ planner (core.planner) corrects what is left with its own, NetAdapt's loop.
 - Timing (core.timers): each group is swept in ABBA order (dense, widths narrowing, the same widening,
   dense) so a drift in the machine's load falls on every width alike; fractions are over the group's own
   dense samples.
-- Cached in `<state folder>/latency/<key>.json`, the key covering the device, torch version, runtime,
-  batches, dtype, threads, alignment, width grid and the model's structure (not its weights: latency does
-  not depend on their values). Written atomically; an unreadable file is measured again.
+- Cached in `<state folder>/latency/<key>.json` (core.latency_cache).
 """
 
-import hashlib
-import json
 import math
 import statistics
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from prunetui.core.atomic import write_atomic
 from prunetui.core.channel import ChannelGroup, prune_channels
 from prunetui.core.events import Progress, Report, check_cancel, ignore
-from prunetui.core.latency_fit import calibrate
+from prunetui.core.latency_fit import calibrate, refit, slow_widths
 from prunetui.core.mac_interaction import MacModel, mac_model
 from prunetui.core.timers import Timer, measure_speedup, model_dtype
 
@@ -58,7 +52,6 @@ DEFAULT_FRACTIONS = (
     0.35,
     0.2,
 )  # kept widths of the grid, as fractions of each group's channels
-LATENCY_DIR = "latency"
 FLOOR = 0.02  # the least fraction of dense a prediction may say
 NOISE_SIGMAS = 4.0  # a group's residual counts when beyond this many sigmas of the sweeps' noise
 CALIBRATION = 4  # random profiles measured whole to fit the MAC share
@@ -310,8 +303,23 @@ def measure_table(
         return {b: s.ratio for b, s in measure_speedup(dense_run, pruned, setting.batches, sweeps).items()}
 
     calibrate(table, measure, calibration)
+    _recheck_slow(table, base, example, dense_run, timer, cancel)
     table.seconds = time.perf_counter() - started
     return table
+
+
+def _recheck_slow(table: LatencyTable, base, example, dense_run, timer: Timer, cancel) -> None:
+    """Time each width the model calls slow once more (dense, width, width, dense) and keep the lesser
+    fraction: a width is slow only if it stays slow (a load spike during its sweep does not)."""
+    found = slow_widths(table)
+    for name, width, batch in found:
+        run = timer.prepare(narrowed(base, example, {name: width}, table.channels))
+        samples = _sweep(dense_run, {width: run}, [width], batch, 1, cancel)
+        again = min(samples[width]) / min(samples["dense"])
+        fractions = table.groups[name].fractions[batch]
+        fractions[width] = min(fractions[width], again)
+    if found:
+        refit(table)
 
 
 def _sweep(dense_run, runs, widths: list[int], batch: int, sweeps: int, cancel) -> dict:
@@ -322,65 +330,3 @@ def _sweep(dense_run, runs, widths: list[int], batch: int, sweeps: int, cancel) 
         check_cancel(cancel)
         samples[key].append((dense_run if key == "dense" else runs[key])(batch))
     return samples
-
-
-# --- the cache ------------------------------------------------------------------------------------------
-def table_key(base: nn.Module, example: torch.Tensor, setting: Setting) -> str:
-    """The cache file's name: the setting and the model's class, structure and input shape (module
-    docstring); weights are not part of it."""
-    fields = {
-        "setting": asdict(setting),
-        "model": f"{type(base).__module__}.{type(base).__qualname__}",
-        "structure": repr(base),
-        "input": list(example.shape[1:]),
-    }
-    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:32]
-
-
-@dataclass(frozen=True)
-class LatencyCache:
-    """`<state folder>/latency/`; None folder: nothing cached."""
-
-    folder: Path | None
-
-    def load(self, key: str) -> LatencyTable | None:
-        if self.folder is None:
-            return None
-        try:
-            return LatencyTable.from_json(json.loads((self.folder / f"{key}.json").read_text("utf-8")), key)
-        except (OSError, ValueError, TypeError, KeyError):
-            return None
-
-    def save(self, table: LatencyTable) -> None:
-        """Atomically; a cache that cannot be written is skipped (it only saves time)."""
-        if self.folder is None:
-            return
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            write_atomic(self.folder / f"{table.key}.json", lambda f: json.dump(table.as_json(), f))
-        except OSError:
-            pass
-
-
-def latency_table(
-    base: nn.Module,
-    example: torch.Tensor,
-    groups: Sequence[ChannelGroup],
-    setting: Setting,
-    timer: Timer,
-    cache: LatencyCache,
-    report: Report = ignore,
-    cancel: threading.Event | None = None,
-    sweeps: int = 1,
-    calibration: int = CALIBRATION,
-) -> LatencyTable:
-    """The cached table for this model and setting, or measured now (`sweeps` per group, `calibration`
-    whole profiles) and cached."""
-    key = table_key(base, example, setting)
-    stored = cache.load(key)
-    if stored is not None and set(stored.groups) == {g.name for g in groups}:
-        return stored
-    table = measure_table(base, example, groups, setting, timer, report, cancel, sweeps, calibration)
-    table.key = key
-    cache.save(table)
-    return table

@@ -22,14 +22,12 @@ from prunetui.core.evaldata import standard_error
 from prunetui.core.evaluate import evaluate
 from prunetui.core.events import Report, check_cancel, ignore
 from prunetui.core.holdout import HELD_OUT_SHARE, EvalSplit, split_eval
+from prunetui.core.latency_cache import LATENCY_DIR, LatencyCache, latency_table
 from prunetui.core.latency_fit import prediction_errors, random_profiles
 from prunetui.core.latency_model import (
     DEFAULT_FRACTIONS,
-    LATENCY_DIR,
-    LatencyCache,
     LatencyTable,
     default_round_to,
-    latency_table,
     narrowed,
     removal_ratios,
     setting_for,

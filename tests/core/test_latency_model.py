@@ -8,17 +8,15 @@ import torch
 from torch import nn
 
 from prunetui.core.channel import channel_groups, prune_channels
+from prunetui.core.latency_cache import LatencyCache, latency_table, table_key
 from prunetui.core.latency_fit import random_profiles
 from prunetui.core.latency_model import (
-    LatencyCache,
     Setting,
     aligned_widths,
     default_round_to,
-    latency_table,
     measure_table,
     narrowed,
     removal_ratios,
-    table_key,
 )
 from prunetui.core.timers import OrtTimer, measure_speedup, timer_for
 from tests.conftest import tiny_cnn
