@@ -76,7 +76,7 @@ def refit(table: "LatencyTable") -> None:
     for batch in table.setting.batches:
         table.mac_scale[batch] = median_scale(sweep_pairs(table, batch))
         table.noise[batch] = noise_level(table, batch)
-        for _ in range(REFITS if table.calibration else 0):
+        for _ in range(REFITS if table.calibration or table.observed else 0):
             table.mac_scale[batch] = fit_scale(_whole_pairs(table, batch))
             table.noise[batch] = noise_level(table, batch)
 
@@ -93,9 +93,9 @@ def slow_widths(table: "LatencyTable") -> list[tuple[str, int, int]]:
 
 
 def _whole_pairs(table: "LatencyTable", batch: int) -> list[tuple[float, float]]:
-    """(measured saving less the kept residuals, MAC saving) of each calibration profile."""
+    """(measured saving less the kept residuals, MAC saving) of each profile measured whole."""
     pairs = []
-    for found in table.calibration:
+    for found in [*table.calibration, *table.observed]:
         widths = found["widths"]
         kept = sum(table.kept_residual(n, w, batch) for n, w in widths.items())
         saving = 1.0 - 1.0 / found["speedup"][batch] - kept
@@ -128,12 +128,11 @@ def relative_error(predicted_fraction: float, measured_speedup: float) -> float:
     return abs(predicted_fraction - measured) / measured
 
 
-def prediction_errors(
-    table: "LatencyTable", checks: Sequence[tuple[Mapping[str, int], Mapping]]
-) -> dict[int, float]:
-    """Mean relative error of the prediction per batch over `checks` ((widths, {batch: Speedup}) pairs)."""
+def prediction_errors(checks: Sequence[tuple[Mapping[int, float], Mapping]]) -> dict[int, float]:
+    """Mean relative error per batch over `checks`: ({batch: predicted speed-up}, {batch: Speedup})
+    pairs, each prediction made before its profile was measured (so no fit had seen it)."""
     errors: dict[int, list[float]] = {}
-    for widths, measured in checks:
+    for predicted, measured in checks:
         for batch, speedup in measured.items():
-            errors.setdefault(batch, []).append(relative_error(table.predict(widths, batch), speedup.ratio))
+            errors.setdefault(batch, []).append(relative_error(1.0 / predicted[batch], speedup.ratio))
     return {batch: statistics.mean(found) for batch, found in errors.items()}

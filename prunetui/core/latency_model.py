@@ -148,9 +148,10 @@ class LatencyTable:
     macs: MacModel | None = None  # MACs of any profile (core.mac_interaction)
     mac_scale: dict[int, float] = field(default_factory=dict)  # batch -> s, the latency share following MACs
     noise: dict[int, float] = field(default_factory=dict)  # batch -> sigma of a sweep's residuals
-    calibration: list[dict] = field(
-        default_factory=list
-    )  # [{widths, speedup: {batch: ratio}}] measured whole
+    # profiles measured whole, [{widths, speedup: {batch: ratio}}]: the random calibration (cached), and
+    # what a plan measured since (`observe`; this session's only)
+    calibration: list[dict] = field(default_factory=list)
+    observed: list[dict] = field(default_factory=list)
     key: str = ""
     seconds: float = 0.0  # spent measuring it
     cached: bool = False
@@ -158,6 +159,12 @@ class LatencyTable:
     @property
     def channels(self) -> dict[str, int]:
         return {name: group.channels for name, group in self.groups.items()}
+
+    def observe(self, widths: Mapping[str, int], speedup: Mapping[int, float]) -> None:
+        """A profile measured whole ({batch: speed-up}) joins the fit of the MAC share: NetAdapt's
+        correction of the model by what it got wrong, on the slope as well as the level."""
+        self.observed.append({"widths": dict(widths), "speedup": dict(speedup)})
+        refit(self)
 
     def predict(self, widths: Mapping[str, int], batch: int) -> float:
         """Latency of the profile `widths` (group -> kept channels; others full) as a fraction of dense:
@@ -300,7 +307,8 @@ def measure_table(
     def measure(widths: Mapping[str, int]) -> dict[int, float]:
         check_cancel(cancel)
         pruned = timer.prepare(narrowed(base, example, widths, channels))
-        return {b: s.ratio for b, s in measure_speedup(dense_run, pruned, setting.batches, sweeps).items()}
+        rounds = max(2, sweeps)  # a whole profile fits the slope: two ABBA rounds at least
+        return {b: s.ratio for b, s in measure_speedup(dense_run, pruned, setting.batches, rounds).items()}
 
     calibrate(table, measure, calibration)
     _recheck_slow(table, base, example, dense_run, timer, cancel)

@@ -191,13 +191,18 @@ class Loop:
     keep: int = KEEP
     nudge: float = 0.02  # of dense latency, asked for more when a failing profile comes back
     uniform: bool = True  # also measure and rank the uniform baseline on the same grid
+    # each whole measurement handed back to the latency model (it refits what `predict` says)
+    observe: Callable[[Widths, dict[int, Speedup]], None] | None = None
 
 
 def _candidate(picked: Mapping[str, WidthOption], loop: Loop, source: str = "planned") -> Candidate:
     widths = _widths(picked)
     drop = sum(o.drop for o in picked.values())
-    predicted = {b: 1.0 / loop.predict(widths, b) for b in loop.batches}
-    return Candidate(widths, drop, predicted, loop.measure(widths), source=source)
+    predicted = {b: 1.0 / loop.predict(widths, b) for b in loop.batches}  # before it is measured
+    measured = loop.measure(widths)
+    if loop.observe is not None:
+        loop.observe(widths, measured)
+    return Candidate(widths, drop, predicted, measured, source=source)
 
 
 def uniform_levels(options: Options) -> list[dict[str, WidthOption]]:
@@ -263,7 +268,8 @@ def search(options: Options, goal: float, loop: Loop) -> Search:
             offset = {b: o + sign * loop.nudge for b, o in offset.items()}
             continue
         candidate = found[key] = _candidate(picked, loop)
-        offset = {b: 1.0 / candidate.measured[b].ratio - 1.0 / candidate.predicted[b] for b in loop.batches}
+        widths = candidate.widths  # what the (refitted) model still gets wrong about it
+        offset = {b: 1.0 / candidate.measured[b].ratio - loop.predict(widths, b) for b in loop.batches}
     uniform = uniform_candidate(options, goal, loop, offset) if loop.uniform else None
     if uniform is not None:  # the baseline competes on the same measurements (as core.refine's does)
         found.setdefault(tuple(sorted(uniform.widths.items())), uniform)

@@ -174,13 +174,13 @@ def plan_speedup(
         options = width_options(table, scan.sparsities, scan.layers, scan.base_accuracy)
         trial = _Trials(session, table, measure_timer, request.batches, effort.measure_rounds, cancel)
         loop = Loop(request.batches, table.predict, trial.measure_said(say), trial.accuracy_on(split.search),
-                    effort.rounds, effort.keep)  # fmt: skip
+                    effort.rounds, effort.keep, observe=table_observer(table))  # fmt: skip
         found = search(options, request.goal.value, loop)
         best = found.best
         held = trial.accuracy_on(split.held_out)(best.widths) if best is not None else None
         dense_held = evaluate(state.model, split.held_out, cancel=cancel)
         checks = trial.random_checks(effort.check_profiles, found.candidates)
-    errors = prediction_errors(table, checks)
+    errors = prediction_errors(checks)
     targets = removal_ratios(best.widths, table.channels) if best is not None else {}
     planned = Planned(request, table, split, scan, found, targets, scan.base_accuracy, dense_held, held,
                       errors, len(checks), time.perf_counter() - started)  # fmt: skip
@@ -230,6 +230,15 @@ def measure_latency_model(
     )
     say(lines.table_done(table), "dim")
     return table
+
+
+def table_observer(table: LatencyTable):
+    """core.planner.Loop's `observe`: each candidate measured whole refits the table's MAC share."""
+
+    def observe(widths: dict[str, int], measured: dict[int, Speedup]) -> None:
+        table.observe(widths, {b: s.ratio for b, s in measured.items()})
+
+    return observe
 
 
 def _search_scan(session: Session, split: EvalSplit, effort: Effort, names, report, cancel) -> ScanResult:
@@ -291,10 +300,12 @@ class _Trials:
         return accuracy
 
     def random_checks(self, count: int, candidates: list[Candidate]) -> list[tuple[dict, dict]]:
-        """(widths, measured) of `count` random profiles measured now, and of the candidates."""
-        checks = [(c.widths, c.measured) for c in candidates]
+        """({batch: predicted speed-up}, measured) of the candidates (predicted before each was measured)
+        and of `count` random profiles measured now (predicted by the model as corrected by then)."""
+        checks = [(c.predicted, c.measured) for c in candidates]
         for widths in random_profiles(self.table, count, seed=len(candidates)):
-            checks.append((widths, self.measure(widths)))
+            predicted = {b: self.table.predicted_speedup(widths, b) for b in self.batches}
+            checks.append((predicted, self.measure(widths)))
         return checks
 
 

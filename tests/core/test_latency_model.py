@@ -163,3 +163,16 @@ def test_the_onnxruntime_timer_times_the_exported_model_at_each_batch():
     measured = measure_speedup(timer.prepare(model), timer.prepare(narrow), [1, 16], rounds=2)
     assert set(measured) == {1, 16} and all(s.dense_ms > 0 and s.ms > 0 for s in measured.values())
     assert measured[16].ratio > 1.0
+
+
+def test_a_whole_measurement_refits_the_share_of_latency_that_follows_the_macs():
+    """NetAdapt's correction: a profile measured slower than predicted lowers the MAC share, so the next
+    prediction of a like profile is nearer what was measured."""
+    model = chain()
+    groups = groups_of(model)
+    table = measure_table(model, X, groups, setting(), StructureTimer(X), calibration=0)
+    both = {g.name: 4 for g in groups}
+    before = table.predicted_speedup(both, 8)
+    table.observe(both, {1: before / 2, 8: before / 2})
+    after = table.predicted_speedup(both, 8)
+    assert before / 2 < after < before and table.mac_scale[8] < 0.99
