@@ -170,9 +170,12 @@ def test_a_whole_measurement_refits_the_share_of_latency_that_follows_the_macs()
     prediction of a like profile is nearer what was measured."""
     model = chain()
     groups = groups_of(model)
-    table = measure_table(model, X, groups, setting(), StructureTimer(X), calibration=0)
+    table = measure_table(model, X, groups, setting(), StructureTimer(X))  # 4 exact calibration profiles
     both = {g.name: 4 for g in groups}
     before = table.predicted_speedup(both, 8)
     table.observe(both, {1: before / 2, 8: before / 2})
     after = table.predicted_speedup(both, 8)
-    assert before / 2 < after < before and table.mac_scale[8] < 0.99
+    assert before / 2 < after < before and table.mac_scale[8] < 0.99  # weighed with the calibration
+    alone = measure_table(model, X, groups, setting(), StructureTimer(X), calibration=0)
+    alone.observe(both, {1: before / 2, 8: before / 2})
+    assert alone.predicted_speedup(both, 8) == pytest.approx(before / 2)  # the only whole measurement
