@@ -1,6 +1,6 @@
 """The sections of benchmarks/gpu_check.sh, one per call: each prints its log and its results rows.
 
-    python benchmarks/gpu_check.py SECTION      (env tests scan finetune accel data nccl latency memory)
+    python benchmarks/gpu_check.py SECTION      (env tests scan finetune accel data nccl latency memory speedup)
 
 Environment: GPU_CHECK_DEVICE (default cuda), GPU_CHECK_SMALL=1 for tiny sizes (the CPU dry run),
 GPU_CHECK_ROWS: a file each results row (a Markdown table row) is appended to as soon as it is known,
@@ -17,6 +17,7 @@ import sys
 
 import torch
 from gpu_check_data import accel, data
+from gpu_check_speedup import speedup
 from gpu_common import (
     BENCHMARKS,
     CUDA,
@@ -282,7 +283,7 @@ def memory() -> None:
     row("i memory", "grids across the budgets", "equal" if all(g == grids[0] for g in grids) else "DIFFERENT")
 
 
-SECTIONS = {f.__name__: f for f in (env, tests, scan, finetune, accel, data, nccl, latency, memory)}
+SECTIONS = {f.__name__: f for f in (env, tests, scan, finetune, accel, data, nccl, latency, memory, speedup)}
 
 if __name__ == "__main__":
     if len(sys.argv) != 2 or sys.argv[1] not in SECTIONS:

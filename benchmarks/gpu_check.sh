@@ -95,9 +95,10 @@ run_section() {
 
 echo "gpu_check on $DEVICE: results to $RESULTS, logs to $LOG (budget ${BUDGET} s)"
 write_results
-for section in ${GPU_CHECK_SECTIONS:-env tests scan finetune accel data latency memory nccl}; do
+for section in ${GPU_CHECK_SECTIONS:-env tests scan finetune accel data latency memory nccl speedup}; do
   case $section in
     env | latency) run_section "$section" 60 ;;
+    speedup) run_section "$section" 180 ;;
     tests | data | memory | nccl) run_section "$section" 120 ;;
     finetune | accel) run_section "$section" 150 ;;
     scan) run_section "$section" 240 ;;

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from functools import partial
 
-from prunetui import cli_recipe
+from prunetui import cli_recipe, cli_speedup
 from prunetui.core.grid import parse_grid
 from prunetui.core.recipe import METHODS
 from prunetui.errors import JobFailed, UserError, write_crash_log
@@ -150,9 +150,10 @@ def build_parser() -> Parser:
 
     suggest = commands.add_parser("suggest", help="propose targets for a size budget or a tolerated drop")
     _add_common(suggest, top_level=False)
-    goal = suggest.add_mutually_exclusive_group(required=True)
+    goal = suggest.add_mutually_exclusive_group()  # one goal: cli_speedup.check_goal
     goal.add_argument("--budget", help="largest size: a percent of dense (25%%) or MiB (4.5)")
-    goal.add_argument("--max-drop", type=float, metavar="POINTS", help="tolerated predicted accuracy drop")
+    suggest.add_argument("--max-drop", type=float, metavar="POINTS", help="tolerated predicted accuracy drop")
+    cli_speedup.add_flags(suggest, goal)
     suggest.add_argument("--per-layer", action="store_true", help="--max-drop applies to each layer alone")
     suggest.add_argument(
         "--lock",
@@ -247,6 +248,7 @@ def run(args: argparse.Namespace) -> int:
     if args.command in ("scan", "resume"):
         _check_processes(args)
     _check_data_given(args)
+    cli_speedup.check_goal(args)
     cli_recipe.check_scan_and_suggest(args)
     if args.command is None:
         _check_terminal()
@@ -275,18 +277,22 @@ def run(args: argparse.Namespace) -> int:
             opened, args.run_id, args.json, cli_recipe.processes(args), cli_recipe.outputs(args)
         ),
         "replay": lambda: commands.replay(opened, args.run_id, args.json),
-        "suggest": lambda: commands.suggest(
-            opened,
-            (args.budget, args.max_drop, args.per_layer),
-            sparsities,
-            args.lock,
-            args.out,
-            args.json,
-            recalibrate=args.recalibrate_bn,
-            use_global=args.use_global,
-            cap=args.cap,
-            measures=args.refine,
-            activation_budget=args.activation_budget,
+        "suggest": lambda: (
+            cli_speedup.suggest_speedup(opened, args)
+            if args.speedup
+            else commands.suggest(
+                opened,
+                (args.budget, args.max_drop, args.per_layer),
+                sparsities,
+                args.lock,
+                args.out,
+                args.json,
+                recalibrate=args.recalibrate_bn,
+                use_global=args.use_global,
+                cap=args.cap,
+                measures=args.refine,
+                activation_budget=args.activation_budget,
+            )
         ),
     }[args.command]()
     if args.json:

@@ -79,6 +79,12 @@ def speedup_of(cost: dict, at_batch: bool = False) -> Speedup | None:
     )  # fmt: skip
 
 
+def measured_speedup(cost: dict) -> Speedup | None:
+    """The speed-up of a run at its latency batch when it was timed there (a speed-up plan's largest
+    batch), else at batch 1; None when latency was not measured."""
+    return speedup_of(cost, at_batch=cost.get("latency_ms_at_batch") is not None) or speedup_of(cost)
+
+
 def speedup_json(dense, pruned, same_kernels: bool, tail: str = "") -> dict:
     """The JSON keys of a timed pair (core.cost.Latency with `spread_ms`): both spreads, the ratio, its
     interval and whether it is within noise."""

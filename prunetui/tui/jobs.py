@@ -23,6 +23,7 @@ from prunetui.tui.messages import (
     JobLine,
     JobProgress,
     JobReport,
+    JobWarning,
     MethodChanged,
     RunsLoaded,
     ScanLoaded,
@@ -121,6 +122,9 @@ def prune(session: Session, recipe: Recipe, ctx: JobContext, predicted: float | 
     """`predicted`: the accuracy a suggestion predicted for the recipe's targets, to compare with the
     measured one."""
     steps.prune(session, ctx.say, ctx.report, ctx.cancel, recipe, predicted)
+    warning = channel_steps.slower_warning(session.run_cost()) if session.state.channel_pruned else None
+    if warning is not None:  # said in the log by the step; a notification too
+        ctx.post(JobWarning(warning))
 
 
 def finetune(

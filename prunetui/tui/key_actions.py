@@ -163,6 +163,9 @@ class KeyActions:
     def action_toggle_recalibrate(self: "PruneApp") -> None:
         self.recovery.toggle()
 
+    def action_time_groups(self: "PruneApp") -> None:
+        self.speed.time_groups()
+
     def action_reset(self: "PruneApp") -> None:
         self.model_flows.ask_reset()
 

@@ -31,7 +31,7 @@ SECTIONS = {
     },
     "Jobs": {
         "scan", "suggest", "accept_suggestion", "discard_suggestion", "prune", "prune_further", "finetune",
-        "recalibrate", "toggle_recalibrate", "quantize", "reset", "cancel_job", "cycle_method",
+        "recalibrate", "toggle_recalibrate", "quantize", "time_groups", "reset", "cancel_job", "cycle_method",
     },
     "Runs": {"show_runs", "mark_run", "diff_runs", "resume_run"},
     "Files": {"save_profile", "open_profile", "export"},

@@ -26,7 +26,7 @@ TARGET_EDITS = {"nudge", "set_target", "exact_target", "compound", "compound_all
 BLOCKED_WHILE_BUSY = {
     "scan", "prune", "prune_further", "finetune", "reset", "export", "resume_run", "suggest",
     "accept_suggestion", "nudge", "set_target", "exact_target", "compound", "compound_all", "open_profile",
-    "load_run", "cycle_method", "recalibrate", "cycle_bits", "quantize",
+    "load_run", "cycle_method", "recalibrate", "cycle_bits", "quantize", "time_groups",
 }  # fmt: skip
 
 
@@ -114,6 +114,13 @@ BINDINGS = [
         "Method",
         "Next pruning method (magnitude, taylor, channel): how prune and scan choose the weights",
         "method",
+    ),
+    hidden(
+        "L",
+        "time_groups",
+        "Time groups",
+        "Time each channel group's widths on this device (the Time column; 2x in a plans on it)",
+        "time-groups",
     ),
     hidden(
         "b",

@@ -20,6 +20,8 @@ from prunetui.tui.messages import (
     JobLine,
     JobProgress,
     JobReport,
+    JobWarning,
+    LatencyReady,
     MethodChanged,
     ModelChanged,
     PreviewReady,
@@ -100,6 +102,12 @@ class MessageHandlers:
 
     def on_suggestion_ready(self: PruneApp, message: SuggestionReady) -> None:
         self.suggest.show(message.goal, message.suggestion)
+
+    def on_latency_ready(self: PruneApp, message: LatencyReady) -> None:
+        self.speed.ready(message.table)
+
+    def on_job_warning(self: PruneApp, message: JobWarning) -> None:
+        self.show_warning(message.text)
 
     def on_job_ended(self: PruneApp, message: JobEnded) -> None:
         self.jobs.ended()

@@ -115,6 +115,8 @@ class PreviewReady(Message):
         cost: object = None,
         channels: dict[str, tuple[int, int]] | None = None,
         error: str | None = None,
+        latency: dict[str, tuple[float, float]] | None = None,
+        speedup: float | None = None,
     ) -> None:
         super().__init__()
         self.targets = targets
@@ -122,6 +124,26 @@ class PreviewReady(Message):
         self.cost = cost  # channel mode: core.cost.Cost of the targets (MACs, params, size)
         self.channels = channels  # channel mode: (kept, total) output channels per group
         self.error = error  # the targets cannot be projected (e.g. a layer that cannot be pruned)
+        # channel mode with a latency model: (share of dense latency, saving at the target) per group,
+        # and the speed-up the model predicts for the targets
+        self.latency = latency
+        self.speedup = speedup
+
+
+class LatencyReady(Message):
+    """A latency model of this device (core.latency_model.LatencyTable) for the Time column."""
+
+    def __init__(self, table: object) -> None:
+        super().__init__()
+        self.table = table
+
+
+class JobWarning(Message):
+    """A warning a job found (a channel prune that measures slower than dense): logged and notified."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
 
 
 class JobFailed(Message):

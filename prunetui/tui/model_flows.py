@@ -48,8 +48,14 @@ class ModelFlows:
             return
         self.method_changed(name)
 
+    def use_method(self, name: str) -> None:
+        """Prune by `name` from now on (UserError when it cannot be used); a structured
+        method's groups must be listed already (the planner has)."""
+        self.app.session.set_method(name)
+        self.method_changed(name)
+
     def method_changed(self, name: str) -> None:
-        """The session prunes by `name` now: the views follow it."""
+        """The views follow the session's new method: its name, its stored scan, its projection."""
         app = self.app
         app.method = name
         app.write_log(f"Method: {name}, {app.session.method.summary}")

@@ -18,6 +18,7 @@ from prunetui.tui.recovery_flow import RecoveryFlow
 from prunetui.tui.runs_controller import RunsController
 from prunetui.tui.selection_flow import SelectionFlow
 from prunetui.tui.sensitivity_flow import SensitivityFlow
+from prunetui.tui.speed_flow import SpeedFlow
 from prunetui.tui.suggest_flow import SuggestFlow
 from prunetui.tui.type_ahead import TypeAhead
 from prunetui.tui.widgets.finetune_plot import FinetunePlot
@@ -45,6 +46,7 @@ def attach_flows(app: "PruneApp") -> None:
     app.scan_settings = SensitivityFlow(app)
     app.type_ahead = TypeAhead(app)
     app.bits = BitsFlow(app)  # i cycles a layer's k-means bits, Q quantizes
+    app.speed = SpeedFlow(app)  # speed-up goals (2x) and the latency model behind the Time column
 
 
 def layer_table(app_class: "type[PruneApp]") -> LayerTable:

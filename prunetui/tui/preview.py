@@ -1,7 +1,8 @@
 """What the targets would give, computed off the UI thread: the projected size (tens of ms on a large
 model) and, for a magnitude-like method, the |w| cut of the selected layer's target, drawn on its
 histogram. In channel mode: the projected MACs, params and size (measured on a pruned copy, ~0.1 s on
-the lab VGG) and the channels each group keeps.
+the lab VGG) and the channels each group keeps; with a latency model (tui.speed_flow), each group's share
+of the latency, what its target saves, and the speed-up predicted for the targets.
 
 Requests coalesce: one worker thread at a time; keystrokes that arrive while it runs leave only the
 newest request, computed when the running one ends (a thread cannot be killed, so starting one per key
@@ -29,6 +30,7 @@ class Preview:
         self.cost: Cost | None = None  # channel mode: of the targets last previewed
         self.channels: dict[str, tuple[int, int]] | None = None  # channel mode: (kept, total) per group
         self.reasons: dict[str, str] = {}  # channel mode: why a layer cannot be pruned
+        self.speedup: float | None = None  # channel mode with a latency model: predicted for the targets
 
     def threshold(self, layer_name: str, target: float) -> float:
         """Known once a preview has computed it; 0 (no line drawn) until then or without a cut."""
@@ -51,9 +53,11 @@ class Preview:
 
         self.cost = message.cost
         self.channels = message.channels
+        self.speedup = message.speedup
         table = self.app.query_one(LayerTable)
         table.reasons = dict(self.reasons) if message.channels is not None else {}
         table.channels = message.channels
+        table.latency = message.latency
         if message.error:
             self.app.show_warning(message.error)
 
@@ -88,4 +92,10 @@ class Preview:
             if key not in self._thresholds:
                 self._thresholds[key] = session.weight_cut(layer_name, key[2])
         kept = dict(projection.kept) if projection.kept is not None else None
-        self.app.post_message(PreviewReady(targets, projection.size_mib, cost=projection.cost, channels=kept))
+        timed = self.app.speed.latency_cells(kept) if kept is not None else None
+        latency, speedup = timed if timed is not None else (None, None)
+        self.app.post_message(
+            PreviewReady(
+                targets, projection.size_mib, projection.cost, kept, latency=latency, speedup=speedup
+            )
+        )

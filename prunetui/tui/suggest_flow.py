@@ -12,6 +12,7 @@ from prunetui.errors import UserError
 from prunetui.tui.jobs import JobContext
 from prunetui.tui.messages import JobFailed, SuggestionReady
 from prunetui.tui.screens.ask_dialog import AskDialog
+from prunetui.tui.speed_flow import SOURCE
 from prunetui.tui.suggestion import scan_table
 from prunetui.tui.text import accuracy_text
 from prunetui.workflow import suggesting
@@ -46,27 +47,40 @@ class SuggestFlow:
         scanned = app.curves.complete_rows(app.curves.sparsities())
         return [n for n in app.session.unit_names() if n not in scanned and n not in app.locked_layers]
 
+    def _scanned(self) -> bool:
+        """Every unlocked layer is scanned: what a size or drop goal needs."""
+        return self.app.curves.base_accuracy is not None and not self._unscanned_layers()
+
+    def _parse(self, text: str, dense_mib: float) -> Goal:
+        """The dialog's goal: a speed-up needs no scan (the planner scans); other goals do."""
+        goal = parse_goal(text, dense_mib)
+        if goal.kind != "speedup" and not self._scanned():
+            raise ValueError(
+                "a size or drop goal needs a scan of every unlocked layer first (s); 2x needs none"
+            )
+        return goal
+
     def ask_goal(self) -> None:
-        app, curves = self.app, self.app.curves
-        missing = self._unscanned_layers()
-        if curves.base_accuracy is None or missing:
-            which = f" ({len(missing)} not scanned)" if curves.base_accuracy is not None else ""
-            app.show_warning(f"Suggest needs a scan of every unlocked layer{which}: run a scan first (s)")
-            return
+        app = self.app
         locks = "No layer is locked (l locks the selected one: suggestions keep its target)"
         if app.locked_layers:
             locks = f"{len(app.locked_layers)} locked layer(s) keep their targets (l unlocks)"
+        if not self._scanned():
+            locks = "No scan yet: size and drop goals need one (s); a speed-up (2x) scans on its own"
         dense_mib = app.session.dense_size
         dialog = AskDialog(
             "Suggest targets",
             f"Goal (dense is {dense_mib:.2f} MiB), one of:\n{GOAL_FORMS}\n{locks}",
-            partial(parse_goal, dense_mib=dense_mib),
+            partial(self._parse, dense_mib=dense_mib),
             "25%",
         )
         app.push_screen(dialog, self._goal_chosen)
 
     def _goal_chosen(self, goal: Goal | None) -> None:
         if goal is None:
+            return
+        if goal.kind == "speedup":
+            self.app.speed.plan(goal)
             return
         app, session = self.app, self.app.session
         locked = {name: app.targets[name] for name in app.locked_layers}
@@ -94,6 +108,11 @@ class SuggestFlow:
     def show(self, goal: Goal, suggestion: Suggestion) -> None:
         """On SuggestionReady: the proposal becomes the pending suggestion."""
         app = self.app
+        if suggestion.source == SOURCE:
+            app.speed.show(goal, suggestion)
+            app.write_log("y or enter accepts, n or escape discards", "magenta")
+            app.pending_suggestion = suggestion
+            return
         changed = sum(1 for n, t in suggestion.targets.items() if abs(t - app.targets.get(n, 0.0)) > 5e-5)
         measured = ""
         if suggestion.measured_accuracy is not None:
@@ -115,6 +134,8 @@ class SuggestFlow:
         if suggestion is None:
             return
         app.pending_suggestion = None
+        if suggestion.source == SOURCE and app.session.method.name != "channel":
+            app.model_flows.use_method("channel")  # the planner's targets are channel widths
         app.set_targets(suggestion.targets)
         self.accepted = replace(suggestion, targets=dict(app.targets))  # as rounded
         self.accepted_method = app.session.method.name

@@ -3,6 +3,8 @@
 import math
 import re
 
+from prunetui.core.speedup import measured_speedup
+
 NOT_AVAILABLE = "n/a"
 COMPOUND_RULE = "target = current + (1 - current) × beta"  # the blog's rule (core.pruning.compound)
 _SAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -88,3 +90,10 @@ def parse_process_count(text: str, maximum: int) -> int:
     if not 1 <= count <= maximum:
         raise ValueError(f"processes must be between 1 and {maximum} (one per GPU), got {count}")
     return count
+
+
+def measured_ratio(cost: dict) -> float | None:
+    """The model in hand against dense, from its run's measured cost (core.speedup.measured_speedup);
+    the header shows it for channel-pruned models only: masks leave a dense kernel's time as it was."""
+    speedup = measured_speedup(cost)
+    return speedup.ratio if speedup is not None else None

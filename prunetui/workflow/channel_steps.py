@@ -83,6 +83,9 @@ def measure_cost(session: Session, say, latency: bool = True) -> dict:
         say(f"Cost not measured: the model cannot be run on one example ({str(error)[:120]})", "yellow")
         return session.run_cost()
     say(cost_line(cost), "dim")
+    warning = slower_warning(cost) if session.state.channel_pruned else None
+    if warning is not None:
+        say(warning, "yellow")
     return session.run_cost()
 
 
@@ -97,6 +100,30 @@ def list_units(session: Session, say, report=None, cancel=None) -> list:
     noun = session.method.noun
     say(f"{prunable} of {len(units)} {noun} can be pruned ({session.method.name})", "dim")
     return units
+
+
+SLOWER = 0.95  # a prune's single ABBA timing below this speed-up is slower beyond its noise
+
+
+def slower_warning(cost: dict) -> str | None:
+    """A warning when a channel-pruned model measured slower than dense (speed-up under SLOWER) at a
+    batch its cost was timed at; None otherwise: channel widths are no promise of speed."""
+    pairs = [(1, cost.get("latency_ms_dense"), cost.get("latency_ms"))]
+    if cost.get("latency_ms_at_batch") is not None:
+        pairs.append(
+            (cost.get("latency_batch"), cost.get("latency_ms_dense_at_batch"), cost["latency_ms_at_batch"])
+        )
+    slower = [
+        f"{dense / now:.2f}x at batch {batch}"
+        for batch, dense, now in pairs
+        if dense and now and dense / now < SLOWER
+    ]
+    if not slower:
+        return None
+    return (
+        f"Slower than dense: {', '.join(slower)} (measured side by side). Fewer MACs need not run faster "
+        "on this device: suggest --speedup (2x in a) plans widths on measured latency"
+    )
 
 
 def run_cost_row(run) -> dict:

@@ -68,9 +68,15 @@ async def ask_suggestion(pilot, goal: str = "25%") -> None:
 async def test_a_proposes_targets_that_are_accepted_or_discarded(app):
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_idle(pilot)
-        await pilot.press("a")  # no scan yet
+        await pilot.press("a")  # no scan yet: a size goal is refused in the dialog (a speed-up needs none)
+        assert isinstance(app.screen, AskDialog)
+        app.screen.query_one(ParsedInput).value = "25%"
+        await pilot.press("enter")
+        assert "needs a scan of every unlocked layer first (s); 2x needs none" in str(
+            app.screen.query_one(".reason").render()
+        )
+        await pilot.press("escape")
         assert not isinstance(app.screen, AskDialog)
-        assert log_lines(app)[-1] == "Suggest needs a scan of every unlocked layer: run a scan first (s)"
         await pilot.press("s")
         await wait_idle(pilot)
         await pilot.press("3", "l")  # conv1 locked at 0.3

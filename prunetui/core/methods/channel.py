@@ -17,7 +17,13 @@ from threading import Event
 import torch
 from torch import nn
 
-from prunetui.core.channel import algorithm_for, channel_groups, kept_counts, prune_channels
+from prunetui.core.channel import (
+    ChannelGroup,
+    algorithm_for,
+    channel_groups,
+    kept_counts,
+    prune_channels,
+)
 from prunetui.core.cost import measure_cost
 from prunetui.core.evaldata import EvalBatches
 from prunetui.core.evaluate import count_correct
@@ -36,15 +42,18 @@ class Channel(Method):
     name = "channel"
     noun = "groups"
 
-    def units(self, state, report: Report = ignore, cancel: Event | None = None) -> list[Unit]:
-        """The groups of the model as opened (channel pruning starts from it), unprunable ones too;
-        listed once (seconds to minutes for attention models: progress to `report`, `cancel` checked
-        between groups, core.channel.channel_groups)."""
-        groups = state.memo(
+    def groups(self, state, report: Report = ignore, cancel: Event | None = None) -> list[ChannelGroup]:
+        """The channel groups of the model as opened, listed once (seconds to minutes for attention
+        models: progress to `report`, `cancel` checked between groups, core.channel.channel_groups)."""
+        return state.memo(
             ("groups",),
             lambda: channel_groups(state.base, state.example_input(), report, cancel),
             of_opened=True,
         )
+
+    def units(self, state, report: Report = ignore, cancel: Event | None = None) -> list[Unit]:
+        """The groups of the model as opened (channel pruning starts from it), unprunable ones too."""
+        groups = self.groups(state, report, cancel)
         return [Unit(g.name, g.channels, g.members, g.prunable, g.reason) for g in groups]
 
     def unknown_unit(self, name: str, units: list[Unit]) -> str:
@@ -58,10 +67,7 @@ class Channel(Method):
 
     def counts(self, state, targets: Mapping[str, float]) -> dict[str, tuple[int, int]]:
         """(kept, total) output channels per group at `targets`, nothing pruned."""
-        groups = state.memo(
-            ("groups",), lambda: channel_groups(state.base, state.example_input()), of_opened=True
-        )
-        return kept_counts(groups, targets, algorithm_for(state.base))
+        return kept_counts(self.groups(state), targets, algorithm_for(state.base))
 
     # --- the lifecycle -------------------------------------------------------------------------------
     def prune(self, state, plan: Plan, start: str, train, cancel: Event | None = None) -> None:

@@ -22,11 +22,34 @@ LABELS = {
     "bits": "Bits",
     "safe": "Safe",
     "channels": "Chan",
+    "time": "Time",
 }
 # Room for the widest value a column can take ("100.0%"), so that widths never change after pruning.
-MIN_WIDTHS = {"share": 6, "zeros": 6}
-ORDER = ["layer", "shape", "params", "share", "zeros", "target", "bits", "channels", "safe"]  # left to right
-PRIORITY = ["layer", "target", "bits", "channels", "safe", "zeros", "params", "share", "shape"]  # kept first
+MIN_WIDTHS = {"share": 6, "zeros": 6, "time": 8}
+ORDER = [
+    "layer",
+    "shape",
+    "params",
+    "share",
+    "zeros",
+    "target",
+    "bits",
+    "channels",
+    "time",
+    "safe",
+]  # left to right
+PRIORITY = [
+    "layer",
+    "target",
+    "bits",
+    "channels",
+    "time",
+    "safe",
+    "zeros",
+    "params",
+    "share",
+    "shape",
+]  # kept first
 FIXED = "fixed"  # the channels cell of a layer channel pruning cannot touch
 SELECTED_MARK = "● "  # before a selected layer's name (the selection targets edit together)
 
@@ -57,6 +80,18 @@ def bits_cell(bits: int | None, shape: tuple[int, ...]) -> Text:
     if bits is not None:
         return _number(str(bits), "bold")
     return _number(str(5 if len(shape) == 2 else 8), "dim")
+
+
+def time_cell(latency: tuple[float, float] | None) -> Text:
+    """`23% -9%`: the group's share of the dense latency, and what its target saves of it (red when the
+    target measures slower); empty for a layer that is not a timed group."""
+    if latency is None:
+        return _number("")
+    share, saving = latency
+    cell = _number(f"{share:.0%}", "dim" if share < 0.005 else "")
+    if abs(saving) >= 0.005:
+        cell.append(f" {-saving:+.0%}", style="bold green" if saving > 0 else "bold red")
+    return cell
 
 
 def cell_width(cell: Text | str) -> int:
@@ -96,6 +131,9 @@ class LayerTable(DataTable):
     reasons: dict[str, str] = {}
     # k-means bits set per layer (`i`): the Bits column shows once one is set, Han's default dim elsewhere
     layer_bits: reactive[dict[str, int]] = reactive(dict, init=False)
+    # channel mode with a latency model (tui.speed_flow): per timed group, its share of the dense latency
+    # and the part its target saves (negative: slower), shown as `23% -9%` (None: no column)
+    latency: reactive[dict[str, tuple[float, float]] | None] = reactive(None, init=False)
 
     def __init__(self, **kwargs) -> None:
         super().__init__(cursor_type="row", **kwargs)
@@ -118,6 +156,7 @@ class LayerTable(DataTable):
             if (c != "safe" or self._safe)
             and (c != "channels" or self.channels is not None)
             and (c != "bits" or self.layer_bits)
+            and (c != "time" or self.latency is not None)
         ]
         kept, used = [], self.styles.scrollbar_size_vertical
         for column in candidates:
@@ -145,6 +184,8 @@ class LayerTable(DataTable):
                 return Text(" " * len(SELECTED_MARK) + short_label(layer_name), style=style)
             case "channels":
                 return self._channels_cell(layer_name)
+            case "time":
+                return time_cell((self.latency or {}).get(layer_name))
             case "shape":
                 return _number(shape_text(info.shape))
             case "params":
@@ -271,6 +312,17 @@ class LayerTable(DataTable):
         for layer_name in set(old) | set(new):
             if old.get(layer_name) != new.get(layer_name):
                 self._update(layer_name, "bits")
+
+    def watch_latency(self, old, new) -> None:
+        """The column comes with a latency model; else only the cells that changed."""
+        if not self._infos:
+            return
+        if (old is None) != (new is None) or self._width("time") != self._widths.get("time"):
+            self._rebuild()
+            return
+        for layer_name in self._infos:
+            if (old or {}).get(layer_name) != (new or {}).get(layer_name):
+                self._update(layer_name, "time")
 
     def watch_locked_layers(self) -> None:
         self._show_targets_column()

@@ -14,7 +14,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
 from prunetui.core.runs import RunRecord
-from prunetui.core.speedup import speedup_of
+from prunetui.core.speedup import measured_speedup, speedup_of
 from prunetui.tui import keys
 from prunetui.tui.runs_view import run_accuracy
 
@@ -70,13 +70,22 @@ def _change(run: RunRecord) -> Text:
 
 
 def _speedup(run: RunRecord) -> Text:
-    """latency_ms_dense / latency_ms at batch 1, `~1.0x` within noise (core.speedup); green when faster
-    by 10% or more outside the noise."""
-    speedup = speedup_of(run.cost)
+    """latency_ms_dense / latency_ms at the run's latency batch (batch 1 unless it was timed at another:
+    a speed-up plan's largest batch), `~1.0x` within noise (core.speedup); green when faster by 10% or
+    more, red when slower by 5% or more, outside the noise."""
+    speedup = measured_speedup(run.cost)
     if speedup is None:
         return _number("")
-    faster = not speedup.within_noise and speedup.ratio >= 1.1
-    return _number(speedup.short(), "green" if faster else "")
+    style = (
+        ""
+        if speedup.within_noise
+        else "green"
+        if speedup.ratio >= 1.1
+        else "red"
+        if speedup.ratio <= 0.95
+        else ""
+    )
+    return _number(speedup.short(), style)
 
 
 def _disk(run: RunRecord) -> Text:

@@ -1,4 +1,5 @@
-"""The header: model, device, accuracies, current and projected size, on one line: when narrow it leaves
+"""The header: model, device, accuracies, current and projected size (with the measured speed-up of the model
+in hand, and in channel mode the latency model's for the targets), on one line: when narrow it leaves
 out its captions, cuts the model label to a fixed width, then leaves out fields by priority: the device and
 the size's percent outlast the default method and the dense accuracy; another method outlasts the percent."""
 
@@ -30,6 +31,8 @@ class Status:
     file_ratio: float | None = None  # the dense fp32 file's bytes / file_bytes
     recovery: str = ""  # the recovery options on (`+BN +AGP +KD`), shown beside the method
     opened_sparse: bool = False  # the model was opened already pruned (an export): its accuracy is not dense
+    speedup: float | None = None  # measured: the model in hand against dense (its run's cost)
+    projected_speedup: float | None = None  # channel mode: the latency model's for the targets
 
 
 def _size_text(size_mib: float | None, dense_mib: float, percent: bool = True) -> str:
@@ -46,6 +49,8 @@ def _targets_field(status: Status, captions: bool, macs: bool = True) -> tuple[s
         size = _size_text(status.projected_mib, status.dense_mib)
         if macs and status.projected_macs is not None:
             size += f" {status.projected_macs / 1e6:.1f}M MACs"
+        if status.projected_speedup is not None:
+            size += f" ~{status.projected_speedup:.2f}x"
         return caption, size, "bold"
     size = _size_text(status.suggested_mib, status.dense_mib)
     if status.suggested_measured is not None:  # measured: what pruning to it gives (the prediction is not)
@@ -104,7 +109,8 @@ def status_text(status: Status, captions: bool, leave_out: frozenset[str] = froz
         ("now ", _now_text(status), "bold", "", "  " if "dense" in leave_out else " "),
         (
             "size " if captions else "",
-            _size_text(status.size_mib, status.dense_mib, "size_percent" not in leave_out),
+            _size_text(status.size_mib, status.dense_mib, "size_percent" not in leave_out)
+            + (f" {status.speedup:.2f}x" if status.speedup is not None else ""),
             "bold",
             "",
             "  ",
@@ -160,6 +166,8 @@ def _widest(status: Status) -> Status:
         predicted_accuracy=accuracy(status.predicted_accuracy) if suggested else None,
         suggested_measured=None if status.suggested_measured is None else accuracy(status.suggested_measured),
         accuracy_predicted=None if status.accuracy_predicted is None else accuracy(status.accuracy_predicted),
+        speedup=None if status.speedup is None else max(status.speedup, 99.99),
+        projected_speedup=None if status.projected_speedup is None else max(status.projected_speedup, 99.99),
     )
 
 

@@ -1,0 +1,100 @@
+"""Speed-up goals in the app: `2x` in a plans channel widths in a job (a timer injected: no timing noise),
+the profile pending until y (which switches to the channel method); L times the groups; the Time column
+and the header's predicted speed-up follow the targets."""
+
+import torch
+from fake_timers import StructureTimer
+
+from prunetui.tui.screens.ask_dialog import AskDialog
+from prunetui.tui.widgets.layer_table import LayerTable, time_cell
+from prunetui.tui.widgets.parsed_input import ParsedInput
+from prunetui.tui.widgets.status_line import Status, fitted_status_text
+from prunetui.workflow.channel_steps import slower_warning
+from prunetui.workflow.planning import Effort
+
+from .conftest import make_app, make_session, wait_idle, wait_until
+
+TINY = Effort(fractions=(0.75, 0.5, 0.25), table_run_time=0.001, sweeps=1, measure_run_time=0.001,
+              measure_rounds=1, rounds=2, keep=1, check_profiles=1)  # fmt: skip
+
+
+def speed_app(trained_state, tmp_path):
+    app = make_app(make_session(trained_state, workdir=tmp_path), tmp_path)
+    return app
+
+
+def inject(app) -> None:
+    app.speed.effort = TINY
+    app.speed.timer = StructureTimer(torch.zeros(1, 1, 8, 8))
+
+
+def log_text(app) -> str:
+    return "\n".join(app.query_one("#job-log").texts)
+
+
+def cell(app, layer_name: str, column: str) -> str:
+    return str(app.query_one(LayerTable).get_cell(layer_name, column)).strip()
+
+
+async def test_a_speedup_goal_plans_widths_that_y_accepts_in_channel_mode(trained_state, tmp_path):
+    app = speed_app(trained_state, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_idle(pilot)
+        inject(app)
+        await pilot.press("a")  # no scan needed for a speed-up
+        assert isinstance(app.screen, AskDialog)
+        app.screen.query_one(ParsedInput).value = "1.5x"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.pending_suggestion is not None, timeout=60)
+        await wait_idle(pilot)
+        suggestion = app.pending_suggestion
+        assert suggestion.source == "speedup" and any(t > 0 for t in suggestion.targets.values())
+        assert "held-out images" in log_text(app) and "Latency model error" in log_text(app)
+        assert app.method == "magnitude"
+        await pilot.press("y")
+        await wait_until(pilot, lambda: app.method == "channel")
+        assert app.session.targets == suggestion.targets
+        # the Time column (the plan's latency model) and the predicted speed-up of the targets
+        await wait_until(pilot, lambda: app.query_one(LayerTable).latency is not None)
+        assert "time" in [c.key.value for c in app.query_one(LayerTable).ordered_columns]
+        pruned = [n for n, t in suggestion.targets.items() if t > 0]
+        await wait_until(pilot, lambda: "-" in cell(app, pruned[0], "time"))
+        await wait_until(pilot, lambda: app.preview.speedup is not None and app.preview.speedup >= 1.5)
+        assert app.size.width == 80
+
+
+async def test_l_times_the_groups_for_the_time_column(trained_state, tmp_path):
+    app = speed_app(trained_state, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_idle(pilot)
+        inject(app)
+        await pilot.press("M", "M")  # channel mode
+        await wait_until(pilot, lambda: app.method == "channel")
+        await pilot.press("L")
+        await wait_until(pilot, lambda: app.speed.table is not None, timeout=60)
+        await wait_idle(pilot)
+        await wait_until(pilot, lambda: app.query_one(LayerTable).latency is not None)
+        share = cell(app, "conv2.weight", "time")
+        assert share.endswith("%") and "Latency model measured" in log_text(app)
+        app.set_target("conv2.weight", 0.5)
+        await wait_until(pilot, lambda: cell(app, "conv2.weight", "time") != share)
+        assert "%" in cell(app, "conv2.weight", "time").split()[-1]
+        assert "~" in str(app.query_one("#status").render())  # the predicted speed-up in the header
+
+
+def test_time_cells_and_the_header_speedup_fit_80_columns():
+    assert str(time_cell((0.234, 0.091))) == "23% -9%"
+    assert str(time_cell((0.1, -0.05))) == "10% +5%"  # slower: red
+    assert str(time_cell(None)) == ""
+    status = Status("torchvision:resnet18:10", "cpu", "channel", 93.1, 90.2, 10.0, 42.7, 20.0,
+                    projected_macs=300_000_000, speedup=1.83, projected_speedup=2.05)  # fmt: skip
+    line = fitted_status_text(status, 80)
+    assert line.cell_len <= 80 and "1.83x" in line.plain and "~2.05x" in line.plain
+
+
+def test_a_channel_prune_measured_slower_is_warned():
+    cost = {"latency_ms_dense": 1.0, "latency_ms": 1.2, "latency_batch": 8,
+            "latency_ms_dense_at_batch": 4.0, "latency_ms_at_batch": 2.0}  # fmt: skip
+    assert "0.83x at batch 1" in slower_warning(cost) and "batch 8" not in slower_warning(cost)
+    assert slower_warning({**cost, "latency_ms": 1.02}) is None  # within a single timing's noise
+    assert slower_warning({"latency_ms": None, "latency_ms_dense": None}) is None
