@@ -26,6 +26,16 @@ STATE_DIR_ENV = "PRUNETUI_STATE_DIR"
 STATE_DIR_HINT = f"keep run records and caches elsewhere with --state-dir DIR (or {STATE_DIR_ENV}=DIR)"
 
 
+@dataclass(frozen=True)
+class Origin:
+    """Where the model and data came from, as the user named them: recorded in every run. The data's
+    fingerprint (what it is, whatever its name: sources/fingerprints.py) keys the scan cache."""
+
+    data_spec: str | None = None
+    checkpoint: str | None = None
+    data_fingerprint: str | None = None
+
+
 @dataclass
 class RunRecord:
     """What one prune or finetune did, enough to compare runs and to resume an interrupted one."""

@@ -30,7 +30,7 @@ from prunetui.core.recalibrate import batch_norms, recalibrate_bn
 from prunetui.core.recipe import Plan, Processes, Recipe
 from prunetui.core.recorder import RunRecorder
 from prunetui.core.run_cost import CostMeter, cost_of
-from prunetui.core.runs import RunRecord, RunStore
+from prunetui.core.runs import Origin, RunRecord, RunStore
 from prunetui.core.scans import Scans
 from prunetui.core.sensitivity import DEFAULT_SPARSITIES, ScanOptions, ScanResult
 from prunetui.core.training import Launch, Training, local_only, new_seed, resume_recipe
@@ -43,16 +43,6 @@ class Splits:
 
     train: Iterable
     eval: Iterable
-
-
-@dataclass(frozen=True)
-class Origin:
-    """Where the model and data came from, as the user named them: recorded in every run. The data's
-    fingerprint (what it is, whatever its name: sources/fingerprints.py) keys the scan cache."""
-
-    data_spec: str | None = None
-    checkpoint: str | None = None
-    data_fingerprint: str | None = None
 
 
 class Session:

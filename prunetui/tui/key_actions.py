@@ -64,7 +64,7 @@ class KeyActions:
         if self.selection:
             self.selection_flow.ask_compound()
         else:
-            self.model_flows.ask_compound(selected_only=True)
+            self.compound.ask_selected()
 
     # --- the selection and the Sensitivity tab ---------------------------------------------------
     def action_toggle_selected(self: "PruneApp") -> None:
@@ -92,7 +92,7 @@ class KeyActions:
         return focused is not None and any(node.id == "runs-tab" for node in focused.ancestors_with_self)
 
     def action_compound_all(self: "PruneApp") -> None:
-        self.model_flows.ask_compound(selected_only=False)
+        self.compound.ask_pruned()
 
     # --- gating ----------------------------------------------------------------------------------
     def check_action(self: "PruneApp", action: str, parameters: tuple[object, ...]) -> bool | None:

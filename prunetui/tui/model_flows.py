@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 import torch
 
 from prunetui.core.methods import METHODS
-from prunetui.core.pruning import compound
 from prunetui.core.recipe import METHODS as TRAITS
 from prunetui.core.recipe import Recipe
 from prunetui.errors import UserError
@@ -16,7 +15,7 @@ from prunetui.tui.screens.ask_dialog import AskDialog
 from prunetui.tui.screens.choice_dialog import ChoiceDialog
 from prunetui.tui.screens.confirm_dialog import ConfirmDialog
 from prunetui.tui.screens.finetune_dialog import FinetuneDialog
-from prunetui.tui.text import COMPOUND_RULE, parse_fraction
+from prunetui.tui.text import parse_fraction
 
 if TYPE_CHECKING:
     from prunetui.tui.app import PruneApp
@@ -79,32 +78,6 @@ class ModelFlows:
     def _exact_target_chosen(self, layer_name: str, value: float | None) -> None:
         if value is not None:
             self.app.set_target(layer_name, value)
-
-    def ask_compound(self, selected_only: bool) -> None:
-        """The blog's rule on the selected layer, or on every layer with a target > 0."""
-        app = self.app
-        rule = COMPOUND_RULE
-        if selected_only:
-            if app.selected_layer is not None:
-                self.ask_beta(f"{app.selected_layer}: {rule}", [app.selected_layer])
-            return
-        pruned = [layer for layer, target in app.targets.items() if target > 0]
-        if not pruned:
-            app.notify("No layer has a target > 0 yet", severity="warning")
-            return
-        self.ask_beta(f"{len(pruned)} layers with a target > 0: {rule}", pruned)
-
-    def ask_beta(self, prompt: str, layer_names: list[str]) -> None:
-        """Ask beta, then apply the compound rule to `layer_names`, each from its own current target."""
-        dialog = AskDialog("Compound rule", prompt, parse_fraction)
-        self.app.push_screen(dialog, partial(self._compound_chosen, layer_names))
-
-    def _compound_chosen(self, layer_names: list[str], beta: float | None) -> None:
-        if beta is None:
-            return
-        app = self.app
-        app.set_targets({name: compound(app.targets[name], beta) for name in layer_names})
-        app.write_log(f"Compound rule, beta {beta:g}, applied to {len(layer_names)} layer(s)")
 
     # --- jobs ------------------------------------------------------------------------------------
     def _needs_data(self, what: str) -> bool:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from textual.widget import Widget
 
 from prunetui.tui.bits_flow import BitsFlow
+from prunetui.tui.compound_flow import CompoundFlow
 from prunetui.tui.job_runner import JobRunner
 from prunetui.tui.model_flows import ModelFlows
 from prunetui.tui.preview import Preview
@@ -37,6 +38,7 @@ def attach_flows(app: "PruneApp") -> None:
     """The small classes the app composes (see PruneApp's docstring)."""
     app.jobs = JobRunner(app)
     app.model_flows = ModelFlows(app)
+    app.compound = CompoundFlow(app)  # c / C: the blog's rule from the pruned sparsity
     app.suggest = SuggestFlow(app)
     app.recovery = RecoveryFlow(app)  # b recalibrates, B turns recalibration on after prune
     app.runs_tab = RunsController(app)

@@ -8,7 +8,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from prunetui.tui.screens.ask_dialog import AskDialog
-from prunetui.tui.text import COMPOUND_RULE, parse_fraction, short_label
+from prunetui.tui.text import parse_fraction, short_label
 from prunetui.tui.widgets.layer_table import LayerTable
 
 if TYPE_CHECKING:
@@ -132,11 +132,10 @@ class SelectionFlow:
         self.app.set_targets({name: value for name in layer_names})
 
     def ask_compound(self) -> None:
-        """c: the blog's rule on each edited layer, from its own current target."""
+        """c: the blog's rule on each edited layer (tui.compound_flow)."""
         layer_names = self.edited_layers()
         if layer_names:
-            prompt = f"{self._what(layer_names)}: {COMPOUND_RULE}"
-            self.app.model_flows.ask_beta(prompt, layer_names)
+            self.app.compound.ask(self._what(layer_names), layer_names)
 
     def show_count(self) -> None:
         """The table pane's title says how many layers are selected."""

@@ -26,6 +26,7 @@ async def to_channel_mode(app, pilot) -> None:
     await pilot.press("M", "M")  # magnitude -> taylor -> channel
     await wait_until(pilot, lambda: app.method == "channel")
     await wait_until(pilot, lambda: app.query_one(LayerTable).channels is not None)
+    await wait_idle(pilot)  # the listing job has ended too: a key typed now is not held for after it
 
 
 async def test_channel_mode_shows_groups_and_projected_macs(trained_state, tmp_path):

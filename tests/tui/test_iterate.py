@@ -132,9 +132,8 @@ async def test_runs_are_named_noted_and_sorted(recording_app):
         assert table.has_focus
         await pilot.press("n")
         assert isinstance(app.screen, RunNoteDialog)
-        app.screen.query_one("#run-name").value = "gentle"
-        app.screen.query_one("#run-note").value = "only conv2, lightly"
-        await pilot.press("enter")
+        await pilot.press(*"gentle", "tab")  # the name first, its old value replaced as typed
+        await pilot.press(*"only", "space", *"conv2,", "space", *"lightly", "enter")
         await pilot.pause()
         [first, second] = RunStore(app.workdir).load_all()
         assert (second.name, second.note) == ("gentle", "only conv2, lightly") and first.note == ""

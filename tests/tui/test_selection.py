@@ -58,6 +58,8 @@ async def test_compound_and_exact_value_on_the_selection(app):
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_idle(pilot)
         app.set_targets({"conv2.weight": 0.5, "conv3.weight": 0.8})
+        await pilot.press("p")
+        await wait_idle(pilot)
         await pilot.press("j", "space", "space")  # conv2, conv3
         await pilot.press("c", *"0.5", "enter")
         assert app.session.targets["conv2.weight"] == pytest.approx(0.75)

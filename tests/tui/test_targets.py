@@ -86,13 +86,27 @@ async def test_exact_value_rejects_bad_input_with_the_reason_and_stays_open(app)
         assert app.session.targets["conv1.weight"] == 0.0
 
 
-async def test_compound_rule_on_selected_and_on_all_targeted_layers(app):
+async def test_compound_rule_starts_from_the_pruned_sparsity_each_time(app):
+    """The blog's SPARSITY_PREV is what the weights are pruned to: `c` then `C`, or `c` twice to correct
+    beta, never compound twice; the dialog shows the base and a preview as beta is typed."""
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_idle(pilot)
-        await pilot.press("j", "5", "c", *"0.5", "enter")
+        await pilot.press("C")  # nothing pruned yet: nothing to compound from
+        assert not isinstance(app.screen, AskDialog)
+        app.set_targets({"conv2.weight": 0.5, "conv3.weight": 0.8})
+        await pilot.press("p")
+        await wait_idle(pilot)
+        await pilot.press("j", "c")
+        assert "pruned to 0.50 now" in str(app.screen.query_one(".dialog-prompt").render())
+        await pilot.press(*"0.5")
+        await pilot.pause()
+        assert "conv2 0.50→0.75" in str(app.screen.query_one(".preview").render())
+        await pilot.press("enter")
         assert app.session.targets["conv2.weight"] == 0.75  # 0.5 + 0.5 * 0.5
-        await pilot.press("j", "8", "C", *"50%", "enter")
-        assert app.session.targets["conv2.weight"] == pytest.approx(0.875)
+        await pilot.press("c", *"0.6", "enter")  # beta corrected: from 0.5 again, not from 0.75
+        assert app.session.targets["conv2.weight"] == pytest.approx(0.8)
+        await pilot.press("C", *"50%", "enter")  # every pruned layer, each from its pruned sparsity
+        assert app.session.targets["conv2.weight"] == pytest.approx(0.75)
         assert app.session.targets["conv3.weight"] == pytest.approx(0.9)
-        assert app.session.targets["conv1.weight"] == 0.0  # no target: left alone
+        assert app.session.targets["conv1.weight"] == 0.0  # not pruned: left alone
         assert target_cell(app, "conv3.weight") == "0.90"

@@ -33,7 +33,7 @@ class RunNoteDialog(ModalScreen[tuple[str, str] | None]):
             yield Label("enter saves · tab next field · escape cancels", classes="dialog-keys")
 
     def on_mount(self) -> None:
-        self.query_one("#run-note", Input).focus()
+        self.query_one("#run-name", Input).focus()  # top to bottom: the name, then tab to the note
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         name = self.query_one("#run-name", Input).value.strip()
