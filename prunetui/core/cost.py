@@ -11,6 +11,7 @@
   timed blocks, in milliseconds per forward pass of a whole batch.
 """
 
+import logging
 import statistics
 import warnings
 from collections.abc import Callable, Iterator
@@ -170,10 +171,21 @@ def _mean(a: Latency, b: Latency) -> Latency:
     )  # fmt: skip
 
 
-def _timer_ms(model: nn.Module, x: torch.Tensor, threads: int, min_run_time: float) -> tuple[float, int]:
-    from torch.utils.benchmark import Timer
+def _benchmark_timer():
+    """torch.utils.benchmark's Timer. Importing it warns about CUDA_HOME on a machine without CUDA (a
+    line on stderr, in every --json run; nothing is compiled here), so that one logger is quiet then."""
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        from torch.utils.benchmark import Timer
+    finally:
+        logger.setLevel(level)
+    return Timer
 
-    timer = Timer(stmt="model(x)", globals={"model": model, "x": x}, num_threads=threads)
+
+def _timer_ms(model: nn.Module, x: torch.Tensor, threads: int, min_run_time: float) -> tuple[float, int]:
+    timer = _benchmark_timer()(stmt="model(x)", globals={"model": model, "x": x}, num_threads=threads)
     timer.timeit(1)  # warm-up: first-call allocations and kernel selection
     measurement = timer.blocked_autorange(min_run_time=min_run_time)
     return measurement.median * 1000.0, len(measurement.times) * measurement.number_per_run

@@ -12,6 +12,7 @@
 Nothing else swaps `model`: pruning methods call `restore_opened`, `swap_in` and `hold`.
 """
 
+import copy
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 
@@ -73,6 +74,13 @@ class ModelState:
     # --- changes -----------------------------------------------------------------------------------
     def changed(self) -> None:
         self.version += 1
+
+    def opened_copy(self) -> nn.Module:
+        """A copy of the base holding the weights it was opened with, whatever the model in hand holds
+        (a magnitude prune masks the base itself): what a channel prune starts from."""
+        model = copy.deepcopy(self.base)
+        restore(model, self.opened)
+        return model
 
     def restore_opened(self) -> None:
         """The base model, holding the weights it was opened with, in hand; no masks held yet."""

@@ -254,7 +254,8 @@ class PruneApp(Opening, KeyActions, StateViews, MessageHandlers, App[int]):
                 continue
             self.session.set_target(layer_name, value)
         if fixed:
-            self.show_warning(fixed[0] + (f" (and {len(fixed) - 1} more layers)" if len(fixed) > 1 else ""))
+            more = len(fixed) - 1
+            self.show_warning(fixed[0] + (f" (and {more} more layer{'s' * (more > 1)})" if more else ""))
         self.sync_targets()
 
     def set_target(self, layer_name: str, value: float) -> None:

@@ -18,11 +18,14 @@ class SensitivityFlow:
     def ask(self) -> None:
         """The grid and the drop; a drop under one evaluation image (the lab's rule near 100%: nothing
         but no change is safe) is offered as 1 point instead."""
-        tolerance = self.app.tolerance
-        if self.app.curves.drop_below_one_image(tolerance):
+        tolerance, note = self.app.tolerance, ""
+        curves = self.app.curves
+        if curves.drop_below_one_image(tolerance):
+            lab = tolerance.drop(curves.base_accuracy)
+            note = f"1 offered: the lab's rule tolerates {lab:.2f} pt here, under one image (lab keeps it)"
             tolerance = Tolerance(1.0)
         current = ScanSettings(self.app.scan_grid, tolerance)
-        self.app.push_screen(ScanSettingsDialog(current), self._chosen)
+        self.app.push_screen(ScanSettingsDialog(current, note), self._chosen)
 
     def _chosen(self, settings: ScanSettings | None) -> None:
         if settings is None:

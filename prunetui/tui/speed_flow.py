@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 from prunetui.core.methods import Channel
 from prunetui.core.suggest import Suggestion
 from prunetui.tui.jobs import JobContext
-from prunetui.tui.messages import LatencyReady, SuggestionReady
-from prunetui.workflow import planning
+from prunetui.tui.messages import JobWarning, LatencyReady, SuggestionReady
+from prunetui.workflow import planning, planning_lines
 from prunetui.workflow.goals import Goal
 
 if TYPE_CHECKING:
@@ -41,6 +41,9 @@ class SpeedFlow:
             session, request, ctx.say, ctx.report, ctx.cancel, self.effort, self.timer
         )
         ctx.post(LatencyReady(planned.table))
+        missed = planning_lines.reason(planned)
+        if missed is not None:  # said in the log too, where it may scroll away before the answer
+            ctx.post(JobWarning(missed))
         if planned.best is None:
             return
         targets = {name: planned.targets.get(name, 0.0) for name in session.layer_names}
@@ -86,6 +89,6 @@ class SpeedFlow:
         search = "n/a" if suggestion.measured_accuracy is None else f"{suggestion.measured_accuracy:.2f}%"
         self.app.write_log(
             f"Planned for {goal.text}: {suggestion.size_mib:.2f} MiB, accuracy after BN recalibration "
-            f"{held} on held-out images ({search} on the search images); y accepts (method: channel)",
+            f"{held} on held-out images ({search} on the search images); y accepts (method channel, B on)",
             "magenta",
         )

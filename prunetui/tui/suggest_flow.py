@@ -134,12 +134,22 @@ class SuggestFlow:
         if suggestion is None:
             return
         app.pending_suggestion = None
-        if suggestion.source == SOURCE and app.session.method.name != "channel":
-            app.model_flows.use_method("channel")  # the planner's targets are channel widths
+        if suggestion.source == SOURCE:
+            self._accept_plan()
+            suggestion = replace(suggestion, predicted_accuracy=None)  # measured, not a sum of drops
         app.set_targets(suggestion.targets)
         self.accepted = replace(suggestion, targets=dict(app.targets))  # as rounded
         self.accepted_method = app.session.method.name
         app.write_log("Suggested targets accepted (p prunes to them)")
+
+    def _accept_plan(self) -> None:
+        """A speed-up plan's targets are channel widths, and its accuracy was measured after BN
+        recalibration: the method and B follow it, so `p` prunes as the plan was measured."""
+        app = self.app
+        if app.session.method.name != "channel":
+            app.model_flows.use_method("channel")
+        if not app.recovery.recalibrate_bn:
+            app.recovery.toggle()
 
     def discard(self) -> None:
         self.app.pending_suggestion = None

@@ -7,6 +7,7 @@ model cannot be traced says so and goes on without them.
 
 from pathlib import Path
 
+from prunetui.core.channel import DEPGRAPH, LAB_VGG
 from prunetui.core.onnx_export import CHECK_BATCH, Exported
 from prunetui.core.onnx_export import export_onnx as write_onnx
 from prunetui.core.session import Session
@@ -50,18 +51,23 @@ def ratio(dense: float | None, now: float | None) -> str:
     return "n/a" if not dense or not now else f"{dense / now:.2f}x"
 
 
+def threads_text(count: int) -> str:
+    return "1 thread" if count == 1 else f"{count} threads"
+
+
 def cost_line(cost: dict) -> str:
     """One line: MACs and params against dense, latency and its speed-up, batch and threads stated."""
+    fewer = ratio(cost["macs_dense"], cost["macs"])
+    fewer = "the same" if cost["macs"] == cost["macs_dense"] else f"{fewer} fewer"
     line = (
-        f"MACs {millions(cost['macs'])} of {millions(cost['macs_dense'])} dense "
-        f"({ratio(cost['macs_dense'], cost['macs'])} fewer), params {millions(cost['params'])} "
-        f"of {millions(cost['params_dense'])}"
+        f"MACs {millions(cost['macs'])} of {millions(cost['macs_dense'])} dense ({fewer}), "
+        f"params {millions(cost['params'])} of {millions(cost['params_dense'])}"
     )
     at_one = speedup_of(cost)
     if at_one is not None:
         line += (
             f"; latency {cost['latency_ms']:.2f} ms vs {cost['latency_ms_dense']:.2f} ms dense, "
-            f"{at_one.text()}, at batch 1, {cost['latency_threads']} threads, {cost['latency_device']}"
+            f"{at_one.text()}, at batch 1, {threads_text(cost['latency_threads'])}, {cost['latency_device']}"
         )
     at_batch = speedup_of(cost, at_batch=True)
     if at_batch is not None:
@@ -158,7 +164,9 @@ def say_channels(session: Session, say) -> None:
         return
     pruned = [f"{name} {kept}/{total}" for name, (kept, total) in counts.items() if kept < total]
     shown = ", ".join(pruned[:4]) + (f" and {len(pruned) - 4} more" if len(pruned) > 4 else "")
-    say(f"Channels kept: {shown} ({session.state.stages[-1].algorithm})", "dim")
+    how = {LAB_VGG: "the lab's sort by input-weight norm", DEPGRAPH: "Torch-Pruning's dependency groups"}
+    algorithm = session.state.stages[-1].algorithm
+    say(f"Channels kept: {shown} ({how.get(algorithm, algorithm)})", "dim")
 
 
 def export_onnx(session: Session, path: str | Path, overwrite: bool, say) -> Exported:

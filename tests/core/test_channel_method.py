@@ -30,12 +30,27 @@ def test_the_projection_is_the_cost_of_the_pruned_model():
     assert method.traits.structured and method.name == "channel"
 
 
+def test_the_projection_starts_from_the_opened_weights_whatever_masks_are_held():
+    """A channel prune restores the weights as opened first, so its projection ignores a magnitude
+    prune's zeros: projected before, after and at the channel prune itself, the same size."""
+    state = ModelState(build_model("demo").eval(), example=torch.zeros(1, 1, 8, 8))
+    targets = {"backbone.conv1.weight": 0.5}
+    before = Channel().projection(state, targets)
+    get_method("magnitude").prune(state, Plan("magnitude", {"backbone.conv2.weight": 0.9}), "dense", None)
+    assert Channel().projection(state, targets).size_mib == before.size_mib
+    Channel().prune(state, Plan("channel", targets), "dense", None)
+    assert state.current_size() == before.size_mib
+
+
 def test_kept_counts_and_unprunable_units_for_the_table():
     method, state = Channel(), state_of("torchvision:resnet18:10")
     projection = method.projection(state, {"conv1.weight": 0.3})
     assert projection.kept["conv1.weight"] == (45, 64)  # 64 - round(19.2)
     assert projection.kept["fc.weight"] == (10, 10)
     assert "fc.weight" in projection.reasons and "fc.weight" not in method.unit_names(state)
+    # a residual partner is set through its group: the reason the table shows names that group
+    assert projection.reasons["layer1.0.conv2.weight"].startswith("pruned with the group conv1.weight")
+    assert "layer2.0.conv1.weight" not in projection.reasons  # a group of its own
 
 
 def test_scan_prunes_each_group_alone_on_a_copy():

@@ -220,3 +220,11 @@ def test_a_narrow_runs_table_leaves_out_columns_then_shortens_names():
     assert wide_120.columns == ["number", "name", "status", "percent", "after", "change"]
     assert wide_120.widths["name"] == 10
     assert "status" not in fit(runs, 40, cell_padding=1).columns
+
+
+def test_the_epochs_column_fits_the_longest_count():
+    long = RunRecord("i", "r", "finetune", "m", "s", {}, 1, 1, 1, "t", epochs_planned=300)
+    long.epochs = [{"epoch": e, "accuracy": 50.0, "best": False} for e in range(295)]
+    assert fit([long], 200, cell_padding=1).widths["epochs"] == len("295/300")  # never cut to 295/3
+    short = RunRecord("i", "r", "finetune", "m", "s", {}, 1, 1, 1, "t", epochs_planned=5)
+    assert fit([short], 200, cell_padding=1).widths["epochs"] == 5  # the column's own minimum

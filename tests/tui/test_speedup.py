@@ -61,6 +61,14 @@ async def test_a_speedup_goal_plans_widths_that_y_accepts_in_channel_mode(traine
         await wait_until(pilot, lambda: "-" in cell(app, pruned[0], "time"))
         await wait_until(pilot, lambda: app.preview.speedup is not None and app.preview.speedup >= 1.5)
         assert app.size.width == 80
+        # the plan was measured after BN recalibration: B is on, and no "sum of scan drops" is claimed
+        assert app.recovery.recalibrate_bn and "+BN" in app.recovery_marks
+        projected = app.preview.cost.size_mib
+        await pilot.press("p")
+        await wait_idle(pilot)
+        assert app.session.state.channel_pruned and app.session.current_size() == projected
+        assert "sum of scan drops" not in log_text(app)
+        assert app.suggest.shown_prediction() is None
 
 
 async def test_l_times_the_groups_for_the_time_column(trained_state, tmp_path):

@@ -145,3 +145,5 @@ async def test_s_offers_one_point_when_the_labs_drop_is_under_one_image(recordin
         await pilot.press("S")
         dialog = app.screen
         assert isinstance(dialog, ScanSettingsDialog) and dialog.current.tolerance.points == 1.0
+        note = str(dialog.query_one(".dialog-note").render())
+        assert "1 offered" in note and "under one image" in note  # said, not silently switched

@@ -27,9 +27,11 @@ def grid_text(grid: tuple[float, ...]) -> str:
 class ScanSettingsDialog(ModalScreen[ScanSettings | None]):
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
 
-    def __init__(self, current: ScanSettings) -> None:
+    def __init__(self, current: ScanSettings, note: str = "") -> None:
+        """`note`: why the drop offered is not the one in use (shown under its field)."""
         super().__init__()
         self.current = current
+        self.note = note
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -38,6 +40,8 @@ class ScanSettingsDialog(ModalScreen[ScanSettings | None]):
             yield ParsedInput(parse_grid, grid_text(self.current.grid), id="grid")
             yield Label("Tolerated accuracy drop, in points (1.0), or lab: 1.5× the base error")
             yield ParsedInput(parse_tolerance, self.current.tolerance.text(), id="drop")
+            if self.note:
+                yield Label(self.note, classes="dialog-note")
             yield Label("", classes="reason")
             yield Label("enter accepts · tab next field · escape cancels", classes="dialog-keys")
 

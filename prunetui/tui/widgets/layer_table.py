@@ -51,6 +51,7 @@ PRIORITY = [
     "shape",
 ]  # kept first
 FIXED = "fixed"  # the channels cell of a layer channel pruning cannot touch
+COUPLED = "coupled"  # ... of a layer whose channels go with another group (the reason names it)
 SELECTED_MARK = "● "  # before a selected layer's name (the selection targets edit together)
 
 
@@ -213,8 +214,10 @@ class LayerTable(DataTable):
 
     def _channels_cell(self, layer_name: str) -> Text:
         counts = (self.channels or {}).get(layer_name)
-        if counts is None or layer_name in self.reasons:
-            return _number(FIXED if counts is not None else "", "dim")
+        if counts is None or layer_name in self.reasons:  # a member of another group: coupled to it
+            return _number(
+                FIXED if counts is not None else COUPLED if layer_name in self.reasons else "", "dim"
+            )
         kept, total = counts
         return _number(f"{kept}/{total}", "bold yellow" if kept < total else "")
 

@@ -154,10 +154,12 @@ def _content_widths(records: list[RunRecord]) -> dict[str, int]:
     name = max((len(r.name) for r in records), default=0)
     status = max((len(r.status) for r in records), default=0)
     note = max((len(r.note) for r in records), default=0)
+    epochs = max((len(_epochs(r)) for r in records), default=0)  # `295/300` is never cut to `295/3`
     widths = {
         "name": min(max(name, len(LABELS["name"])), NAME_WIDTHS[1]),
         "status": max(status, len(LABELS["status"])),
         "note": min(max(note, len(LABELS["note"])), NOTE_WIDTH),
+        "epochs": max(epochs, FIXED_WIDTHS["epochs"]),
     }
     return {column: widths.get(column, FIXED_WIDTHS.get(column, 0)) for column in LABELS}
 
