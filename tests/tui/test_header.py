@@ -68,6 +68,23 @@ def test_in_channel_mode_the_method_and_the_macs_stay_at_80_columns():
     assert text.startswith("tiny cpu channel ") and text.endswith("0.1M MACs"), text
 
 
+@pytest.mark.parametrize("label", LABELS[:4])
+def test_after_a_channel_prune_the_method_stays_at_80_columns(label):
+    """The measured speed-up joins the size: the method, not the percent, is what must stay."""
+    status = Status(label, "cpu", "channel", 99.56, 12.22, 0.07, 0.52, 0.03, projected_macs=123_456,
+                    speedup=2.61, projected_speedup=1.71)  # fmt: skip
+    assert " channel " in fitted_status_text(status, 78).plain
+
+
+def test_a_written_file_is_labelled_and_outlasts_the_dense_accuracy():
+    status = Status("torchvision:resnet18:10", "cpu", "magnitude", 92.95, 91.3, 4.26, 42.64, 4.26,
+                    file_bytes=557_158, file_ratio=1.0)  # fmt: skip
+    wide = fitted_status_text(status, 118).plain
+    assert "disk 544.1 KiB 1.0x" in wide, wide
+    narrow = fitted_status_text(status, 90).plain
+    assert "disk 544.1 KiB" in narrow and "dense" not in narrow, narrow
+
+
 async def test_the_app_header_at_80x24_shows_the_device_and_the_size_percent(trained_state, tmp_path):
     torch.manual_seed(0)
     model = TinyNet()

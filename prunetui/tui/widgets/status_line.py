@@ -87,13 +87,14 @@ def _now_text(status: Status) -> str:
 # (label, device, method), the accuracies (`dense X now Y`) and the sizes (`A MiB P% → B MiB P%`). The
 # label is cut to LABEL_WIDTH cells, then what LEFT_OUT lists goes in its order (a number: the label cut to
 # that many cells), so the device and the size's percent outlast the method and the dense accuracy. With
-# MACs (channel mode) the method says what the sizes are: it and the MACs outlast the dense accuracy.
-# A method other than the default is news too: it outlasts the dense accuracy and the size's percent.
+# MACs (channel mode) the method says what the sizes are: it outlasts everything but the cut label.
+# A method other than the default is news too: it outlasts the dense accuracy and the size's percent. A
+# written file's size (disk) outlasts the dense accuracy: it is what the user just asked for.
 LABEL_WIDTH = 32
 DEFAULT_METHOD = "magnitude"
-LEFT_OUT = ("disk", 16, "method", 12, "dense", "size_percent", "device", 2)
-LEFT_OUT_OTHER_METHOD = ("disk", 16, "dense", 12, "size_percent", "method", "device", 2)
-LEFT_OUT_WITH_MACS = ("disk", 16, "dense", 12, "macs", "method", "size_percent", "device", 2)
+LEFT_OUT = (16, "method", 12, "dense", "disk", "size_percent", "device", 2)
+LEFT_OUT_OTHER_METHOD = (16, "dense", 12, "disk", "size_percent", "method", "device", 2)
+LEFT_OUT_WITH_MACS = (16, "dense", 12, "disk", "macs", "size_percent", "device", "method", 2)
 
 
 def status_text(status: Status, captions: bool, leave_out: frozenset[str] = frozenset()) -> Text:
@@ -118,7 +119,7 @@ def status_text(status: Status, captions: bool, leave_out: frozenset[str] = froz
         (*_targets_field(status, captions, "macs" not in leave_out), "", " "),
     ]
     if status.file_bytes is not None:
-        fields.append(("disk " if captions else "", _disk_text(status), "bold green", "disk", "  "))
+        fields.append(("disk ", _disk_text(status), "bold green", "disk", "  "))  # a bare `1.0x` says nothing
     text = Text(status.model_label, style="bold", no_wrap=True, overflow="ellipsis")
     pieces = ((status.device_label, "italic", "device"), (status.method, "cyan", "method"))
     for part, style, key in (*pieces, (status.recovery, "yellow", "")):
