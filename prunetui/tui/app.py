@@ -25,7 +25,7 @@ from textual import events, on
 from textual.app import App, ComposeResult
 from textual.containers import Vertical
 from textual.reactive import reactive
-from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane
 
 from prunetui.errors import write_crash_log
 from prunetui.tui import keys
@@ -149,7 +149,22 @@ class PruneApp(Opening, KeyActions, StateViews, MessageHandlers, App[int]):
         sees them."""
         if isinstance(event, events.Key) and self.session is not None and self.type_ahead.hold(event):
             return
+        if isinstance(event, events.Key) and self._typed_for_the_dialog(event):
+            return
         await super().on_event(event)
+
+    def _typed_for_the_dialog(self, event: events.Key) -> bool:
+        """A burst over SSH (`/`, `conv*`): the keys after `/` were forwarded to the layer table before `/`
+        opened its dialog, and come back up here once it is open. A printable key never bubbles out of
+        a focused Input (it takes them all), so one that does was typed for the dialog: it goes there
+        (tui.screens.early_keys when its field has no focus yet)."""
+        if not (event.is_forwarded and event.is_printable and len(self.screen_stack) > 1):
+            return False
+        target = self.focused
+        if target is not None and not isinstance(target, Input):
+            return False
+        (target or self.screen).post_message(events.Key(event.key, event.character))
+        return True
 
     def compose(self) -> ComposeResult:
         yield SizeWarning(id="size-warning")
@@ -269,7 +284,11 @@ class PruneApp(Opening, KeyActions, StateViews, MessageHandlers, App[int]):
         self.preview.request()
 
     @on(DataTable.RowSelected, "#layers")
-    def _layer_row_selected(self) -> None:
+    def _layer_row_selected(self) -> None:  # a click on a row
+        self.action_layer_enter()
+
+    def action_layer_enter(self) -> None:
+        """Enter on the layer table: accept a pending suggestion, else type the exact target."""
         pending = self.pending_suggestion is not None
         self.run_gated("accept_suggestion" if pending else "exact_target")
 

@@ -9,10 +9,11 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
+from prunetui.tui.screens.early_keys import EarlyKeys
 from prunetui.tui.widgets.parsed_input import ParsedInput
 
 
-class AskDialog(ModalScreen[Any]):
+class AskDialog(EarlyKeys, ModalScreen[Any]):
     """Dismissed with the parsed value, or None when cancelled."""
 
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]

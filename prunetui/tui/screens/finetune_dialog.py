@@ -13,6 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
 from prunetui.core.recipe import DEFAULT_EPOCHS, Finetune, Processes, Recipe, RecipeError
+from prunetui.tui.screens.early_keys import EarlyKeys
 from prunetui.tui.text import parse_process_count
 from prunetui.tui.widgets.parsed_input import ParsedInput
 from prunetui.workflow.policy import parse_epochs, parse_learning_rate
@@ -32,7 +33,7 @@ def parse_yes_no(text: str) -> bool:
     return value.startswith("y")
 
 
-class FinetuneDialog(ModalScreen[Recipe | None]):
+class FinetuneDialog(EarlyKeys, ModalScreen[Recipe | None]):
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
 
     def __init__(

@@ -12,10 +12,11 @@ from textual.widgets.option_list import Option
 
 from prunetui.core.profile import Profile
 from prunetui.errors import UserError
+from prunetui.tui.screens.early_keys import EarlyKeys
 from prunetui.tui.widgets.in_order_input import InOrderInput
 
 
-class OpenProfileDialog(ModalScreen[Profile | None]):
+class OpenProfileDialog(EarlyKeys, ModalScreen[Profile | None]):
     """`open_profile(text)` applies the profile or raises UserError, whose message the dialog shows."""
 
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]

@@ -7,10 +7,11 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
 from prunetui.core.recorder import NAME_MAX, NOTE_MAX
+from prunetui.tui.screens.early_keys import EarlyKeys
 from prunetui.tui.widgets.in_order_input import InOrderInput
 
 
-class RunNoteDialog(ModalScreen[tuple[str, str] | None]):
+class RunNoteDialog(EarlyKeys, ModalScreen[tuple[str, str] | None]):
     """Dismissed with (name, note), or None when cancelled."""
 
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]

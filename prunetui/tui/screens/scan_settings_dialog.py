@@ -11,6 +11,7 @@ from textual.widgets import Input, Label
 
 from prunetui.core.grid import parse_grid
 from prunetui.tui.scan_curves import Tolerance, parse_tolerance
+from prunetui.tui.screens.early_keys import EarlyKeys
 from prunetui.tui.widgets.parsed_input import ParsedInput
 
 
@@ -24,7 +25,7 @@ def grid_text(grid: tuple[float, ...]) -> str:
     return ",".join(f"{s:g}" for s in grid)
 
 
-class ScanSettingsDialog(ModalScreen[ScanSettings | None]):
+class ScanSettingsDialog(EarlyKeys, ModalScreen[ScanSettings | None]):
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
 
     def __init__(self, current: ScanSettings, note: str = "") -> None:

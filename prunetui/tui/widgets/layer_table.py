@@ -113,9 +113,12 @@ class LayerTable(DataTable):
     """
 
     # A DataTable's home/end scroll sideways; here they go to the first and the last layer (as g/G do).
+    # Enter opens its dialog as the key is handled, not through a RowSelected message: keys typed right
+    # after it (a burst over SSH) then land in the dialog, not on the table.
     BINDINGS = [
         Binding("home", "scroll_top", "First layer", show=False),
         Binding("end", "scroll_bottom", "Last layer", show=False),
+        Binding("enter", "app.layer_enter", "Exact target", show=False),
     ]
 
     room: reactive[int | None] = reactive(None)  # cells of width it may take (None: all columns)

@@ -1,0 +1,33 @@
+"""Keys typed in one burst (over SSH, a paste, a laggy link) act as typed: the key that opens a dialog
+and the text after it arrive together, and the text lands in the dialog's field instead of being lost."""
+
+import pytest
+from textual import events
+
+from .conftest import wait_idle
+
+FULL_STOP = ("full_stop", ".")
+
+
+def burst(app, keys: list[tuple[str, str | None]]) -> None:
+    """All at once, as one read from the terminal delivers them: nothing handled in between."""
+    for key, character in keys:
+        app.post_message(events.Key(key, character))
+
+
+@pytest.mark.parametrize("text", ["conv2", "*2*"])
+async def test_a_pattern_typed_with_its_slash_selects(app, text):
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_idle(pilot)
+        burst(app, [("slash", "/"), *[(c if c.isalnum() else "asterisk", c) for c in text], ("enter", None)])
+        await pilot.pause(0.3)
+        assert app.selection == {"conv2.weight"}
+
+
+async def test_an_exact_target_typed_with_its_enter_is_set(app):
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_idle(pilot)
+        await pilot.press("j")  # conv2
+        burst(app, [("enter", None), ("0", "0"), FULL_STOP, ("3", "3"), ("5", "5"), ("enter", None)])
+        await pilot.pause(0.3)
+        assert app.session.targets["conv2.weight"] == 0.35
