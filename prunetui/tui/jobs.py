@@ -25,11 +25,12 @@ from prunetui.tui.messages import (
     JobReport,
     JobWarning,
     MethodChanged,
+    ModelChanged,
     RunsLoaded,
     ScanLoaded,
     ScanStarted,
 )
-from prunetui.tui.stats import model_label
+from prunetui.tui.stats import model_label, model_stats
 from prunetui.workflow import channel_steps, quantizing, steps
 
 PROGRESS_INTERVAL = 0.1  # seconds: about 10 progress messages a second at most
@@ -134,6 +135,8 @@ def finetune(
     schedule, which prunes while it trains); else finetune the model as it is."""
     if prune_first and not recipe.recovery.gradual:
         prune(session, recipe, ctx, predicted)
+        ctx.post(ModelChanged(model_stats(session)))  # the table and the header show the pruned model
+        load_runs(session, ctx)  # while it finetunes, not only once the job ends
     ctx.post(FinetuneStarted(session.accuracy))
     steps.finetune(session, recipe, ctx.say, ctx.report, ctx.cancel)
 

@@ -119,7 +119,7 @@ BINDINGS = [
         "L",
         "time_groups",
         "Time groups",
-        "Time each channel group's widths on this device (the Time column; 2x in a plans on it)",
+        "Time each channel group's widths on this device: the Time column, what a 2x goal (a) plans on",
         "time-groups",
     ),
     hidden(

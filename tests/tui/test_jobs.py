@@ -132,6 +132,21 @@ async def test_finetune_before_pruning_prunes_first(app):
         assert len(app.epochs) == 1
 
 
+async def test_a_finetune_that_prunes_first_shows_the_pruned_model_while_it_trains(slow_app):
+    app = slow_app
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_idle(pilot)
+        dense = app.stats.size_mib
+        app.set_target("conv3.weight", 0.9)
+        await start_finetune(pilot, epochs=1000)
+        await wait_until(pilot, lambda: len(app.epochs) >= 1)  # still training
+        assert app.busy and app.stats.size_mib < dense  # the header's size is of the pruned model
+        zeros = {info.name: info.zero_fraction for info in app.stats.layers}
+        assert zeros["conv3.weight"] > 0.85  # and the table's Zeros column
+        await pilot.press("x")
+        await wait_idle(pilot)
+
+
 async def test_finetune_dialog_validates_its_fields(app):
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_idle(pilot)
