@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Sequence
 from functools import partial
+from pathlib import Path
 
 from prunetui import cli_recipe, cli_speedup
 from prunetui.core.grid import parse_grid
@@ -38,8 +39,8 @@ def _add_common(parser: argparse.ArgumentParser, top_level: bool) -> None:
         "--model",
         default=default,
         metavar="SPEC",
-        help="demo (default), vgg-cifar, lenet-300-100, lenet5, torchvision:NAME[:CLASSES], module.path:factory "
-        "or file.py:factory",
+        help="demo (default), vgg-cifar, lenet-300-100, lenet5, torchvision:NAME[:CLASSES], timm:NAME[:CLASSES], "
+        "module.path:factory or file.py:factory",
     )
     parser.add_argument(
         "--checkpoint",
@@ -248,6 +249,7 @@ def run(args: argparse.Namespace) -> int:
     if args.command in ("scan", "resume"):
         _check_processes(args)
     _check_data_given(args)
+    _check_files_and_forms(args)
     cli_speedup.check_goal(args)
     cli_recipe.check_scan_and_suggest(args)
     if args.command is None:
@@ -314,6 +316,18 @@ def _check_data_given(args: argparse.Namespace) -> None:
     if needs and args.data is None and model != "demo":
         what = "finetune" if args.command == "prune" else args.command
         raise UserError(f"{what} needs --data for model '{model}'")
+
+
+def _check_files_and_forms(args: argparse.Namespace) -> None:
+    """What can be checked without torch, before any long work (and before the workbench draws): the
+    model spec's form and that the files named exist."""
+    from prunetui.model_specs import check_model_spec
+
+    check_model_spec(args.model or "demo")
+    for flag in ("profile", "checkpoint"):
+        path = getattr(args, flag, None)
+        if path is not None and not Path(path).exists():  # the readers' own words, said before the app
+            raise UserError(f"{flag} not found: {path}")
 
 
 def _check_terminal() -> None:

@@ -230,3 +230,11 @@ def test_importing_sources_does_not_import_torchvision_or_sklearn():
         [sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_the_torch_free_spec_check_knows_every_builtin_model():
+    """prunetui.model_specs names the built-in models without importing them: the same set."""
+    from prunetui.model_specs import BUILTIN_MODELS
+    from prunetui.sources.lenet import LENETS
+
+    assert set(BUILTIN_MODELS) == {"demo", "vgg-cifar", *LENETS}

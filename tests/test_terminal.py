@@ -60,6 +60,25 @@ def test_the_refusal_comes_before_torch_is_imported():
     assert done.stdout.strip() == "False 2"
 
 
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--model", "nosuch"], "error: unknown model spec 'nosuch'"),
+        (["--model", "my models.py:"], "error: unknown model spec"),
+        (["--profile", "/nonexistent/p.toml"], "error: profile not found: /nonexistent/p.toml"),
+        (["--checkpoint", "/nonexistent/w.pt"], "error: checkpoint not found: /nonexistent/w.pt"),
+    ],
+)
+def test_a_typo_is_refused_before_torch_and_before_the_workbench_draws(argv, expected):
+    code = (
+        f"import sys; from prunetui.cli import main; rc = main({argv!r}); print('torch' in sys.modules, rc)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], input="", capture_output=True, text=True, timeout=PROMPT
+    )
+    assert done.stdout.strip() == "False 2" and done.stderr.startswith(expected), done.stderr
+
+
 @pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal (POSIX)")
 @pytest.mark.parametrize(
     ("env", "expected"),

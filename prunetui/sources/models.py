@@ -12,7 +12,6 @@ import importlib
 import importlib.util
 import inspect
 import os
-import re
 import sys
 from dataclasses import dataclass
 from functools import partial
@@ -23,6 +22,7 @@ import torch
 from torch import nn
 
 from prunetui.errors import UserError
+from prunetui.model_specs import check_model_spec, is_builtin, is_file_source
 from prunetui.sources.checkpoints import LoadedCheckpoint, load_checkpoint
 from prunetui.sources.demo import DemoNet, demo_weights_path
 from prunetui.sources.lenet import LENETS, lenet_weights_path
@@ -37,12 +37,6 @@ MODEL_HELP = (
     "(your own code: a function returning an nn.Module)."
 )
 
-_UNKNOWN = (
-    "unknown model spec '{spec}': expected demo, vgg-cifar, torchvision:NAME[:CLASSES], "
-    "timm:NAME[:CLASSES], lenet-300-100, lenet5, module:factory or file.py:factory"
-)
-_MODULE_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
-_IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
 INIT_SEED = 0
 # built-in specs opened with trained weights shipped in the package when no --checkpoint is given
 SHIPPED_WEIGHTS = {"demo": demo_weights_path, **{spec: partial(lenet_weights_path, spec) for spec in LENETS}}
@@ -82,7 +76,7 @@ def open_model(
         _check_class_count(spec, checkpoint, loaded)
     elif spec in SHIPPED_WEIGHTS:
         load_checkpoint(model, str(SHIPPED_WEIGHTS[spec]()))
-    random_weights = checkpoint is None and spec not in SHIPPED_WEIGHTS and _is_builtin(spec)
+    random_weights = checkpoint is None and spec not in SHIPPED_WEIGHTS and is_builtin(spec)
     return LoadedModel(model.cpu().eval(), spec, random_weights, loaded)
 
 
@@ -90,7 +84,7 @@ def _check_class_count(spec: str, path: str, loaded: LoadedCheckpoint) -> None:
     """A zoo spec without a class count builds the zoo's default head (ImageNet's 1000): a checkpoint for
     another count then most likely wants that count, not its trained classifier re-initialised."""
     head, parts = loaded.new_head, spec.split(":")
-    if head is None or head.checkpoint_classes is None or len(parts) != 2 or not _is_builtin(spec):
+    if head is None or head.checkpoint_classes is None or len(parts) != 2 or not is_builtin(spec):
         return
     raise UserError(
         f"checkpoint {path} is for {head.checkpoint_classes} classes but {spec} builds "
@@ -114,11 +108,8 @@ def build_model(spec: str) -> nn.Module:
         return _build(spec)
 
 
-def _is_builtin(spec: str) -> bool:
-    return spec in ("demo", "vgg-cifar", *LENETS) or spec.startswith(("torchvision:", "timm:"))
-
-
 def _build(spec: str) -> nn.Module:
+    check_model_spec(spec)
     if spec == "demo":
         return DemoNet()
     if spec == "vgg-cifar":
@@ -130,13 +121,8 @@ def _build(spec: str) -> nn.Module:
     if spec.startswith("timm:"):
         return _timm_model(spec)
     source, _, factory = spec.rpartition(":")
-    if not source or not _IDENTIFIER.match(factory):
-        raise UserError(_UNKNOWN.format(spec=spec))
-    if source.endswith(".py") or "/" in source or os.sep in source:
-        return _call_factory(_module_from_file(source), factory, spec)
-    if _MODULE_PATH.match(source):
-        return _call_factory(_import_module(source), factory, spec)
-    raise UserError(_UNKNOWN.format(spec=spec))
+    module = _module_from_file(source) if is_file_source(source) else _import_module(source)
+    return _call_factory(module, factory, spec)
 
 
 def _zoo_spec(spec: str) -> tuple[str, dict[str, object]]:
