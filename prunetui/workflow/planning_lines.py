@@ -105,6 +105,10 @@ def outcome(planned: "Planned") -> list[tuple[str, str]]:
     ))  # fmt: skip
     if why is not None:
         said.append((why, "yellow"))
+    ranked = [c for c in planned.search.candidates if c.accuracy is not None]
+    if len(ranked) > 1:  # what the choice was between
+        said.append(("Ranked by accuracy after BN recalibration (search images): " + ", ".join(
+            f"{c.source} {c.least_speedup:.2f}x {c.accuracy:.2f}%" for c in ranked), "dim"))  # fmt: skip
     if max_drop_met(planned) is False:
         said.append((
             f"The held-out drop, {planned.drop_heldout:.2f} points, is more than --max-drop "
