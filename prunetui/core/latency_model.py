@@ -102,7 +102,8 @@ class Setting:
     def describe(self) -> str:
         batches = ",".join(str(b) for b in self.batches)
         return (
-            f"{self.runtime} on {self.device}, batch {batches}, {self.dtype}, {self.threads} threads, "
+            f"{self.runtime} on {self.device}, batch {batches}, {self.dtype}, "
+            f"{self.threads} thread{'s' * (self.threads != 1)}, "
             f"widths multiples of {self.round_to}"
         )
 

@@ -94,7 +94,15 @@ class RunRecord:
 
     @property
     def accuracy_change(self) -> float | None:
-        final = self.accuracy_after if self.accuracy_after is not None else self.accuracy_before
+        """Of the weights the run left against dense: finetuned, else BN-recalibrated, else as pruned."""
+        final = next(
+            (
+                a
+                for a in (self.accuracy_after, self.accuracy_recalibrated, self.accuracy_before)
+                if a is not None
+            ),
+            None,
+        )
         if final is None or self.accuracy_dense is None:
             return None
         return final - self.accuracy_dense

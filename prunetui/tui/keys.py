@@ -48,7 +48,13 @@ BINDINGS = [
     Binding("tab", "focus_next", "Next pane (arrows then work inside it)", show=False, priority=True),
     Binding("shift+tab", "focus_previous", "Previous pane", show=False, priority=True),
     Binding("s", "scan", "Scan", tooltip="Sensitivity scan of every layer", id="scan"),
-    Binding("a", "suggest", "Suggest", tooltip="Suggest targets for a size or accuracy goal…", id="suggest"),
+    Binding(
+        "a",
+        "suggest",
+        "Suggest",
+        tooltip="Suggest targets for a size, accuracy or speed-up (2x) goal…",
+        id="suggest",
+    ),
     # only while a suggestion is shown (escape discards it too: see action_cancel_job);
     # before the `enter` of exact_target, so that enter accepts first
     Binding(

@@ -15,7 +15,7 @@ from prunetui.tui.screens.ask_dialog import AskDialog
 from prunetui.tui.screens.choice_dialog import ChoiceDialog
 from prunetui.tui.screens.confirm_dialog import ConfirmDialog
 from prunetui.tui.screens.finetune_dialog import FinetuneDialog
-from prunetui.tui.text import parse_fraction
+from prunetui.tui.text import parse_fraction, short_label
 
 if TYPE_CHECKING:
     from prunetui.tui.app import PruneApp
@@ -58,6 +58,12 @@ class ModelFlows:
         app = self.app
         app.method = name
         app.write_log(f"Method: {name}, {app.session.method.summary}")
+        usable = set(app.session.unit_names())  # listed already (a structured method's, by its job)
+        dropped = [n for n, t in app.session.targets.items() if t > 0 and n not in usable]
+        if dropped:  # else the projection is n/a, with a warning at every edit
+            app.set_targets(dict.fromkeys(dropped, 0.0))
+            shown = ", ".join(short_label(n) for n in dropped[:3]) + (" …" if len(dropped) > 3 else "")
+            app.show_warning(f"{len(dropped)} target(s) set to 0: {name} cannot prune {shown}")
         app.preview.request()
         app.scan_settings.load_stored_scan()  # the curves shown are of this method
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from prunetui.tui.text import measured_ratio
+from prunetui.tui.text import measured_speedup_text
 from prunetui.tui.widgets.status_line import Status
 
 
@@ -52,7 +52,7 @@ class StateViews:
             opened_sparse=bool(session.state.start_masks or session.state.opened_stages),
             projected_macs=self.preview.cost.macs if self.preview.cost else None,
             **run_file(session.current_run),
-            speedup=measured_ratio(session.run_cost()) if session.state.channel_pruned else None,
+            speedup=measured_speedup_text(session.run_cost()) if session.state.channel_pruned else None,
             projected_speedup=self.preview.speedup,
         )
 

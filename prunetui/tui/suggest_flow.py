@@ -126,7 +126,19 @@ class SuggestFlow:
             "magenta",
         )
         app.write_log("y or enter accepts, n or escape discards", "magenta")
+        self._warn_missed(goal, suggestion)
         app.pending_suggestion = suggestion
+
+    def _warn_missed(self, goal: Goal, suggestion: Suggestion) -> None:
+        """A drop goal the measurement missed says so, as a speed-up goal not reached does."""
+        base, measured = self.app.curves.base_accuracy, suggestion.measured_accuracy
+        if goal.kind != "drop" or base is None or measured is None or base - measured <= goal.value:
+            return
+        self.app.show_warning(
+            f"Measured {measured:.2f}%: {base - measured:.2f} points under the scan's {base:.2f}%, more than "
+            f"the {goal.value:g} asked (scan drops add up to less than pruning the layers together; "
+            "finetuning recovers most of it, or ask for less)"
+        )
 
     def accept(self) -> None:
         app = self.app

@@ -92,8 +92,9 @@ def parse_process_count(text: str, maximum: int) -> int:
     return count
 
 
-def measured_ratio(cost: dict) -> float | None:
-    """The model in hand against dense, from its run's measured cost (core.speedup.measured_speedup);
-    the header shows it for channel-pruned models only: masks leave a dense kernel's time as it was."""
+def measured_speedup_text(cost: dict) -> str | None:
+    """The model in hand against dense, from its run's measured cost (core.speedup.measured_speedup):
+    `1.54x`, or `~1.0x` within the timing's noise, as the log and the Runs tab say it. The header shows
+    it for channel-pruned models only: masks leave a dense kernel's time as it was."""
     speedup = measured_speedup(cost)
-    return speedup.ratio if speedup is not None else None
+    return speedup.short() if speedup is not None else None

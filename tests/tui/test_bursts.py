@@ -4,7 +4,7 @@ and the text after it arrive together, and the text lands in the dialog's field 
 import pytest
 from textual import events
 
-from .conftest import wait_idle
+from .conftest import wait_idle, wait_until
 
 FULL_STOP = ("full_stop", ".")
 
@@ -20,8 +20,9 @@ async def test_a_pattern_typed_with_its_slash_selects(app, text):
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_idle(pilot)
         burst(app, [("slash", "/"), *[(c if c.isalnum() else "asterisk", c) for c in text], ("enter", None)])
-        await pilot.pause(0.3)
-        assert app.selection == {"conv2.weight"}
+        await wait_until(pilot, lambda: app.selection == {"conv2.weight"})
+        await wait_idle(pilot)  # the cursor's move to the first match handled
+        assert len(app.screen_stack) == 1  # the dialog took the enter too
 
 
 async def test_an_exact_target_typed_with_its_enter_is_set(app):
@@ -29,5 +30,6 @@ async def test_an_exact_target_typed_with_its_enter_is_set(app):
         await wait_idle(pilot)
         await pilot.press("j")  # conv2
         burst(app, [("enter", None), ("0", "0"), FULL_STOP, ("3", "3"), ("5", "5"), ("enter", None)])
-        await pilot.pause(0.3)
-        assert app.session.targets["conv2.weight"] == 0.35
+        await wait_until(pilot, lambda: app.session.targets["conv2.weight"] == 0.35)
+        await wait_idle(pilot)
+        assert len(app.screen_stack) == 1

@@ -72,7 +72,7 @@ async def test_channel_prune_swaps_in_the_smaller_model_and_runs_show_speed(trai
         assert not session.state.channel_pruned and session.model.conv1.out_channels == 8
 
 
-async def test_channel_mode_shows_its_groups_when_a_target_it_cannot_use_is_set(trained_state, tmp_path):
+async def test_channel_mode_sets_a_target_it_cannot_use_to_0_and_says_so(trained_state, tmp_path):
     app = make_app(make_session(trained_state, workdir=tmp_path), tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_idle(pilot)
@@ -82,7 +82,11 @@ async def test_channel_mode_shows_its_groups_when_a_target_it_cannot_use_is_set(
         assert (
             cell(app, "conv1.weight", "channels") == "4/8" and cell(app, "fc.weight", "channels") == "fixed"
         )
-        assert "fc.weight" in "\n".join(app.query_one("#job-log").texts)  # why the size is n/a
+        assert "channel cannot prune fc" in "\n".join(app.query_one("#job-log").texts)  # why it went to 0
+        # a target the method cannot use goes to 0 when it takes over (the other stays): the projection
+        # is of the targets shown, not n/a
+        assert app.session.targets["fc.weight"] == 0.0 and app.session.targets["conv1.weight"] == 0.5
+        await wait_until(pilot, lambda: app.preview.cost is not None)
 
 
 class SlowNet(TinyNet):

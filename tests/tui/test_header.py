@@ -72,7 +72,7 @@ def test_in_channel_mode_the_method_and_the_macs_stay_at_80_columns():
 def test_after_a_channel_prune_the_method_stays_at_80_columns(label):
     """The measured speed-up joins the size: the method, not the percent, is what must stay."""
     status = Status(label, "cpu", "channel", 99.56, 12.22, 0.07, 0.52, 0.03, projected_macs=123_456,
-                    speedup=2.61, projected_speedup=1.71)  # fmt: skip
+                    speedup="2.61x", projected_speedup=1.71)  # fmt: skip
     assert " channel " in fitted_status_text(status, 78).plain
 
 

@@ -1,6 +1,8 @@
 """The Runs tab: runs listed and plotted, a run's targets loaded, two runs diffed, a finetune resumed,
 and everything still there when prunetui is opened again in the same directory."""
 
+import pytest
+
 from prunetui.core.runs import RunRecord, RunStore
 from prunetui.tui.job_runner import BUSY
 from prunetui.tui.runs_view import pareto_best, profile_name_of
@@ -228,3 +230,17 @@ def test_the_epochs_column_fits_the_longest_count():
     assert fit([long], 200, cell_padding=1).widths["epochs"] == len("295/300")  # never cut to 295/3
     short = RunRecord("i", "r", "finetune", "m", "s", {}, 1, 1, 1, "t", epochs_planned=5)
     assert fit([short], 200, cell_padding=1).widths["epochs"] == 5  # the column's own minimum
+
+
+def test_a_recalibrated_prune_counts_its_recalibrated_accuracy_against_dense():
+    from prunetui.tui.widgets.runs_table import run_details
+
+    run = RunRecord(
+        "i", "r", "prune", "m", "s", {}, 1, 1, 1, "t", accuracy_dense=99.56, accuracy_before=10.22
+    )
+    assert run.accuracy_change == pytest.approx(10.22 - 99.56)
+    run.accuracy_recalibrated = 26.22  # the weights the run left hold the recalibrated statistics
+    assert run.accuracy_change == pytest.approx(26.22 - 99.56)
+    assert "26.22% after BN recalibration" in run_details(1, run, None)
+    run.accuracy_after = 97.0  # finetuned: that is what it left
+    assert run.accuracy_change == pytest.approx(97.0 - 99.56)

@@ -6,6 +6,7 @@ import torch
 from fake_timers import StructureTimer
 
 from prunetui.tui.screens.ask_dialog import AskDialog
+from prunetui.tui.text import measured_speedup_text
 from prunetui.tui.widgets.layer_table import LayerTable, time_cell
 from prunetui.tui.widgets.parsed_input import ParsedInput
 from prunetui.tui.widgets.status_line import Status, fitted_status_text
@@ -95,9 +96,20 @@ def test_time_cells_and_the_header_speedup_fit_80_columns():
     assert str(time_cell((0.1, -0.05))) == "10% +5%"  # slower: red
     assert str(time_cell(None)) == ""
     status = Status("torchvision:resnet18:10", "cpu", "channel", 93.1, 90.2, 10.0, 42.7, 20.0,
-                    projected_macs=300_000_000, speedup=1.83, projected_speedup=2.05)  # fmt: skip
+                    projected_macs=300_000_000, speedup="1.83x", projected_speedup=2.05)  # fmt: skip
     line = fitted_status_text(status, 80)
     assert line.cell_len <= 80 and "1.83x" in line.plain and "~2.05x" in line.plain
+
+
+def test_the_header_says_a_speedup_within_noise_as_the_log_does():
+    """0.32 ms vs 0.49 ms dense, but the halves 0.73-3.68x apart: `~1.0x`, not 1.54x."""
+    noisy = {"latency_ms_dense": 0.49, "latency_ms": 0.32, "latency_spread_ms_dense": 0.6,
+             "latency_spread_ms": 0.2, "macs": 1, "macs_dense": 2, "params": 1, "params_dense": 2}  # fmt: skip
+    assert measured_speedup_text(noisy) == "~1.0x"
+    assert (
+        measured_speedup_text({**noisy, "latency_spread_ms_dense": 0.01, "latency_spread_ms": 0.01})
+        == "1.53x"
+    )
 
 
 def test_a_channel_prune_measured_slower_is_warned():

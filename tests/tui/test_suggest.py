@@ -153,3 +153,19 @@ async def test_enter_accepts_and_drop_goals_use_the_matching_search(app):
         await pilot.press("enter")
         assert session.targets == pending.targets
         assert app.pending_suggestion is None and not isinstance(app.screen, AskDialog)
+
+
+@pytest.mark.parametrize(("measured", "warned"), [(97.0, True), (98.5, False)])
+async def test_a_drop_goal_the_measurement_missed_is_a_warning(app, measured, warned):
+    from prunetui.core.suggest import Suggestion
+    from prunetui.tui.scan_curves import ScanCurves
+
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_idle(pilot)
+        app.curves = ScanCurves(99.0, {"conv2.weight": [(0.5, 98.8)]}, (0.5,))
+        targets = dict.fromkeys(app.session.layer_names, 0.0) | {"conv2.weight": 0.5}
+        app.suggest.show(Goal("drop", 1.0, "drop 1.0"), Suggestion(targets, 98.8, 0.01, measured, "global"))
+        await pilot.pause()
+        said = "\n".join(log_lines(app))
+        assert ("more than the 1 asked" in said) is warned  # 2 points under 99.0 is; 0.5 is not
+        assert app.pending_suggestion is not None  # still offered: finetuning recovers most of it

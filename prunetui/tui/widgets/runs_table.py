@@ -129,6 +129,8 @@ def run_details(number: int, run: RunRecord, parent_number: int | None) -> str:
     elif parent_number is not None:
         what += f" from run {parent_number}"
     parts = [f"#{number} {run.name}", what, f"{run.sparse_size_mib:.2f} MiB"]
+    if run.accuracy_recalibrated is not None:  # what the weights hold: the Δdense column counts it
+        parts.append(f"{run.accuracy_recalibrated:.2f}% after BN recalibration")
     if run.cost.get("macs") is not None:
         parts.append(f"{run.cost['macs'] / 1e6:.1f}M of {run.cost['macs_dense'] / 1e6:.1f}M MACs")
     if run.cost.get("latency_ms"):

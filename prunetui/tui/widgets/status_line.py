@@ -31,7 +31,7 @@ class Status:
     file_ratio: float | None = None  # the dense fp32 file's bytes / file_bytes
     recovery: str = ""  # the recovery options on (`+BN +AGP +KD`), shown beside the method
     opened_sparse: bool = False  # the model was opened already pruned (an export): its accuracy is not dense
-    speedup: float | None = None  # measured: the model in hand against dense (its run's cost)
+    speedup: str | None = None  # measured: the model in hand against dense (`1.54x`, `~1.0x` within noise)
     projected_speedup: float | None = None  # channel mode: the latency model's for the targets
 
 
@@ -111,7 +111,7 @@ def status_text(status: Status, captions: bool, leave_out: frozenset[str] = froz
         (
             "size " if captions else "",
             _size_text(status.size_mib, status.dense_mib, "size_percent" not in leave_out)
-            + (f" {status.speedup:.2f}x" if status.speedup is not None else ""),
+            + (f" {status.speedup}" if status.speedup is not None else ""),
             "bold",
             "",
             "  ",
@@ -167,7 +167,7 @@ def _widest(status: Status) -> Status:
         predicted_accuracy=accuracy(status.predicted_accuracy) if suggested else None,
         suggested_measured=None if status.suggested_measured is None else accuracy(status.suggested_measured),
         accuracy_predicted=None if status.accuracy_predicted is None else accuracy(status.accuracy_predicted),
-        speedup=None if status.speedup is None else max(status.speedup, 99.99),
+        speedup=None if status.speedup is None else "99.99x",
         projected_speedup=None if status.projected_speedup is None else max(status.projected_speedup, 99.99),
     )
 
