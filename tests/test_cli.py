@@ -200,6 +200,15 @@ def test_export_reports_real_disk_sizes_and_writes_a_profile_side_file(capsys, t
     assert main(["info", "--profile", str(out) + ".toml"]) == 0  # the side file is a profile
 
 
+def test_a_channel_export_reports_no_sparse_format(capsys, tmp_path):
+    """A channel-pruned model holds no zeros to store sparse: its export says only what is saved."""
+    profile = tmp_path / "p.toml"
+    profile.write_text('method = "channel"\n[sparsity]\n"backbone.conv1.weight" = 0.5\n')
+    assert main(["prune", "--profile", str(profile), "--out", str(tmp_path / "c.pt")]) == 0
+    printed = capsys.readouterr().out
+    assert "MiB as saved;" in printed and "bitmask" not in printed
+
+
 def test_suggest_meets_a_25_percent_budget_and_beats_uniform(capsys, tmp_path):
     from prunetui.core.session import Session
     from prunetui.sources import load_data, load_model

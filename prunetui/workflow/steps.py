@@ -342,8 +342,9 @@ def export(session: Session, path: str | Path, profile_name: str, overwrite: boo
     written = export_checkpoint(session, path, profile_name, overwrite=overwrite)
     size = session.current_size()
     say(f"Exported {written.path} ({size:.2f} MiB = {session.percent(size):.2f}% of dense)")
-    say(
-        f"On disk: {written.dense_bytes / 2**20:.2f} MiB as saved, {written.sparse_bytes / 2**20:.2f} MiB "
-        f"as bitmask + nonzero values; profile and figures in {written.side_file.name}"
+    sparse = (  # what a sparse format would save: only where zeros are held (not a channel-pruned model's)
+        f", {written.sparse_bytes / 2**20:.2f} MiB as bitmask + nonzero values" if session.state.masks else ""
     )
+    say(f"On disk: {written.dense_bytes / 2**20:.2f} MiB as saved{sparse}; profile and figures in "
+        f"{written.side_file.name}")  # fmt: skip
     return written
