@@ -169,3 +169,16 @@ def test_the_header_before_a_scan_fits_80_columns(tolerance):
         text = header_text(ScanCurves(), None, tolerance, False, width).plain
         assert len(text) <= width and text.startswith("no scan yet: s scans"), text
     assert "lab (lab" not in header_text(ScanCurves(), None, Tolerance(), False, 118).plain
+
+
+async def test_the_header_in_the_app_fits_its_own_width_at_80_columns(app):
+    from textual.widgets import Static
+
+    from prunetui.tui.widgets.sensitivity_view import SensitivityView
+
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_idle(pilot)
+        app.show_plot("sensitivity-tab")
+        await pilot.pause(0.2)
+        header = app.query_one(SensitivityView).query_one("#sensitivity-header", Static)
+        assert len(str(header.render())) <= header.content_size.width  # not cut by its padding

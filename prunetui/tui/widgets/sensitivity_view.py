@@ -102,10 +102,10 @@ class SensitivityView(Vertical):
 
     def _show_header(self) -> None:
         if hasattr(self, "_header"):
-            width = self.content_size.width or 80
+            header = self.query_one("#sensitivity-header", Static)
+            width = header.content_size.width or self.content_size.width or 80  # its own padding counts
             curves, selected, tolerance, numeric, stale = self._header
-            text = header_text(curves, selected, tolerance, numeric, width, stale)
-            self.query_one("#sensitivity-header", Static).update(text)
+            header.update(header_text(curves, selected, tolerance, numeric, width, stale))
 
     def on_resize(self) -> None:
         self._show_header()
