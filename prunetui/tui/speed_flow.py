@@ -1,8 +1,9 @@
 """Speed-up goals and where the time goes: `2x` typed in the suggest dialog (a) plans channel widths on this
 device's measured latency in a job (workflow.planning, as `prunetui suggest --speedup`), its profile then
-pending as a suggestion (y accepts it and switches to the channel method); L measures the latency model
-alone (batch 1). The latency model of the last plan or L feeds the preview (tui.preview) for the layer
-table's Time column and the header's predicted speed-up; nothing is timed on the UI thread."""
+pending as a suggestion (y accepts it, switching to the channel method and turning B on: its accuracy was
+measured after BN recalibration); L measures the latency model alone (batch 1). The latency model of the
+last plan or L feeds the preview (tui.preview) for the layer table's Time column and the header's
+predicted speed-up; nothing is timed on the UI thread."""
 
 from functools import partial
 from typing import TYPE_CHECKING
