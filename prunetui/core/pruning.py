@@ -96,5 +96,6 @@ def mask_sparsity(masks: Masks) -> dict[str, float]:
 
 
 def compound(current: float, beta: float) -> float:
-    """The blog's rule for the next run: target = current + (1 - current) * beta."""
+    """The blog's rule for the next run: target = current + (1 - current) * beta, `current` being the
+    sparsity the layer is pruned to now (the blog's SPARSITY_PREV)."""
     return current + (1.0 - current) * beta

@@ -1,5 +1,5 @@
-"""The steps that edit targets through a dialog or change the model: exact target, compound rule, scan,
-prune, finetune and reset. Each asks what it needs, then hands a job to the JobRunner."""
+"""The steps that edit targets through a dialog or change the model: exact target, scan, prune, finetune
+and reset (the compound rule: tui.compound_flow). Each asks what it needs, then hands a job to the JobRunner."""
 
 from functools import partial
 from typing import TYPE_CHECKING

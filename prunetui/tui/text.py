@@ -6,7 +6,7 @@ import re
 from prunetui.core.speedup import measured_speedup
 
 NOT_AVAILABLE = "n/a"
-COMPOUND_RULE = "target = current + (1 - current) × beta"  # the blog's rule (core.pruning.compound)
+COMPOUND_RULE = "target = pruned + (1 - pruned) × beta"  # the blog's rule (core.pruning.compound)
 _SAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
