@@ -144,19 +144,19 @@ async def _drive_app(app, epochs: int) -> tuple[float, float, float, list[float]
     app.animation_level = "none"
     latencies = []
     async with app.run_test(size=(120, 40)) as pilot:
-        while app.busy or app.session.accuracy is None:  # the dense evaluation at start
+        while app.workbench.busy or app.workbench.session.accuracy is None:  # the dense evaluation at start
             await pilot.pause(0.05)
         await pilot.press("f")
         app.screen.query_one("#epochs").value = str(epochs)
         wall, cpu = time.perf_counter(), time.process_time()
         await pilot.press("enter")
         key = "j"
-        while app.busy:
+        while app.workbench.busy:
             latencies.append(await _key_answer_seconds(app, key))
             key = "k" if key == "j" else "j"
             await asyncio.sleep(0.2)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return app.session.accuracy, wall, cpu, latencies
+    return app.workbench.session.accuracy, wall, cpu, latencies
 
 
 async def _key_answer_seconds(app, key: str, timeout: float = 5.0) -> float:

@@ -20,16 +20,16 @@ from prunetui.workflow.opening import Request, open_session
 
 
 async def press_times(app: PruneApp, pilot, presses: int) -> list[float]:
-    """Milliseconds from each `+` until `app.targets` holds the nudged value."""
+    """Milliseconds from each `+` until `app.workbench.targets` holds the nudged value."""
     times = []
     for _ in range(presses):
-        layer = app.selected_layer
-        before = app.targets[layer]
+        layer = app.workbench.selected_layer
+        before = app.workbench.targets[layer]
         started = time.perf_counter()
         # not awaited: Pilot.press also waits for the screen to settle, which a running job's
         # progress messages delay by up to its 2 s timeout; the state change is what a user sees
         pressing = asyncio.create_task(pilot.press("plus" if before < 0.9 else "minus"))
-        while app.targets[layer] == before:
+        while app.workbench.targets[layer] == before:
             if time.perf_counter() - started > 10:
                 raise RuntimeError(f"'+' did not change {layer}'s target within 10 s (keys disabled?)")
             await asyncio.sleep(0.001)
@@ -45,14 +45,14 @@ async def run(args: argparse.Namespace) -> None:
         app = PruneApp(opened.session, workdir=Path(folder))
         app.animation_level = "none"
         async with app.run_test(size=(120, 40)) as pilot:
-            while app.busy:  # the dense evaluation at start
+            while app.workbench.busy:  # the dense evaluation at start
                 await asyncio.sleep(0.05)
             idle = await press_times(app, pilot, args.presses // 2)
             await pilot.press("s")
             await asyncio.sleep(0.5)
-            scanning = await press_times(app, pilot, args.presses) if app.busy else []
-            still = app.busy
-            app.jobs.cancel()
+            scanning = await press_times(app, pilot, args.presses) if app.workbench.busy else []
+            still = app.workbench.busy
+            app.workbench.jobs.cancel()
     report("idle", idle)
     report("during a scan", scanning)
     if not still:

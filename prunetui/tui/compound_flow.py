@@ -11,30 +11,30 @@ from prunetui.tui.screens.ask_dialog import AskDialog
 from prunetui.tui.text import COMPOUND_RULE, parse_fraction, short_label
 
 if TYPE_CHECKING:
-    from prunetui.tui.app import PruneApp
+    from prunetui.tui.bench import Bench
 
 PREVIEWED = 3  # layers named in the preview; the rest are counted
 
 
 class CompoundFlow:
-    def __init__(self, app: "PruneApp") -> None:
-        self.app = app
+    def __init__(self, bench: "Bench") -> None:
+        self.bench = bench
 
     def bases(self, layer_names: list[str]) -> dict[str, float]:
         """SPARSITY_PREV of each layer: the target the weights in hand were pruned to."""
-        held = self.app.session.pruned_targets()
+        held = self.bench.session.pruned_targets()
         return {name: held[name] for name in layer_names}
 
     def ask_selected(self) -> None:
-        layer_name = self.app.selected_layer
+        layer_name = self.bench.selected_layer
         if layer_name is not None:
             self.ask(layer_name, [layer_name])
 
     def ask_pruned(self) -> None:
         """`C`: every layer the weights hold pruned."""
-        pruned = [name for name, base in self.bases(self.app.session.layer_names).items() if base > 0]
+        pruned = [name for name, base in self.bases(self.bench.session.layer_names).items() if base > 0]
         if not pruned:
-            self.app.notify("Nothing is pruned yet: the rule starts from a pruned layer (p prunes)",
+            self.bench.notify("Nothing is pruned yet: the rule starts from a pruned layer (p prunes)",
                             severity="warning")  # fmt: skip
             return
         self.ask(f"{len(pruned)} pruned layers", pruned)
@@ -48,14 +48,14 @@ class CompoundFlow:
         else:
             prompt = f"{what}, each from the sparsity it is pruned to now: {COMPOUND_RULE}"
         dialog = AskDialog("Compound rule", prompt, parse_fraction, preview=partial(preview, bases))
-        self.app.push_screen(dialog, partial(self._chosen, bases))
+        self.bench.app.push_screen(dialog, partial(self._chosen, bases))
 
     def _chosen(self, bases: dict[str, float], beta: float | None) -> None:
         if beta is None:
             return
-        app = self.app
-        app.set_targets({name: compound(base, beta) for name, base in bases.items()})
-        app.write_log(
+        bench = self.bench
+        bench.set_targets({name: compound(base, beta) for name, base in bases.items()})
+        bench.write_log(
             f"Compound rule, beta {beta:g}, applied to {len(bases)} layer(s) from their pruned sparsity"
         )
 

@@ -1,4 +1,4 @@
-"""One job at a time in a thread worker; the app's `busy` is set here and cleared only by JobEnded.
+"""One job at a time in a thread worker; the workbench's `busy` is set here and cleared only by JobEnded.
 
 Thread workers cannot be killed, and a cancelled Worker reports CANCELLED before its thread stops: so the
 thread itself posts JobEnded from its own `finally`, and nothing else clears `busy`.
@@ -16,12 +16,12 @@ from prunetui.tui.stats import model_stats
 from prunetui.tui.widgets.job_log import JobLog
 
 if TYPE_CHECKING:
-    from prunetui.tui.app import PruneApp
+    from prunetui.tui.bench import Bench
 
 
 class JobRunner:
-    def __init__(self, app: "PruneApp") -> None:
-        self.app = app
+    def __init__(self, bench: "Bench") -> None:
+        self.bench = bench
         self.title = ""
         self.cancel_event: threading.Event | None = None
         self.quit_when_idle = False
@@ -29,17 +29,17 @@ class JobRunner:
 
     def start(self, title: str, job: jobs.Job, changes_model: bool = True) -> bool:
         """Start `job` unless one runs; a job that `changes_model` reports the new statistics and runs."""
-        app = self.app
-        if app.busy:  # a dialog answered after a job started
-            app.notify(BUSY, severity="warning", timeout=2)  # a toast covers the progress row
+        bench = self.bench
+        if bench.busy:  # a dialog answered after a job started
+            bench.notify(BUSY, severity="warning", timeout=2)  # a toast covers the progress row
             return False
         self.changes_model = changes_model
         self.title = title  # before busy: views that follow busy read it
-        app.busy = True
+        bench.busy = True
         self.cancel_event = threading.Event()
-        app.query_one(JobLog).begin(title)
-        ctx = jobs.JobContext(app.post_message, self.cancel_event)
-        app.run_worker(
+        bench.query_one(JobLog).begin(title)
+        ctx = jobs.JobContext(bench.post_message, self.cancel_event)
+        bench.run_worker(
             lambda: self._run(title, job, ctx, changes_model),
             name=title,
             group="job",
@@ -50,7 +50,7 @@ class JobRunner:
 
     def _run(self, title: str, job: jobs.Job, ctx: jobs.JobContext, changes_model: bool) -> None:
         """In the thread: only messages reach the UI."""
-        session = self.app.session
+        session = self.bench.session
         try:
             try:
                 with session.transaction(restore_targets=changes_model):
@@ -67,34 +67,34 @@ class JobRunner:
 
     def ended(self) -> None:
         """On JobEnded: the only place `busy` is cleared."""
-        app = self.app
-        app.busy = False
+        bench = self.bench
+        bench.busy = False
         self.cancel_event = None
-        app.query_one(JobLog).end()
+        bench.query_one(JobLog).end()
         if self.quit_when_idle:
-            app.exit(0)
+            bench.app.exit(0)
             return
-        app.type_ahead.release()  # keys typed for after this job
+        bench.type_ahead.release()  # keys typed for after this job
 
     def cancel(self) -> None:
-        if not self.app.busy or self.cancel_event is None or self.cancel_event.is_set():
+        if not self.bench.busy or self.cancel_event is None or self.cancel_event.is_set():
             return
         self.cancel_event.set()
-        self.app.write_log(f"Cancelling {self.title}…", "yellow")
+        self.bench.write_log(f"Cancelling {self.title}…", "yellow")
 
     def quit(self) -> None:
         """Quit at once when idle; else ask, then cancel the job and quit when it has ended."""
-        if not self.app.busy:
-            self.app.exit(0)
+        if not self.bench.busy:
+            self.bench.app.exit(0)
             return
         question = f"{self.title} is running. Cancel it and quit?"
-        self.app.push_screen(ConfirmDialog(question), self._quit_confirmed)
+        self.bench.app.push_screen(ConfirmDialog(question), self._quit_confirmed)
 
     def _quit_confirmed(self, yes: bool | None) -> None:
         if not yes:
             return
-        if not self.app.busy:
-            self.app.exit(0)
+        if not self.bench.busy:
+            self.bench.app.exit(0)
             return
         self.quit_when_idle = True
         self.cancel()

@@ -8,7 +8,7 @@ BUSY = "a job is running (x cancels it)"
 OPENING = "the model is still loading"
 # What works while the model opens (the first frame is drawn before torch is imported): everything else
 # needs the session and is disabled (dimmed) until it arrives.
-BEFORE_SESSION = {"quit", "focus_next", "focus_previous"}
+BEFORE_SESSION = {"quit"}
 TARGET_DIGITS = Binding.Group("Set target 0.0-0.9")
 LOAD_RUN = "Targets from the selected run (Runs tab)"
 ACCEPT, DISCARD = "Accept the suggested targets", "Discard the suggested targets"
@@ -42,11 +42,14 @@ def _digit_binding(digit: int) -> Binding:
     )
 
 
-BINDINGS = [
-    # Priority: the app moves the focus before it hands on the keys after tab, so keys typed in one read
-    # with it (a fast typist over SSH) land in the next field, not in the one tab left.
+# The app's (they move the focus in a dialog too). Priority: the app moves the focus before it hands on the
+# keys after tab, so keys typed in one read with it (a fast typist over SSH) land in the next field, not in
+# the one tab left.
+FOCUS_BINDINGS = [
     Binding("tab", "focus_next", "Next pane (arrows then work inside it)", show=False, priority=True),
     Binding("shift+tab", "focus_previous", "Previous pane", show=False, priority=True),
+]
+BINDINGS = [
     Binding("s", "scan", "Scan", tooltip="Sensitivity scan of every layer", id="scan"),
     Binding(
         "a",
@@ -183,14 +186,14 @@ RUNS_ACTIONS = {"mark_run", "diff_runs", "resume_run"}
 # the last run (a DataTable's own scroll sideways).
 RUNS_TABLE_KEYS = [
     Binding("enter", "select_cursor", "Load", tooltip=LOAD_RUN),
-    Binding("m", "app.mark_run", "Mark", tooltip="Mark the selected run to compare (d)"),
+    Binding("m", "screen.mark_run", "Mark", tooltip="Mark the selected run to compare (d)"),
     Binding(
-        "d", "app.diff_runs", "Diff", tooltip="Diff the targets: marked run (or current) vs selected run"
+        "d", "screen.diff_runs", "Diff", tooltip="Diff the targets: marked run (or current) vs selected run"
     ),
-    Binding("R", "app.resume_run", "Resume", tooltip="Resume the selected interrupted finetune run"),
+    Binding("R", "screen.resume_run", "Resume", tooltip="Resume the selected interrupted finetune run"),
 ]
 RUNS_TABLE_HIDDEN = [
-    Binding(key, f"app.{action}", show=False)
+    Binding(key, f"screen.{action}", show=False)
     for key, action in (
         ("s", "scan"), ("a", "suggest"), ("p", "prune"), ("f", "finetune"), ("x", "cancel_job"),
         ("escape", "cancel_job"), ("home", "select_edge(False)"), ("end", "select_edge(True)"),
@@ -235,3 +238,4 @@ SELECTION_BINDINGS = [
     ),
 ]
 BINDINGS = [*BINDINGS, *SELECTION_BINDINGS]
+"""The workbench's keys (WorkbenchScreen.BINDINGS)."""

@@ -17,22 +17,15 @@ from textual.message import Message
 from textual.widgets import Static, TabPane
 
 from prunetui.errors import UserError
+from prunetui.tui.plot_tabs import PLOT_TABS
 from prunetui.tui.widgets.status_line import StatusLine
 
 if TYPE_CHECKING:
-    from textual.app import App
+    from textual.message_pump import MessagePump
 
-    from prunetui.tui.app import PruneApp
     from prunetui.workflow.opening import Opened
 
 LOADING = "loading model..."
-PLOT_TABS = [
-    ("Weights", "weights-tab"),
-    ("Params", "params-tab"),
-    ("Sensitivity", "sensitivity-tab"),
-    ("Finetune", "finetune-tab"),
-    ("Runs", "runs-tab"),
-]
 
 
 class SessionOpened(Message):
@@ -51,8 +44,8 @@ class OpenFailed(Message):
         self.error = error
 
 
-def open_in_thread(app: App, opener: Callable[[], Opened]) -> threading.Thread:
-    """Run `opener` in a daemon thread that posts SessionOpened or OpenFailed to `app`.
+def open_in_thread(receiver: MessagePump, opener: Callable[[], Opened]) -> threading.Thread:
+    """Run `opener` in a daemon thread that posts SessionOpened or OpenFailed to `receiver`.
 
     Not a Textual thread worker: `App.run` (asyncio.run) joins the executor's threads before it returns,
     so `q` while torch is still importing would wait for the model; a daemon thread ends with the process.
@@ -62,10 +55,13 @@ def open_in_thread(app: App, opener: Callable[[], Opened]) -> threading.Thread:
         try:
             opened = opener()
             from prunetui.tui import panes  # noqa: F401  (imported here, off the UI thread)
+
+            for tab in PLOT_TABS:
+                tab.module()
         except BaseException as error:  # noqa: BLE001  (the app shows it; run_app reports it as the CLI does)
-            app.post_message(OpenFailed(error))
+            receiver.post_message(OpenFailed(error))
         else:
-            app.post_message(SessionOpened(opened))
+            receiver.post_message(SessionOpened(opened))
 
     thread = threading.Thread(target=run, name="prunetui-open", daemon=True)
     thread.start()
@@ -83,35 +79,36 @@ class LoadingNote(Static):
 
 
 class Opening:
-    """Mixed into PruneApp (as KeyActions is): the opener's thread and its two answers; `self` is the app."""
+    """Mixed into WorkbenchScreen (as KeyActions is): the opener's thread and its two answers; `self` is the
+    screen."""
 
-    def start_opening(self: PruneApp) -> None:
-        self.query_one(StatusLine).waiting = f"{self.model_spec}  {LOADING}"  # until the status replaces it
+    def start_opening(self) -> None:
+        self.query_one(StatusLine).waiting = f"{self.app.model_spec}  {LOADING}"  # until the status replaces it
         open_in_thread(self, self.opener)
 
-    async def on_session_opened(self: PruneApp, message: SessionOpened) -> None:
+    async def on_session_opened(self, message: SessionOpened) -> None:
         """Fill the panes drawn with the first frame, then go on as a workbench given its session does."""
         from prunetui.tui import panes
 
         opened = message.opened
         self.session, self.start_profile = opened.session, opened.profile
-        self.notes, self.device_label = opened.notes, str(opened.session.device)
+        self.notes, self.app.device_label = opened.notes, str(opened.session.device)
         panes.attach_flows(self)
         await self.query(".-waiting").remove()  # the plot tabs' placeholders
         await self.query_one(LoadingNote).remove()
         await self.query_one("#table-pane").mount(panes.layer_table(type(self)))
-        for _, tab_id in PLOT_TABS:
-            await self.query_one(f"#{tab_id}", TabPane).mount_all(panes.plot_widgets(tab_id))
+        for tab in PLOT_TABS:
+            await self.query_one(f"#{tab.id}", TabPane).mount_all(tab.widgets())
         self.fit_table(self.size.width)
         self.start_workbench()
         self.refresh_bindings()
 
-    def on_open_failed(self: PruneApp, message: OpenFailed) -> None:
+    def on_open_failed(self, message: OpenFailed) -> None:
         """One line in the app, then exit as the CLI does: run_app raises the error again once the terminal
         is restored, and the CLI prints its `error:` line (exit 2 for a UserError)."""
         error = message.error
-        self.open_error = error
+        self.app.open_error = error
         self.query_one(LoadingNote).show_error(
             str(error) if isinstance(error, UserError) else "opening failed"
         )
-        self.exit(return_code=2 if isinstance(error, UserError) else 1)
+        self.app.exit(return_code=2 if isinstance(error, UserError) else 1)

@@ -18,31 +18,31 @@ from prunetui.tui.screens.finetune_dialog import FinetuneDialog
 from prunetui.tui.text import parse_fraction, short_label
 
 if TYPE_CHECKING:
-    from prunetui.tui.app import PruneApp
+    from prunetui.tui.bench import Bench
 
 
 class ModelFlows:
-    def __init__(self, app: "PruneApp") -> None:
-        self.app = app
+    def __init__(self, bench: "Bench") -> None:
+        self.bench = bench
 
     # --- method ----------------------------------------------------------------------------------
     def next_method(self) -> None:
         """The next pruning method: prune, scan, sizes and suggestions follow it; the curves shown are
         the stored scan of this model by that method, if there is one."""
-        app = self.app
+        bench = self.bench
         names = list(METHODS)  # magnitude -> taylor -> channel; one that cannot be used is skipped
-        start = names.index(app.session.method.name)
+        start = names.index(bench.session.method.name)
         for step in range(1, len(names)):
             name = names[(start + step) % len(names)]
             if TRAITS[name].structured:  # its groups are listed first, as a job: progress row, `x`
-                app.jobs.start(f"Listing {name} groups", partial(jobs.switch_method, app.session, name),
+                bench.jobs.start(f"Listing {name} groups", partial(jobs.switch_method, bench.session, name),
                                changes_model=False)  # fmt: skip
                 return
             try:
-                app.session.set_method(name)
+                bench.session.set_method(name)
                 break
             except UserError as error:
-                app.show_warning(str(error))
+                bench.show_warning(str(error))
         else:
             return
         self.method_changed(name)
@@ -50,67 +50,67 @@ class ModelFlows:
     def use_method(self, name: str) -> None:
         """Prune by `name` from now on (UserError when it cannot be used); a structured
         method's groups must be listed already (the planner has)."""
-        self.app.session.set_method(name)
+        self.bench.session.set_method(name)
         self.method_changed(name)
 
     def method_changed(self, name: str) -> None:
         """The views follow the session's new method: its name, its stored scan, its projection."""
-        app = self.app
-        app.method = name
-        app.write_log(f"Method: {name}, {app.session.method.summary}")
-        usable = set(app.session.unit_names())  # listed already (a structured method's, by its job)
-        dropped = [n for n, t in app.session.targets.items() if t > 0 and n not in usable]
+        bench = self.bench
+        bench.method = name
+        bench.write_log(f"Method: {name}, {bench.session.method.summary}")
+        usable = set(bench.session.unit_names())  # listed already (a structured method's, by its job)
+        dropped = [n for n, t in bench.session.targets.items() if t > 0 and n not in usable]
         if dropped:  # else the projection is n/a, with a warning at every edit
-            app.set_targets(dict.fromkeys(dropped, 0.0))
+            bench.set_targets(dict.fromkeys(dropped, 0.0))
             shown = ", ".join(short_label(n) for n in dropped[:3]) + (" …" if len(dropped) > 3 else "")
-            app.show_warning(f"{len(dropped)} target(s) set to 0: {name} cannot prune {shown}")
-        app.preview.request()
-        app.scan_settings.load_stored_scan()  # the curves shown are of this method
+            bench.show_warning(f"{len(dropped)} target(s) set to 0: {name} cannot prune {shown}")
+        bench.preview.request()
+        bench.scan_settings.load_stored_scan()  # the curves shown are of this method
 
     # --- targets through a dialog ----------------------------------------------------------------
     def ask_exact_target(self) -> None:
-        app = self.app
-        layer_name = app.selected_layer
+        bench = self.bench
+        layer_name = bench.selected_layer
         if layer_name is None:
             return
         dialog = AskDialog(
             "Target sparsity",
             f"{layer_name}: a number in [0, 1] or a percentage",
             parse_fraction,
-            f"{app.targets[layer_name]:g}",
+            f"{bench.targets[layer_name]:g}",
         )
-        app.push_screen(dialog, partial(self._exact_target_chosen, layer_name))
+        bench.app.push_screen(dialog, partial(self._exact_target_chosen, layer_name))
 
     def _exact_target_chosen(self, layer_name: str, value: float | None) -> None:
         if value is not None:
-            self.app.set_target(layer_name, value)
+            self.bench.set_target(layer_name, value)
 
     # --- jobs ------------------------------------------------------------------------------------
     def _needs_data(self, what: str) -> bool:
-        if self.app.session.data is None:
-            self.app.show_error(f"{what} needs data: start prunetui with --data")
+        if self.bench.session.data is None:
+            self.bench.show_error(f"{what} needs data: start prunetui with --data")
             return True
         return False
 
     def scan(self) -> None:
         if not self._needs_data("Scan"):
-            job = partial(jobs.scan, self.app.session, sparsities=self.app.scan_grid)
-            self.app.jobs.start("Scan", job, changes_model=False)
+            job = partial(jobs.scan, self.bench.session, sparsities=self.bench.scan_grid)
+            self.bench.jobs.start("Scan", job, changes_model=False)
 
     def prune(self, start: str = "dense") -> None:
         """`p`: from the dense weights (the lab's); `P`: further from the weights as they are."""
-        app = self.app
-        predicted = app.suggest.take_prediction()
-        job = app.recovery.prune_job(dict(app.targets), predicted, start)  # b/B: BN recalibration
-        app.jobs.start("Prune further" if start == "current" else "Prune", job)
+        bench = self.bench
+        predicted = bench.suggest.take_prediction()
+        job = bench.recovery.prune_job(dict(bench.targets), predicted, start)  # b/B: BN recalibration
+        bench.jobs.start("Prune further" if start == "current" else "Prune", job)
 
     def ask_finetune(self) -> None:
         """Finetune what the screen shows: not pruned yet, the targets are applied first; targets changed
         since the last prune, ask whether to prune to them first."""
-        app = self.app
+        bench = self.bench
         if self._needs_data("Finetune"):
             return
-        session = app.session
+        session = bench.session
         if self._prune_first() is not None:
             note = "Not pruned yet: the targets are applied first (as p does)."
             self._ask_finetune(note, prune_first=True)
@@ -125,11 +125,11 @@ class ModelFlows:
             f"{self._projected_text()}.\nPrune to the targets first (from dense, as p does)?"
         )
         choices = [("y", "Prune, then finetune"), ("n", "Finetune the current masks")]
-        app.push_screen(ChoiceDialog("Targets changed", question, choices), self._stale_answer)
+        bench.app.push_screen(ChoiceDialog("Targets changed", question, choices), self._stale_answer)
 
     def _projected_text(self) -> str:
-        projected = self.app.projected_mib
-        return "n/a" if projected is None else f"{self.app.session.percent(projected):.2f}%"
+        projected = self.bench.projected_mib
+        return "n/a" if projected is None else f"{self.bench.session.percent(projected):.2f}%"
 
     def _stale_answer(self, answer: str | None) -> None:
         if answer is None:
@@ -140,44 +140,44 @@ class ModelFlows:
 
     def _ask_finetune(self, note: str, prune_first: bool) -> None:
         """The finetune dialog, filled with what the last finetune of this session used."""
-        recovery = self.app.recovery
+        recovery = self.bench.recovery
         recipe = recovery.base_recipe()
         dialog = FinetuneDialog(note, self._gpu_count(), recipe, offered_last=recovery.last is not None)
-        self.app.push_screen(dialog, partial(self._finetune_chosen, prune_first))
+        self.bench.app.push_screen(dialog, partial(self._finetune_chosen, prune_first))
 
     def _gpu_count(self) -> int:
         """GPUs a finetune can spread over: those visible when the model is on CUDA."""
-        return torch.cuda.device_count() if self.app.session.device.type == "cuda" else 1
+        return torch.cuda.device_count() if self.bench.session.device.type == "cuda" else 1
 
     def _prune_first(self) -> dict[str, float] | None:
         """The targets to prune to before finetuning: when nothing is pruned yet and some target is set."""
-        targets = dict(self.app.targets)
-        return targets if self.app.session.is_dense and any(targets.values()) else None
+        targets = dict(self.bench.targets)
+        return targets if self.bench.session.is_dense and any(targets.values()) else None
 
     def _finetune_chosen(self, prune_first: bool, recipe: Recipe | None) -> None:
         """`recipe`: the dialog's (the targets shown: an AGP schedule grows the masks to them)."""
         if recipe is None:
             return
-        app = self.app
-        app.recovery.remember(recipe)
-        predicted = app.suggest.take_prediction() if prune_first else None
-        job = partial(jobs.finetune, app.session, recipe, prune_first, predicted=predicted)
-        if app.jobs.start("Finetune", job):
+        bench = self.bench
+        bench.recovery.remember(recipe)
+        predicted = bench.suggest.take_prediction() if prune_first else None
+        job = partial(jobs.finetune, bench.session, recipe, prune_first, predicted=predicted)
+        if bench.jobs.start("Finetune", job):
             self.show_new_finetune()
 
     def show_new_finetune(self) -> None:
         """An empty Finetune tab for the epochs to come."""
-        app = self.app
-        app.epochs = []
-        app.accuracy_before_finetune = None
-        app.show_plot("finetune-tab")
+        bench = self.bench
+        bench.epochs = []
+        bench.accuracy_before_finetune = None
+        bench.show_plot("finetune-tab")
 
     def ask_reset(self) -> None:
         """Back to the dense weights; asks first when pruned weights would be lost."""
-        app = self.app
-        reset = partial(app.jobs.start, "Reset", partial(jobs.reset, app.session))
-        if app.session.is_dense:
+        bench = self.bench
+        reset = partial(bench.jobs.start, "Reset", partial(jobs.reset, bench.session))
+        if bench.session.is_dense:
             reset()
             return
         question = "Back to the dense weights? The pruned weights are lost unless exported (w)."
-        app.push_screen(ConfirmDialog(question), lambda yes: yes and reset())
+        bench.app.push_screen(ConfirmDialog(question), lambda yes: yes and reset())

@@ -1,13 +1,12 @@
-"""What the workbench needs the session for: the layer table, the plots and the flows the keys drive.
+"""What the workbench needs the session for: the layer table and the flows the keys drive (the plots:
+tui.plot_tabs).
 
-These import torch (through the engine): the app imports this module only once a session exists, in the
-opening thread (see tui.loading) or when it is given a session directly (the tests), never for the first
-frame.
+These import torch (through the engine): the screen imports this module only once a session exists, in
+the opening thread (see tui.loading) or when it is given a session directly (the tests), never for the
+first frame.
 """
 
 from typing import TYPE_CHECKING
-
-from textual.widget import Widget
 
 from prunetui.tui.bits_flow import BitsFlow
 from prunetui.tui.compound_flow import CompoundFlow
@@ -22,55 +21,40 @@ from prunetui.tui.sensitivity_flow import SensitivityFlow
 from prunetui.tui.speed_flow import SpeedFlow
 from prunetui.tui.suggest_flow import SuggestFlow
 from prunetui.tui.type_ahead import TypeAhead
-from prunetui.tui.widgets.finetune_plot import FinetunePlot
 from prunetui.tui.widgets.layer_table import LayerTable
-from prunetui.tui.widgets.params_plot import ParamsPlot
-from prunetui.tui.widgets.runs_plot import RunsPlot
-from prunetui.tui.widgets.runs_table import RunDetails, RunsTable
-from prunetui.tui.widgets.sensitivity_view import SensitivityView
-from prunetui.tui.widgets.weights_plot import WeightsPlot
 
 if TYPE_CHECKING:
-    from prunetui.tui.app import PruneApp
+    from prunetui.tui.bench import Bench
 
 
-def attach_flows(app: "PruneApp") -> None:
-    """The small classes the app composes (see PruneApp's docstring)."""
-    app.jobs = JobRunner(app)
-    app.model_flows = ModelFlows(app)
-    app.compound = CompoundFlow(app)  # c / C: the blog's rule from the pruned sparsity
-    app.suggest = SuggestFlow(app)
-    app.recovery = RecoveryFlow(app)  # b recalibrates, B turns recalibration on after prune
-    app.runs_tab = RunsController(app)
-    app.profiles = ProfilesFlow(app)
-    app.preview = Preview(app)
-    app.selection_flow = SelectionFlow(app)
-    app.scan_settings = SensitivityFlow(app)
-    app.type_ahead = TypeAhead(app)
-    app.bits = BitsFlow(app)  # i cycles a layer's k-means bits, Q quantizes
-    app.speed = SpeedFlow(app)  # speed-up goals (2x) and the latency model behind the Time column
+def attach_flows(bench: "Bench") -> None:
+    """The small classes the screen composes (see WorkbenchScreen's docstring)."""
+    bench.jobs = JobRunner(bench)
+    bench.model_flows = ModelFlows(bench)
+    bench.compound = CompoundFlow(bench)  # c / C: the blog's rule from the pruned sparsity
+    bench.suggest = SuggestFlow(bench)
+    bench.recovery = RecoveryFlow(bench)  # b recalibrates, B turns recalibration on after prune
+    bench.runs_tab = RunsController(bench)
+    bench.profiles = ProfilesFlow(bench)
+    bench.preview = Preview(bench)
+    bench.selection_flow = SelectionFlow(bench)
+    bench.scan_settings = SensitivityFlow(bench)
+    bench.type_ahead = TypeAhead(bench)
+    bench.bits = BitsFlow(bench)  # i cycles a layer's k-means bits, Q quantizes
+    bench.speed = SpeedFlow(bench)  # speed-up goals (2x) and the latency model behind the Time column
 
 
-def layer_table(app_class: "type[PruneApp]") -> LayerTable:
-    """Bound to the app's state: call it where the app is the active message pump (compose, a handler)."""
+def layer_table(screen_class: type) -> LayerTable:
+    """Bound to the workbench's state (reactives of `screen_class`): call it where the screen is the active
+    message pump (compose, a handler)."""
     return LayerTable(id="layers").data_bind(
-        app_class.stats,
-        app_class.targets,
-        app_class.locked_layers,
-        app_class.pending_suggestion,
-        app_class.curves,
-        app_class.tolerance,
-        app_class.selection,
-        app_class.layer_bits,
+        screen_class.stats,
+        screen_class.targets,
+        screen_class.locked_layers,
+        screen_class.pending_suggestion,
+        screen_class.curves,
+        screen_class.tolerance,
+        screen_class.selection,
+        screen_class.layer_bits,
     )
 
-
-def plot_widgets(tab_id: str) -> list[Widget]:
-    """The contents of one plot tab (the tabs themselves are drawn with the first frame)."""
-    return {
-        "weights-tab": lambda: [WeightsPlot()],
-        "params-tab": lambda: [ParamsPlot()],
-        "sensitivity-tab": lambda: [SensitivityView()],
-        "finetune-tab": lambda: [FinetunePlot()],
-        "runs-tab": lambda: [RunsTable(id="runs"), RunDetails(id="run-details"), RunsPlot()],
-    }[tab_id]()

@@ -16,12 +16,12 @@ from prunetui.errors import UserError
 from prunetui.tui.messages import PreviewReady
 
 if TYPE_CHECKING:
-    from prunetui.tui.app import PruneApp
+    from prunetui.tui.bench import Bench
 
 
 class Preview:
-    def __init__(self, app: "PruneApp") -> None:
-        self.app = app
+    def __init__(self, bench: "Bench") -> None:
+        self.bench = bench
         # (method, layer, target) -> |w| cut; None: the method has no single cut
         self._thresholds: dict[tuple[str, str, float], float | None] = {}
         self._lock = threading.Lock()
@@ -34,18 +34,18 @@ class Preview:
 
     def threshold(self, layer_name: str, target: float) -> float:
         """Known once a preview has computed it; 0 (no line drawn) until then or without a cut."""
-        return self._thresholds.get((self.app.session.method.name, layer_name, target)) or 0.0
+        return self._thresholds.get((self.bench.session.method.name, layer_name, target)) or 0.0
 
     def request(self) -> None:
         """The newest targets win: computed now, or when the running preview ends."""
-        app = self.app
-        request = (dict(app.session.targets), app.selected_layer)
+        bench = self.bench
+        request = (dict(bench.session.targets), bench.selected_layer)
         with self._lock:
             self._pending = request
             if self._running:
                 return
             self._running = True
-        app.run_worker(self._drain, group="preview", thread=True, exit_on_error=False)
+        bench.run_worker(self._drain, group="preview", thread=True, exit_on_error=False)
 
     def ready(self, message: PreviewReady) -> None:
         """On the UI thread, for the newest targets: the channel column and the projected cost."""
@@ -54,12 +54,12 @@ class Preview:
         self.cost = message.cost
         self.channels = message.channels
         self.speedup = message.speedup
-        table = self.app.query_one(LayerTable)
+        table = self.bench.query_one(LayerTable)
         table.reasons = dict(self.reasons) if message.channels is not None else {}
         table.channels = message.channels
         table.latency = message.latency
         if message.error:
-            self.app.show_warning(message.error)
+            self.bench.show_warning(message.error)
 
     def _drain(self) -> None:
         """In the thread: compute pending requests until none is left."""
@@ -72,11 +72,11 @@ class Preview:
             try:
                 self._compute(*request)
             except Exception as error:  # noqa: BLE001 - a preview never crashes the app
-                self.app.post_message(PreviewReady(request[0], None, error=str(error)))
+                self.bench.post_message(PreviewReady(request[0], None, error=str(error)))
 
     def _compute(self, targets: dict[str, float], layer_name: str | None) -> None:
         """Reads only the weights as opened (a method that changes the architecture prunes a copy)."""
-        session = self.app.session
+        session = self.bench.session
         try:
             projection = session.projection(targets)
         except UserError as error:  # a target on a layer that cannot be pruned: the units still show
@@ -84,7 +84,7 @@ class Preview:
             shown = session.projection({n: t for n, t in targets.items() if n in prunable})
             self.reasons = dict(shown.reasons)
             kept = dict(shown.kept) if shown.kept is not None else None
-            self.app.post_message(PreviewReady(targets, None, channels=kept, error=str(error)))
+            self.bench.post_message(PreviewReady(targets, None, channels=kept, error=str(error)))
             return
         self.reasons = dict(projection.reasons)
         if layer_name is not None:
@@ -92,9 +92,9 @@ class Preview:
             if key not in self._thresholds:
                 self._thresholds[key] = session.weight_cut(layer_name, key[2])
         kept = dict(projection.kept) if projection.kept is not None else None
-        timed = self.app.speed.latency_cells(kept) if kept is not None else None
+        timed = self.bench.speed.latency_cells(kept) if kept is not None else None
         latency, speedup = timed if timed is not None else (None, None)
-        self.app.post_message(
+        self.bench.post_message(
             PreviewReady(
                 targets, projection.size_mib, projection.cost, kept, latency=latency, speedup=speedup
             )

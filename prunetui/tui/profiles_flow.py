@@ -26,82 +26,82 @@ from prunetui.tui.text import parse_profile_name
 from prunetui.workflow.policy import profile_model_warning
 
 if TYPE_CHECKING:
-    from prunetui.tui.app import PruneApp
+    from prunetui.tui.bench import Bench
 
 RUN_NUMBER = re.compile(r"(?<![a-z])run(\d+)(?!\d)", re.IGNORECASE)
 
 
 class ProfilesFlow:
-    def __init__(self, app: "PruneApp") -> None:
-        self.app = app
+    def __init__(self, bench: "Bench") -> None:
+        self.bench = bench
 
     @property
     def folder(self) -> Path:
-        return self.app.workdir / PROFILES
+        return self.bench.workdir / PROFILES
 
     # --- open ------------------------------------------------------------------------------------
     def _check_model(self, profile: Profile) -> None:
         """The CLI's rule: another model's profile is a warning (its layer names are checked anyway)."""
-        warning = profile_model_warning(profile.name, profile.model, self.app.session.label)
+        warning = profile_model_warning(profile.name, profile.model, self.bench.session.label)
         if warning is not None:
-            self.app.show_warning(warning)
+            self.bench.show_warning(warning)
 
     def _apply(self, profile: Profile) -> None:
         """Check and apply; a UserError leaves the targets as they were."""
         self._check_model(profile)
-        self.app.session.apply_profile(profile)
-        self.app.sync_targets()
-        self.app.bits.sync()
+        self.bench.session.apply_profile(profile)
+        self.bench.sync_targets()
+        self.bench.bits.sync()
 
     def apply_at_start(self, profile: Profile) -> None:
         try:
             self._apply(profile)
         except UserError as error:
-            self.app.show_error(str(error))
+            self.bench.show_error(str(error))
             return
-        self.app.write_log(f"Profile {profile.name} applied to the targets")
+        self.bench.write_log(f"Profile {profile.name} applied to the targets")
 
     def ask_open(self) -> None:
         here = sorted(self.folder.glob("*.toml"))
-        files = [(self.app.shown(p), self.app.shown(p)) for p in here]
+        files = [(self.bench.shown(p), self.bench.shown(p)) for p in here]
         seen = {p.resolve() for p in here}
-        for path in shipped_profiles(self.app.session.label):
+        for path in shipped_profiles(self.bench.session.label):
             if path.resolve() not in seen:
                 files.append((f"{path.stem} (shipped)", str(path)))
-        self.app.push_screen(OpenProfileDialog(files, self._open), self._opened)
+        self.bench.app.push_screen(OpenProfileDialog(files, self._open), self._opened)
 
     def _open(self, text: str) -> Profile:
         """Called by the dialog: load and apply, or raise the UserError it shows."""
-        profile = load_profile(profile_path(text, self.app.workdir))
+        profile = load_profile(profile_path(text, self.bench.workdir))
         self._apply(profile)
         return profile
 
     def _opened(self, profile: Profile | None) -> None:
         if profile is not None:
-            session = self.app.session
+            session = self.bench.session
             active = sum(1 for value in session.targets.values() if value > 0)
-            self.app.write_log(f"Opened profile {profile.name}: {active} {session.method.noun} with a target")
+            self.bench.write_log(f"Opened profile {profile.name}: {active} {session.method.noun} with a target")
             for match in session.resolved.patterns:  # what each glob took (core.patterns)
-                self.app.write_log(f"  {match.line(session.method.noun)}", "dim")
+                self.bench.write_log(f"  {match.line(session.method.noun)}", "dim")
 
     # --- save ------------------------------------------------------------------------------------
     def ask_save(self) -> None:
         dialog = AskDialog(
             "Save profile",
-            f"Name (saved as {PROFILES}/NAME.toml in {self.app.workdir})",
+            f"Name (saved as {PROFILES}/NAME.toml in {self.bench.workdir})",
             parse_profile_name,
             self._name_suggestion(),
         )
-        self.app.push_screen(dialog, self._name_chosen)
+        self.bench.app.push_screen(dialog, self._name_chosen)
 
     def _name_suggestion(self) -> str:
         """The current profile's name, or the first runN that no profile here and no run of this model
         is named after (`run4`, `RUN4 compound`, `run4+ft5`), counting on from the prune runs made."""
-        if self.app.session.profile_name != "custom":
-            return self.app.session.profile_name
-        names = [p.stem for p in self.folder.glob("*.toml")] + [run.name for run in self.app.runs]
+        if self.bench.session.profile_name != "custom":
+            return self.bench.session.profile_name
+        names = [p.stem for p in self.folder.glob("*.toml")] + [run.name for run in self.bench.runs]
         taken = {int(match[1]) for name in names if (match := RUN_NUMBER.search(name))}
-        n = 1 + sum(run.kind == "prune" for run in self.app.runs)
+        n = 1 + sum(run.kind == "prune" for run in self.bench.runs)
         while n in taken:
             n += 1
         return f"run{n}"
@@ -113,26 +113,26 @@ class ProfilesFlow:
         if not path.exists():
             self._save(profile_name, path, overwrite=False)
             return
-        self.app.push_screen(
-            ConfirmDialog(f"{self.app.shown(path)} exists. Overwrite it?"),
+        self.bench.app.push_screen(
+            ConfirmDialog(f"{self.bench.shown(path)} exists. Overwrite it?"),
             lambda yes: yes and self._save(profile_name, path, overwrite=True),
         )
 
     def _save(self, profile_name: str, path: Path, overwrite: bool) -> None:
-        session = self.app.session
+        session = self.bench.session
         try:
             save_profile(session.profile(profile_name), path, overwrite=overwrite)
         except UserError as error:
-            self.app.show_error(str(error))
+            self.bench.show_error(str(error))
             return
         session.profile_name = profile_name
-        self.app.write_log(f"Saved profile {self.app.shown(path)}")
+        self.bench.write_log(f"Saved profile {self.bench.shown(path)}")
 
     # --- export ----------------------------------------------------------------------------------
     def ask_export(self) -> None:
         """Export what the screen shows: when the targets differ from what the weights hold, ask whether
         to prune to them first or to export the weights as they are (and say which is written)."""
-        session = self.app.session
+        session = self.bench.session
         if not session.targets_changed():
             self._ask_export_path(prune_first=False)
             return
@@ -147,49 +147,49 @@ class ProfilesFlow:
             "\nPrune to the targets first (from dense, as p does)?"
         )
         choices = [("y", "Prune, then export"), ("n", "Export the weights as they are")]
-        self.app.push_screen(
+        self.bench.app.push_screen(
             ChoiceDialog("Targets changed", question, choices),
             lambda answer: answer is not None and self._ask_export_path(prune_first=answer == "y"),
         )
 
     def _ask_export_path(self, prune_first: bool) -> None:
-        app = self.app
-        run = app.session.current_run
+        bench = self.bench
+        run = bench.session.current_run
         if prune_first:
-            profile_name = app.session.profile_name
+            profile_name = bench.session.profile_name
         elif run is not None:  # the weights as they are: named after the run that made them (as renamed)
             profile_name = profile_name_of(run)
         else:
-            profile_name = "dense" if app.session.targets_changed() else app.session.profile_name
-        default = default_export_path(app.workdir, app.session.label, profile_name)
+            profile_name = "dense" if bench.session.targets_changed() else bench.session.profile_name
+        default = default_export_path(bench.workdir, bench.session.label, profile_name)
         dialog = AskDialog(
             "Export checkpoint",
             "Path (relative to the working directory): .pt, or .ptz compressed, .onnx, .int8.onnx",
             self._parse_export_path,
-            app.shown(default),
+            bench.shown(default),
         )
-        app.push_screen(dialog, partial(self._export_path_chosen, profile_name, prune_first))
+        bench.app.push_screen(dialog, partial(self._export_path_chosen, profile_name, prune_first))
 
     def _parse_export_path(self, text: str) -> Path:
         try:
-            return user_path(text, self.app.workdir)
+            return user_path(text, self.bench.workdir)
         except UserError as error:
             raise ValueError(str(error)) from None
 
     def _export_path_chosen(self, profile_name: str, prune_first: bool, path: Path | None) -> None:
         if path is None:
             return
-        existing = [self.app.shown(p) for p in export_files(path) if p.exists()]
+        existing = [self.bench.shown(p) for p in export_files(path) if p.exists()]
         if not existing:
             self._export(profile_name, path, False, prune_first)
             return
         question = f"{' and '.join(existing)} exist{'s' if len(existing) == 1 else ''}. Overwrite?"
-        self.app.push_screen(
+        self.bench.app.push_screen(
             ConfirmDialog(question), lambda yes: yes and self._export(profile_name, path, True, prune_first)
         )
 
     def _export(self, profile_name: str, path: Path, overwrite: bool, prune_first: bool) -> None:
-        app = self.app
-        recipe = app.recovery.base_recipe() if prune_first else None
-        job = partial(jobs.export, app.session, path, profile_name, overwrite, recipe=recipe)
-        app.jobs.start("Export", job, changes_model=prune_first)
+        bench = self.bench
+        recipe = bench.recovery.base_recipe() if prune_first else None
+        job = partial(jobs.export, bench.session, path, profile_name, overwrite, recipe=recipe)
+        bench.jobs.start("Export", job, changes_model=prune_first)

@@ -12,7 +12,7 @@ from prunetui.tui import jobs
 from prunetui.workflow import steps
 
 if TYPE_CHECKING:
-    from prunetui.tui.app import PruneApp
+    from prunetui.tui.bench import Bench
 
 
 def recalibrate(session, ctx: jobs.JobContext) -> None:
@@ -20,8 +20,8 @@ def recalibrate(session, ctx: jobs.JobContext) -> None:
 
 
 class RecoveryFlow:
-    def __init__(self, app: "PruneApp") -> None:
-        self.app = app
+    def __init__(self, bench: "Bench") -> None:
+        self.bench = bench
         self.recalibrate_bn = False  # off: the lab's numbers exactly
         self.last: Recipe | None = None  # the last finetune's recipe: its values are offered again
 
@@ -29,7 +29,7 @@ class RecoveryFlow:
         """`B`: recalibration after each prune and in suggestions, on or off."""
         self.recalibrate_bn = not self.recalibrate_bn
         state = "on" if self.recalibrate_bn else "off (the lab's numbers)"
-        self.app.write_log(f"BN recalibration after prune and in suggestions: {state}")
+        self.bench.write_log(f"BN recalibration after prune and in suggestions: {state}")
         self.show_marks()
 
     def remember(self, recipe: Recipe) -> None:
@@ -44,12 +44,12 @@ class RecoveryFlow:
         marks = ["+BN"] if self.recalibrate_bn else []
         marks += ["+AGP"] if recovery is not None and recovery.gradual else []
         marks += ["+KD"] if recovery is not None and recovery.distill else []
-        self.app.recovery_marks = " ".join(marks)
+        self.bench.recovery_marks = " ".join(marks)
 
     def base_recipe(self, start: str = "dense") -> Recipe:
         """The recipe of what the screen shows: the session's method and targets, B, and the last
         finetune's values (which a finetune dialog offers again)."""
-        recipe = self.app.session.recipe(start=start)
+        recipe = self.bench.session.recipe(start=start)
         if self.last is not None:
             recipe = replace(recipe, recovery=self.last.recovery, finetune=self.last.finetune,
                              processes=self.last.processes)  # fmt: skip
@@ -57,16 +57,16 @@ class RecoveryFlow:
 
     def recalibrate_now(self) -> None:
         """`b`: recalibrate the model as it is now (pruned or finetuned)."""
-        app = self.app
-        if app.session.data is None:
-            app.show_error("Recalibration needs data: start prunetui with --data")
+        bench = self.bench
+        if bench.session.data is None:
+            bench.show_error("Recalibration needs data: start prunetui with --data")
             return
-        if app.session.current_run is None:
-            app.show_warning("Nothing pruned yet: the dense statistics fit the dense weights (p prunes)")
+        if bench.session.current_run is None:
+            bench.show_warning("Nothing pruned yet: the dense statistics fit the dense weights (p prunes)")
             return
-        app.jobs.start("Recalibrate BN", partial(recalibrate, app.session))
+        bench.jobs.start("Recalibrate BN", partial(recalibrate, bench.session))
 
     def prune_job(self, targets: dict[str, float], predicted: float | None, start: str):
         """The job `p` runs: the recipe of the screen (with recalibration after it when `B` is on)."""
         recipe = replace(self.base_recipe(start), recovery=Recovery(recalibrate_bn=self.recalibrate_bn))
-        return partial(jobs.prune, self.app.session, recipe.with_targets(targets), predicted=predicted)
+        return partial(jobs.prune, self.bench.session, recipe.with_targets(targets), predicted=predicted)

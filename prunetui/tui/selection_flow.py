@@ -1,7 +1,7 @@
 """Many layers at once: the selection (space toggles a layer, v selects a range, V every layer, / a name
 pattern, escape clears it) and the target edits that act on it. With layers selected, digits, +/-, enter
 and c edit every selected layer; with none, the layer under the cursor. Targets go through the session
-(`app.set_targets`), as a single layer's do."""
+(`bench.set_targets`), as a single layer's do."""
 
 import fnmatch
 from functools import partial
@@ -12,7 +12,7 @@ from prunetui.tui.text import parse_fraction, short_label
 from prunetui.tui.widgets.layer_table import LayerTable
 
 if TYPE_CHECKING:
-    from prunetui.tui.app import PruneApp
+    from prunetui.tui.bench import Bench
 
 
 def matching_layers(pattern: str, layer_names: list[str]) -> list[str]:
@@ -29,59 +29,59 @@ def matching_layers(pattern: str, layer_names: list[str]) -> list[str]:
 
 
 class SelectionFlow:
-    def __init__(self, app: "PruneApp") -> None:
-        self.app = app
+    def __init__(self, bench: "Bench") -> None:
+        self.bench = bench
         self.range_start: str | None = None  # the first `v` of a range
 
     @property
     def table(self) -> LayerTable:
-        return self.app.query_one(LayerTable)
+        return self.bench.query_one(LayerTable)
 
     def _names(self) -> list[str]:
         return [row.key.value for row in self.table.ordered_rows]
 
     def edited_layers(self) -> list[str]:
         """What a target edit acts on: the selected layers in table order, else the layer under the cursor."""
-        if self.app.selection:
-            return [n for n in self._names() if n in self.app.selection]
-        selected = self.app.selected_layer
+        if self.bench.selection:
+            return [n for n in self._names() if n in self.bench.selection]
+        selected = self.bench.selected_layer
         return [] if selected is None else [selected]
 
     # --- choosing layers -------------------------------------------------------------------------
     def toggle(self) -> None:
         """space: the layer under the cursor in or out of the selection; the cursor moves on."""
-        layer_name = self.app.selected_layer
+        layer_name = self.bench.selected_layer
         if layer_name is None:
             return
-        self.app.selection = self.app.selection ^ {layer_name}
-        self.app.action_select(1)
+        self.bench.selection = self.bench.selection ^ {layer_name}
+        self.bench.action_select(1)
 
     def select_range(self) -> None:
         """v marks where a range starts; v again selects every layer from there to the cursor."""
-        app, cursor = self.app, self.app.selected_layer
+        bench, cursor = self.bench, self.bench.selected_layer
         if cursor is None:
             return
         if self.range_start is None or self.range_start not in self._names():
             self.range_start = cursor
-            app.selection = app.selection | {cursor}
-            app.notify(f"Range from {short_label(cursor)}: move to its other end, then v")
+            bench.selection = bench.selection | {cursor}
+            bench.notify(f"Range from {short_label(cursor)}: move to its other end, then v")
             return
         names = self._names()
         first, last = sorted((names.index(self.range_start), names.index(cursor)))
         self.range_start = None
-        app.selection = app.selection | set(names[first : last + 1])
-        app.write_log(f"Selected {len(app.selection)} layers: digits, +/-, enter and c edit them together")
+        bench.selection = bench.selection | set(names[first : last + 1])
+        bench.write_log(f"Selected {len(bench.selection)} layers: digits, +/-, enter and c edit them together")
 
     def select_all(self) -> None:
         """V: every layer, or none when every layer is selected already."""
         names = set(self._names())
         self.range_start = None
-        if names <= self.app.selection:
-            self.app.selection = frozenset()
-            self.app.write_log("Selection cleared")
+        if names <= self.bench.selection:
+            self.bench.selection = frozenset()
+            self.bench.write_log("Selection cleared")
             return
-        self.app.selection = frozenset(names)
-        self.app.write_log(f"Selected all {len(names)} layers: digits, +/-, enter and c edit them together")
+        self.bench.selection = frozenset(names)
+        self.bench.write_log(f"Selected all {len(names)} layers: digits, +/-, enter and c edit them together")
 
     def ask_pattern(self) -> None:
         dialog = AskDialog(
@@ -89,56 +89,56 @@ class SelectionFlow:
             "a glob (layer3.*, *downsample*) or a part of the name (conv1)",
             partial(matching_layers, layer_names=self._names()),
         )
-        self.app.push_screen(dialog, self._pattern_chosen)
+        self.bench.app.push_screen(dialog, self._pattern_chosen)
 
     def _pattern_chosen(self, matches: list[str] | None) -> None:
         if matches is None:
             return
         self.range_start = None
-        self.app.selection = frozenset(matches)
-        self.app.write_log(f"Selected {len(matches)} layers: digits, +/-, enter and c edit them together")
-        first = next(n for n in self._names() if n in self.app.selection)
+        self.bench.selection = frozenset(matches)
+        self.bench.write_log(f"Selected {len(matches)} layers: digits, +/-, enter and c edit them together")
+        first = next(n for n in self._names() if n in self.bench.selection)
         self.table.move_cursor(row=self.table.get_row_index(first), animate=False, scroll=True)
 
     def clear(self) -> None:
         self.range_start = None
-        self.app.selection = frozenset()
+        self.bench.selection = frozenset()
 
     # --- editing their targets -------------------------------------------------------------------
     def set_all(self, value: float) -> None:
-        self.app.set_targets({name: value for name in self.edited_layers()})
+        self.bench.set_targets({name: value for name in self.edited_layers()})
 
     def nudge_all(self, delta: float) -> None:
-        targets = self.app.session.targets
-        self.app.set_targets({name: targets[name] + delta for name in self.edited_layers()})
+        targets = self.bench.session.targets
+        self.bench.set_targets({name: targets[name] + delta for name in self.edited_layers()})
 
     def _what(self, layer_names: list[str]) -> str:
         return layer_names[0] if len(layer_names) == 1 else f"{len(layer_names)} selected layers"
 
     def ask_exact(self) -> None:
-        app, layer_names = self.app, self.edited_layers()
+        bench, layer_names = self.bench, self.edited_layers()
         if not layer_names:
             return
-        values = {app.targets[name] for name in layer_names}
+        values = {bench.targets[name] for name in layer_names}
         dialog = AskDialog(
             "Target sparsity",
             f"{self._what(layer_names)}: a number in [0, 1] or a percentage",
             parse_fraction,
             f"{values.pop():g}" if len(values) == 1 else "",
         )
-        app.push_screen(dialog, lambda value: value is not None and self.set_all_of(layer_names, value))
+        bench.app.push_screen(dialog, lambda value: value is not None and self.set_all_of(layer_names, value))
 
     def set_all_of(self, layer_names: list[str], value: float) -> None:
-        self.app.set_targets({name: value for name in layer_names})
+        self.bench.set_targets({name: value for name in layer_names})
 
     def ask_compound(self) -> None:
         """c: the blog's rule on each edited layer (tui.compound_flow)."""
         layer_names = self.edited_layers()
         if layer_names:
-            self.app.compound.ask(self._what(layer_names), layer_names)
+            self.bench.compound.ask(self._what(layer_names), layer_names)
 
     def show_count(self) -> None:
         """The table pane's title says how many layers are selected."""
-        count = len(self.app.selection)
+        count = len(self.bench.selection)
         title = "Layers" if not count else f"Layers · {count} selected (esc clears)"
-        self.app.query_one("#table-pane").border_title = title
+        self.bench.query_one("#table-pane").border_title = title

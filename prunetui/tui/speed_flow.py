@@ -17,26 +17,26 @@ from prunetui.workflow.goals import Goal
 
 if TYPE_CHECKING:
     from prunetui.core.latency_model import LatencyTable
-    from prunetui.tui.app import PruneApp
+    from prunetui.tui.bench import Bench
 
 SOURCE = "speedup"  # a pending Suggestion's source when the planner made it
 
 
 class SpeedFlow:
-    def __init__(self, app: "PruneApp") -> None:
-        self.app = app
+    def __init__(self, bench: "Bench") -> None:
+        self.bench = bench
         self.table: LatencyTable | None = None  # the latency model the Time column reads
         self.batch = 1  # the batch its column and the header's speed-up are at
         self.effort: planning.Effort | None = None  # None: planning.DEFAULT_EFFORT (tests: a tiny one)
         self.timer = None  # None: the real timer (tests inject a core.timers.Timer)
 
     def plan(self, goal: Goal) -> None:
-        self.app.write_log(f"Planning channel widths for {goal.text} on this device's measured latency…")
-        self.app.jobs.start("Plan speed-up", partial(self._plan, goal), changes_model=False)
+        self.bench.write_log(f"Planning channel widths for {goal.text} on this device's measured latency…")
+        self.bench.jobs.start("Plan speed-up", partial(self._plan, goal), changes_model=False)
 
     def _plan(self, goal: Goal, ctx: JobContext) -> None:
         """In the job thread: plan, then post the table and the profile (nothing when none is faster)."""
-        session = self.app.session
+        session = self.bench.session
         request = planning.SpeedupRequest(goal, goal.batches or (1,))
         planned = planning.plan_speedup(
             session, request, ctx.say, ctx.report, ctx.cancel, self.effort, self.timer
@@ -54,12 +54,12 @@ class SpeedFlow:
 
     def time_groups(self) -> None:
         """L: the latency model at batch 1 (cached on disk as the planner's), for the Time column."""
-        self.app.write_log("Timing each channel group's widths at batch 1 (the Time column)…")
-        self.app.jobs.start("Time groups", self._time, changes_model=False)
+        self.bench.write_log("Timing each channel group's widths at batch 1 (the Time column)…")
+        self.bench.jobs.start("Time groups", self._time, changes_model=False)
 
     def _time(self, ctx: JobContext) -> None:
         table = planning.measure_latency_model(
-            self.app.session, (1,), ctx.say, ctx.report, ctx.cancel, effort=self.effort, timer=self.timer
+            self.bench.session, (1,), ctx.say, ctx.report, ctx.cancel, effort=self.effort, timer=self.timer
         )
         ctx.post(LatencyReady(table))
 
@@ -67,7 +67,7 @@ class SpeedFlow:
         """On LatencyReady: the column follows this table (at its first batch)."""
         self.table = table
         self.batch = table.setting.batches[0]
-        self.app.preview.request()
+        self.bench.preview.request()
 
     def latency_cells(
         self, kept: dict[str, tuple[int, int]]
@@ -88,7 +88,7 @@ class SpeedFlow:
         """The log line of a planned suggestion (measured, not predicted: the planner measured it whole)."""
         held = "n/a" if suggestion.predicted_accuracy is None else f"{suggestion.predicted_accuracy:.2f}%"
         search = "n/a" if suggestion.measured_accuracy is None else f"{suggestion.measured_accuracy:.2f}%"
-        self.app.write_log(
+        self.bench.write_log(
             f"Planned for {goal.text}: {suggestion.size_mib:.2f} MiB, accuracy after BN recalibration "
             f"{held} on held-out images ({search} on the search images); y accepts (method channel, B on)",
             "magenta",

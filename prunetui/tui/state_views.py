@@ -1,7 +1,7 @@
-"""Views that follow the workbench's state: the `watch_*` reactions to PruneApp's reactives and the header's
-`compute_status`, so a pane is redrawn because the state changed, never because a flow asked for it.
+"""Views that follow the workbench's state: the `watch_*` reactions to WorkbenchScreen's reactives and the
+header's `compute_status`, so a pane is redrawn because the state changed, never because a flow asked for it.
 
-`StateViews` is mixed into PruneApp (as KeyActions is): Textual finds `watch_*` and `compute_*` on the app;
+`StateViews` is mixed into WorkbenchScreen (as KeyActions is): Textual finds `watch_*` and `compute_*` there;
 it keeps no state of its own. It is imported by the first frame, before torch, and imports nothing that does.
 """
 
@@ -22,22 +22,21 @@ def run_file(run) -> dict:
 
 
 if TYPE_CHECKING:
-    from prunetui.tui.app import PruneApp
     from prunetui.tui.stats import ModelStats
 
 TRAINING_JOBS = ("Finetune", "Resume", "Quantize")  # job titles whose epochs the Finetune tab plots
 
 
 class StateViews:
-    """Mixed into PruneApp; `self` is the app."""
+    """Mixed into WorkbenchScreen; `self` is the screen."""
 
-    def compute_status(self: PruneApp) -> Status | None:
+    def compute_status(self) -> Status | None:
         session, suggestion = self.session, self.pending_suggestion
         if session is None:
             return None  # the header says the model is loading
         return Status(
             model_label=session.label,
-            device_label=self.device_label,
+            device_label=self.app.device_label,
             method=self.method,
             dense_accuracy=session.dense_accuracy,
             accuracy=session.accuracy,
@@ -56,46 +55,46 @@ class StateViews:
             projected_speedup=self.preview.speedup,
         )
 
-    def watch_targets(self: PruneApp) -> None:
+    def watch_targets(self) -> None:
         self.preview.request()
 
-    def watch_stats(self: PruneApp, stats: ModelStats) -> None:
+    def watch_stats(self, stats: ModelStats) -> None:
         self.query_one("ParamsPlot").draw(stats.layers)
         self.draw_weights()
         self.watch_curves()  # the scan shown may now be of a model before
 
-    def watch_nonzero_only(self: PruneApp) -> None:
+    def watch_nonzero_only(self) -> None:
         self.draw_weights()
 
-    def watch_curves(self: PruneApp) -> None:
+    def watch_curves(self) -> None:
         stale = self.stats is not None and self.curves.is_stale(self.stats.version)
         self.query_one("SensitivityView").show(
             self.curves, self.selected_layer, self.tolerance, self.sensitivity_numbers, stale
         )
 
-    def watch_tolerance(self: PruneApp) -> None:
+    def watch_tolerance(self) -> None:
         self.watch_curves()
 
-    def watch_sensitivity_numbers(self: PruneApp) -> None:
+    def watch_sensitivity_numbers(self) -> None:
         self.watch_curves()
 
-    def watch_selection(self: PruneApp) -> None:
+    def watch_selection(self) -> None:
         self.selection_flow.show_count()
 
-    def watch_epochs(self: PruneApp) -> None:
+    def watch_epochs(self) -> None:
         training = self.busy and self.job_title in TRAINING_JOBS
         self.query_one("FinetunePlot").draw(self.epochs, self.accuracy_before_finetune, training)
 
-    def watch_busy(self: PruneApp) -> None:
+    def watch_busy(self) -> None:
         self.watch_epochs()
 
-    def watch_accuracy_before_finetune(self: PruneApp) -> None:
+    def watch_accuracy_before_finetune(self) -> None:
         self.watch_epochs()
 
-    def watch_runs(self: PruneApp) -> None:
+    def watch_runs(self) -> None:
         self.runs_tab.show(self.runs)
 
-    def draw_weights(self: PruneApp) -> None:
+    def draw_weights(self) -> None:
         layer_name = self.selected_layer
         if self.stats is None or layer_name is None:
             return

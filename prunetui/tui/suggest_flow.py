@@ -1,6 +1,6 @@
 """Suggestions (a) and locks (l): a goal typed in a dialog, the search and its measurement in a job (the
 scan's proposal measured beside uniform and global pruning at the same size and refined by measured moves,
-after BN recalibration when B turned it on: workflow.suggesting), the result pending in the app's state until
+after BN recalibration when B turned it on: workflow.suggesting), the result pending in the workbench's state until
 y accepts or n discards it; the accepted prediction is compared when pruned."""
 
 from dataclasses import replace
@@ -19,12 +19,12 @@ from prunetui.workflow import suggesting
 from prunetui.workflow.goals import GOAL_FORMS, Goal, parse_goal, propose
 
 if TYPE_CHECKING:
-    from prunetui.tui.app import PruneApp
+    from prunetui.tui.bench import Bench
 
 
 class SuggestFlow:
-    def __init__(self, app: "PruneApp") -> None:
-        self.app = app
+    def __init__(self, bench: "Bench") -> None:
+        self.bench = bench
         self.accepted: Suggestion | None = None  # its prediction is compared when pruned
         self.accepted_method: str | None = None  # the method it was predicted for
         # (prediction, id of the run before) of the prune job running now
@@ -32,24 +32,24 @@ class SuggestFlow:
         self.measured: tuple[str, float] | None = None  # (run id, predicted accuracy) once pruned to it
 
     def toggle_lock(self) -> None:
-        app = self.app
-        layer_name = app.selected_layer
+        bench = self.bench
+        layer_name = bench.selected_layer
         if layer_name is None:
             return
-        app.locked_layers = app.locked_layers ^ {layer_name}
-        if layer_name in app.locked_layers:
-            app.write_log(f"Locked {layer_name} at {app.targets[layer_name]:.2f}: suggestions keep it")
+        bench.locked_layers = bench.locked_layers ^ {layer_name}
+        if layer_name in bench.locked_layers:
+            bench.write_log(f"Locked {layer_name} at {bench.targets[layer_name]:.2f}: suggestions keep it")
         else:
-            app.write_log(f"Unlocked {layer_name}")
+            bench.write_log(f"Unlocked {layer_name}")
 
     def _unscanned_layers(self) -> list[str]:
-        app = self.app
-        scanned = app.curves.complete_rows(app.curves.sparsities())
-        return [n for n in app.session.unit_names() if n not in scanned and n not in app.locked_layers]
+        bench = self.bench
+        scanned = bench.curves.complete_rows(bench.curves.sparsities())
+        return [n for n in bench.session.unit_names() if n not in scanned and n not in bench.locked_layers]
 
     def _scanned(self) -> bool:
         """Every unlocked layer is scanned: what a size or drop goal needs."""
-        return self.app.curves.base_accuracy is not None and not self._unscanned_layers()
+        return self.bench.curves.base_accuracy is not None and not self._unscanned_layers()
 
     def _parse(self, text: str, dense_mib: float) -> Goal:
         """The dialog's goal: a speed-up needs no scan (the planner scans); other goals do."""
@@ -61,40 +61,40 @@ class SuggestFlow:
         return goal
 
     def ask_goal(self) -> None:
-        app = self.app
+        bench = self.bench
         locks = "No layer is locked (l locks the selected one: suggestions keep its target)"
-        if app.locked_layers:
-            locks = f"{len(app.locked_layers)} locked layer(s) keep their targets (l unlocks)"
+        if bench.locked_layers:
+            locks = f"{len(bench.locked_layers)} locked layer(s) keep their targets (l unlocks)"
         if not self._scanned():
             locks = "No scan yet: size and drop goals need one (s); a speed-up (2x) scans on its own"
-        dense_mib = app.session.dense_size
+        dense_mib = bench.session.dense_size
         dialog = AskDialog(
             "Suggest targets",
             f"Goal (dense is {dense_mib:.2f} MiB), one of:\n{GOAL_FORMS}\n{locks}",
             partial(self._parse, dense_mib=dense_mib),
             "25%",
         )
-        app.push_screen(dialog, self._goal_chosen)
+        bench.app.push_screen(dialog, self._goal_chosen)
 
     def _goal_chosen(self, goal: Goal | None) -> None:
         if goal is None:
             return
         if goal.kind == "speedup":
-            self.app.speed.plan(goal)
+            self.bench.speed.plan(goal)
             return
-        app, session = self.app, self.app.session
-        locked = {name: app.targets[name] for name in app.locked_layers}
-        app.write_log(f"Suggesting targets for {goal.text}…")
-        table = scan_table(app.curves, session)
-        search = partial(self._search, goal, table, locked, app.recovery.recalibrate_bn)
-        app.jobs.start("Suggest", search, changes_model=False)
+        bench, session = self.bench, self.bench.session
+        locked = {name: bench.targets[name] for name in bench.locked_layers}
+        bench.write_log(f"Suggesting targets for {goal.text}…")
+        table = scan_table(bench.curves, session)
+        search = partial(self._search, goal, table, locked, bench.recovery.recalibrate_bn)
+        bench.jobs.start("Suggest", search, changes_model=False)
 
     def _search(
         self, goal: Goal, table: ScanTable, locked: dict[str, float], recalibrate: bool, ctx: JobContext
     ) -> None:
         """A job: the search calls projected_size many times, the measurement prunes and evaluates (the
         model is put back as it was)."""
-        session = self.app.session
+        session = self.bench.session
         try:
             suggestion = propose(goal, table, session.projected_size, locked)
         except UserError as error:
@@ -107,73 +107,73 @@ class SuggestFlow:
 
     def show(self, goal: Goal, suggestion: Suggestion) -> None:
         """On SuggestionReady: the proposal becomes the pending suggestion."""
-        app = self.app
+        bench = self.bench
         if suggestion.source == SOURCE:
-            app.speed.show(goal, suggestion)
-            app.write_log("y or enter accepts, n or escape discards", "magenta")
-            app.pending_suggestion = suggestion
+            bench.speed.show(goal, suggestion)
+            bench.write_log("y or enter accepts, n or escape discards", "magenta")
+            bench.pending_suggestion = suggestion
             return
-        changed = sum(1 for n, t in suggestion.targets.items() if abs(t - app.targets.get(n, 0.0)) > 5e-5)
+        changed = sum(1 for n, t in suggestion.targets.items() if abs(t - bench.targets.get(n, 0.0)) > 5e-5)
         measured = ""
         if suggestion.measured_accuracy is not None:
-            recalibrated = " after BN recalibration" if app.recovery.recalibrate_bn else ""
+            recalibrated = " after BN recalibration" if bench.recovery.recalibrate_bn else ""
             measured = f", measured {suggestion.measured_accuracy:.2f}%{recalibrated} ({suggestion.source})"
-        app.write_log(
+        bench.write_log(
             f"Suggested for {goal.text}: {suggestion.size_mib:.2f} MiB = "
-            f"{app.session.percent(suggestion.size_mib):.2f}% of dense, predicted accuracy "
+            f"{bench.session.percent(suggestion.size_mib):.2f}% of dense, predicted accuracy "
             f"{accuracy_text(suggestion.predicted_accuracy)} before finetuning (sum of scan drops){measured}; "
             f"{changed} target(s) change",
             "magenta",
         )
-        app.write_log("y or enter accepts, n or escape discards", "magenta")
+        bench.write_log("y or enter accepts, n or escape discards", "magenta")
         self._warn_missed(goal, suggestion)
-        app.pending_suggestion = suggestion
+        bench.pending_suggestion = suggestion
 
     def _warn_missed(self, goal: Goal, suggestion: Suggestion) -> None:
         """A drop goal the measurement missed says so, as a speed-up goal not reached does."""
-        base, measured = self.app.curves.base_accuracy, suggestion.measured_accuracy
+        base, measured = self.bench.curves.base_accuracy, suggestion.measured_accuracy
         if goal.kind != "drop" or base is None or measured is None or base - measured <= goal.value:
             return
-        self.app.show_warning(
+        self.bench.show_warning(
             f"Measured {measured:.2f}%: {base - measured:.2f} points under the scan's {base:.2f}%, more than "
             f"the {goal.value:g} asked (scan drops add up to less than pruning the layers together; "
             "finetuning recovers most of it, or ask for less)"
         )
 
     def accept(self) -> None:
-        app = self.app
-        suggestion = app.pending_suggestion
+        bench = self.bench
+        suggestion = bench.pending_suggestion
         if suggestion is None:
             return
-        app.pending_suggestion = None
+        bench.pending_suggestion = None
         if suggestion.source == SOURCE:
             self._accept_plan()
             suggestion = replace(suggestion, predicted_accuracy=None)  # measured, not a sum of drops
-        app.set_targets(suggestion.targets)
-        self.accepted = replace(suggestion, targets=dict(app.targets))  # as rounded
-        self.accepted_method = app.session.method.name
-        app.write_log("Suggested targets accepted (p prunes to them)")
+        bench.set_targets(suggestion.targets)
+        self.accepted = replace(suggestion, targets=dict(bench.targets))  # as rounded
+        self.accepted_method = bench.session.method.name
+        bench.write_log("Suggested targets accepted (p prunes to them)")
 
     def _accept_plan(self) -> None:
         """A speed-up plan's targets are channel widths, and its accuracy was measured after BN
         recalibration: the method and B follow it, so `p` prunes as the plan was measured."""
-        app = self.app
-        if app.session.method.name != "channel":
-            app.model_flows.use_method("channel")
-        if not app.recovery.recalibrate_bn:
-            app.recovery.toggle()
+        bench = self.bench
+        if bench.session.method.name != "channel":
+            bench.model_flows.use_method("channel")
+        if not bench.recovery.recalibrate_bn:
+            bench.recovery.toggle()
 
     def discard(self) -> None:
-        self.app.pending_suggestion = None
-        self.app.write_log("Suggested targets discarded")
+        self.bench.pending_suggestion = None
+        self.bench.write_log("Suggested targets discarded")
 
     def predicted_accuracy(self) -> float | None:
         """What the accepted suggestion predicted, while the targets and the method are still those it
         was made for (a method switch or a target change drops it)."""
         accepted = self.accepted
-        if accepted is None or accepted.targets != self.app.targets:
+        if accepted is None or accepted.targets != self.bench.targets:
             return None
-        if self.accepted_method != self.app.session.method.name:
+        if self.accepted_method != self.bench.session.method.name:
             return None
         return accepted.predicted_accuracy
 
@@ -181,7 +181,7 @@ class SuggestFlow:
         """The prediction for a prune to the targets now: said once, beside the measured accuracy; then
         dropped, so a later prune never repeats a stale one."""
         predicted = self.predicted_accuracy()
-        before = self.app.session.current_run
+        before = self.bench.session.current_run
         self.accepted = None
         self.pending = None if predicted is None else (predicted, before.id if before else None)
         return predicted
@@ -189,14 +189,14 @@ class SuggestFlow:
     def after_job(self) -> None:
         """On ModelChanged: the run a prune to an accepted suggestion made keeps its prediction, for the
         header to show beside the measured accuracy."""
-        run, pending = self.app.session.current_run, self.pending
+        run, pending = self.bench.session.current_run, self.pending
         if pending is not None and run is not None and run.kind == "prune" and run.id != pending[1]:
             self.measured = (run.id, pending[0])
         self.pending = None
 
     def shown_prediction(self) -> float | None:
         """The predicted accuracy before finetuning, while the model holds the run pruned to it."""
-        run = self.app.session.current_run
+        run = self.bench.session.current_run
         if self.measured is None or run is None or run.id != self.measured[0]:
             return None
         return self.measured[1]

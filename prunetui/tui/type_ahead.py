@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from textual import events
 
 if TYPE_CHECKING:
-    from prunetui.tui.app import PruneApp
+    from prunetui.tui.bench import Bench
 
 # what a key may start once the running job has ended
 WAITS = {
@@ -29,24 +29,24 @@ AT_ONCE = {*CANCEL, "q", "ctrl+c", "ctrl+q"}
 
 
 class TypeAhead:
-    def __init__(self, app: "PruneApp") -> None:
-        self.app = app
+    def __init__(self, bench: "Bench") -> None:
+        self.bench = bench
         self.held: list[tuple[str, str | None]] = []  # (key, character) in the order typed
 
     def hold(self, event: events.Key) -> bool:
         """True when `event` is held for after the running job (then nothing else sees it)."""
-        app = self.app
+        bench = self.bench
         if event.key in CANCEL and self.held:  # the job is cancelled: what waited for it is dropped
             typed = " ".join(key for key, _ in self.held)
-            app.write_log(f"Dropped the keys typed for after {app.job_title}: {typed}", "yellow")
+            bench.write_log(f"Dropped the keys typed for after {bench.job_title}: {typed}", "yellow")
             self.held = []
-        if not app.busy or len(app.screen_stack) > 1 or event.key in AT_ONCE:
+        if not bench.busy or len(bench.app.screen_stack) > 1 or event.key in AT_ONCE:
             return False
         if not self.held:
-            active = app.screen.active_bindings.get(event.key)
+            active = bench.active_bindings.get(event.key)
             if active is None or active.enabled or active.binding.action not in WAITS:
                 return False
-            app.notify(f"{event.key} waits for {app.job_title} to end (x cancels it)", timeout=2)
+            bench.notify(f"{event.key} waits for {bench.job_title} to end (x cancels it)", timeout=2)
         self.held.append((event.key, event.character))
         return True
 
@@ -58,10 +58,13 @@ class TypeAhead:
     def _type(self, keys: list[tuple[str, str | None]]) -> None:
         if not keys:
             return
-        if self.app.busy:  # a held key started another job: the rest wait for it
+        if self.bench.busy:  # a held key started another job: the rest wait for it
             self.held = keys + self.held
             return
         key, character = keys[0]
-        self.app.post_message(events.Key(key, character))
+        app = self.bench.app
+        # Made on the app's own task, as a typed key is: a key made here (on the screen's) would stop
+        # bubbling at the screen, its sender, before the app's bindings saw it.
+        app.call_later(lambda: app.post_message(events.Key(key, character)))
         # after the key's action has run and what it opened (a dialog) is on screen
-        self.app.call_after_refresh(lambda: self.app.call_after_refresh(self._type, keys[1:]))
+        self.bench.call_after_refresh(lambda: self.bench.call_after_refresh(self._type, keys[1:]))

@@ -152,8 +152,8 @@ async def wait_idle(pilot, timeout: float = 30.0) -> None:
     idle = 0  # idle twice in a row: a key held for after a job is typed again just after it ends
     await pilot.pause()
     while idle < 2:
-        if pilot.app.busy:
-            assert time.monotonic() < deadline, f"{pilot.app.job_title} did not end in {timeout} s"
+        if pilot.app.workbench.busy:
+            assert time.monotonic() < deadline, f"{pilot.app.workbench.job_title} did not end in {timeout} s"
             idle = 0
             await pilot.pause(0.02)
         else:

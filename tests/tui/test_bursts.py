@@ -20,7 +20,7 @@ async def test_a_pattern_typed_with_its_slash_selects(app, text):
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_idle(pilot)
         burst(app, [("slash", "/"), *[(c if c.isalnum() else "asterisk", c) for c in text], ("enter", None)])
-        await wait_until(pilot, lambda: app.selection == {"conv2.weight"})
+        await wait_until(pilot, lambda: app.workbench.selection == {"conv2.weight"})
         await wait_idle(pilot)  # the cursor's move to the first match handled
         assert len(app.screen_stack) == 1  # the dialog took the enter too
 
@@ -30,6 +30,6 @@ async def test_an_exact_target_typed_with_its_enter_is_set(app):
         await wait_idle(pilot)
         await pilot.press("j")  # conv2
         burst(app, [("enter", None), ("0", "0"), FULL_STOP, ("3", "3"), ("5", "5"), ("enter", None)])
-        await wait_until(pilot, lambda: app.session.targets["conv2.weight"] == 0.35)
+        await wait_until(pilot, lambda: app.workbench.session.targets["conv2.weight"] == 0.35)
         await wait_idle(pilot)
         assert len(app.screen_stack) == 1

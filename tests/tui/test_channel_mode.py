@@ -7,7 +7,7 @@ from textual.widgets import Label
 
 from prunetui.core.session import Session
 from prunetui.tui.widgets.layer_table import LayerTable
-from prunetui.tui.widgets.runs_table import RunsTable
+from prunetui.tui.widgets.plots.runs_table import RunsTable
 from prunetui.tui.widgets.status_line import StatusLine
 
 from .conftest import TinyNet, make_app, make_session, tiny_splits, wait_idle, wait_until
@@ -24,7 +24,7 @@ def header(app) -> str:
 async def to_channel_mode(app, pilot) -> None:
     await wait_idle(pilot)
     await pilot.press("M", "M")  # magnitude -> taylor -> channel
-    await wait_until(pilot, lambda: app.method == "channel")
+    await wait_until(pilot, lambda: app.workbench.method == "channel")
     await wait_until(pilot, lambda: app.query_one(LayerTable).channels is not None)
     await wait_idle(pilot)  # the listing job has ended too: a key typed now is not held for after it
 
@@ -38,13 +38,13 @@ async def test_channel_mode_shows_groups_and_projected_macs(trained_state, tmp_p
         assert "channels" in [c.key.value for c in table.ordered_columns]
         assert cell(app, "conv1.weight", "channels") == "8/8"
         assert cell(app, "fc.weight", "channels") == "fixed"  # the classes: greyed, with a reason
-        dense_macs = app.preview.cost.macs
-        app.set_target("conv1.weight", 0.5)
+        dense_macs = app.workbench.preview.cost.macs
+        app.workbench.set_target("conv1.weight", 0.5)
         await wait_until(pilot, lambda: cell(app, "conv1.weight", "channels") == "4/8")
-        await wait_until(pilot, lambda: app.preview.cost is not None and app.preview.cost.macs < dense_macs)
+        await wait_until(pilot, lambda: app.workbench.preview.cost is not None and app.workbench.preview.cost.macs < dense_macs)
         await wait_until(pilot, lambda: "MACs" in header(app))
-        app.set_target("fc.weight", 0.5)  # cannot be pruned: stays 0, the reason is shown
-        assert app.session.targets["fc.weight"] == 0.0
+        app.workbench.set_target("fc.weight", 0.5)  # cannot be pruned: stays 0, the reason is shown
+        assert app.workbench.session.targets["fc.weight"] == 0.0
         assert "cannot be channel-pruned" in "\n".join(app.query_one("#job-log").texts)
 
 
@@ -53,7 +53,7 @@ async def test_channel_prune_swaps_in_the_smaller_model_and_runs_show_speed(trai
     app = make_app(session, tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         await to_channel_mode(app, pilot)
-        app.set_targets({"conv1.weight": 0.5, "conv2.weight": 0.5})
+        app.workbench.set_targets({"conv1.weight": 0.5, "conv2.weight": 0.5})
         await pilot.press("p")
         await wait_idle(pilot)
         assert session.state.channel_pruned and session.state.masks == {}
@@ -76,8 +76,8 @@ async def test_channel_mode_sets_a_target_it_cannot_use_to_0_and_says_so(trained
     app = make_app(make_session(trained_state, workdir=tmp_path), tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_idle(pilot)
-        app.set_target("fc.weight", 0.5)  # fine-grained: allowed; the classes cannot lose channels
-        app.set_target("conv1.weight", 0.5)
+        app.workbench.set_target("fc.weight", 0.5)  # fine-grained: allowed; the classes cannot lose channels
+        app.workbench.set_target("conv1.weight", 0.5)
         await to_channel_mode(app, pilot)  # the groups and their counts show all the same
         assert (
             cell(app, "conv1.weight", "channels") == "4/8" and cell(app, "fc.weight", "channels") == "fixed"
@@ -85,8 +85,8 @@ async def test_channel_mode_sets_a_target_it_cannot_use_to_0_and_says_so(trained
         assert "channel cannot prune fc" in "\n".join(app.query_one("#job-log").texts)  # why it went to 0
         # a target the method cannot use goes to 0 when it takes over (the other stays): the projection
         # is of the targets shown, not n/a
-        assert app.session.targets["fc.weight"] == 0.0 and app.session.targets["conv1.weight"] == 0.5
-        await wait_until(pilot, lambda: app.preview.cost is not None)
+        assert app.workbench.session.targets["fc.weight"] == 0.0 and app.workbench.session.targets["conv1.weight"] == 0.5
+        await wait_until(pilot, lambda: app.workbench.preview.cost is not None)
 
 
 class SlowNet(TinyNet):
@@ -105,11 +105,11 @@ async def test_listing_groups_shows_progress_and_x_cancels_it(trained_state, tmp
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_idle(pilot, timeout=60)
         await pilot.press("M")  # taylor: its units are the layers, no job
-        await wait_until(pilot, lambda: app.method == "taylor")
+        await wait_until(pilot, lambda: app.workbench.method == "taylor")
         await pilot.press("M")  # channel: its groups are listed in a job first
         title = app.query_one("#job-title", Label)
         await wait_until(pilot, lambda: str(title.render()).startswith("channel groups "))
         await pilot.press("x")
         await wait_idle(pilot, timeout=60)
-        assert app.method == "taylor" and session.method.name == "taylor"
+        assert app.workbench.method == "taylor" and session.method.name == "taylor"
         assert "Listing channel groups cancelled: the model is as it was" in app.query_one("#job-log").texts

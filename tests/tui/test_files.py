@@ -7,10 +7,10 @@ import torch
 from prunetui.core.profile import Profile, load_profile, save_profile
 from prunetui.tui.screens.ask_dialog import AskDialog
 from prunetui.tui.screens.confirm_dialog import ConfirmDialog
+from prunetui.tui.screens.fields.parsed_input import ParsedInput
 from prunetui.tui.screens.open_profile_dialog import OpenProfileDialog
 from prunetui.tui.widgets.job_log import JobLog
 from prunetui.tui.widgets.layer_table import LayerTable
-from prunetui.tui.widgets.parsed_input import ParsedInput
 
 from .conftest import MODEL_LABEL, TinyNet, make_app, wait_idle
 
@@ -25,23 +25,23 @@ async def save_as(pilot, profile_name: str) -> None:
 async def test_profile_save_then_open_round_trip(app, tmp_path):
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_idle(pilot)
-        app.set_target("conv2.weight", 0.8)
-        app.set_target("conv3.weight", 0.6)
+        app.workbench.set_target("conv2.weight", 0.8)
+        app.workbench.set_target("conv3.weight", 0.6)
         await pilot.press("ctrl+s")
         assert app.screen.query_one(ParsedInput).value == "run1"  # the first free runN
         await pilot.press("enter")
         saved = load_profile(tmp_path / "profiles" / "run1.toml")
         assert saved.sparsity == {"conv2.weight": 0.8, "conv3.weight": 0.6}
         assert saved.model == MODEL_LABEL
-        app.set_target("conv2.weight", 0.0)
-        app.set_target("conv3.weight", 0.0)
+        app.workbench.set_target("conv2.weight", 0.0)
+        app.workbench.set_target("conv3.weight", 0.0)
         await pilot.press("o")
         assert isinstance(app.screen, OpenProfileDialog)
         await pilot.press("enter")  # the list has focus, run1 highlighted
         assert not isinstance(app.screen, OpenProfileDialog)
-        assert app.session.targets["conv2.weight"] == 0.8 and app.session.targets["conv3.weight"] == 0.6
+        assert app.workbench.session.targets["conv2.weight"] == 0.8 and app.workbench.session.targets["conv3.weight"] == 0.6
         assert str(app.query_one(LayerTable).get_cell("conv2.weight", "target")).strip() == "0.80"
-        assert app.session.profile_name == "run1"
+        assert app.workbench.session.profile_name == "run1"
 
 
 async def test_saving_over_an_existing_profile_asks_first(app, tmp_path):
@@ -49,7 +49,7 @@ async def test_saving_over_an_existing_profile_asks_first(app, tmp_path):
     save_profile(Profile("mine", {"fc.weight": 0.5}, model=MODEL_LABEL), path)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_idle(pilot)
-        app.set_target("conv2.weight", 0.9)
+        app.workbench.set_target("conv2.weight", 0.9)
         await save_as(pilot, "mine")
         assert isinstance(app.screen, ConfirmDialog)
         await pilot.press("n")
@@ -79,7 +79,7 @@ async def test_a_profile_for_another_model_is_applied_with_the_clis_warning(app,
         await pilot.press("enter")
         await pilot.pause()
         assert not isinstance(app.screen, OpenProfileDialog)
-        assert app.session.targets["conv2.weight"] == 0.5
+        assert app.workbench.session.targets["conv2.weight"] == 0.5
         assert "profile 'theirs' was made for vgg-cifar, not tiny" in app.query_one(JobLog).texts
 
 
@@ -91,7 +91,7 @@ async def test_a_glob_profile_sets_every_layer_it_matches_and_says_so(app, tmp_p
         await pilot.press("o")
         await pilot.press("enter")
         await pilot.pause()
-        assert app.session.targets == {
+        assert app.workbench.session.targets == {
             "conv1.weight": 0.3, "conv2.weight": 0.6, "conv3.weight": 0.6, "fc.weight": 0.3
         }  # fmt: skip
         texts = app.query_one(JobLog).texts
@@ -115,7 +115,7 @@ async def test_a_profile_with_unknown_layers_is_refused(app, tmp_path):
         await pilot.press("enter")
         assert "profile not found" in str(dialog.query_one(".reason").render())
         await pilot.press("escape")
-        assert not any(app.session.targets.values())
+        assert not any(app.workbench.session.targets.values())
 
 
 async def test_a_profile_given_at_start_is_applied(session, tmp_path):
@@ -123,7 +123,7 @@ async def test_a_profile_given_at_start_is_applied(session, tmp_path):
     app = make_app(session, tmp_path, profile=profile)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_idle(pilot)
-        assert app.session.targets["conv3.weight"] == 0.7
+        assert app.workbench.session.targets["conv3.weight"] == 0.7
         assert str(app.query_one(LayerTable).get_cell("conv3.weight", "target")).strip() == "0.70"
 
 
@@ -138,7 +138,7 @@ async def export(pilot, path_text: str | None = None) -> None:
 async def test_export_writes_a_checkpoint_plain_pytorch_loads(app, tmp_path):
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_idle(pilot)
-        app.set_target("conv2.weight", 0.9)
+        app.workbench.set_target("conv2.weight", 0.9)
         await pilot.press("p")
         await wait_idle(pilot)
         await export(pilot)
@@ -147,7 +147,7 @@ async def test_export_writes_a_checkpoint_plain_pytorch_loads(app, tmp_path):
         checkpoint = torch.load(path, weights_only=True)
         model = TinyNet()
         model.load_state_dict(checkpoint["state_dict"])
-        assert torch.equal(model.conv2.weight, app.session.model.conv2.weight)
+        assert torch.equal(model.conv2.weight, app.workbench.session.model.conv2.weight)
         assert float((model.conv2.weight == 0).float().mean()) >= 0.9
         assert checkpoint["prunetui"]["model"] == MODEL_LABEL
         assert any(line.startswith(f"Exported {path} (") for line in app.query_one("JobLog").texts)

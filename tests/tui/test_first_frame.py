@@ -42,23 +42,23 @@ async def test_the_layout_is_drawn_before_the_opener_returns_then_filled(session
     app = loading_app(opener_of(session, release), tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
-        assert app.session is None and not app.query(LayerTable)
+        assert app.workbench.session is None and not app.query(LayerTable)
         assert str(app.query_one(LoadingNote).render()) == f"tiny-spec: {LOADING}"
         assert app.query_one(StatusLine).waiting == f"tiny-spec  {LOADING}"
         assert app.query_one(Footer).is_mounted
-        assert app.check_action("scan", ()) is None and app.check_action("quit", ())  # dimmed; q works
+        assert app.workbench.check_action("scan", ()) is None and app.workbench.check_action("quit", ())  # dimmed; q works
         await pilot.press("s", "p")  # nothing to act on yet: no error, nothing starts
-        assert app.is_running and not app.busy
+        assert app.is_running and not app.workbench.busy
         release.set()
-        await wait_until(pilot, lambda: app.session is not None and app.query(LayerTable))
+        await wait_until(pilot, lambda: app.workbench.session is not None and app.query(LayerTable))
         await wait_idle(pilot)
         table = app.query_one(LayerTable)
         assert [str(key.value) for key in table.rows] == LAYERS and app.focused is table
         assert not app.query(LoadingNote) and not app.query(".-waiting")
-        assert app.session.dense_accuracy is not None and app.status.model_label == session.label
-        assert app.check_action("scan", ()) is True
+        assert app.workbench.session.dense_accuracy is not None and app.workbench.status.model_label == session.label
+        assert app.workbench.check_action("scan", ()) is True
         await pilot.press("5")  # the keys drive the session now
-        assert app.targets[LAYERS[0]] == pytest.approx(0.5)
+        assert app.workbench.targets[LAYERS[0]] == pytest.approx(0.5)
 
 
 async def test_q_quits_at_once_while_the_model_opens(session, tmp_path):

@@ -4,7 +4,7 @@ import pytest
 from textual import events
 from textual.app import App
 
-from prunetui.tui.widgets.in_order_input import InOrderInput
+from prunetui.tui.screens.fields.in_order_input import InOrderInput
 
 SEQUENCES = [
     ["backspace", "3", "left", "9"],

@@ -8,12 +8,12 @@ from prunetui.core.suggest import Suggestion
 from prunetui.tui.paths import default_export_path
 from prunetui.tui.screens.ask_dialog import AskDialog
 from prunetui.tui.screens.choice_dialog import ChoiceDialog
+from prunetui.tui.screens.fields.parsed_input import ParsedInput
 from prunetui.tui.screens.finetune_dialog import FinetuneDialog
 from prunetui.tui.screens.open_profile_dialog import OpenProfileDialog
 from prunetui.tui.screens.run_note_dialog import RunNoteDialog
-from prunetui.tui.widgets.parsed_input import ParsedInput
-from prunetui.tui.widgets.runs_plot import shared_labels
-from prunetui.tui.widgets.runs_table import RunDetails, RunsTable
+from prunetui.tui.widgets.plots.runs_plot import shared_labels
+from prunetui.tui.widgets.plots.runs_table import RunDetails, RunsTable
 from prunetui.tui.widgets.status_line import StatusLine
 
 from .conftest import wait_idle
@@ -21,11 +21,11 @@ from .test_jobs import log_lines
 
 
 def zeros(app, name: str) -> torch.Tensor:
-    return dict(app.session.model.named_parameters())[name].detach() == 0
+    return dict(app.workbench.session.model.named_parameters())[name].detach() == 0
 
 
 async def prune_to(pilot, targets: dict[str, float], key: str = "p") -> None:
-    pilot.app.set_targets(targets)
+    pilot.app.workbench.set_targets(targets)
     await pilot.press(key)
     await wait_idle(pilot)
 
@@ -49,23 +49,23 @@ async def test_finetune_after_the_targets_changed_asks_and_acts_on_the_answer(re
         await wait_idle(pilot)
         await prune_to(pilot, {"conv2.weight": 0.5})
         await finetune_answering(pilot, None)  # targets as pruned: no question
-        app.set_target("conv2.weight", 0.8)
+        app.workbench.set_target("conv2.weight", 0.8)
         await pilot.press("f")
         assert isinstance(app.screen, ChoiceDialog)
         assert "Prune to the targets first" in app.screen.question
         await pilot.press("escape")  # neither: nothing runs
-        assert not isinstance(app.screen, ChoiceDialog) and not app.busy
+        assert not isinstance(app.screen, ChoiceDialog) and not app.workbench.busy
         await finetune_answering(pilot, "n")  # the current masks, said so
         assert any(
             "Targets changed since the last prune: finetuning the masks of" in t for t in log_lines(app)
         )
-        assert app.session.current_run.profile == {"conv2.weight": 0.5}
+        assert app.workbench.session.current_run.profile == {"conv2.weight": 0.5}
         assert abs(float(zeros(app, "conv2.weight").float().mean()) - 0.5) < 0.01
         await finetune_answering(pilot, "y")  # prune to what the screen shows, then finetune
-        run = app.session.current_run
+        run = app.workbench.session.current_run
         assert run.kind == "finetune" and run.profile == {"conv2.weight": 0.8}
         assert abs(float(zeros(app, "conv2.weight").float().mean()) - 0.8) < 0.01
-        assert not app.session.targets_changed()
+        assert not app.workbench.session.targets_changed()
         names = [r.name for r in RunStore(app.workdir).load_all()]
         assert names == ["custom", "custom+ft1", "custom+ft1+ft1", "custom", "custom+ft1"]
 
@@ -73,7 +73,7 @@ async def test_finetune_after_the_targets_changed_asks_and_acts_on_the_answer(re
 async def test_export_after_opening_a_profile_asks_and_says_what_it_writes(app, tmp_path):
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_idle(pilot)
-        app.set_targets({"conv2.weight": 0.7, "conv3.weight": 0.9})  # as opening a profile does
+        app.workbench.set_targets({"conv2.weight": 0.7, "conv3.weight": 0.9})  # as opening a profile does
         await pilot.press("w")
         assert isinstance(app.screen, ChoiceDialog)
         await pilot.press("n")  # the weights as they are
@@ -101,11 +101,11 @@ async def test_P_prunes_further_from_the_finetuned_weights(recording_app):
         await prune_to(pilot, {"conv2.weight": 0.5})
         await finetune_answering(pilot, None)
         first = zeros(app, "conv2.weight").clone()
-        parent = app.session.current_run
+        parent = app.workbench.session.current_run
         await prune_to(pilot, {"conv2.weight": 0.8, "conv3.weight": 0.3}, key="P")
         now = zeros(app, "conv2.weight")
         assert bool((now | ~first).all()) and float(now.float().mean()) > 0.79
-        run = app.session.current_run
+        run = app.workbench.session.current_run
         assert run.start == "current" and run.parent == parent.id
         assert any(
             t.startswith("Pruning further from the current weights (custom+ft1") for t in log_lines(app)
@@ -114,7 +114,7 @@ async def test_P_prunes_further_from_the_finetuned_weights(recording_app):
         assert bool((zeros(app, "conv2.weight") | ~now).all())
         await prune_to(pilot, {"conv2.weight": 0.6}, key="p")  # from dense again
         assert abs(float(zeros(app, "conv2.weight").float().mean()) - 0.6) < 0.01
-        assert app.session.current_run.start == "dense"
+        assert app.workbench.session.current_run.start == "dense"
         assert "Pruning from the dense weights" in log_lines(app)
         await pilot.press("u")
         details = str(app.query_one(RunDetails).render())
@@ -180,9 +180,9 @@ async def test_n_discards_a_pending_suggestion_even_in_the_runs_tab(recording_ap
         await wait_idle(pilot)
         await prune_to(pilot, {"conv2.weight": 0.5})
         await pilot.press("u")
-        app.pending_suggestion = Suggestion(dict(app.targets), 50.0, 0.1)  # waits for its answer
+        app.workbench.pending_suggestion = Suggestion(dict(app.workbench.targets), 50.0, 0.1)  # waits for its answer
         await pilot.press("n")
-        assert app.pending_suggestion is None and not isinstance(app.screen, RunNoteDialog)
+        assert app.workbench.pending_suggestion is None and not isinstance(app.screen, RunNoteDialog)
 
 
 def test_runs_at_the_same_point_share_one_label():
@@ -193,18 +193,18 @@ def test_runs_at_the_same_point_share_one_label():
 
 async def test_an_unpruned_model_reads_dense_and_the_export_name_names_the_model_once(app, tmp_path):
     with torch.no_grad():
-        app.session.model.conv1.bias[0] = 0.0  # a zero that is not pruning
+        app.workbench.session.model.conv1.bias[0] = 0.0  # a zero that is not pruning
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_idle(pilot)
         status = app.query_one(StatusLine).status
-        assert status.size_mib == app.session.dense_size  # 100%, as the log's dense size
-        assert status.projected_mib == app.session.dense_size
+        assert status.size_mib == app.workbench.session.dense_size  # 100%, as the log's dense size
+        assert status.projected_mib == app.workbench.session.dense_size
         assert default_export_path(tmp_path, "demo", "demo-aggressive").name == "demo-aggressive.pt"
         assert default_export_path(tmp_path, "demo", "run1").name == "demo-run1.pt"
 
 
 async def test_o_lists_the_shipped_profiles_of_this_model_from_any_folder(app, tmp_path, monkeypatch):
-    monkeypatch.setattr(app.session, "label", "demo")
+    monkeypatch.setattr(app.workbench.session, "label", "demo")
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_idle(pilot)
         await pilot.press("o")
@@ -216,16 +216,16 @@ async def test_o_lists_the_shipped_profiles_of_this_model_from_any_folder(app, t
 async def test_a_stale_prediction_is_never_said_again(app):
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_idle(pilot)
-        suggest = app.suggest
-        app.set_target("conv2.weight", 0.5)
-        suggest.accepted = Suggestion(dict(app.targets), 42.0, 0.1)
-        suggest.accepted_method = app.session.method.name
+        suggest = app.workbench.suggest
+        app.workbench.set_target("conv2.weight", 0.5)
+        suggest.accepted = Suggestion(dict(app.workbench.targets), 42.0, 0.1)
+        suggest.accepted_method = app.workbench.session.method.name
         await pilot.press("M")  # another method: the prediction no longer holds
         await pilot.press("p")
         await wait_idle(pilot)
         assert not any(t.startswith("Predicted") for t in log_lines(app))
-        suggest.accepted = Suggestion(dict(app.targets), 42.0, 0.1)
-        suggest.accepted_method = app.session.method.name
+        suggest.accepted = Suggestion(dict(app.workbench.targets), 42.0, 0.1)
+        suggest.accepted_method = app.workbench.session.method.name
         await pilot.press("p")
         await wait_idle(pilot)
         assert sum(t.startswith("Predicted 42.00%") for t in log_lines(app)) == 1
@@ -237,15 +237,15 @@ async def test_a_stale_prediction_is_never_said_again(app):
 async def test_the_header_shows_the_prediction_beside_the_measured_accuracy(app):
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_idle(pilot)
-        app.set_target("conv2.weight", 0.5)
-        app.suggest.accepted = Suggestion(dict(app.targets), 42.0, 0.1)
-        app.suggest.accepted_method = app.session.method.name
+        app.workbench.set_target("conv2.weight", 0.5)
+        app.workbench.suggest.accepted = Suggestion(dict(app.workbench.targets), 42.0, 0.1)
+        app.workbench.suggest.accepted_method = app.workbench.session.method.name
         await pilot.press("p")
         await wait_idle(pilot)
         status = app.query_one(StatusLine).status
-        assert status.accuracy_predicted == 42.0 and status.accuracy == app.session.accuracy
+        assert status.accuracy_predicted == 42.0 and status.accuracy == app.workbench.session.accuracy
         assert "(pred 42.00%)" in str(app.query_one(StatusLine).render())
-        app.set_target("conv2.weight", 0.6)
+        app.workbench.set_target("conv2.weight", 0.6)
         await pilot.press("p")
         await wait_idle(pilot)
         assert app.query_one(StatusLine).status.accuracy_predicted is None  # another run now

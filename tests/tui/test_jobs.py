@@ -9,11 +9,11 @@ import torch
 
 from prunetui.errors import UserError
 from prunetui.tui.log_handler import LogPaneHandler
+from prunetui.tui.screens.fields.parsed_input import ParsedInput
 from prunetui.tui.screens.finetune_dialog import FinetuneDialog
-from prunetui.tui.widgets.finetune_plot import FinetunePlot
 from prunetui.tui.widgets.job_log import JobLog
 from prunetui.tui.widgets.layer_table import LayerTable
-from prunetui.tui.widgets.parsed_input import ParsedInput
+from prunetui.tui.widgets.plots.finetune_plot import FinetunePlot
 from prunetui.tui.widgets.status_line import StatusLine
 
 from .conftest import LAYERS, make_app, make_session, wait_idle, wait_until
@@ -44,7 +44,7 @@ async def start_finetune(pilot, epochs: int) -> None:
 async def test_dense_evaluation_at_start_fills_header_and_table(app):
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_idle(pilot)
-        session = app.session
+        session = app.workbench.session
         assert session.dense_accuracy is not None
         status = app.query_one(StatusLine).status
         assert status.dense_accuracy == status.accuracy == session.dense_accuracy
@@ -57,8 +57,8 @@ async def test_scan_draws_every_curve_and_the_safe_hints(app):
         await wait_idle(pilot)
         await pilot.press("s")
         await wait_idle(pilot)
-        curves = app.curves
-        assert curves.base_accuracy == app.session.dense_accuracy
+        curves = app.workbench.curves
+        assert curves.base_accuracy == app.workbench.session.dense_accuracy
         assert set(curves.points) == set(LAYERS)
         for points in curves.points.values():
             assert [s for s, _ in points] == [0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
@@ -68,21 +68,21 @@ async def test_scan_draws_every_curve_and_the_safe_hints(app):
             assert hint == f"{curves.safe_sparsity(layer_name):.2f}"
         assert re.fullmatch(r"Scan finished in \d+ s", log_lines(app)[-1])
         assert app.query_one("#plots").active == "sensitivity-tab"
-        weights = {k: v.clone() for k, v in app.session.model.state_dict().items()}
-        assert all(torch.equal(weights[k], v) for k, v in app.session.state.opened.items())  # scan restores
+        weights = {k: v.clone() for k, v in app.workbench.session.model.state_dict().items()}
+        assert all(torch.equal(weights[k], v) for k, v in app.workbench.session.state.opened.items())  # scan restores
 
 
 async def test_prune_applies_targets_and_reports_size_and_accuracy(app):
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_idle(pilot)
-        app.set_target("conv2.weight", 0.8)
-        app.set_target("conv3.weight", 0.5)
+        app.workbench.set_target("conv2.weight", 0.8)
+        app.workbench.set_target("conv3.weight", 0.5)
         await pilot.press("p")
         await wait_idle(pilot)
-        session = app.session
+        session = app.workbench.session
         assert set(session.state.masks) == {"conv2.weight", "conv3.weight"}
         assert pruned_weights_are_zero(session)
-        zeros = {info.name: info.zero_fraction for info in app.stats.layers}
+        zeros = {info.name: info.zero_fraction for info in app.workbench.stats.layers}
         assert zeros["conv2.weight"] == pytest.approx(0.8, abs=0.01)
         assert zeros["conv3.weight"] == pytest.approx(0.5, abs=0.01)
         assert str(app.query_one(LayerTable).get_cell("conv2.weight", "zeros")).strip() == "80.0%"
@@ -99,7 +99,7 @@ async def test_prune_applies_targets_and_reports_size_and_accuracy(app):
 async def test_finetune_logs_every_epoch_and_keeps_the_best(app):
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_idle(pilot)
-        app.set_target("conv2.weight", 0.9)
+        app.workbench.set_target("conv2.weight", 0.9)
         await pilot.press("p")
         await wait_idle(pilot)
         await start_finetune(pilot, epochs=3)
@@ -107,15 +107,15 @@ async def test_finetune_logs_every_epoch_and_keeps_the_best(app):
         lines = log_lines(app)
         epoch_lines = [line for line in lines if EPOCH_LINE.match(line)]
         assert [EPOCH_LINE.match(line).group(1) for line in epoch_lines] == ["1", "2", "3"]
-        assert epoch_lines == [f"    {e.line()}" for e in app.epochs]
-        best = max(e.accuracy for e in app.epochs)
-        assert app.session.accuracy == best
+        assert epoch_lines == [f"    {e.line()}" for e in app.workbench.epochs]
+        best = max(e.accuracy for e in app.workbench.epochs)
+        assert app.workbench.session.accuracy == best
         assert SIZE_LINE.match(lines[-3]) and AFTER_LINE.match(lines[-2])
         assert FINISHED_LINE.match(lines[-1]).group(1) == "Finetune"
         assert f"{best:.2f}%" in lines[-2]
-        assert pruned_weights_are_zero(app.session)  # the masks held while training
+        assert pruned_weights_are_zero(app.workbench.session)  # the masks held while training
         assert app.query_one("#plots").active == "finetune-tab"
-        best_epoch = next(e.epoch for e in app.epochs if e.accuracy == best)
+        best_epoch = next(e.epoch for e in app.workbench.epochs if e.accuracy == best)
         assert f"best {best:.2f}% at epoch {best_epoch}" in app.query_one(FinetunePlot).render().plain
 
 
@@ -127,21 +127,21 @@ async def test_finetune_before_pruning_prunes_first(app):
         app.screen.query_one("#epochs", ParsedInput).value = "1"
         await pilot.press("enter")
         await wait_idle(pilot)
-        assert set(app.session.state.masks) == {"conv2.weight"}
+        assert set(app.workbench.session.state.masks) == {"conv2.weight"}
         assert any(BEFORE_LINE.match(line) for line in log_lines(app))
-        assert len(app.epochs) == 1
+        assert len(app.workbench.epochs) == 1
 
 
 async def test_a_finetune_that_prunes_first_shows_the_pruned_model_while_it_trains(slow_app):
     app = slow_app
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_idle(pilot)
-        dense = app.stats.size_mib
-        app.set_target("conv3.weight", 0.9)
+        dense = app.workbench.stats.size_mib
+        app.workbench.set_target("conv3.weight", 0.9)
         await start_finetune(pilot, epochs=1000)
-        await wait_until(pilot, lambda: len(app.epochs) >= 1)  # still training
-        assert app.busy and app.stats.size_mib < dense  # the header's size is of the pruned model
-        zeros = {info.name: info.zero_fraction for info in app.stats.layers}
+        await wait_until(pilot, lambda: len(app.workbench.epochs) >= 1)  # still training
+        assert app.workbench.busy and app.workbench.stats.size_mib < dense  # the header's size is of the pruned model
+        zeros = {info.name: info.zero_fraction for info in app.workbench.stats.layers}
         assert zeros["conv3.weight"] > 0.85  # and the table's Zeros column
         await pilot.press("x")
         await wait_idle(pilot)
@@ -160,25 +160,25 @@ async def test_finetune_dialog_validates_its_fields(app):
         assert app.screen is dialog
         assert "learning rate must be a number" in str(dialog.query_one(".reason").render())
         await pilot.press("escape")
-        assert not app.busy and app.epochs == []
+        assert not app.workbench.busy and app.workbench.epochs == []
 
 
 async def test_cancel_mid_finetune_keeps_masks_and_clears_busy(slow_app):
     app = slow_app
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_idle(pilot)
-        app.set_target("conv3.weight", 0.9)
+        app.workbench.set_target("conv3.weight", 0.9)
         await pilot.press("p")
         await wait_idle(pilot)
         await start_finetune(pilot, epochs=1000)
-        await wait_until(pilot, lambda: len(app.epochs) >= 1)
+        await wait_until(pilot, lambda: len(app.workbench.epochs) >= 1)
         await pilot.press("x")
         await wait_idle(pilot)
-        assert not app.busy
-        assert 1 <= len(app.epochs) < 1000
+        assert not app.workbench.busy
+        assert 1 <= len(app.workbench.epochs) < 1000
         assert any("Finetune cancelled after" in line for line in log_lines(app))
-        assert set(app.session.state.masks) == {"conv3.weight"}
-        assert pruned_weights_are_zero(app.session)
+        assert set(app.workbench.session.state.masks) == {"conv3.weight"}
+        assert pruned_weights_are_zero(app.workbench.session)
         await pilot.press("s")  # a new job runs: nothing was left running
         await wait_idle(pilot)
         assert log_lines(app)[-1].startswith("Scan finished in")
@@ -191,16 +191,16 @@ async def test_a_second_job_while_busy_waits_and_cancel_drops_it(slow_app, monke
         await wait_idle(pilot)
         monkeypatch.setattr(app, "notify", lambda message, **kw: notes.append(message))
         await start_finetune(pilot, epochs=1000)
-        await wait_until(pilot, lambda: len(app.epochs) >= 1)
+        await wait_until(pilot, lambda: len(app.workbench.epochs) >= 1)
         await pilot.press("p", "s", "r", "w")
         assert notes == ["p waits for Finetune to end (x cancels it)"]  # the rest wait with it
-        assert app.job_title == "Finetune" and app.type_ahead.held
+        assert app.workbench.job_title == "Finetune" and app.workbench.type_ahead.held
         await pilot.press("escape")
         await wait_idle(pilot)
         assert any("Finetune cancelled" in line for line in log_lines(app))
         assert "Dropped the keys typed for after Finetune: p s r w" in log_lines(app)
-        run = app.session.current_run  # the cancelled finetune: no prune ran after it
-        assert not app.type_ahead.held and run.kind == "finetune" and run.status == "cancelled"
+        run = app.workbench.session.current_run  # the cancelled finetune: no prune ran after it
+        assert not app.workbench.type_ahead.held and run.kind == "finetune" and run.status == "cancelled"
 
 
 OUT_OF_MEMORY = torch.OutOfMemoryError(
@@ -225,10 +225,10 @@ OUT_OF_MEMORY_SHOWN = (
 async def test_a_failing_job_leaves_the_model_as_it_was(app, monkeypatch, key, method, error, shown):
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_idle(pilot)
-        app.set_target("conv2.weight", 0.5)
+        app.workbench.set_target("conv2.weight", 0.5)
         await pilot.press("p")
         await wait_idle(pilot)
-        session = app.session
+        session = app.workbench.session
         weights = {k: v.clone() for k, v in session.model.state_dict().items()}
         masks = {k: v.clone() for k, v in session.state.masks.items()}
 
@@ -256,19 +256,19 @@ async def test_a_failing_job_leaves_the_model_as_it_was(app, monkeypatch, key, m
 async def test_reset_goes_back_to_the_dense_weights(app):
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_idle(pilot)
-        app.set_target("conv1.weight", 0.9)
+        app.workbench.set_target("conv1.weight", 0.9)
         await pilot.press("p")
         await wait_idle(pilot)
-        assert app.session.state.masks
+        assert app.workbench.session.state.masks
         await pilot.press("r", "n")  # pruned weights: it asks first
-        assert app.session.state.masks
+        assert app.workbench.session.state.masks
         await pilot.press("r", "y")
         await wait_idle(pilot)
-        state = app.session.model.state_dict()
-        assert all(torch.equal(state[k], v) for k, v in app.session.state.opened.items())
-        assert app.session.state.masks == {}
-        assert app.query_one(StatusLine).status.size_mib == pytest.approx(app.session.dense_size)
-        assert app.session.targets["conv1.weight"] == 0.9  # targets are kept
+        state = app.workbench.session.model.state_dict()
+        assert all(torch.equal(state[k], v) for k, v in app.workbench.session.state.opened.items())
+        assert app.workbench.session.state.masks == {}
+        assert app.query_one(StatusLine).status.size_mib == pytest.approx(app.workbench.session.dense_size)
+        assert app.workbench.session.targets["conv1.weight"] == 0.9  # targets are kept
 
 
 async def test_without_data_accuracy_is_na_and_scan_finetune_say_why(trained_state, tmp_path):
@@ -279,11 +279,11 @@ async def test_without_data_accuracy_is_na_and_scan_finetune_say_why(trained_sta
         await pilot.press("s", "f")
         assert "Scan needs data: start prunetui with --data" in log_lines(app)
         assert "Finetune needs data: start prunetui with --data" in log_lines(app)
-        assert not app.busy and not isinstance(app.screen, FinetuneDialog)
-        app.set_target("conv1.weight", 0.9)
+        assert not app.workbench.busy and not isinstance(app.screen, FinetuneDialog)
+        app.workbench.set_target("conv1.weight", 0.9)
         await pilot.press("p")  # pruning needs no data: sizes only
         await wait_idle(pilot)
-        assert app.session.state.masks and SIZE_LINE.match(log_lines(app)[-2])
+        assert app.workbench.session.state.masks and SIZE_LINE.match(log_lines(app)[-2])
         assert FINISHED_LINE.match(log_lines(app)[-1])
 
 
@@ -291,20 +291,20 @@ async def test_quit_while_a_job_runs_asks_then_cancels_and_exits(slow_app):
     app = slow_app
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_idle(pilot)
-        app.set_target("conv1.weight", 0.9)
+        app.workbench.set_target("conv1.weight", 0.9)
         await pilot.press("p")
         await wait_idle(pilot)
         await start_finetune(pilot, epochs=1000)
-        await wait_until(pilot, lambda: len(app.epochs) >= 1)
+        await wait_until(pilot, lambda: len(app.workbench.epochs) >= 1)
         await pilot.press("q")
         await pilot.press("n")  # declined: the job goes on
-        assert app.busy and app.is_running
+        assert app.workbench.busy and app.is_running
         await pilot.press("q", "y")
         await wait_until(pilot, lambda: not app.is_running)
     assert app.return_code == 0
-    assert not app.busy
-    assert len(app.epochs) < 1000
-    assert pruned_weights_are_zero(app.session)
+    assert not app.workbench.busy
+    assert len(app.workbench.epochs) < 1000
+    assert pruned_weights_are_zero(app.workbench.session)
 
 
 async def test_quit_when_idle_exits_at_once(app):
@@ -316,7 +316,7 @@ async def test_quit_when_idle_exits_at_once(app):
 
 
 async def test_warnings_and_log_records_go_to_the_log_pane(app, monkeypatch):
-    real_prune = app.session.prune
+    real_prune = app.workbench.session.prune
 
     def prune_with_a_warning(targets=None, run_name=None, **options):
         warnings.warn("weights look odd", UserWarning, stacklevel=1)
@@ -325,7 +325,7 @@ async def test_warnings_and_log_records_go_to_the_log_pane(app, monkeypatch):
 
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_idle(pilot)
-        monkeypatch.setattr(app.session, "prune", prune_with_a_warning)
+        monkeypatch.setattr(app.workbench.session, "prune", prune_with_a_warning)
         await pilot.press("p")
         await wait_idle(pilot)
         lines = log_lines(app)
@@ -341,7 +341,7 @@ async def test_finetune_tab_says_a_finetune_runs_before_its_first_epoch(slow_app
     monkeypatch.setattr(FinetunePlot, "set_title", lambda self, *a: (titles.append(a[0]), original(self, *a)))
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_idle(pilot)
-        app.show_plot("finetune-tab")
+        app.workbench.show_plot("finetune-tab")
         await pilot.pause()
         assert titles[-1].startswith("no finetune run yet")
         await start_finetune(pilot, epochs=2)

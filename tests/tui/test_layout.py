@@ -8,8 +8,8 @@ from prunetui.tui.key_help import NOT_IN_PALETTE
 from prunetui.tui.keys import LOAD_RUN, SUGGESTION_ACTIONS
 from prunetui.tui.screens.help_screen import HelpScreen
 from prunetui.tui.widgets.layer_table import LayerTable
-from prunetui.tui.widgets.params_plot import ParamsPlot
-from prunetui.tui.widgets.weights_plot import WeightsPlot
+from prunetui.tui.widgets.plots.params_plot import ParamsPlot
+from prunetui.tui.widgets.plots.weights_plot import WeightsPlot
 
 from .conftest import wait_idle
 
@@ -37,12 +37,12 @@ async def test_reflows_between_80x24_and_200x60_keeping_the_selection(app):
         assert column_keys(app) == ["layer", "shape", "params", "share", "zeros", "target"]
         table, plots = app.query_one(LayerTable).region, app.query_one("#plots").region
         assert table.right <= plots.x  # side by side
-        assert app.selected_layer == "conv3.weight"
+        assert app.workbench.selected_layer == "conv3.weight"
         await pilot.resize_terminal(60, 20)
         await pilot.pause()
         assert column_keys(app)[0] == "layer" and "target" in column_keys(app)
         assert app.query_one(LayerTable).region.width <= 60
-        assert app.selected_layer == "conv3.weight"
+        assert app.workbench.selected_layer == "conv3.weight"
         for selector in ("StatusLine", "LayerTable", "#plots", "JobLog", "Footer"):
             assert fully_visible(app, selector), selector
 
@@ -67,7 +67,7 @@ async def test_help_lists_every_key(app):
         await wait_idle(pilot)
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
-        rows = dict(app.help_rows())
+        rows = dict(app.workbench.help_rows())
         expected = ["s", "p", "f", "x esc", "c", "C", "^s", "o", "w", "r", "q", "?", "+ =", "-", "0-9", "⏎"]
         new = ["a", "y ⏎", "n", "l", "u", "m", "d", "R", "⏎ on a run"]
         for keys in [*expected, *new, "z", "t", "j", "k", "space", "v", "V", "/", "T", "S"]:
@@ -89,14 +89,14 @@ async def test_every_action_is_in_the_command_palette(app):
                 assert title in titles, binding.action
         assert "Quit" in titles
         assert LOAD_RUN in titles
-        app.set_target("conv2.weight", 0.8)
+        app.workbench.set_target("conv2.weight", 0.8)
         await pilot.press("ctrl+p")
         assert isinstance(app.screen, CommandPalette)
         app.screen.query_one(Input).value = "prune the dense"
         await pilot.pause(0.3)  # the palette searches in the background
         await pilot.press("enter")
         await wait_idle(pilot)
-        assert set(app.session.state.masks) == {"conv2.weight"}
+        assert set(app.workbench.session.state.masks) == {"conv2.weight"}
 
 
 async def test_weights_plot_marks_the_threshold_and_z_hides_zeros(app):
@@ -104,13 +104,13 @@ async def test_weights_plot_marks_the_threshold_and_z_hides_zeros(app):
         await wait_idle(pilot)
         plot = app.query_one(WeightsPlot)
         await pilot.press("j", "8")
-        threshold = magnitude_threshold(app.session.state.opened["conv2.weight"], 0.8)
+        threshold = magnitude_threshold(app.workbench.session.state.opened["conv2.weight"], 0.8)
         assert f"|w| ≤ {threshold:.3g} pruned" in plot.render().plain
         await pilot.press("p")
         await wait_idle(pilot)
-        histogram = app.stats.histograms["conv2.weight"]
+        histogram = app.workbench.stats.histograms["conv2.weight"]
         assert sum(histogram.counts) - sum(histogram.nonzero_counts) >= 0.8 * 1152  # the zeros
         await pilot.press("z")
-        assert app.nonzero_only and "weights ≠ 0" in plot.render().plain
+        assert app.workbench.nonzero_only and "weights ≠ 0" in plot.render().plain
         await pilot.press("t")  # Params: remaining and pruned, now that there are zeros
         assert "remaining and pruned" in app.query_one(ParamsPlot).render().plain

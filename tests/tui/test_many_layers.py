@@ -7,9 +7,9 @@ from textual.widgets import Tabs
 
 from prunetui.tui.text import nice_ticks, short_label, tick_text
 from prunetui.tui.widgets.layer_table import LayerTable
-from prunetui.tui.widgets.params_plot import ParamsPlot
+from prunetui.tui.widgets.plots.params_plot import ParamsPlot
+from prunetui.tui.widgets.plots.weights_plot import WeightsPlot
 from prunetui.tui.widgets.status_line import Status, fitted_status_text
-from prunetui.tui.widgets.weights_plot import WeightsPlot
 
 from .conftest import make_app, wait_idle
 from .many_layers import many_session
@@ -47,7 +47,7 @@ async def test_table_plots_and_log_all_keep_rows(many_app, size):
         assert tabs.region.right <= app.query_one("#plots").region.right
         assert all(tab.region.width > 0 for tab in tabs.query("Tab"))  # no tab cut (`eights`)
         await pilot.press(*["j"] * 20)
-        assert app.selected_layer == "fc.weight"
+        assert app.workbench.selected_layer == "fc.weight"
         assert table.scroll_y > 0 or not scrolls  # the cursor's row scrolled into view
 
 

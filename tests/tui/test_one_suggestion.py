@@ -23,8 +23,8 @@ async def test_the_workbench_and_the_command_line_suggest_the_same(capsys, tmp_p
         await pilot.press("a")
         assert isinstance(app.screen, AskDialog)
         await pilot.press("enter")  # the dialog's default goal: 25%
-        await wait_until(pilot, lambda: app.pending_suggestion is not None, timeout=120)
-        suggestion = app.pending_suggestion
+        await wait_until(pilot, lambda: app.workbench.pending_suggestion is not None, timeout=120)
+        suggestion = app.workbench.pending_suggestion
         assert suggestion.targets == pytest.approx(cli["targets"])
         assert suggestion.measured_accuracy == pytest.approx(cli["accuracy_before"])
         header = str(app.query_one(StatusLine).render())

@@ -59,7 +59,7 @@ async def test_a_running_finetune_names_its_epoch_and_batch_and_the_time_left(sl
     app = slow_app
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_idle(pilot)
-        app.set_target("conv3.weight", 0.9)
+        app.workbench.set_target("conv3.weight", 0.9)
         await pilot.press("p")
         await wait_idle(pilot)
         await start_finetune(pilot, epochs=1000)
@@ -69,4 +69,4 @@ async def test_a_running_finetune_names_its_epoch_and_batch_and_the_time_left(sl
         assert re.fullmatch(r"(\d+ h )?(\d+ min )?\d+ s left|\d+ h \d+ min left", left)
         await pilot.press("x")
         await wait_idle(pilot)
-        assert not app.busy
+        assert not app.workbench.busy

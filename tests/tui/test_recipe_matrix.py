@@ -12,8 +12,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from prunetui.core.runs import RunStore
 from prunetui.core.session import Origin, Session, Splits
 from prunetui.sources import load_data, load_model
+from prunetui.tui.screens.fields.parsed_input import ParsedInput
 from prunetui.tui.screens.finetune_dialog import FinetuneDialog
-from prunetui.tui.widgets.parsed_input import ParsedInput
 
 from .conftest import make_app, wait_idle, wait_until
 
@@ -51,10 +51,10 @@ async def test_every_combination_from_the_keys(tmp_path, digits, method, schedul
     app = make_app(session, tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_idle(pilot)
-        while app.method != method:
+        while app.workbench.method != method:
             await pilot.press("M")
-            await wait_until(pilot, lambda: not app.busy)
-        app.set_targets(TARGETS)
+            await wait_until(pilot, lambda: not app.workbench.busy)
+        app.workbench.set_targets(TARGETS)
         if recalibrate:
             await pilot.press("B")
         dialog = await fill_and_start(pilot, app, schedule, distill)
@@ -84,7 +84,7 @@ async def test_every_combination_from_the_keys(tmp_path, digits, method, schedul
             return
         zeros = session.state.sparsity()
         assert all(zeros[name] >= target - 1e-3 for name, target in TARGETS.items())
-        app.set_target("backbone.conv3.weight", 0.8)
+        app.workbench.set_target("backbone.conv3.weight", 0.8)
         await pilot.press("P")  # prune further from the finetuned weights: sparsities only grow
         await wait_idle(pilot)
         further = session.current_run

@@ -5,8 +5,8 @@ import torch
 from torch import nn
 
 from prunetui.core.session import Session
+from prunetui.tui.screens.fields.parsed_input import ParsedInput
 from prunetui.tui.screens.finetune_dialog import FinetuneDialog
-from prunetui.tui.widgets.parsed_input import ParsedInput
 
 from .conftest import make_app, tiny_splits, wait_idle
 from .test_jobs import log_lines
@@ -35,28 +35,28 @@ async def test_b_recalibrates_and_B_recalibrates_after_each_prune(tmp_path):
         await pilot.press("b")  # nothing pruned: a warning, no job
         await wait_idle(pilot)
         assert not recalibrated_lines(app)
-        app.set_targets(TARGETS)
+        app.workbench.set_targets(TARGETS)
         await pilot.press("p")
         await wait_idle(pilot)
         assert not recalibrated_lines(app)  # off by default: the lab's numbers
         await pilot.press("b")
         await wait_idle(pilot)
-        run = app.session.current_run
+        run = app.workbench.session.current_run
         assert run.accuracy_recalibrated is not None
         assert recalibrated_lines(app)[-1] == (
             f"Sparse model has accuracy={run.accuracy_recalibrated:.2f}% after BN recalibration"
         )
         await pilot.press("B", "p")
         await wait_idle(pilot)
-        assert app.session.current_run.id != run.id and len(recalibrated_lines(app)) == 2
-        assert app.session.current_run.accuracy_recalibrated is not None
+        assert app.workbench.session.current_run.id != run.id and len(recalibrated_lines(app)) == 2
+        assert app.workbench.session.current_run.accuracy_recalibrated is not None
 
 
 async def test_the_finetune_dialog_runs_agp_with_distillation_to_the_exact_targets(tmp_path):
     app = make_app(bn_session(), tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_idle(pilot)
-        app.set_targets(TARGETS)
+        app.workbench.set_targets(TARGETS)
         await pilot.press("f")
         dialog = app.screen
         assert isinstance(dialog, FinetuneDialog)
@@ -65,7 +65,7 @@ async def test_the_finetune_dialog_runs_agp_with_distillation_to_the_exact_targe
         dialog.query_one("#distill", ParsedInput).value = "y"
         await pilot.press("enter")
         await wait_idle(pilot)
-        session = app.session
+        session = app.workbench.session
         run = session.current_run
         assert run.kind == "finetune" and run.schedule == "agp" and run.distill is not None
         assert not any(
@@ -80,7 +80,7 @@ async def test_a_bad_schedule_says_why(tmp_path):
     app = make_app(bn_session(), tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_idle(pilot)
-        app.set_targets(TARGETS)
+        app.workbench.set_targets(TARGETS)
         await pilot.press("f")
         app.screen.query_one("#schedule", ParsedInput).value = "linear"
         await pilot.press("enter")

@@ -14,9 +14,10 @@ from prunetui.core.finetune import FinetuneResult
 from prunetui.core.session import Session
 from prunetui.errors import JobFailed
 from prunetui.tui.app import PruneApp, run_app
+from prunetui.tui.screens.fields.parsed_input import ParsedInput
 from prunetui.tui.screens.finetune_dialog import FinetuneDialog
-from prunetui.tui.widgets.parsed_input import ParsedInput
 from prunetui.tui.widgets.size_warning import SizeWarning
+from prunetui.tui.workbench import WorkbenchScreen
 from prunetui.workflow.opening import Opened
 
 from .conftest import wait_idle, wait_until
@@ -52,14 +53,14 @@ async def test_resizing_while_a_job_runs_keeps_the_job_and_the_log(slow_app):
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_idle(pilot)
         await start_finetune(pilot, epochs=1000)
-        await wait_until(pilot, lambda: len(app.epochs) >= 1)
+        await wait_until(pilot, lambda: len(app.workbench.epochs) >= 1)
         written = list(log_lines(app))
         for width, height in [(40, 12), (120, 40), (70, 20), (80, 24)]:
             await pilot.resize_terminal(width, height)
             await pilot.pause(0.05)
-        epochs = len(app.epochs)
-        await wait_until(pilot, lambda: len(app.epochs) >= epochs + 1)  # still training
-        assert app.busy and app.job_title == "Finetune"
+        epochs = len(app.workbench.epochs)
+        await wait_until(pilot, lambda: len(app.workbench.epochs) >= epochs + 1)  # still training
+        assert app.workbench.busy and app.workbench.job_title == "Finetune"
         assert log_lines(app)[: len(written)] == written
         assert len(app.query_one(RichLog).lines) >= len(log_lines(app))
         await pilot.press("x")
@@ -83,7 +84,7 @@ async def test_several_gpus_offer_a_process_count_and_process_failures_are_shown
         await pilot.press("f")  # four GPUs, but the model is on the CPU
         assert isinstance(app.screen, FinetuneDialog) and not app.screen.query("#nproc")
         await pilot.press("escape")
-        monkeypatch.setattr(type(app.session), "device", property(lambda session: torch.device("cuda")))
+        monkeypatch.setattr(type(app.workbench.session), "device", property(lambda session: torch.device("cuda")))
         await pilot.press("f")
         dialog = app.screen
         assert dialog.query_one("#nproc", ParsedInput).value == "1"
@@ -104,7 +105,7 @@ async def test_several_gpus_offer_a_process_count_and_process_failures_are_shown
         await wait_idle(pilot)
         failure = "Finetune failed: 2 processes failed:\n  rank 0: exit code 1\n  rank 1: RuntimeError: boom"
         assert log_lines(app)[-1] == failure and notes == [failure]
-        assert app.is_running and not app.busy
+        assert app.is_running and not app.workbench.busy
 
 
 def test_an_error_in_a_handler_is_one_line_naming_a_crash_log(session, tmp_path, monkeypatch, capsys):
@@ -117,7 +118,7 @@ def test_an_error_in_a_handler_is_one_line_naming_a_crash_log(session, tmp_path,
 
     async def press_help(pilot) -> None:
         for _ in range(200):  # the session arrives from the opener's thread
-            if pilot.app.session is not None:
+            if pilot.app.workbench.session is not None:
                 break
             await asyncio.sleep(0.05)
         await pilot.press("question_mark")
@@ -127,7 +128,7 @@ def test_an_error_in_a_handler_is_one_line_naming_a_crash_log(session, tmp_path,
             await asyncio.sleep(0.05)
         pilot.app.exit()  # the action did not raise
 
-    monkeypatch.setattr(PruneApp, "action_help", broken_help)
+    monkeypatch.setattr(WorkbenchScreen, "action_help", broken_help)
     monkeypatch.setattr(
         PruneApp, "run", lambda self: App.run(self, headless=True, size=(100, 30), auto_pilot=press_help)
     )

@@ -8,8 +8,8 @@ from prunetui.tui.job_runner import BUSY
 from prunetui.tui.runs_view import pareto_best, profile_name_of
 from prunetui.tui.screens.targets_diff_screen import TargetsDiffScreen
 from prunetui.tui.widgets.layer_table import LayerTable
-from prunetui.tui.widgets.runs_plot import RunsPlot
-from prunetui.tui.widgets.runs_table import RunsTable, fit
+from prunetui.tui.widgets.plots.runs_plot import RunsPlot
+from prunetui.tui.widgets.plots.runs_table import RunsTable, fit
 
 from .conftest import LAYERS, make_app, make_session, wait_idle, wait_until
 from .test_jobs import log_lines, start_finetune
@@ -51,7 +51,7 @@ async def test_prune_and_finetune_runs_are_listed_and_plotted(recording_app):
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_idle(pilot)
         assert app.query_one(RunsTable).row_count == 0
-        app.set_target("conv2.weight", 0.8)
+        app.workbench.set_target("conv2.weight", 0.8)
         await pilot.press("p")
         await wait_idle(pilot)
         await start_finetune(pilot, epochs=2)
@@ -60,10 +60,10 @@ async def test_prune_and_finetune_runs_are_listed_and_plotted(recording_app):
         assert [run.name for run in table.records] == ["custom", "custom+ft2"]
         assert runs_cell(app, 2, "status") == "finished"
         assert runs_cell(app, 2, "epochs") == "2/2"
-        after = app.session.accuracy
+        after = app.workbench.session.accuracy
         assert runs_cell(app, 2, "after") == f"{after:.2f}"
-        assert runs_cell(app, 2, "change") == f"{after - app.session.dense_accuracy:+.2f}"
-        assert runs_cell(app, 1, "percent") == f"{app.session.percent(app.session.current_size()):.2f}"
+        assert runs_cell(app, 2, "change") == f"{after - app.workbench.session.dense_accuracy:+.2f}"
+        assert runs_cell(app, 1, "percent") == f"{app.workbench.session.percent(app.workbench.session.current_size()):.2f}"
         assert table.best_numbers == [2]  # as small as the prune run and more accurate
         assert runs_cell(app, 2, "number") == "2*"
         await pilot.press("u")  # usable at 80x24: the table has the focus and its main columns
@@ -90,7 +90,7 @@ async def test_the_runs_tab_footer_shows_the_run_keys_at_80_columns(recording_ap
         await wait_idle(pilot)
         model_keys = footer_keys(app)
         assert [key for key, _ in model_keys] == ["s", "a", "p", "f", "x", "question_mark", "q"]
-        app.set_target("conv2.weight", 0.8)
+        app.workbench.set_target("conv2.weight", 0.8)
         await pilot.press("p")
         await wait_idle(pilot)
         await pilot.press("u")
@@ -101,17 +101,17 @@ async def test_the_runs_tab_footer_shows_the_run_keys_at_80_columns(recording_ap
         ]  # fmt: skip
         await pilot.press("m")
         assert app.query_one(RunsTable).marked_id == app.query_one(RunsTable).records[0].id
-        app.set_target("conv3.weight", 0.5)
+        app.workbench.set_target("conv3.weight", 0.5)
         await pilot.press("p")  # the model's keys still work, out of the footer
         await wait_idle(pilot)
         assert len(app.query_one(RunsTable).records) == 2
         notes = []
         monkeypatch.setattr(app, "notify", lambda message, **kw: notes.append(message))
-        app.busy = True  # as while a job runs: a model key says why it does nothing
+        app.workbench.busy = True  # as while a job runs: a model key says why it does nothing
         await pilot.pause()
         await pilot.press("s")
         assert notes == [BUSY] and len(app.query_one(RunsTable).records) == 2
-        app.busy = False
+        app.workbench.busy = False
 
 
 async def test_enter_loads_a_runs_targets_and_d_shows_the_difference(trained_state, tmp_path):
@@ -124,7 +124,7 @@ async def test_enter_loads_a_runs_targets_and_d_shows_the_difference(trained_sta
         await wait_idle(pilot)
         assert [run.name for run in app.query_one(RunsTable).records] == ["r1", "r2"]  # read at start
         await pilot.press("u", "enter")
-        assert app.session.targets == {
+        assert app.workbench.session.targets == {
             "conv1.weight": 0.0,
             "conv2.weight": 0.5,
             "conv3.weight": 0.0,
@@ -159,19 +159,19 @@ async def test_reopening_shows_the_runs_and_the_last_scan_without_scanning_again
         await wait_idle(pilot)
         await pilot.press("s")
         await wait_idle(pilot)
-        first.set_target("conv2.weight", 0.8)
+        first.workbench.set_target("conv2.weight", 0.8)
         await pilot.press("p")
         await wait_idle(pilot)
     again = make_app(make_session(trained_state, workdir=tmp_path), tmp_path)
     async with again.run_test(size=(80, 24)) as pilot:
         await wait_idle(pilot)
         assert [run.profile for run in again.query_one(RunsTable).records] == [{"conv2.weight": 0.8}]
-        assert again.curves.points == first.curves.points
-        assert again.curves.base_accuracy == first.curves.base_accuracy
+        assert again.workbench.curves.points == first.workbench.curves.points
+        assert again.workbench.curves.base_accuracy == first.workbench.curves.base_accuracy
         table = again.query_one(LayerTable)
         for layer_name in LAYERS:
             safe = str(table.get_cell(layer_name, "safe")).strip()
-            assert safe == f"{first.curves.safe_sparsity(layer_name):.2f}"
+            assert safe == f"{first.workbench.curves.safe_sparsity(layer_name):.2f}"
         assert "Last scan of this model (4 layers) read from .prunetui/scans" in log_lines(again)
         assert not any(line.startswith("Scan") for line in log_lines(again))
 
@@ -180,29 +180,29 @@ async def test_R_resumes_a_cancelled_finetune_run(trained_state, tmp_path):
     app = make_app(make_session(trained_state, slow=True, workdir=tmp_path), tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_idle(pilot)
-        app.set_target("conv3.weight", 0.9)
+        app.workbench.set_target("conv3.weight", 0.9)
         await pilot.press("p")
         await wait_idle(pilot)
         await start_finetune(pilot, epochs=3)
-        await wait_until(pilot, lambda: len(app.epochs) >= 1)
+        await wait_until(pilot, lambda: len(app.workbench.epochs) >= 1)
         await pilot.press("x")
         await wait_idle(pilot)
-        done = len(app.epochs)
+        done = len(app.workbench.epochs)
         assert runs_cell(app, 2, "status") == "cancelled" and done < 3
         notes = []
         app.notify = lambda message, **kw: notes.append(message)
         await pilot.press("u")  # the cursor on the run the model holds: the cancelled finetune
         assert app.query_one(RunsTable).selected_run.status == "cancelled"
         await pilot.press("up", "R")  # the prune run: nothing to resume
-        assert notes == ["run 1 (custom) has nothing to resume (prune, finished)"] and not app.busy
+        assert notes == ["run 1 (custom) has nothing to resume (prune, finished)"] and not app.workbench.busy
         await pilot.press("down", "R")
         await wait_idle(pilot)
         assert f"Resuming run 2 (custom+ft3) after epoch {done} of 3" in log_lines(app)
-        assert [e.epoch for e in app.epochs] == list(range(done + 1, 4))
-        assert all(f"Epoch {e.epoch} Accuracy" in "\n".join(log_lines(app)) for e in app.epochs)
+        assert [e.epoch for e in app.workbench.epochs] == list(range(done + 1, 4))
+        assert all(f"Epoch {e.epoch} Accuracy" in "\n".join(log_lines(app)) for e in app.workbench.epochs)
         assert runs_cell(app, 2, "status") == "finished"
         assert runs_cell(app, 2, "epochs") == "3/3"
-        assert set(app.session.state.masks) == {"conv3.weight"}
+        assert set(app.workbench.session.state.masks) == {"conv3.weight"}
 
 
 def test_a_narrow_runs_table_leaves_out_columns_then_shortens_names():
@@ -233,7 +233,7 @@ def test_the_epochs_column_fits_the_longest_count():
 
 
 def test_a_recalibrated_prune_counts_its_recalibrated_accuracy_against_dense():
-    from prunetui.tui.widgets.runs_table import run_details
+    from prunetui.tui.widgets.plots.runs_table import run_details
 
     run = RunRecord(
         "i", "r", "prune", "m", "s", {}, 1, 1, 1, "t", accuracy_dense=99.56, accuracy_before=10.22

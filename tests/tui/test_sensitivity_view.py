@@ -6,11 +6,11 @@ import pytest
 
 from prunetui.core.sensitivity import lower_bound
 from prunetui.tui.scan_curves import ScanCurves, Tolerance, parse_tolerance
+from prunetui.tui.screens.fields.parsed_input import ParsedInput
 from prunetui.tui.screens.scan_settings_dialog import ScanSettingsDialog
 from prunetui.tui.widgets.layer_table import LayerTable
-from prunetui.tui.widgets.parsed_input import ParsedInput
-from prunetui.tui.widgets.sensitivity_grid import SensitivityGrid
-from prunetui.tui.widgets.sensitivity_plot import SensitivityPlot
+from prunetui.tui.widgets.plots.sensitivity_grid import SensitivityGrid
+from prunetui.tui.widgets.plots.sensitivity_plot import SensitivityPlot
 
 from .conftest import LAYERS, wait_idle, wait_until
 
@@ -37,23 +37,23 @@ async def test_tolerated_drop_drives_safe_the_numbers_and_the_header(app):
         await wait_idle(pilot)
         await pilot.press("s")
         await wait_idle(pilot)
-        base = app.curves.base_accuracy
+        base = app.workbench.curves.base_accuracy
         assert f"floor {lower_bound(base):.2f}%" in header(app)  # the lab's rule by default
         lab_safe = safe_cells(app)
         await pilot.press("S")
         assert isinstance(app.screen, ScanSettingsDialog)
         app.screen.query_one("#drop", ParsedInput).value = "0"
         await pilot.press("enter")
-        assert app.tolerance == Tolerance(0.0)
+        assert app.workbench.tolerance == Tolerance(0.0)
         assert f"tolerated drop 0.00 pt → floor {base:.2f}%" in header(app)
         strict = safe_cells(app)
-        assert strict == {n: f"{app.curves.safe_sparsity(n, Tolerance(0.0)):.2f}" for n in LAYERS}
+        assert strict == {n: f"{app.workbench.curves.safe_sparsity(n, Tolerance(0.0)):.2f}" for n in LAYERS}
         assert strict != lab_safe and all(float(strict[n]) <= float(lab_safe[n]) for n in LAYERS)
         await pilot.press("T")  # the numbers, cells below the floor in red
         grid = app.query_one(SensitivityGrid)
         assert grid.display and not app.query_one(SensitivityPlot).display
         assert grid.row_count == len(LAYERS)
-        below = [(n, s) for n, points in app.curves.points.items() for s, a in points if a < base - 1e-9]
+        below = [(n, s) for n, points in app.workbench.curves.points.items() for s, a in points if a < base - 1e-9]
         assert below
         for layer_name, s in below:
             assert "red" in str(grid.get_cell(layer_name, f"{s:g}").style)
@@ -68,10 +68,10 @@ async def test_scan_grid_is_chosen_in_the_app(app):
         dialog = app.screen
         dialog.query_one("#grid", ParsedInput).value = "0.5:1.0:0.25"
         await pilot.press("enter")
-        assert app.scan_grid == (0.5, 0.75)
+        assert app.workbench.scan_grid == (0.5, 0.75)
         await pilot.press("s")
         await wait_idle(pilot)
-        assert all([s for s, _ in points] == [0.5, 0.75] for points in app.curves.points.values())
+        assert all([s for s, _ in points] == [0.5, 0.75] for points in app.workbench.curves.points.values())
         await pilot.press("S")
         app.screen.query_one("#grid", ParsedInput).value = "2"
         await pilot.press("enter")
@@ -86,13 +86,13 @@ async def test_method_switch_keeps_safe_when_a_stored_scan_exists(recording_app)
         await wait_idle(pilot)
         magnitude_safe = safe_cells(app)
         await pilot.press("M")  # taylor: no scan stored by it yet
-        await wait_until(pilot, lambda: app.method == "taylor")
+        await wait_until(pilot, lambda: app.workbench.method == "taylor")
         await pilot.pause(0.2)
         assert "safe" not in [c.key.value for c in app.query_one(LayerTable).ordered_columns]
         await pilot.press("M")  # channel
-        await wait_until(pilot, lambda: app.method == "channel")
+        await wait_until(pilot, lambda: app.workbench.method == "channel")
         await pilot.press("M")  # magnitude again: its stored scan comes back, and the Safe column
-        await wait_until(pilot, lambda: app.method == "magnitude" and app.curves.base_accuracy is not None)
+        await wait_until(pilot, lambda: app.workbench.method == "magnitude" and app.workbench.curves.base_accuracy is not None)
         await pilot.pause()
         assert safe_cells(app) == magnitude_safe
 
@@ -130,13 +130,13 @@ async def test_safe_of_a_layer_the_scan_stopped_in_reads_as_a_lower_bound(app):
         await wait_idle(pilot)
         full = safe_cells(app)
         assert not any(cell.endswith("+") for cell in full.values())
-        points = {name: list(p) for name, p in app.curves.points.items()}
+        points = {name: list(p) for name, p in app.workbench.curves.points.items()}
         stopped = LAYERS[-1]
         points[stopped] = points[stopped][:2]  # a cancelled scan keeps the points it measured
-        app.curves = ScanCurves(app.curves.base_accuracy, points)
+        app.workbench.curves = ScanCurves(app.workbench.curves.base_accuracy, points)
         await pilot.pause()
         cells = safe_cells(app)
-        expected = app.curves.safe_sparsity(stopped)
+        expected = app.workbench.curves.safe_sparsity(stopped)
         assert cells[stopped] == f"{expected:.2f}+"
         assert {n: c for n, c in cells.items() if n != stopped} == {
             n: full[n] for n in LAYERS if n != stopped
@@ -146,7 +146,7 @@ async def test_safe_of_a_layer_the_scan_stopped_in_reads_as_a_lower_bound(app):
 async def test_a_grid_wider_than_the_terminal_scrolls_sideways(app):
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_idle(pilot)
-        app.scan_grid = tuple(round(0.3 + 0.02 * i, 2) for i in range(20))
+        app.workbench.scan_grid = tuple(round(0.3 + 0.02 * i, 2) for i in range(20))
         await pilot.press("s")
         await wait_idle(pilot)
         await pilot.press("T")
@@ -163,7 +163,7 @@ async def test_a_grid_wider_than_the_terminal_scrolls_sideways(app):
 
 @pytest.mark.parametrize("tolerance", [Tolerance(), Tolerance(1.0)])
 def test_the_header_before_a_scan_fits_80_columns(tolerance):
-    from prunetui.tui.widgets.sensitivity_view import header_text
+    from prunetui.tui.widgets.plots.sensitivity_view import header_text
 
     for width in (76, 118):
         text = header_text(ScanCurves(), None, tolerance, False, width).plain
@@ -174,11 +174,11 @@ def test_the_header_before_a_scan_fits_80_columns(tolerance):
 async def test_the_header_in_the_app_fits_its_own_width_at_80_columns(app):
     from textual.widgets import Static
 
-    from prunetui.tui.widgets.sensitivity_view import SensitivityView
+    from prunetui.tui.widgets.plots.sensitivity_view import SensitivityView
 
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_idle(pilot)
-        app.show_plot("sensitivity-tab")
+        app.workbench.show_plot("sensitivity-tab")
         await pilot.pause(0.2)
         header = app.query_one(SensitivityView).query_one("#sensitivity-header", Static)
         assert len(str(header.render())) <= header.content_size.width  # not cut by its padding

@@ -6,9 +6,9 @@ import torch
 from fake_timers import StructureTimer
 
 from prunetui.tui.screens.ask_dialog import AskDialog
+from prunetui.tui.screens.fields.parsed_input import ParsedInput
 from prunetui.tui.text import measured_speedup_text
 from prunetui.tui.widgets.layer_table import LayerTable, time_cell
-from prunetui.tui.widgets.parsed_input import ParsedInput
 from prunetui.tui.widgets.status_line import Status, fitted_status_text
 from prunetui.workflow.channel_steps import slower_warning
 from prunetui.workflow.planning import Effort
@@ -25,8 +25,8 @@ def speed_app(trained_state, tmp_path):
 
 
 def inject(app) -> None:
-    app.speed.effort = TINY
-    app.speed.timer = StructureTimer(torch.zeros(1, 1, 8, 8))
+    app.workbench.speed.effort = TINY
+    app.workbench.speed.timer = StructureTimer(torch.zeros(1, 1, 8, 8))
 
 
 def log_text(app) -> str:
@@ -46,30 +46,30 @@ async def test_a_speedup_goal_plans_widths_that_y_accepts_in_channel_mode(traine
         assert isinstance(app.screen, AskDialog)
         app.screen.query_one(ParsedInput).value = "1.5x"
         await pilot.press("enter")
-        await wait_until(pilot, lambda: app.pending_suggestion is not None, timeout=60)
+        await wait_until(pilot, lambda: app.workbench.pending_suggestion is not None, timeout=60)
         await wait_idle(pilot)
-        suggestion = app.pending_suggestion
+        suggestion = app.workbench.pending_suggestion
         assert suggestion.source == "speedup" and any(t > 0 for t in suggestion.targets.values())
         assert "held-out images" in log_text(app) and "Latency model error" in log_text(app)
-        assert app.method == "magnitude"
+        assert app.workbench.method == "magnitude"
         await pilot.press("y")
-        await wait_until(pilot, lambda: app.method == "channel")
-        assert app.session.targets == suggestion.targets
+        await wait_until(pilot, lambda: app.workbench.method == "channel")
+        assert app.workbench.session.targets == suggestion.targets
         # the Time column (the plan's latency model) and the predicted speed-up of the targets
         await wait_until(pilot, lambda: app.query_one(LayerTable).latency is not None)
         assert "time" in [c.key.value for c in app.query_one(LayerTable).ordered_columns]
         pruned = [n for n, t in suggestion.targets.items() if t > 0]
         await wait_until(pilot, lambda: "-" in cell(app, pruned[0], "time"))
-        await wait_until(pilot, lambda: app.preview.speedup is not None and app.preview.speedup >= 1.5)
+        await wait_until(pilot, lambda: app.workbench.preview.speedup is not None and app.workbench.preview.speedup >= 1.5)
         assert app.size.width == 80
         # the plan was measured after BN recalibration: B is on, and no "sum of scan drops" is claimed
-        assert app.recovery.recalibrate_bn and "+BN" in app.recovery_marks
-        projected = app.preview.cost.size_mib
+        assert app.workbench.recovery.recalibrate_bn and "+BN" in app.workbench.recovery_marks
+        projected = app.workbench.preview.cost.size_mib
         await pilot.press("p")
         await wait_idle(pilot)
-        assert app.session.state.channel_pruned and app.session.current_size() == projected
+        assert app.workbench.session.state.channel_pruned and app.workbench.session.current_size() == projected
         assert "sum of scan drops" not in log_text(app)
-        assert app.suggest.shown_prediction() is None
+        assert app.workbench.suggest.shown_prediction() is None
 
 
 async def test_l_times_the_groups_for_the_time_column(trained_state, tmp_path):
@@ -78,14 +78,14 @@ async def test_l_times_the_groups_for_the_time_column(trained_state, tmp_path):
         await wait_idle(pilot)
         inject(app)
         await pilot.press("M", "M")  # channel mode
-        await wait_until(pilot, lambda: app.method == "channel")
+        await wait_until(pilot, lambda: app.workbench.method == "channel")
         await pilot.press("L")
-        await wait_until(pilot, lambda: app.speed.table is not None, timeout=60)
+        await wait_until(pilot, lambda: app.workbench.speed.table is not None, timeout=60)
         await wait_idle(pilot)
         await wait_until(pilot, lambda: app.query_one(LayerTable).latency is not None)
         share = cell(app, "conv2.weight", "time")
         assert share.endswith("%") and "Latency model measured" in log_text(app)
-        app.set_target("conv2.weight", 0.5)
+        app.workbench.set_target("conv2.weight", 0.5)
         await wait_until(pilot, lambda: cell(app, "conv2.weight", "time") != share)
         assert "%" in cell(app, "conv2.weight", "time").split()[-1]
         assert "~" in str(app.query_one("#status").render())  # the predicted speed-up in the header

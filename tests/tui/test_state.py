@@ -8,8 +8,8 @@ from prunetui.core.suggest import Suggestion
 from prunetui.tui.job_runner import BUSY
 from prunetui.tui.screens.ask_dialog import AskDialog
 from prunetui.tui.widgets.layer_table import LayerTable
+from prunetui.tui.widgets.plots.weights_plot import WeightsPlot
 from prunetui.tui.widgets.status_line import StatusLine
-from prunetui.tui.widgets.weights_plot import WeightsPlot
 
 from .conftest import MODEL_LABEL, wait_idle, wait_until
 from .test_jobs import start_finetune
@@ -30,20 +30,20 @@ async def test_a_running_job_disables_target_edits_and_jobs_and_says_why(slow_ap
         await wait_idle(pilot)
         monkeypatch.setattr(app, "notify", lambda message, **kw: notes.append(message))
         await start_finetune(pilot, epochs=1000)
-        await wait_until(pilot, lambda: len(app.epochs) >= 1)
-        assert app.check_action("set_target", ()) is None and app.check_action("prune", ()) is None
+        await wait_until(pilot, lambda: len(app.workbench.epochs) >= 1)
+        assert app.workbench.check_action("set_target", ()) is None and app.workbench.check_action("prune", ()) is None
         assert not footer_enabled(app, "p") and footer_enabled(app, "question_mark")
-        before = dict(app.session.targets)
+        before = dict(app.workbench.session.targets)
         await pilot.press("5", "plus", "enter")
-        assert app.session.targets == before and app.targets == before
+        assert app.workbench.session.targets == before and app.workbench.targets == before
         assert not isinstance(app.screen, AskDialog)
-        await app.run_from_palette("scan")
-        assert notes == [BUSY] * 4 and app.job_title == "Finetune"
+        await app.workbench.run_from_palette("scan")
+        assert notes == [BUSY] * 4 and app.workbench.job_title == "Finetune"
         await pilot.press("x")
         await wait_idle(pilot)
         assert footer_enabled(app, "p")
         await pilot.press("5")
-        assert app.session.targets["conv1.weight"] == 0.5
+        assert app.workbench.session.targets["conv1.weight"] == 0.5
         assert target_cell(app, "conv1.weight") == "0.50"
 
 
@@ -53,19 +53,19 @@ async def test_panes_follow_targets_locks_and_suggestions_they_did_not_set(app, 
         await wait_idle(pilot)
         await pilot.press("o", "enter")  # opened by a dialog: nothing told the table or the header
         await pilot.pause()
-        assert app.targets == app.session.targets and app.session.targets["conv1.weight"] == 0.6
+        assert app.workbench.targets == app.workbench.session.targets and app.workbench.session.targets["conv1.weight"] == 0.6
         assert target_cell(app, "conv1.weight") == "0.60"
         assert "target 0.60" in app.query_one(WeightsPlot).render().plain
         status = app.query_one(StatusLine).status
-        assert status.projected_mib == pytest.approx(app.session.projected_size())
+        assert status.projected_mib == pytest.approx(app.workbench.session.projected_size())
 
-        app.locked_layers = frozenset({"fc.weight"})
-        app.pending_suggestion = Suggestion({"conv2.weight": 0.5}, predicted_accuracy=70.0, size_mib=0.01)
+        app.workbench.locked_layers = frozenset({"fc.weight"})
+        app.workbench.pending_suggestion = Suggestion({"conv2.weight": 0.5}, predicted_accuracy=70.0, size_mib=0.01)
         assert target_cell(app, "fc.weight") == "0.00 L"
         assert target_cell(app, "conv2.weight") == "0.00→0.50"
         assert app.query_one(StatusLine).status.suggested_mib == 0.01
-        assert app.check_action("prune", ()) is False and "p" not in app.screen.active_bindings  # hidden
-        app.pending_suggestion = None
+        assert app.workbench.check_action("prune", ()) is False and "p" not in app.screen.active_bindings  # hidden
+        app.workbench.pending_suggestion = None
         assert target_cell(app, "conv2.weight") == "0.00"
         assert app.query_one(StatusLine).status.suggested_mib is None
 
@@ -82,10 +82,10 @@ async def test_targets_stay_editable_beside_a_scan_and_survive_its_failure(app):
 
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_idle(pilot)
-        app.jobs.start("Scan", failing_scan, changes_model=False)
+        app.workbench.jobs.start("Scan", failing_scan, changes_model=False)
         await pilot.press("5")
-        assert app.session.targets["conv1.weight"] == 0.5 and target_cell(app, "conv1.weight") == "0.50"
-        assert app.check_action("prune", ()) is None  # jobs still wait
+        assert app.workbench.session.targets["conv1.weight"] == 0.5 and target_cell(app, "conv1.weight") == "0.50"
+        assert app.workbench.check_action("prune", ()) is None  # jobs still wait
         release.set()
         await wait_idle(pilot)
-        assert app.session.targets["conv1.weight"] == 0.5  # the failed job did not put them back
+        assert app.workbench.session.targets["conv1.weight"] == 0.5  # the failed job did not put them back

@@ -8,9 +8,9 @@ import pytest
 
 from prunetui.core.suggest import suggest_for_budget, suggest_for_max_drop, suggest_per_layer_drop
 from prunetui.tui.screens.ask_dialog import AskDialog
+from prunetui.tui.screens.fields.parsed_input import ParsedInput
 from prunetui.tui.suggestion import scan_table
 from prunetui.tui.widgets.layer_table import LayerTable
-from prunetui.tui.widgets.parsed_input import ParsedInput
 from prunetui.tui.widgets.status_line import StatusLine
 from prunetui.workflow.goals import Goal, parse_goal, propose
 
@@ -61,7 +61,7 @@ async def ask_suggestion(pilot, goal: str = "25%") -> None:
     assert isinstance(app.screen, AskDialog)
     app.screen.query_one(ParsedInput).value = goal
     await pilot.press("enter")
-    await wait_until(pilot, lambda: app.pending_suggestion is not None)
+    await wait_until(pilot, lambda: app.workbench.pending_suggestion is not None)
     await pilot.pause()
 
 
@@ -86,8 +86,8 @@ async def test_a_proposes_targets_that_are_accepted_or_discarded(app):
         await pilot.press("enter")
         assert "at most the dense size" in str(app.screen.query_one(".reason").render())
         await pilot.press("escape")
-        session = app.session
-        table = scan_table(app.curves, session)
+        session = app.workbench.session
+        table = scan_table(app.workbench.curves, session)
         expected = suggest_for_budget(
             table, 0.25 * session.dense_size, session.projected_size, {"conv1.weight": 0.3}
         )
@@ -97,8 +97,8 @@ async def test_a_proposes_targets_that_are_accepted_or_discarded(app):
             await ask_suggestion(pilot)
             # measured beside uniform and global at the same size, and refined: on this tiny model the
             # scan's proposal is the best measured and no move between layers improves it
-            assert app.pending_suggestion.measured_accuracy is not None
-            assert replace(app.pending_suggestion, measured_accuracy=None) == expected
+            assert app.workbench.pending_suggestion.measured_accuracy is not None
+            assert replace(app.workbench.pending_suggestion, measured_accuracy=None) == expected
             assert any(line.startswith("Measured before finetuning") for line in log_lines(app))
             for layer_name, target in expected.targets.items():
                 shown = "0.30 L" if layer_name == "conv1.weight" else f"0.00→{target:.2f}"
@@ -110,9 +110,9 @@ async def test_a_proposes_targets_that_are_accepted_or_discarded(app):
             )
             assert f"predicted accuracy {expected.predicted_accuracy:.2f}%" in log_lines(app)[-2]
             await pilot.press("p", "5")  # targets and jobs wait for the answer
-            assert not app.busy and session.targets == before
+            assert not app.workbench.busy and session.targets == before
             await pilot.press(discard_key)
-            assert app.pending_suggestion is None and session.targets == before
+            assert app.workbench.pending_suggestion is None and session.targets == before
             assert target_cell(app, "conv2.weight") == "0.00"
             assert app.query_one(StatusLine).status.suggested_mib is None
 
@@ -136,8 +136,8 @@ async def test_enter_accepts_and_drop_goals_use_the_matching_search(app):
         await wait_idle(pilot)
         await pilot.press("s")
         await wait_idle(pilot)
-        session = app.session
-        table = scan_table(app.curves, session)
+        session = app.workbench.session
+        table = scan_table(app.workbench.curves, session)
         for text, search in [("drop 2", suggest_for_max_drop), ("layer-drop 0.5", suggest_per_layer_drop)]:
             goal = parse_goal(text, session.dense_size)
             assert propose(goal, table, session.projected_size, {}) == search(
@@ -145,14 +145,14 @@ async def test_enter_accepts_and_drop_goals_use_the_matching_search(app):
             )
         await ask_suggestion(pilot, "drop 2")
         pending, proposal = (
-            app.pending_suggestion,
+            app.workbench.pending_suggestion,
             suggest_for_max_drop(table, 2.0, session.projected_size, {}),
         )
         assert pending.size_mib <= proposal.size_mib + 1e-12  # refined at the proposal's size
         assert pending.predicted_accuracy == proposal.predicted_accuracy
         await pilot.press("enter")
         assert session.targets == pending.targets
-        assert app.pending_suggestion is None and not isinstance(app.screen, AskDialog)
+        assert app.workbench.pending_suggestion is None and not isinstance(app.screen, AskDialog)
 
 
 @pytest.mark.parametrize(("measured", "warned"), [(97.0, True), (98.5, False)])
@@ -162,10 +162,10 @@ async def test_a_drop_goal_the_measurement_missed_is_a_warning(app, measured, wa
 
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_idle(pilot)
-        app.curves = ScanCurves(99.0, {"conv2.weight": [(0.5, 98.8)]}, (0.5,))
-        targets = dict.fromkeys(app.session.layer_names, 0.0) | {"conv2.weight": 0.5}
-        app.suggest.show(Goal("drop", 1.0, "drop 1.0"), Suggestion(targets, 98.8, 0.01, measured, "global"))
+        app.workbench.curves = ScanCurves(99.0, {"conv2.weight": [(0.5, 98.8)]}, (0.5,))
+        targets = dict.fromkeys(app.workbench.session.layer_names, 0.0) | {"conv2.weight": 0.5}
+        app.workbench.suggest.show(Goal("drop", 1.0, "drop 1.0"), Suggestion(targets, 98.8, 0.01, measured, "global"))
         await pilot.pause()
         said = "\n".join(log_lines(app))
         assert ("more than the 1 asked" in said) is warned  # 2 points under 99.0 is; 0.5 is not
-        assert app.pending_suggestion is not None  # still offered: finetuning recovers most of it
+        assert app.workbench.pending_suggestion is not None  # still offered: finetuning recovers most of it

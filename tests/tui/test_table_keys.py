@@ -4,7 +4,7 @@ import pytest
 
 from prunetui.core.runs import RunStore
 from prunetui.tui.widgets.layer_table import LayerTable
-from prunetui.tui.widgets.runs_table import RunsTable
+from prunetui.tui.widgets.plots.runs_table import RunsTable
 
 from .conftest import make_app, make_session, wait_idle
 from .many_layers import many_session
@@ -23,10 +23,10 @@ async def test_keys_go_to_the_last_and_the_first_layer(many_app, last, first):
         app, table = many_app, many_app.query_one(LayerTable)
         assert app.focused is table and table.region.height < table.row_count + 1  # it scrolls
         await pilot.press(last)
-        assert app.selected_layer == "fc.weight"
+        assert app.workbench.selected_layer == "fc.weight"
         assert table.scroll_y > 0  # the last row in view
         await pilot.press(first)
-        assert app.selected_layer == "conv1.weight"
+        assert app.workbench.selected_layer == "conv1.weight"
         assert table.scroll_y == 0
 
 
@@ -38,9 +38,9 @@ async def test_they_act_on_the_layers_from_another_pane_too(many_app):
         assert not isinstance(many_app.focused, LayerTable)
         for last, first in (("end", "home"), ("G", "g")):
             await pilot.press(last)
-            assert many_app.selected_layer == "fc.weight", last
+            assert many_app.workbench.selected_layer == "fc.weight", last
             await pilot.press(first)
-            assert many_app.selected_layer == "conv1.weight", first
+            assert many_app.workbench.selected_layer == "conv1.weight", first
 
 
 async def test_in_the_runs_tab_they_move_the_runs_cursor(trained_state, tmp_path):
@@ -59,4 +59,4 @@ async def test_in_the_runs_tab_they_move_the_runs_cursor(trained_state, tmp_path
             assert runs.cursor_row == 2, last
             await pilot.press(first)
             assert runs.cursor_row == 0, first
-        assert app.selected_layer == "conv1.weight"  # the layers' cursor did not move
+        assert app.workbench.selected_layer == "conv1.weight"  # the layers' cursor did not move

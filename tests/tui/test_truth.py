@@ -4,7 +4,7 @@ says so once the model changed; a reset finds the scan of the model as opened ag
 from rich.text import Text
 
 from prunetui.tui.widgets.layer_table import LayerTable
-from prunetui.tui.widgets.sensitivity_view import SensitivityView
+from prunetui.tui.widgets.plots.sensitivity_view import SensitivityView
 
 from .conftest import wait_idle, wait_until
 from .test_jobs import start_finetune
@@ -27,7 +27,7 @@ async def test_a_scan_of_the_model_before_is_marked_and_a_reset_finds_the_dense_
         await wait_idle(pilot)
         assert "before the model changed" not in sensitivity_header(app)
         assert safe_style(app, "conv1.weight") == "green"
-        app.set_target("conv2.weight", 0.8)
+        app.workbench.set_target("conv2.weight", 0.8)
         await pilot.press("p")
         await wait_idle(pilot)
         await wait_until(pilot, lambda: "scan of the model as opened" in sensitivity_header(app))
@@ -35,20 +35,20 @@ async def test_a_scan_of_the_model_before_is_marked_and_a_reset_finds_the_dense_
         await pilot.press("r", "y")  # back to the weights as opened: their scan is in the cache
         await wait_idle(pilot)
         await wait_until(pilot, lambda: "before the model changed" not in sensitivity_header(app))
-        assert safe_style(app, "conv1.weight") == "green" and app.curves.of_label == "the model as opened"
+        assert safe_style(app, "conv1.weight") == "green" and app.workbench.curves.of_label == "the model as opened"
 
 
 async def test_a_scan_after_pruning_is_of_that_run(recording_app):
     app = recording_app
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_idle(pilot)
-        app.set_target("conv2.weight", 0.8)
+        app.workbench.set_target("conv2.weight", 0.8)
         await pilot.press("p")
         await wait_idle(pilot)
         await pilot.press("s")
         await wait_idle(pilot)
-        run = app.session.current_run
-        assert app.curves.of_label == f"run {run.name}" and not app.curves.is_stale(app.stats.version)
+        run = app.workbench.session.current_run
+        assert app.workbench.curves.of_label == f"run {run.name}" and not app.workbench.curves.is_stale(app.workbench.stats.version)
 
 
 async def test_keys_typed_during_a_job_wait_for_it_instead_of_acting_on_the_table(slow_app):
@@ -57,24 +57,24 @@ async def test_keys_typed_during_a_job_wait_for_it_instead_of_acting_on_the_tabl
     app = slow_app
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_idle(pilot)
-        app.set_target("conv2.weight", 0.5)
+        app.workbench.set_target("conv2.weight", 0.5)
         await start_finetune(pilot, epochs=2)
-        assert app.busy
+        assert app.workbench.busy
         await pilot.press("f", "backspace", "3", "enter")
 
         def second_finetune_ended() -> bool:
-            run = app.session.current_run
-            return run is not None and run.epochs_planned == 3 and not app.busy
+            run = app.workbench.session.current_run
+            return run is not None and run.epochs_planned == 3 and not app.workbench.busy
 
         await wait_until(pilot, second_finetune_ended, timeout=60)
-        run = app.session.current_run
+        run = app.workbench.session.current_run
         assert run.kind == "finetune" and run.epochs_planned == 3 and len(run.epochs) == 3
-        assert app.session.targets["conv1.weight"] == 0.0 and app.session.targets["conv2.weight"] == 0.5
+        assert app.workbench.session.targets["conv1.weight"] == 0.0 and app.workbench.session.targets["conv2.weight"] == 0.5
 
 
 async def test_the_recovery_options_on_are_in_the_header(recording_app):
+    from prunetui.tui.screens.fields.parsed_input import ParsedInput
     from prunetui.tui.screens.finetune_dialog import FinetuneDialog
-    from prunetui.tui.widgets.parsed_input import ParsedInput
     from prunetui.tui.widgets.status_line import StatusLine
 
     app = recording_app
@@ -84,7 +84,7 @@ async def test_the_recovery_options_on_are_in_the_header(recording_app):
         assert "+BN" not in header()
         await pilot.press("B")
         await wait_until(pilot, lambda: "+BN" in header())
-        app.set_target("conv2.weight", 0.5)
+        app.workbench.set_target("conv2.weight", 0.5)
         await pilot.press("f")
         dialog = app.screen
         assert isinstance(dialog, FinetuneDialog)
@@ -93,7 +93,7 @@ async def test_the_recovery_options_on_are_in_the_header(recording_app):
         await pilot.press("enter")
         await wait_idle(pilot)
         await wait_until(pilot, lambda: "+BN +KD" in header())
-        assert app.session.current_run.kind == "finetune"  # no BatchNorm: said, and the run goes on
+        assert app.workbench.session.current_run.kind == "finetune"  # no BatchNorm: said, and the run goes on
         await pilot.press("B")
         await wait_until(pilot, lambda: "+BN" not in header() and "+KD" in header())
 
@@ -119,12 +119,12 @@ async def test_an_export_reopens_as_what_it_is(capsys, tmp_path, monkeypatch):
         await wait_idle(pilot)
         header = str(app.query_one(StatusLine).render())
         assert "opened" in header and "dense" not in header
-        assert app.targets["backbone.conv3.weight"] == 0.7
+        assert app.workbench.targets["backbone.conv3.weight"] == 0.7
 
 
 def test_a_drop_under_one_image_says_so_and_the_settings_offer_a_point():
     from prunetui.tui.scan_curves import ScanCurves, Tolerance
-    from prunetui.tui.widgets.sensitivity_view import header_text
+    from prunetui.tui.widgets.plots.sensitivity_view import header_text
 
     curves = ScanCurves(99.78, {"conv1.weight": [(0.4, 99.78)]}, (0.4,), images=450)  # the demo's digits
     assert curves.drop_below_one_image(Tolerance()) and not curves.drop_below_one_image(Tolerance(1.0))
@@ -141,7 +141,7 @@ async def test_s_offers_one_point_when_the_labs_drop_is_under_one_image(recordin
     app = recording_app
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_idle(pilot)
-        app.curves = ScanCurves(99.9, {"conv1.weight": [(0.4, 99.9)]}, (0.4,), images=64)
+        app.workbench.curves = ScanCurves(99.9, {"conv1.weight": [(0.4, 99.9)]}, (0.4,), images=64)
         await pilot.press("S")
         dialog = app.screen
         assert isinstance(dialog, ScanSettingsDialog) and dialog.current.tolerance.points == 1.0

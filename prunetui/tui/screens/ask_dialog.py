@@ -10,7 +10,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
 from prunetui.tui.screens.early_keys import EarlyKeys
-from prunetui.tui.widgets.parsed_input import ParsedInput
+from prunetui.tui.screens.fields.parsed_input import ParsedInput
 
 
 class AskDialog(EarlyKeys, ModalScreen[Any]):

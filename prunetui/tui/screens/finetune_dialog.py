@@ -14,8 +14,8 @@ from textual.widgets import Input, Label
 
 from prunetui.core.recipe import DEFAULT_EPOCHS, Finetune, Processes, Recipe, RecipeError
 from prunetui.tui.screens.early_keys import EarlyKeys
+from prunetui.tui.screens.fields.parsed_input import ParsedInput
 from prunetui.tui.text import parse_process_count
-from prunetui.tui.widgets.parsed_input import ParsedInput
 from prunetui.workflow.policy import parse_epochs, parse_learning_rate
 
 

@@ -13,7 +13,7 @@ from textual.widgets.option_list import Option
 from prunetui.core.profile import Profile
 from prunetui.errors import UserError
 from prunetui.tui.screens.early_keys import EarlyKeys
-from prunetui.tui.widgets.in_order_input import InOrderInput
+from prunetui.tui.screens.fields.in_order_input import InOrderInput
 
 
 class OpenProfileDialog(EarlyKeys, ModalScreen[Profile | None]):

@@ -8,7 +8,7 @@ from textual.widgets import Input, Label
 
 from prunetui.core.recorder import NAME_MAX, NOTE_MAX
 from prunetui.tui.screens.early_keys import EarlyKeys
-from prunetui.tui.widgets.in_order_input import InOrderInput
+from prunetui.tui.screens.fields.in_order_input import InOrderInput
 
 
 class RunNoteDialog(EarlyKeys, ModalScreen[tuple[str, str] | None]):

@@ -12,7 +12,7 @@ from textual.widgets import Input, Label
 from prunetui.core.grid import parse_grid
 from prunetui.tui.scan_curves import Tolerance, parse_tolerance
 from prunetui.tui.screens.early_keys import EarlyKeys
-from prunetui.tui.widgets.parsed_input import ParsedInput
+from prunetui.tui.screens.fields.parsed_input import ParsedInput
 
 
 @dataclass(frozen=True)

@@ -100,11 +100,11 @@ def cell_width(cell: Text | str) -> int:
 
 
 class LayerTable(DataTable):
-    """`room` (cells, set by the app on resize) decides the columns: those that fit, by PRIORITY; the
+    """`room` (cells, set by the workbench on resize) decides the columns: those that fit, by PRIORITY; the
     Safe column appears once a layer has been scanned. The Target column shows locks and a pending
     suggestion, and widens for them; the Layer column marks the selected layers.
 
-    It follows the workbench's state through reactives the app binds (`data_bind`): `stats` (the layers),
+    It follows the workbench's state through reactives the workbench binds (`data_bind`): `stats` (the layers),
     `targets`, `locked_layers`, `pending_suggestion`, `curves` (the scan), `tolerance` (what Safe means)
     and `selection`. Nothing else writes its cells.
 
@@ -118,7 +118,7 @@ class LayerTable(DataTable):
     BINDINGS = [
         Binding("home", "scroll_top", "First layer", show=False),
         Binding("end", "scroll_bottom", "Last layer", show=False),
-        Binding("enter", "app.layer_enter", "Exact target", show=False),
+        Binding("enter", "screen.layer_enter", "Exact target", show=False),
     ]
 
     room: reactive[int | None] = reactive(None)  # cells of width it may take (None: all columns)

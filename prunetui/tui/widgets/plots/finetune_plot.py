@@ -2,7 +2,7 @@
 
 from prunetui.core.events import EpochEnd
 from prunetui.tui.text import nice_ticks, tick_text
-from prunetui.tui.widgets.titled_plot import TitledPlot
+from prunetui.tui.widgets.plots.titled_plot import TitledPlot
 
 
 def accuracy_range(accuracies: list[float]) -> tuple[float, float]:

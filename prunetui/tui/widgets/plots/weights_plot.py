@@ -2,7 +2,7 @@
 
 from prunetui.tui.stats import Histogram
 from prunetui.tui.text import nice_ticks, short_label
-from prunetui.tui.widgets.titled_plot import TitledPlot
+from prunetui.tui.widgets.plots.titled_plot import TitledPlot
 
 
 class WeightsPlot(TitledPlot):

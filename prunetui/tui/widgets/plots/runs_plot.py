@@ -4,7 +4,7 @@ Runs that land on the same character cell share one label (`2,5`), so none hides
 
 from prunetui.core.runs import RunRecord
 from prunetui.tui.runs_view import run_accuracy
-from prunetui.tui.widgets.titled_plot import TitledPlot
+from prunetui.tui.widgets.plots.titled_plot import TitledPlot
 
 Point = tuple[float, float]
 
@@ -62,5 +62,5 @@ class RunsPlot(TitledPlot):
 
     def on_resize(self) -> None:
         """Which runs share a cell depends on the size: the controller redraws."""
-        if hasattr(self.app, "runs_tab"):
-            self.app.runs_tab.show(self.app.runs)
+        if hasattr(self.screen, "runs_tab"):
+            self.screen.runs_tab.show(self.screen.runs)

@@ -3,7 +3,7 @@ accuracy (green) and the floor of the tolerated drop (red) drawn over them. Roun
 
 from prunetui.tui.scan_curves import LAB_TOLERANCE, ScanCurves, Tolerance
 from prunetui.tui.text import nice_ticks, tick_text
-from prunetui.tui.widgets.titled_plot import TitledPlot
+from prunetui.tui.widgets.plots.titled_plot import TitledPlot
 
 
 class SensitivityPlot(TitledPlot):

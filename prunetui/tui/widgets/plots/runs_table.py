@@ -17,6 +17,7 @@ from prunetui.core.runs import RunRecord
 from prunetui.core.speedup import measured_speedup, speedup_of
 from prunetui.tui import keys
 from prunetui.tui.runs_view import run_accuracy
+from prunetui.tui.widgets.plots.runs_plot import RunsPlot
 
 LABELS = {
     "number": "#",
@@ -196,7 +197,7 @@ class RunsTable(DataTable):
         Binding("n", "note_run", "Name/note", tooltip="Name the selected run and write a note…"),
         Binding("O", "sort_runs", "Sort", tooltip="Sort the runs: oldest first, by size, by accuracy"),
     ]
-    """The keys only the runs table has (the others are the app's, shown or hidden here: keys.py)."""
+    """The keys only the runs table has (the others are the workbench's, shown or hidden here: keys.py)."""
     BINDINGS = [*keys.RUNS_TABLE_KEYS, *OWN_BINDINGS, *keys.RUNS_TABLE_HIDDEN]
 
     def __init__(self, **kwargs) -> None:
@@ -343,21 +344,26 @@ class RunsTable(DataTable):
         self.show_details()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """A suggestion waiting for its answer takes `n` (discard): the app's binding then runs."""
-        if action in ("note_run", "sort_runs") and self.app.pending_suggestion is not None:
+        """A suggestion waiting for its answer takes `n` (discard): the workbench's binding then runs."""
+        if action in ("note_run", "sort_runs") and self.screen.pending_suggestion is not None:
             return False
-        if action == "note_run" and self.app.busy:
+        if action == "note_run" and self.screen.busy:
             return None  # a finetune saves its own record meanwhile
         return True
 
     def action_note_run(self) -> None:
-        self.app.runs_tab.ask_note()
+        self.screen.runs_tab.ask_note()
 
     def action_sort_runs(self) -> None:
-        self.app.runs_tab.cycle_sort()
+        self.screen.runs_tab.cycle_sort()
 
     def on_mount(self) -> None:
         self._refit(self.size.width)
 
     def on_resize(self, event: events.Resize) -> None:
         self._refit(event.size.width)
+
+
+def runs_pane() -> list:
+    """The Runs tab: the table, the selected run told in full, accuracy vs size."""
+    return [RunsTable(id="runs"), RunDetails(id="run-details"), RunsPlot()]

@@ -4,7 +4,7 @@ from rich.console import RenderableType
 
 from prunetui.core.layers import LayerInfo
 from prunetui.tui.text import nice_ticks, short_label, tick_text
-from prunetui.tui.widgets.titled_plot import TitledPlot
+from prunetui.tui.widgets.plots.titled_plot import TitledPlot
 
 
 def tick_positions(labels: list[str], width: int) -> list[int]:

@@ -8,8 +8,8 @@ from textual.widgets import ContentSwitcher, Static
 
 from prunetui.tui.scan_curves import ScanCurves, Tolerance
 from prunetui.tui.text import short_label
-from prunetui.tui.widgets.sensitivity_grid import SensitivityGrid
-from prunetui.tui.widgets.sensitivity_plot import SensitivityPlot
+from prunetui.tui.widgets.plots.sensitivity_grid import SensitivityGrid
+from prunetui.tui.widgets.plots.sensitivity_plot import SensitivityPlot
 
 
 def header_text(

@@ -5,7 +5,7 @@ from typing import Any
 
 from textual.validation import ValidationResult, Validator
 
-from prunetui.tui.widgets.in_order_input import InOrderInput
+from prunetui.tui.screens.fields.in_order_input import InOrderInput
 
 
 class _ParsesWith(Validator):

@@ -1,0 +1,1 @@
+"""The fields the dialogs are made of."""
