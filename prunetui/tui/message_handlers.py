@@ -29,6 +29,7 @@ from prunetui.tui.messages import (
     SuggestionReady,
 )
 from prunetui.tui.scan_curves import ScanCurves
+from prunetui.tui.state_views import TRAINING_JOBS
 from prunetui.tui.widgets.job_log import JobLog
 
 
@@ -77,6 +78,8 @@ class MessageHandlers:
 
     def on_model_changed(self, message: ModelChanged) -> None:
         self.suggest.after_job()  # before the stats: the header reads its prediction
+        if self.job_title in TRAINING_JOBS:
+            self.epochs_version = message.stats.version  # the model the Finetune tab's epochs gave
         self.stats = message.stats
         self.sync_targets()  # a resume sets them; a failed job puts them back
         if self.curves.is_stale(message.stats.version):  # marked as of the model before, until

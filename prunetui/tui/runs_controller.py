@@ -86,6 +86,9 @@ class RunsController:
             return
         table, layer_names = self.table, self.bench.session.layer_names
         marked = table.marked_run
+        if marked is not None and marked.id == run.id:
+            self.bench.notify(f"{self._label(run)} is the marked run: move to another run, then d", severity="warning")
+            return
         reference = run_targets(marked, layer_names) if marked else dict(self.bench.targets)
         rows = targets_diff(layer_names, reference, run_targets(run, layer_names))
         title = f"{self._label(marked) if marked else 'Current targets'} → {self._label(run)}"

@@ -70,7 +70,7 @@ class SelectionFlow:
         first, last = sorted((names.index(self.range_start), names.index(cursor)))
         self.range_start = None
         bench.selection = bench.selection | set(names[first : last + 1])
-        bench.write_log(f"Selected {len(bench.selection)} layers: digits, +/-, enter and c edit them together")
+        bench.write_log(f"Selected {counted_layers(len(bench.selection))}: digits, +/-, enter and c edit them together")
 
     def select_all(self) -> None:
         """V: every layer, or none when every layer is selected already."""
@@ -96,7 +96,7 @@ class SelectionFlow:
             return
         self.range_start = None
         self.bench.selection = frozenset(matches)
-        self.bench.write_log(f"Selected {len(matches)} layers: digits, +/-, enter and c edit them together")
+        self.bench.write_log(f"Selected {counted_layers(len(matches))}: digits, +/-, enter and c edit them together")
         first = next(n for n in self._names() if n in self.bench.selection)
         self.table.move_cursor(row=self.table.get_row_index(first), animate=False, scroll=True)
 
@@ -142,3 +142,7 @@ class SelectionFlow:
         count = len(self.bench.selection)
         title = "Layers" if not count else f"Layers · {count} selected (esc clears)"
         self.bench.query_one("#table-pane").border_title = title
+
+
+def counted_layers(count: int) -> str:
+    return f"{count} layer{'s' * (count != 1)}"

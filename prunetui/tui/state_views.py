@@ -62,6 +62,7 @@ class StateViews:
         self.query_one("ParamsPlot").draw(stats.layers)
         self.draw_weights()
         self.watch_curves()  # the scan shown may now be of a model before
+        self.watch_epochs()  # and the finetune shown
 
     def watch_nonzero_only(self) -> None:
         self.draw_weights()
@@ -83,7 +84,9 @@ class StateViews:
 
     def watch_epochs(self) -> None:
         training = self.busy and self.job_title in TRAINING_JOBS
-        self.query_one("FinetunePlot").draw(self.epochs, self.accuracy_before_finetune, training)
+        version = self.stats.version if self.stats else None
+        stale = not training and self.epochs_version is not None and version != self.epochs_version
+        self.query_one("FinetunePlot").draw(self.epochs, self.accuracy_before_finetune, training, stale)
 
     def watch_busy(self) -> None:
         self.watch_epochs()

@@ -115,6 +115,8 @@ class WorkbenchScreen(Opening, KeyActions, StateViews, MessageHandlers, Screen):
         self.opener = opener
         self.start_profile = profile
         self.notes = notes or []  # what opening the model and data said (random weights, skipped files)
+        self.epochs_version: int | None = None
+        """The model state (ModelStats.version) the last finetune's `epochs` ended in."""
         if session is not None:  # else once the opener returns
             from prunetui.tui import panes
 

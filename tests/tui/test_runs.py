@@ -151,6 +151,8 @@ async def test_enter_loads_a_runs_targets_and_d_shows_the_difference(trained_sta
         assert [(a, b) for _, a, b in app.screen.rows] == [(0.0, 0.0), (0.5, 0.7), (0.0, 0.9), (0.0, 0.0)]
         await pilot.press("escape")
         assert not isinstance(app.screen, TargetsDiffScreen)
+        await pilot.press("up", "d")  # the marked run itself: nothing to compare
+        assert not isinstance(app.screen, TargetsDiffScreen)
 
 
 async def test_reopening_shows_the_runs_and_the_last_scan_without_scanning_again(trained_state, tmp_path):

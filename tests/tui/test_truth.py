@@ -147,3 +147,20 @@ async def test_s_offers_one_point_when_the_labs_drop_is_under_one_image(recordin
         assert isinstance(dialog, ScanSettingsDialog) and dialog.current.tolerance.points == 1.0
         note = str(dialog.query_one(".dialog-note").render())
         assert "1 offered" in note and "under one image" in note  # said, not silently switched
+
+
+async def test_the_finetune_tab_says_when_the_model_has_changed_since(slow_app):
+    """A finetune's curve, then a reset: the tab names it the finetune of the model before."""
+    from prunetui.tui.widgets.plots.finetune_plot import FinetunePlot
+
+    app = slow_app
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_idle(pilot)
+        app.workbench.set_target("conv2.weight", 0.5)
+        await start_finetune(pilot, epochs=1)
+        await wait_idle(pilot)
+        plot = app.query_one(FinetunePlot)
+        assert plot._titles[0].startswith("best ")
+        await pilot.press("r", "y")
+        await wait_idle(pilot)
+        assert plot._titles[0].startswith("finetune of the model before")

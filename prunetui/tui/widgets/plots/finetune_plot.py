@@ -13,8 +13,11 @@ def accuracy_range(accuracies: list[float]) -> tuple[float, float]:
 
 
 class FinetunePlot(TitledPlot):
-    def draw(self, epochs: list[EpochEnd], accuracy_before: float | None, training: bool = False) -> None:
-        """`training`: a finetune runs, so no epochs yet means its first has not ended."""
+    def draw(
+        self, epochs: list[EpochEnd], accuracy_before: float | None, training: bool = False, stale: bool = False
+    ) -> None:
+        """`training`: a finetune runs, so no epochs yet means its first has not ended. `stale`: the model
+        has changed since these epochs (a prune, a reset): the title says so."""
         plt = self.plt
         plt.clear_data()
         plt.xlabel("epoch")
@@ -41,6 +44,9 @@ class FinetunePlot(TitledPlot):
                 plt.hline(accuracy_before, "red")
                 before += " (red)"
         best_text = f"best {best.accuracy:.2f}% at epoch {best.epoch} (*)"
-        self.set_title(best_text + before, best_text)
+        if stale:
+            self.set_title(f"finetune of the model before · {best_text}", "finetune of the model before")
+        else:
+            self.set_title(best_text + before, best_text)
         plt.xticks(numbers)
         self.refresh()
