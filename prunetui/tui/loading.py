@@ -1,8 +1,9 @@
 """The workbench's first frame: drawn before torch is imported, while a thread opens the model and data.
 
 `prunetui` starts the app with an opener (a callable returning `workflow.opening.Opened`; it imports
-torch) instead of a session. The app composes its layout at once with a note in place of the layer
-table and empty plot tabs, runs the opener here, and fills the panes when `SessionOpened` arrives. Nothing
+torch) instead of a session. The workbench screen composes its layout at once with a note in place of
+the layer table and empty plot tabs, runs the opener here, and fills the panes when `SessionOpened`
+arrives. Nothing
 this module imports may import torch (a test checks `import prunetui.tui.app` in a subprocess).
 """
 

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 from textual import events
 
+from prunetui.tui.screens.fields.in_order_input import type_again
+
 if TYPE_CHECKING:
     from prunetui.tui.bench import Bench
 
@@ -61,10 +63,6 @@ class TypeAhead:
         if self.bench.busy:  # a held key started another job: the rest wait for it
             self.held = keys + self.held
             return
-        key, character = keys[0]
-        app = self.bench.app
-        # Made on the app's own task, as a typed key is: a key made here (on the screen's) would stop
-        # bubbling at the screen, its sender, before the app's bindings saw it.
-        app.call_later(lambda: app.post_message(events.Key(key, character)))
+        type_again(self.bench.app, keys[:1])
         # after the key's action has run and what it opened (a dialog) is on screen
         self.bench.call_after_refresh(lambda: self.bench.call_after_refresh(self._type, keys[1:]))

@@ -15,6 +15,7 @@ dialog read it: `0.25j` was refused and the enter was lost.
 from typing import ClassVar
 
 from textual import events
+from textual.app import App
 from textual.binding import Binding
 from textual.widgets import Input
 
@@ -51,11 +52,16 @@ class InOrderInput(Input):
             for key, character in keys:
                 self.post_message(events.Key(key, character))
             return
-        app = self.app
+        type_again(self.app, keys)
 
-        def type_again() -> None:  # made on the app's task, as typed keys are (they bubble up to it)
-            for key, character in keys:
-                app.post_message(events.Key(key, character))
 
-        if keys:
-            app.call_later(type_again)
+def type_again(app: App, keys: list[tuple[str, str | None]]) -> None:
+    """`keys` as if typed now. Made on the app's task, as typed keys are: a key made on a screen's task
+    stops bubbling at that screen (its sender), before the app's bindings see it."""
+
+    def post() -> None:
+        for key, character in keys:
+            app.post_message(events.Key(key, character))
+
+    if keys:
+        app.call_later(post)
